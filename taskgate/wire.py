@@ -4,7 +4,7 @@ The same names serve as gRPC metadata keys and as HTTP headers to the admin stre
 (HTTP header names are case-insensitive, gRPC metadata keys are lower case).
 """
 
-SERVICE_TOKEN = "x-taskgate-service-token"
+SERVICE_TOKEN = "x-taskgate-service-token"  # noqa: S105 - a header name, not a secret
 USER_ID = "x-taskgate-user-id"
 TENANT_ID = "x-taskgate-tenant-id"
 ROLE = "x-taskgate-role"

@@ -1,0 +1,50 @@
+# taskgate: `make run` starts everything locally, `make test` runs the whole suite.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.run-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+.PHONY: run test protos check-protos lint lint-protos test-servers clean
+
+run: $(RUN_STAMP)
+	$(VENV)/bin/taskgate run
+
+test: $(TEST_STAMP) test-servers check-protos lint
+	$(VENV)/bin/pytest
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@ $(RUN_STAMP)
+
+protos: $(TEST_STAMP)
+	$(PY) scripts/generate_protos.py
+
+check-protos: $(TEST_STAMP)
+	$(PY) scripts/generate_protos.py --check
+
+lint: $(TEST_STAMP) lint-protos
+	$(VENV)/bin/ruff check .
+
+# buf comes from the npm registry; without npx the proto lint is skipped with a note.
+lint-protos:
+	@if command -v npx >/dev/null 2>&1; then \
+		npx --yes @bufbuild/buf lint && echo "buf lint: clean"; \
+	else \
+		echo "buf lint skipped: npx not found"; \
+	fi
+
+test-servers:
+	@scripts/ensure_test_servers.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,220 @@
+"""The ``taskgate`` command: run everything, run one service, migrate, create API keys."""
+
+import argparse
+import os
+import pathlib
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from taskgate import api_keys
+
+STATE_DIR = pathlib.Path(".taskgate")
+DEV_KEY_FILE = STATE_DIR / "dev-api-key"
+DEV_EMAIL = "dev@taskgate.local"
+DEFAULT_GUNICORN_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen subcommand."""
+    parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the orchestrator and the gateway together (development)")
+    gateway = commands.add_parser("gateway", help="run the HTTP gateway under gunicorn")
+    gateway.add_argument("--config", default=str(DEFAULT_GUNICORN_CONFIG), help="gunicorn config file")
+    commands.add_parser("orchestrator", help="run the orchestrator (gRPC and admin stream server)")
+    commands.add_parser("migrate", help="apply the store's schema migrations")
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create an API key (and its user if new)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", default="cli")
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        return run_all()
+    if args.command == "gateway":
+        return run_gateway(args.config)
+    if args.command == "orchestrator":
+        from orchestrator.main import run_serve
+
+        return run_serve()
+    if args.command == "migrate":
+        from orchestrator.main import migrate
+
+        migrate(_offline_settings())
+        print("migrations applied")
+        return 0
+    from orchestrator.main import create_api_key
+
+    print(create_api_key(_offline_settings(), args.email, args.name))
+    return 0
+
+
+def run_gateway(config: str) -> int:
+    """Replace this process with gunicorn serving the gateway."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", config]
+    os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
+    return 0
+
+
+def _offline_settings():
+    """Return orchestrator settings for commands that only touch the store.
+
+    Such commands never serve, so a missing service token is given a throwaway value instead of
+    failing; everything else comes from the environment as usual.
+    """
+    from orchestrator.settings import OrchestratorSettings
+
+    environ = dict(os.environ)
+    environ.setdefault("TASKGATE_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    return OrchestratorSettings.from_env(environ)
+
+
+def _dev_api_key() -> str:
+    """Return the development key: TASKGATE_DEV_API_KEY, else the one kept under .taskgate/."""
+    configured = os.environ.get("TASKGATE_DEV_API_KEY")
+    if configured:
+        key = api_keys.normalise_api_key(configured)
+        if key is None:
+            raise SystemExit("TASKGATE_DEV_API_KEY must be sk_ followed by 64 hex characters")
+        return key
+    if DEV_KEY_FILE.exists():
+        key = api_keys.normalise_api_key(DEV_KEY_FILE.read_text())
+        if key is not None:
+            return key
+    key = api_keys.generate_api_key()
+    STATE_DIR.mkdir(exist_ok=True)
+    DEV_KEY_FILE.touch(mode=0o600)
+    DEV_KEY_FILE.write_text(key + "\n")
+    return key
+
+
+def _local_host(host: str) -> str:
+    """Return the address to reach a service listening on host from this machine."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host.strip("[]")  # noqa: S104
+
+
+def _wait_for_port(address: str, process: subprocess.Popen, name: str) -> None:
+    """Wait until address accepts connections, failing fast if the process exits first."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with status {process.returncode} during start-up")
+        try:
+            with socket.create_connection((_local_host(host), int(port)), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{name} did not listen on {address} within {START_TIMEOUT_SECONDS:.0f} s")
+
+
+def _wait_for_health(url: str, process: subprocess.Popen) -> None:
+    """Wait until the gateway answers its health route."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gateway exited with status {process.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - local http URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise SystemExit(f"gateway did not answer {url} within {START_TIMEOUT_SECONDS:.0f} s")
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """Ask each process to stop, then kill whatever is still running after the grace period."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_all() -> int:
+    """Start the orchestrator and the gateway in the foreground until Ctrl-C or one of them dies."""
+    from gateway.settings import GatewaySettings
+    from orchestrator.main import ensure_api_key
+    from orchestrator.main import migrate
+    from orchestrator.settings import OrchestratorSettings
+    from orchestrator.settings import SettingsError
+
+    environ = dict(os.environ)
+    # One token per run unless the operator fixed one: both children get it, nobody else needs it.
+    environ.setdefault("TASKGATE_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    try:
+        orchestrator_settings = OrchestratorSettings.from_env(environ)
+        gateway_settings = GatewaySettings.from_env(environ)
+    except (SettingsError, ValueError) as ex:
+        print(f"taskgate: {ex}", file=sys.stderr)
+        return 2
+    STATE_DIR.mkdir(exist_ok=True)
+    api_key = _dev_api_key()
+    migrate(orchestrator_settings)
+    ensure_api_key(orchestrator_settings, DEV_EMAIL, api_key, "dev")
+
+    command = [sys.executable, "-m", "taskgate.cli"]
+    processes: list[subprocess.Popen] = []
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        # Children get their own process group so a terminal Ctrl-C reaches only us; we stop them in order.
+        orchestrator = subprocess.Popen([*command, "orchestrator"], env=environ, process_group=0)
+        processes.append(orchestrator)
+        _wait_for_port(orchestrator_settings.grpc_addr, orchestrator, "orchestrator")
+        _wait_for_port(orchestrator_settings.admin_addr, orchestrator, "orchestrator admin server")
+        gateway = subprocess.Popen([*command, "gateway"], env=environ, process_group=0)
+        processes.insert(0, gateway)
+        base_url = "http://" + gateway_settings.bind.replace("0.0.0.0", "localhost")  # noqa: S104
+        _wait_for_health(base_url + "/health", gateway)
+        print(_banner(base_url, api_key), flush=True)
+        while not stopping:
+            for process in processes:
+                if process.poll() is not None:
+                    name = process.args[-1]
+                    print(f"taskgate: {name} exited with status {process.returncode}", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        print("taskgate: stopping", flush=True)
+        return 0
+    except SystemExit as ex:
+        print(f"taskgate: {ex}", file=sys.stderr)
+        return 1
+    finally:
+        _stop(processes)
+
+
+def _banner(base_url: str, api_key: str) -> str:
+    """Return what a developer needs to start using the running gateway."""
+    return f"""
+taskgate is running: gateway {base_url}  (Ctrl-C stops everything)
+
+  export TASKGATE_API_KEY={api_key}
+  curl -s -H "X-API-Key: $TASKGATE_API_KEY" -d '{{"query":"What is 2+2?"}}' {base_url}/api/v1/tasks
+  curl -N -H "X-API-Key: $TASKGATE_API_KEY" "{base_url}/api/v1/stream/sse?workflow_id=<task_id>"
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""A small Server-Sent Events reader for tests: frames exactly as they arrive on the wire."""
+
+import dataclasses
+import json
+
+import httpx
+
+
+@dataclasses.dataclass
+class Frame:
+    """One SSE frame (or comment) as received."""
+
+    id: str | None = None
+    event: str | None = None
+    data: str | None = None
+    retry: str | None = None
+    comment: str | None = None
+
+    def json(self) -> dict:
+        """Return the frame's data parsed as JSON."""
+        return json.loads(self.data)
+
+
+def parse_frames(lines):
+    """Yield a Frame per blank-line-terminated block of SSE lines."""
+    frame = Frame()
+    seen = False
+    for line in lines:
+        if line == "":
+            if seen:
+                yield frame
+            frame, seen = Frame(), False
+            continue
+        seen = True
+        if line.startswith(":"):
+            frame.comment = line[1:].strip()
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            frame.data = value if frame.data is None else frame.data + "\n" + value
+        elif field in ("id", "event", "retry"):
+            setattr(frame, field, value)
+    if seen:
+        yield frame
+
+
+def read_stream(
+    url: str, headers: dict, params: dict | None = None, stop_after: int | None = None, timeout: float = 30.0
+) -> list[Frame]:
+    """Read event frames from url until the server closes it or stop_after event frames arrived."""
+    frames = []
+    with httpx.stream("GET", url, headers=headers, params=params, timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for frame in parse_frames(response.iter_lines()):
+            if frame.event is None:
+                continue
+            frames.append(frame)
+            if stop_after is not None and len(frames) >= stop_after:
+                break
+    return frames

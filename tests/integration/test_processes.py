@@ -1,0 +1,170 @@
+"""Whole-process behaviour: `taskgate run`, restarts, the orchestrator going away, gthread workers."""
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from taskgate import api_keys
+from tests.integration.processes import REPO
+from tests.integration.processes import base_env
+from tests.integration.processes import create_api_key
+from tests.integration.processes import start_stack
+from tests.integration.processes import taskgate_command
+from tests.integration.processes import wait_until
+from tests.integration.sse import read_stream
+
+
+def _wait_completed(url: str, headers: dict, task_id: str) -> dict:
+    def completed():
+        task = httpx.get(f"{url}/api/v1/tasks/{task_id}", headers=headers).json()
+        return task if task.get("status") == "COMPLETED" else None
+
+    return wait_until(completed, what=f"task {task_id} to complete")
+
+
+def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_path):
+    env = base_env(tmp_path)
+    del env["TASKGATE_DATABASE_URL"]  # the embedded default: a SQLite file under .taskgate/
+    env["TASKGATE_DEV_API_KEY"] = api_keys.generate_api_key()
+    url = "http://" + env["TASKGATE_GATEWAY_BIND"]
+    process = subprocess.Popen(
+        taskgate_command("run"),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = []
+        for line in process.stdout:
+            banner.append(line)
+            if "Ctrl-C" in line:
+                break
+        output = "".join(banner)
+        assert env["TASKGATE_DEV_API_KEY"] in output, output
+        headers = {"X-API-Key": env["TASKGATE_DEV_API_KEY"]}
+
+        response = httpx.post(url + "/api/v1/tasks", headers=headers, json={"query": "What is 2+2?"})
+        assert response.status_code == 200, response.text
+        task = _wait_completed(url, headers, response.json()["task_id"])
+        assert "4" in task["result"]
+        assert (tmp_path / ".taskgate" / "taskgate.db").exists()
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url + "/health", timeout=1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_orchestrator_restart_gives_503_meanwhile_and_keeps_every_task(tmp_path):
+    stack = start_stack(tmp_path)
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "restart@example.com")}
+        before = httpx.post(
+            stack.url + "/api/v1/tasks", headers=headers, json={"query": "What is 3+4?"}
+        ).json()
+        _wait_completed(stack.url, headers, before["task_id"])
+
+        assert stack.orchestrator.stop() == 0
+        down = httpx.get(f"{stack.url}/api/v1/tasks/{before['task_id']}", headers=headers, timeout=30)
+        assert down.status_code == 503, down.text
+        assert down.json()["code"] == "unavailable"
+        assert int(down.headers["Retry-After"]) > 0
+        assert httpx.get(stack.url + "/readiness").status_code == 503
+        assert httpx.get(stack.url + "/health").status_code == 200
+
+        stack.orchestrator.start()
+        kept = wait_until(
+            lambda: (
+                (r := httpx.get(f"{stack.url}/api/v1/tasks/{before['task_id']}", headers=headers)).status_code
+                == 200
+                and r
+            ),
+            what="the gateway to reconnect",
+        )
+        assert kept.json()["status"] == "COMPLETED"
+        after = httpx.post(
+            stack.url + "/api/v1/tasks", headers=headers, json={"query": "What is 5+5?"}
+        ).json()
+        assert "10" in _wait_completed(stack.url, headers, after["task_id"])["result"]
+        assert wait_until(lambda: httpx.get(stack.url + "/readiness").status_code == 200, what="readiness")
+    finally:
+        stack.stop()
+
+
+def test_tasks_queued_while_the_orchestrator_restarts_still_run(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_SIM_STEP_SECONDS="0.5")
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "queued@example.com")}
+        task_ids = [
+            httpx.post(
+                stack.url + "/api/v1/tasks", headers=headers, json={"query": f"What is {n}+1?"}
+            ).json()["task_id"]
+            for n in range(3)
+        ]
+        time.sleep(0.3)
+        stack.orchestrator.stop()
+        stack.orchestrator.env = {**stack.env, "TASKGATE_SIM_STEP_SECONDS": "0.05"}
+        stack.orchestrator.start()
+
+        for task_id in task_ids:
+            task = wait_until(
+                lambda task_id=task_id: (
+                    (t := httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json())["status"]
+                    in ("COMPLETED", "FAILED")
+                    and t
+                ),
+                what=f"task {task_id} to finish after restart",
+            )
+            assert task["status"] in ("COMPLETED", "FAILED")
+            if task["status"] == "FAILED":
+                assert task["error"], task
+    finally:
+        stack.stop()
+
+
+def test_gthread_workers_serve_tasks_and_streams(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_GATEWAY_WORKER_CLASS="gthread")
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "gthread@example.com")}
+        task_id = httpx.post(stack.url + "/api/v1/tasks", headers=headers, json={"query": "hello"}).json()[
+            "task_id"
+        ]
+
+        frames = read_stream(stack.url + "/api/v1/stream/sse", headers, {"workflow_id": task_id})
+
+        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+        assert frames[-1].event == "done"
+    finally:
+        stack.stop()
+
+
+def test_orchestrator_refuses_to_start_without_a_service_token(tmp_path):
+    env = base_env(tmp_path)
+    del env["TASKGATE_SERVICE_TOKEN"]
+
+    result = subprocess.run(
+        taskgate_command("orchestrator"), env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert "TASKGATE_SERVICE_TOKEN" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_keys_create_prints_a_usable_key(tmp_path):
+    env = base_env(tmp_path)
+
+    key = create_api_key(env, "cli@example.com")
+
+    assert api_keys.normalise_api_key(key) == key
+    assert os.path.exists(env["TASKGATE_DATABASE_URL"].removeprefix("sqlite:///"))
