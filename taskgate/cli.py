@@ -208,11 +208,13 @@ def run_all() -> int:
 def _banner(base_url: str, api_key: str) -> str:
     """Return what a developer needs to start using the running gateway."""
     return f"""
-taskgate is running: gateway {base_url}  (Ctrl-C stops everything)
+taskgate is running: gateway {base_url}
 
   export TASKGATE_API_KEY={api_key}
   curl -s -H "X-API-Key: $TASKGATE_API_KEY" -d '{{"query":"What is 2+2?"}}' {base_url}/api/v1/tasks
   curl -N -H "X-API-Key: $TASKGATE_API_KEY" "{base_url}/api/v1/stream/sse?workflow_id=<task_id>"
+
+Ctrl-C stops everything.
 """
 
 

@@ -1,0 +1,186 @@
+"""Client of the orchestrator's admin stream server: open an SSE stream and relay it frame by frame.
+
+It uses ``http.client``, whose sockets gevent's monkey patching makes cooperative (and which works
+as plain blocking I/O under gthread). Errors before the first byte become the gateway's own error
+responses; once streaming, an upstream failure just ends the stream.
+"""
+
+import dataclasses
+import http.client
+import json
+import logging
+import urllib.parse
+
+from gateway.caller import CallContext
+from gateway.errors import ApiError
+from gateway.errors import error_for_status
+from gateway.errors import orchestrator_timeout
+from gateway.errors import orchestrator_unavailable
+from taskgate import wire
+
+logger = logging.getLogger(__name__)
+
+STREAM_PATH = "/stream/sse"
+_ERROR_BODY_LIMIT = 64 * 1024
+_READ_SIZE = 64 * 1024
+# An upstream frame longer than this is not SSE we understand; the stream is ended.
+_MAX_FRAME_BYTES = 1024 * 1024
+_FRAME_ENDINGS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamRequest:
+    """Which events a client asked for: the workflow, an optional type filter, a resume point."""
+
+    workflow_id: str
+    types: tuple[str, ...] = ()
+    last_event_id: int | None = None
+
+
+class SseFrames:
+    """An iterator over the complete SSE frames of an upstream response, each yielded on arrival.
+
+    It is the WSGI response body: the server calls ``close()`` when the response ends or the client
+    goes away, which closes the upstream connection (even if iteration never started).
+    """
+
+    def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._connection = connection
+        self._response = response
+        self._buffer = bytearray()
+        self._closed = False
+
+    def __iter__(self) -> "SseFrames":
+        """Return the iterator itself."""
+        return self
+
+    def __next__(self) -> bytes:
+        """Return the next complete frame, reading from upstream only as much as has arrived."""
+        while True:
+            end = _frame_end(self._buffer)
+            if end:
+                frame = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                return frame
+            if self._closed or len(self._buffer) > _MAX_FRAME_BYTES:
+                self.close()
+                raise StopIteration
+            try:
+                chunk = self._response.read1(_READ_SIZE)
+            except (OSError, http.client.HTTPException) as ex:
+                logger.warning("upstream stream ended with an error", extra={"error_type": type(ex).__name__})
+                chunk = b""
+            if not chunk:
+                # An incomplete frame at the end of the stream is discarded, as the SSE spec says.
+                self.close()
+                raise StopIteration
+            self._buffer += chunk
+
+    def close(self) -> None:
+        """Close the upstream response and connection."""
+        self._closed = True
+        self._response.close()
+        self._connection.close()
+
+
+class AdminStreamClient:
+    """Opens ``GET {admin_url}/stream/sse`` for a caller, with the service token and identity headers."""
+
+    def __init__(
+        self,
+        admin_url: str,
+        service_token: str,
+        connect_timeout_seconds: float,
+        read_timeout_seconds: float = 60.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(admin_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = parts.path.rstrip("/") + STREAM_PATH
+        self._service_token = service_token
+        self._connect_timeout = connect_timeout_seconds
+        self._read_timeout = read_timeout_seconds
+
+    def open(self, request: StreamRequest, context: CallContext) -> SseFrames:
+        """Open the upstream stream; raise the client's error (503, 504, or upstream 4xx) before any byte."""
+        connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = connection_class(self._host, self._port, timeout=self._connect_timeout)
+        try:
+            connection.connect()
+        except OSError:
+            connection.close()
+            logger.warning("admin stream server unreachable", extra={"request_id": context.request_id})
+            raise orchestrator_unavailable() from None
+        try:
+            connection.request("GET", self._target(request), headers=self._headers(request, context))
+            response = connection.getresponse()
+        except TimeoutError:
+            connection.close()
+            raise orchestrator_timeout() from None
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            raise orchestrator_unavailable() from None
+        if response.status != 200:
+            error = _upstream_error(response, context)
+            connection.close()
+            raise error
+        connection.sock.settimeout(self._read_timeout)
+        return SseFrames(connection, response)
+
+    def _target(self, request: StreamRequest) -> str:
+        query = {"workflow_id": request.workflow_id}
+        if request.types:
+            query["types"] = ",".join(request.types)
+        return f"{self._path}?{urllib.parse.urlencode(query)}"
+
+    def _headers(self, request: StreamRequest, context: CallContext) -> dict[str, str]:
+        headers = {
+            "Accept": "text/event-stream",
+            wire.SERVICE_TOKEN: self._service_token,
+            wire.REQUEST_ID: context.request_id,
+        }
+        if context.traceparent:
+            headers[wire.TRACEPARENT] = context.traceparent
+        if context.principal is not None:
+            headers[wire.USER_ID] = context.principal.user_id
+            headers[wire.TENANT_ID] = context.principal.tenant_id
+            headers[wire.ROLE] = context.principal.role
+        if request.last_event_id is not None:
+            headers["Last-Event-ID"] = str(request.last_event_id)
+        return headers
+
+
+def _frame_end(buffer: bytearray) -> int:
+    """Return the index just past the first frame terminator in the buffer, 0 when there is none."""
+    ends = [index + len(ending) for ending in _FRAME_ENDINGS if (index := buffer.find(ending)) >= 0]
+    return min(ends, default=0)
+
+
+def _upstream_error(response: http.client.HTTPResponse, context: CallContext) -> ApiError:
+    """Turn a refused upstream stream into the gateway's error: same status, our body.
+
+    The admin server's 4xx messages are static strings written for clients and are passed on. A
+    401 means it refused the gateway's service token, a deployment fault rather than the client's.
+    """
+    status = response.status
+    if status == 401 or status >= 500 or status < 400:
+        logger.error(
+            "admin stream server refused the stream",
+            extra={"status": status, "request_id": context.request_id},
+        )
+        return error_for_status(500 if status < 500 else status)
+    default = error_for_status(status)
+    try:
+        body = json.loads(response.read(_ERROR_BODY_LIMIT))
+    except (OSError, http.client.HTTPException, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return default
+    message = body.get("error")
+    code = body.get("code")
+    return ApiError(
+        status,
+        message if isinstance(message, str) and message else default.message,
+        code if isinstance(code, str) and code else default.error_code,
+    )

@@ -1,0 +1,94 @@
+"""The one place the gateway's Falcon app is wired: middleware, routes, error handling."""
+
+import dataclasses
+
+import falcon
+import grpc
+
+from gateway.admin_stream import AdminStreamClient
+from gateway.api_key_validator import ApiKeyValidator
+from gateway.errors import handle_rpc_error
+from gateway.errors import handle_unexpected_error
+from gateway.errors import serialize_error
+from gateway.middleware.access_log import AccessLogMiddleware
+from gateway.middleware.auth import AuthMiddleware
+from gateway.middleware.body_limit import BodyLimitMiddleware
+from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.middleware.security_headers import SecurityHeadersMiddleware
+from gateway.orchestrator_client import OrchestratorClient
+from gateway.resources.health import HealthResource
+from gateway.resources.health import ReadinessResource
+from gateway.resources.openapi import OpenApiResource
+from gateway.resources.stream import StreamOpener
+from gateway.resources.stream import StreamResource
+from gateway.resources.tasks import TaskEventsResource
+from gateway.resources.tasks import TaskResource
+from gateway.resources.tasks import TasksResource
+from gateway.settings import GatewaySettings
+
+
+@dataclasses.dataclass(frozen=True)
+class Dependencies:
+    """The gateway's connections to the outside; a test passes its own objects for any of them.
+
+    ``orchestrator`` answers the unary calls (``OrchestratorClient``'s methods), ``api_keys``
+    resolves API keys to principals, ``admin_stream`` opens upstream event streams.
+    """
+
+    orchestrator: OrchestratorClient
+    api_keys: ApiKeyValidator
+    admin_stream: StreamOpener
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GatewaySettings,
+        *,
+        orchestrator: OrchestratorClient | None = None,
+        api_keys: ApiKeyValidator | None = None,
+        admin_stream: StreamOpener | None = None,
+    ) -> "Dependencies":
+        """Build the real dependencies, keeping any replacement given; the key cache wraps orchestrator."""
+        if orchestrator is None:
+            orchestrator = OrchestratorClient(
+                settings.orchestrator_addr, settings.service_token, settings.upstream_timeout_seconds
+            )
+        if api_keys is None:
+            api_keys = ApiKeyValidator(orchestrator, settings.api_key_cache_seconds)
+        if admin_stream is None:
+            admin_stream = AdminStreamClient(
+                settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
+            )
+        return cls(orchestrator=orchestrator, api_keys=api_keys, admin_stream=admin_stream)
+
+
+def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> falcon.App:
+    """Return the gateway's WSGI app; without ``deps`` it connects to the configured orchestrator."""
+    if deps is None:
+        deps = Dependencies.from_settings(settings)
+    app = falcon.App(
+        middleware=[
+            RequestIdMiddleware(),
+            AccessLogMiddleware(),
+            SecurityHeadersMiddleware(),
+            BodyLimitMiddleware(settings.max_body_bytes),
+            # Rate limiting and then idempotency, both keyed by caller, go after authentication.
+            AuthMiddleware(deps.api_keys),
+        ]
+    )
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected_error)
+    app.add_error_handler(grpc.RpcError, handle_rpc_error)
+
+    health = HealthResource()
+    readiness = ReadinessResource(deps.orchestrator)
+    for path in ("/health", "/healthz"):
+        app.add_route(path, health)
+    for path in ("/readiness", "/ready", "/readyz"):
+        app.add_route(path, readiness)
+    app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/api/v1/tasks", TasksResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}", TaskResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/events", TaskEventsResource(deps.orchestrator))
+    app.add_route("/api/v1/stream/sse", StreamResource(deps.admin_stream))
+    return app

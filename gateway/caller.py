@@ -1,0 +1,53 @@
+"""Who is calling: the authenticated principal and the correlation ids forwarded with every call."""
+
+import dataclasses
+
+import falcon
+
+from taskgate.orchestrator.v1 import auth_pb2
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """The user a credential belongs to, with the tenant, role and limits the orchestrator assigned."""
+
+    user_id: str
+    tenant_id: str
+    role: str
+    tier: str = ""
+    api_key_id: str = ""
+    scopes: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 0
+    rate_limit_per_hour: int = 0
+
+    @classmethod
+    def from_proto(cls, message: auth_pb2.Principal) -> "Principal":
+        """Build a principal from the orchestrator's ValidateApiKey answer."""
+        return cls(
+            user_id=message.user_id,
+            tenant_id=message.tenant_id,
+            role=message.role,
+            tier=message.tier,
+            api_key_id=message.api_key_id,
+            scopes=tuple(message.scopes),
+            rate_limit_per_minute=message.rate_limit_per_minute,
+            rate_limit_per_hour=message.rate_limit_per_hour,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CallContext:
+    """What an upstream call forwards about the request: caller identity, request id, trace context."""
+
+    request_id: str
+    traceparent: str | None = None
+    principal: Principal | None = None
+
+
+def call_context(req: falcon.Request) -> CallContext:
+    """Return the call context the middleware recorded on a request."""
+    return CallContext(
+        request_id=req.context.request_id,
+        traceparent=req.context.get("traceparent"),
+        principal=req.context.get("principal"),
+    )

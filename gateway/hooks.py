@@ -1,0 +1,54 @@
+"""Per-route ``falcon.before`` hooks: a JSON body, a well-formed id in the path."""
+
+import json
+
+import falcon
+
+from gateway.errors import ApiError
+from gateway.errors import ValidationError
+from gateway.errors import error_for_status
+from gateway.middleware.body_limit import is_chunked
+from gateway.validation import ID_RULE
+from gateway.validation import is_valid_id
+
+
+def require_json_object(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
+    """Parse the body as a JSON object into ``req.context.json``: 415 if not JSON, 400 if malformed."""
+    if not _is_json_media_type(req.content_type):
+        raise error_for_status(415)
+    if req.content_length is not None:
+        raw = req.bounded_stream.read()
+    elif is_chunked(req):
+        raw = req.stream.read()
+    else:
+        raw = b""
+    if not raw.strip():
+        raise ApiError(400, "Request body must be a JSON object", "bad_request")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "Request body is not valid JSON", "bad_request") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object", "bad_request")
+    req.context.json = body
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    """Return whether a Content-Type is application/json or an application/*+json type."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == falcon.MEDIA_JSON or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _reject_constant(name: str) -> None:
+    """Refuse NaN and Infinity, which Python's parser accepts but JSON does not have."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def require_valid_id(
+    req: falcon.Request, resp: falcon.Response, resource: object, params: dict, field: str
+) -> None:
+    """Reject a path id that does not match the id pattern of API.md with 400."""
+    if not is_valid_id(params[field]):
+        raise ValidationError([{"field": field, "message": ID_RULE}])

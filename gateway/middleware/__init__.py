@@ -1,0 +1,1 @@
+"""Request middleware, one concern per module, in the order ``gateway.app`` installs them."""

@@ -1,0 +1,129 @@
+"""The gateway's gRPC client of the orchestrator: identity metadata, deadlines, one channel per process.
+
+The channel is created on first use and again in any process that did not create it, so a gunicorn
+worker never shares the master's channel (gRPC channels do not survive fork) and nothing connects
+at import time. Failed calls raise ``grpc.RpcError``; ``gateway.errors`` maps them to HTTP.
+"""
+
+import dataclasses
+import os
+import threading
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
+
+from gateway.caller import CallContext
+from taskgate import __version__
+from taskgate import wire
+from taskgate.orchestrator.v1 import auth_pb2
+from taskgate.orchestrator.v1 import auth_pb2_grpc
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import events_pb2_grpc
+from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.orchestrator.v1 import tasks_pb2_grpc
+
+_CHANNEL_OPTIONS = (("grpc.primary_user_agent", f"taskgate-gateway/{__version__}"),)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stubs:
+    """The stubs of one channel, created together with it."""
+
+    channel: grpc.Channel
+    pid: int
+    auth: auth_pb2_grpc.AuthServiceStub
+    tasks: tasks_pb2_grpc.TaskServiceStub
+    events: events_pb2_grpc.EventServiceStub
+    health: health_pb2_grpc.HealthStub
+
+    @classmethod
+    def connect(cls, address: str) -> "_Stubs":
+        channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        return cls(
+            channel=channel,
+            pid=os.getpid(),
+            auth=auth_pb2_grpc.AuthServiceStub(channel),
+            tasks=tasks_pb2_grpc.TaskServiceStub(channel),
+            events=events_pb2_grpc.EventServiceStub(channel),
+            health=health_pb2_grpc.HealthStub(channel),
+        )
+
+
+class OrchestratorClient:
+    """Calls the orchestrator's services on behalf of an authenticated caller, with a deadline."""
+
+    def __init__(self, address: str, service_token: str, timeout_seconds: float) -> None:
+        self._address = address
+        self._service_token = service_token
+        self._timeout = timeout_seconds
+        self._lock = threading.Lock()
+        self._stubs: _Stubs | None = None
+
+    def validate_api_key(self, api_key: str, context: CallContext) -> auth_pb2.Principal:
+        """Resolve an API key to its principal; an unknown, revoked or expired key is UNAUTHENTICATED."""
+        request = auth_pb2.ValidateApiKeyRequest(api_key=api_key)
+        response = self._call(self._connection().auth.ValidateApiKey, request, context)
+        return response.principal
+
+    def submit_task(
+        self, request: tasks_pb2.SubmitTaskRequest, context: CallContext
+    ) -> tasks_pb2.SubmitTaskResponse:
+        """Queue a task for the caller."""
+        return self._call(self._connection().tasks.SubmitTask, request, context)
+
+    def get_task(self, task_id: str, context: CallContext) -> tasks_pb2.Task:
+        """Read one of the caller's tasks; someone else's is NOT_FOUND."""
+        request = tasks_pb2.GetTaskRequest(task_id=task_id)
+        return self._call(self._connection().tasks.GetTask, request, context).task
+
+    def list_tasks(
+        self, request: tasks_pb2.ListTasksRequest, context: CallContext
+    ) -> tasks_pb2.ListTasksResponse:
+        """List the caller's tasks, newest first."""
+        return self._call(self._connection().tasks.ListTasks, request, context)
+
+    def list_events(
+        self, request: events_pb2.ListEventsRequest, context: CallContext
+    ) -> events_pb2.ListEventsResponse:
+        """Page through one of the caller's tasks' stored events."""
+        return self._call(self._connection().events.ListEvents, request, context)
+
+    def is_serving(self, timeout_seconds: float) -> bool:
+        """Return whether the orchestrator's gRPC health check answers SERVING within the timeout."""
+        request = health_pb2.HealthCheckRequest(service="")
+        try:
+            response = self._connection().health.Check(request, timeout=timeout_seconds)
+        except grpc.RpcError:
+            return False
+        return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    def close(self) -> None:
+        """Close this process's channel, if it has one."""
+        with self._lock:
+            if self._stubs is not None and self._stubs.pid == os.getpid():
+                self._stubs.channel.close()
+            self._stubs = None
+
+    def _call(self, method, request, context: CallContext):
+        return method(request, metadata=self._metadata(context), timeout=self._timeout)
+
+    def _metadata(self, context: CallContext) -> list[tuple[str, str]]:
+        metadata = [(wire.SERVICE_TOKEN, self._service_token), (wire.REQUEST_ID, context.request_id)]
+        if context.traceparent:
+            metadata.append((wire.TRACEPARENT, context.traceparent))
+        if context.principal is not None:
+            metadata.append((wire.USER_ID, context.principal.user_id))
+            metadata.append((wire.TENANT_ID, context.principal.tenant_id))
+            metadata.append((wire.ROLE, context.principal.role))
+        return metadata
+
+    def _connection(self) -> _Stubs:
+        stubs = self._stubs
+        if stubs is not None and stubs.pid == os.getpid():
+            return stubs
+        with self._lock:
+            if self._stubs is None or self._stubs.pid != os.getpid():
+                # A channel inherited over fork is unusable and is dropped, not closed.
+                self._stubs = _Stubs.connect(self._address)
+            return self._stubs

@@ -1,0 +1,148 @@
+"""Protobuf messages to the JSON shapes of API.md."""
+
+import datetime
+import json
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from taskgate.orchestrator.v1 import common_pb2
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.rfc3339 import format_datetime
+
+_STATUS_PREFIX = "TASK_STATUS_"
+STATUS_NAMES = tuple(
+    name.removeprefix(_STATUS_PREFIX)
+    for name, value in common_pb2.TaskStatus.items()
+    if value != common_pb2.TASK_STATUS_UNSPECIFIED
+)
+
+
+def status_name(status: int) -> str:
+    """Return the API's name of a task status (``QUEUED``, ``RUNNING``, …)."""
+    return common_pb2.TaskStatus.Name(status).removeprefix(_STATUS_PREFIX)
+
+
+def status_value(name: str) -> int:
+    """Return the enum value of an API status name, any case; raise ValueError for an unknown one."""
+    upper = name.upper()
+    if upper not in STATUS_NAMES:
+        raise ValueError(f"unknown task status {name!r}")
+    return common_pb2.TaskStatus.Value(_STATUS_PREFIX + upper)
+
+
+def timestamp(message: Any, field: str) -> str | None:
+    """Return a Timestamp field of a message as RFC 3339, or None when it is unset."""
+    if not message.HasField(field):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(message, field)
+    return format_datetime(value.ToDatetime(tzinfo=datetime.UTC))
+
+
+def task_summary(task: tasks_pb2.Task) -> dict[str, Any]:
+    """Return a task as an item of ``GET /api/v1/tasks``."""
+    return {
+        "task_id": task.task_id,
+        "query": task.query,
+        "status": status_name(task.status),
+        "mode": task.mode or None,
+        "created_at": timestamp(task, "created_at"),
+        "completed_at": timestamp(task, "completed_at"),
+        "total_token_usage": {
+            "total_tokens": task.usage.total_tokens,
+            "prompt_tokens": task.usage.prompt_tokens,
+            "completion_tokens": task.usage.completion_tokens,
+            "cost_usd": task.usage.cost_usd,
+        },
+    }
+
+
+def task_detail(task: tasks_pb2.Task) -> dict[str, Any]:
+    """Return a task as ``GET /api/v1/tasks/{id}`` shows it."""
+    return {
+        "task_id": task.task_id,
+        "workflow_id": task.workflow_id,
+        "session_id": task.session_id or None,
+        "query": task.query,
+        "status": status_name(task.status),
+        "progress": task.progress,
+        "result": task.result or None,
+        "response": _response(task.result),
+        "error": task.error or None,
+        "mode": task.mode or None,
+        "context": _json_or_none(task.context_json),
+        "model_used": task.model_used or None,
+        "provider": task.provider or None,
+        "usage": {
+            "total_tokens": task.usage.total_tokens,
+            "input_tokens": task.usage.prompt_tokens,
+            "output_tokens": task.usage.completion_tokens,
+            "estimated_cost": task.usage.cost_usd,
+        },
+        "pending_approval": _pending_approval(task),
+        "created_at": timestamp(task, "created_at"),
+        "updated_at": timestamp(task, "updated_at"),
+        "started_at": timestamp(task, "started_at"),
+        "completed_at": timestamp(task, "completed_at"),
+    }
+
+
+def submitted_task(response: tasks_pb2.SubmitTaskResponse) -> dict[str, Any]:
+    """Return the body of a successful ``POST /api/v1/tasks``."""
+    task = response.task
+    return {
+        "task_id": task.task_id,
+        "workflow_id": task.workflow_id,
+        "session_id": task.session_id,
+        "status": status_name(task.status),
+        "message": response.message or "Task submitted",
+        "created_at": timestamp(task, "created_at"),
+    }
+
+
+def event(message: events_pb2.Event) -> dict[str, Any]:
+    """Return an event in the event JSON of docs/internals.md."""
+    payload = _json_or_none(message.payload_json)
+    return {
+        "workflow_id": message.workflow_id,
+        "type": message.type,
+        "agent_id": message.agent_id,
+        "message": message.message,
+        "payload": payload if payload is not None else {},
+        "timestamp": timestamp(message, "timestamp"),
+        "seq": message.seq,
+        "stream_id": message.stream_id,
+    }
+
+
+def _pending_approval(task: tasks_pb2.Task) -> dict[str, Any] | None:
+    if not task.HasField("pending_approval"):
+        return None
+    approval = task.pending_approval
+    proposed_action = _json_or_none(approval.proposed_action_json)
+    if proposed_action is None:
+        proposed_action = approval.proposed_action_json or None
+    return {
+        "approval_id": approval.approval_id,
+        "proposed_action": proposed_action,
+        "reason": approval.reason,
+        "requested_at": timestamp(approval, "requested_at"),
+    }
+
+
+def _response(result: str) -> Any:
+    """Return the result parsed when it is a JSON object, else the text itself (None when empty)."""
+    if not result:
+        return None
+    parsed = _json_or_none(result)
+    return parsed if isinstance(parsed, dict) else result
+
+
+def _json_or_none(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -1,0 +1,55 @@
+"""Hosting the admin ASGI app with uvicorn inside the orchestrator's running event loop."""
+
+import asyncio
+import socket
+from collections.abc import Awaitable
+from collections.abc import Callable
+
+import uvicorn
+
+# Open SSE streams never end on their own; after this long at shutdown they are cut.
+SHUTDOWN_GRACE_SECONDS = 2
+
+
+class AdminServer:
+    """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._main_loop: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Bind and start serving; return the bound port. Raises OSError when the address is taken."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        self._socket = socket.create_server((self._host, self._port), family=family)
+        config = uvicorn.Config(
+            self._app,
+            lifespan="off",
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
+        config.load()
+        self._server = uvicorn.Server(config)
+        # startup/main_loop/shutdown instead of serve(): serve() installs its own signal handlers,
+        # and the orchestrator owns SIGINT/SIGTERM for both of its servers. serve() would also
+        # set up the (disabled) lifespan protocol, which startup() expects.
+        self._server.lifespan = config.lifespan_class(config)
+        await self._server.startup(sockets=[self._socket])
+        self._main_loop = asyncio.create_task(self._server.main_loop(), name="admin server")
+        return self._socket.getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, let open responses end within the grace period, then cut them."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._main_loop is not None:
+            await self._main_loop
+        await self._server.shutdown(sockets=[self._socket] if self._socket else None)
+        self._server = None

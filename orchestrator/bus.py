@@ -1,0 +1,119 @@
+"""The event bus: fans published events out to the watchers of a workflow.
+
+``EventBus`` is the interface; ``InProcessEventBus`` serves one orchestrator process. A bus over
+Redis Streams replaces it when several replicas must see each other's events.
+"""
+
+import abc
+import asyncio
+import collections
+import logging
+
+from orchestrator.events import Event
+
+logger = logging.getLogger(__name__)
+
+
+class SubscriptionOverflowError(Exception):
+    """The watcher fell further behind than its buffer allows and was cut off."""
+
+
+class Subscription(abc.ABC):
+    """The live events of one workflow, in publication order, for one watcher."""
+
+    @abc.abstractmethod
+    async def next_event(self) -> Event:
+        """Wait for the next event; raise SubscriptionOverflowError once the watcher has been cut off."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop receiving events; safe to call more than once."""
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.next_event()
+
+
+class EventBus(abc.ABC):
+    """Delivers each published event to every current subscriber of its workflow."""
+
+    @abc.abstractmethod
+    def subscribe(self, workflow_id: str, maxsize: int) -> Subscription:
+        """Start receiving the workflow's events from now on, buffering at most ``maxsize``."""
+
+    @abc.abstractmethod
+    async def publish(self, event: Event) -> None:
+        """Deliver an event without waiting for any watcher to consume it."""
+
+
+class _QueueSubscription(Subscription):
+    """A subscription backed by a bounded in-process queue."""
+
+    def __init__(self, bus: "InProcessEventBus", workflow_id: str, maxsize: int) -> None:
+        self.workflow_id = workflow_id
+        self.overflowed = False
+        self._bus = bus
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        self._closed = False
+
+    def offer(self, event: Event) -> bool:
+        """Queue an event; on a full queue mark the subscription overflowed and return False."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            return False
+        return True
+
+    async def next_event(self) -> Event:
+        """Wait for the next event; raise SubscriptionOverflowError once the watcher has been cut off."""
+        if self.overflowed:
+            raise SubscriptionOverflowError(self.workflow_id)
+        return await self._queue.get()
+
+    def close(self) -> None:
+        """Stop receiving events; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._bus.discard(self)
+
+
+class InProcessEventBus(EventBus):
+    """An event bus for one process: one bounded queue per watcher, no network hop."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[_QueueSubscription]] = collections.defaultdict(set)
+
+    def subscribe(self, workflow_id: str, maxsize: int) -> Subscription:
+        """Start receiving the workflow's events from now on, buffering at most ``maxsize``."""
+        subscription = _QueueSubscription(self, workflow_id, maxsize)
+        self._subscribers[workflow_id].add(subscription)
+        return subscription
+
+    async def publish(self, event: Event) -> None:
+        """Queue the event for every watcher of its workflow; cut off any watcher whose queue is full."""
+        subscribers = self._subscribers.get(event.workflow_id)
+        if not subscribers:
+            return
+        for subscription in list(subscribers):
+            if not subscription.offer(event):
+                logger.warning(
+                    "watcher cut off: buffer full",
+                    extra={"workflow_id": event.workflow_id, "seq": event.seq},
+                )
+                self.discard(subscription)
+
+    def subscriber_count(self, workflow_id: str) -> int:
+        """Return how many watchers follow a workflow right now."""
+        return len(self._subscribers.get(workflow_id, ()))
+
+    def discard(self, subscription: _QueueSubscription) -> None:
+        """Forget a subscription (closed or cut off)."""
+        subscribers = self._subscribers.get(subscription.workflow_id)
+        if subscribers is None:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._subscribers[subscription.workflow_id]

@@ -1,0 +1,42 @@
+"""The engine's side of a runner's context: events through the recorder, progress to the store."""
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.engine.recorder import EventRecorder
+from orchestrator.runners.base import RunContext
+from orchestrator.runners.base import RunTask
+from orchestrator.store.base import Store
+
+
+class TaskRunContext(RunContext):
+    """What a runner sees of the engine while it runs one task."""
+
+    def __init__(self, task: RunTask, recorder: EventRecorder, store: Store) -> None:
+        self._task = task
+        self._recorder = recorder
+        self._store = store
+
+    @property
+    def task(self) -> RunTask:
+        """The task being run."""
+        return self._task
+
+    async def emit(
+        self, event_type: str, message: str = "", payload: Mapping[str, Any] | None = None, agent_id: str = ""
+    ) -> None:
+        """Record an event of the task; it is stored before any watcher sees it."""
+        await self._recorder.emit(event_type, message, payload, agent_id)
+
+    async def checkpoint(self) -> None:
+        """Give the engine a say between two steps; for now it only yields to other work.
+
+        Pause and cancel signals will be honoured here: the runner is between steps, so stopping
+        or holding it leaves nothing half done.
+        """
+        await asyncio.sleep(0)
+
+    async def report_progress(self, fraction: float) -> None:
+        """Record how far the run is, 0..1."""
+        await self._store.update_task_progress(self._task.workflow_id, fraction)

@@ -1,0 +1,120 @@
+"""Checking a task submission and turning it into what the store keeps."""
+
+import dataclasses
+import json
+from typing import Any
+
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.identifiers import ID_RULE
+from orchestrator.identifiers import is_valid_id
+
+MODES = ("simple", "standard", "complex", "supervisor")
+MODEL_TIERS = ("small", "medium", "large")
+RESEARCH_STRATEGIES = ("quick", "standard", "deep", "academic")
+DEFAULT_MODE = "standard"
+DEFAULT_MODEL_TIER = "small"
+MAX_QUERY_CHARACTERS = 10_000
+MAX_CONTEXT_BYTES = 64 * 1024
+MAX_OVERRIDE_CHARACTERS = 128
+MAX_TIMEOUT_SECONDS = 86_400
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSubmission:
+    """A task request as the client sent it: raw values, checked by ``validate_submission``."""
+
+    query: str
+    session_id: str = ""
+    context_json: str = ""
+    mode: str = ""
+    model_tier: str = ""
+    model_override: str = ""
+    provider_override: str = ""
+    research_strategy: str = ""
+    max_iterations: int | None = None
+    max_concurrent_agents: int | None = None
+    enable_verification: bool | None = None
+    require_approval: bool = False
+    timeout_seconds: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidSubmission:
+    """A checked submission: normalised values, the context parsed, the request options gathered."""
+
+    query: str
+    session_id: str | None
+    context: dict[str, Any]
+    mode: str
+    options: dict[str, Any]
+
+
+def validate_submission(submission: TaskSubmission) -> ValidSubmission:
+    """Check every field; raise InvalidArgumentError naming the first bad one."""
+    query = submission.query
+    if not query.strip() or len(query) > MAX_QUERY_CHARACTERS:
+        raise InvalidArgumentError("query", f"query must be 1..{MAX_QUERY_CHARACTERS} characters")
+    session_id = submission.session_id or None
+    if session_id is not None and not is_valid_id(session_id):
+        raise InvalidArgumentError("session_id", f"session_id must be {ID_RULE}")
+    options: dict[str, Any] = {
+        "model_tier": _choice("model_tier", submission.model_tier, MODEL_TIERS, DEFAULT_MODEL_TIER),
+        "require_approval": submission.require_approval,
+    }
+    strategy = _choice("research_strategy", submission.research_strategy, RESEARCH_STRATEGIES, None)
+    optional_values = {
+        "model_override": _override("model_override", submission.model_override),
+        "provider_override": _override("provider_override", submission.provider_override),
+        "research_strategy": strategy,
+        "max_iterations": _bounded("max_iterations", submission.max_iterations, 1, 50),
+        "max_concurrent_agents": _bounded("max_concurrent_agents", submission.max_concurrent_agents, 1, 20),
+        "enable_verification": submission.enable_verification,
+        # 0 asks for the server default, so it is not stored.
+        "timeout_seconds": _bounded("timeout_seconds", submission.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
+        or None,
+    }
+    options.update({name: value for name, value in optional_values.items() if value is not None})
+    return ValidSubmission(
+        query=query,
+        session_id=session_id,
+        context=_context(submission.context_json),
+        mode=_choice("mode", submission.mode, MODES, DEFAULT_MODE),
+        options=options,
+    )
+
+
+def _choice(field: str, raw: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value not in allowed:
+        raise InvalidArgumentError(field, f"{field} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _override(field: str, raw: str) -> str | None:
+    value = raw.strip()
+    if len(value) > MAX_OVERRIDE_CHARACTERS:
+        raise InvalidArgumentError(field, f"{field} must be at most {MAX_OVERRIDE_CHARACTERS} characters")
+    return value or None
+
+
+def _bounded(field: str, value: int | None, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise InvalidArgumentError(field, f"{field} must be {low}..{high}")
+    return value
+
+
+def _context(raw: str) -> dict[str, Any]:
+    message = f"context must be a JSON object of at most {MAX_CONTEXT_BYTES} bytes"
+    if not raw.strip():
+        return {}
+    if len(raw.encode("utf-8")) > MAX_CONTEXT_BYTES:
+        raise InvalidArgumentError("context", message)
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidArgumentError("context", message) from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError("context", message)
+    return value

@@ -1,0 +1,55 @@
+"""Domain errors whose message is a static string written for clients.
+
+The gRPC layer turns each kind into one status code (``orchestrator.services.status``); the
+message travels as the status details, so it never carries exception text, SQL or a path.
+"""
+
+
+class OrchestratorError(Exception):
+    """Base of the errors a client may see; ``public_message`` is safe to show."""
+
+    default_message = "Request failed"
+
+    def __init__(self, public_message: str | None = None) -> None:
+        self.public_message = public_message or self.default_message
+        super().__init__(self.public_message)
+
+
+class InvalidArgumentError(OrchestratorError):
+    """A request field is malformed; the message names the field."""
+
+    default_message = "Invalid request"
+
+    def __init__(self, field: str, public_message: str) -> None:
+        self.field = field
+        super().__init__(public_message)
+
+
+class NotFoundError(OrchestratorError):
+    """The thing is missing or belongs to someone else (the two are indistinguishable)."""
+
+    default_message = "Not found"
+
+
+class TaskNotFoundError(NotFoundError):
+    """The task is missing or not the caller's."""
+
+    default_message = "Task not found"
+
+
+class SessionNotFoundError(NotFoundError):
+    """The session is missing, deleted or not the caller's."""
+
+    default_message = "Session not found"
+
+
+class AlreadyExistsError(OrchestratorError):
+    """Something with the same unique name exists already."""
+
+    default_message = "Already exists"
+
+
+class UnauthenticatedError(OrchestratorError):
+    """No usable credentials came with the call."""
+
+    default_message = "Authentication required"

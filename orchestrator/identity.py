@@ -1,0 +1,123 @@
+"""Resolving who is calling: a service token with forwarded identity, or an API key.
+
+The orchestrator trusts ``x-taskgate-user-id`` (and tenant and role) only next to a valid service
+token, compared in constant time. A service calling directly brings ``x-api-key`` instead and
+acts as that key's user. Anything else is refused.
+"""
+
+import asyncio
+import datetime
+import hmac
+import logging
+from collections.abc import Iterable
+from collections.abc import Mapping
+
+from orchestrator.caller import Caller
+from orchestrator.errors import UnauthenticatedError
+from orchestrator.store.base import Store
+from orchestrator.store.records import ApiKeyRecord
+from taskgate import wire
+from taskgate.api_keys import key_matches
+from taskgate.api_keys import lookup_prefix
+from taskgate.api_keys import normalise_api_key
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger(__name__)
+
+# Recording every use of a busy key would make each request a write; once a minute is plenty.
+LAST_USED_RESOLUTION = datetime.timedelta(seconds=60)
+
+
+def metadata_dict(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    """Return gRPC invocation metadata as a dict of text values, keeping each key's first value."""
+    result: dict[str, str] = {}
+    for key, value in metadata or ():
+        if isinstance(value, str):
+            result.setdefault(key.lower(), value)
+    return result
+
+
+class ApiKeyAuthenticator:
+    """Checks presented API keys against the stored hashes; records their use off the request path."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._touches: dict[str, asyncio.Task[None]] = {}
+
+    async def authenticate(self, presented: str) -> Caller | None:
+        """Return the caller a key belongs to, or None for a malformed, unknown, revoked or expired key."""
+        key = normalise_api_key(presented)
+        if key is None:
+            return None
+        now = utc_now()
+        for record, user in await self._store.find_api_keys(lookup_prefix(key)):
+            if not key_matches(key, record.key_hash):
+                continue
+            if not record.is_usable(now):
+                return None
+            self._touch_later(record, now)
+            return Caller(user.id, user.tenant_id, user.role, user.tier, record.id)
+        return None
+
+    async def close(self) -> None:
+        """Wait for the last-used updates still in flight."""
+        await asyncio.gather(*self._touches.values(), return_exceptions=True)
+
+    def _touch_later(self, record: ApiKeyRecord, now: datetime.datetime) -> None:
+        recent = record.last_used_at is not None and now - record.last_used_at < LAST_USED_RESOLUTION
+        if recent or record.id in self._touches:
+            return
+        touch = asyncio.create_task(self._store.touch_api_key(record.id, now), name="api key last used")
+        self._touches[record.id] = touch
+        touch.add_done_callback(lambda done: self._touched(record.id, done))
+
+    def _touched(self, key_id: str, touch: asyncio.Task[None]) -> None:
+        self._touches.pop(key_id, None)
+        if not touch.cancelled() and touch.exception() is not None:
+            logger.warning("recording an API key's last use failed", extra={"api_key_id": key_id})
+
+
+class CallerResolver:
+    """Turns a call's metadata into its Caller, or raises UnauthenticatedError."""
+
+    def __init__(self, service_token: str, authenticator: ApiKeyAuthenticator) -> None:
+        self._service_token = service_token.encode("utf-8")
+        self._authenticator = authenticator
+
+    @property
+    def authenticator(self) -> ApiKeyAuthenticator:
+        """The API-key checker this resolver uses."""
+        return self._authenticator
+
+    def has_service_token(self, metadata: Mapping[str, str]) -> bool:
+        """Whether the call carries the service token (compared in constant time)."""
+        presented = metadata.get(wire.SERVICE_TOKEN)
+        if presented is None:
+            return False
+        return hmac.compare_digest(presented.encode("utf-8"), self._service_token)
+
+    def require_service(self, metadata: Mapping[str, str]) -> None:
+        """Raise UnauthenticatedError unless the call carries the service token."""
+        if not self.has_service_token(metadata):
+            raise UnauthenticatedError("Service token required")
+
+    async def resolve(self, metadata: Mapping[str, str]) -> Caller:
+        """Return the caller: forwarded identity next to the service token, else the API key's user."""
+        if wire.SERVICE_TOKEN in metadata:
+            if not self.has_service_token(metadata):
+                raise UnauthenticatedError("Invalid service token")
+            user_id = metadata.get(wire.USER_ID, "").strip()
+            if not user_id:
+                raise UnauthenticatedError("Forwarded caller identity required")
+            return Caller(
+                user_id=user_id,
+                tenant_id=metadata.get(wire.TENANT_ID, "").strip(),
+                role=metadata.get(wire.ROLE, "").strip() or "user",
+            )
+        presented = metadata.get(wire.API_KEY)
+        if presented:
+            caller = await self._authenticator.authenticate(presented)
+            if caller is None:
+                raise UnauthenticatedError("Invalid API key")
+            return caller
+        raise UnauthenticatedError("Authentication required")

@@ -1,0 +1,202 @@
+"""The orchestrator's entry points: ``serve`` the process, ``migrate``, and the API-key commands.
+
+``taskgate/cli.py`` calls ``run_serve``, ``migrate``, ``ensure_api_key`` and ``create_api_key``.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import uuid
+from collections.abc import Awaitable
+from collections.abc import Callable
+
+from orchestrator.admin.app import create_admin_app
+from orchestrator.admin.server import AdminServer
+from orchestrator.bus import InProcessEventBus
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.engine.worker_pool import WorkerPool
+from orchestrator.errors import AlreadyExistsError
+from orchestrator.identity import ApiKeyAuthenticator
+from orchestrator.identity import CallerResolver
+from orchestrator.json_logging import configure_logging
+from orchestrator.runners.simulated import SimulatedRunner
+from orchestrator.server import BindError
+from orchestrator.server import create_server
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.settings import SettingsError
+from orchestrator.settings import split_address
+from orchestrator.store import open_store
+from orchestrator.store.base import Store
+from orchestrator.store.records import UserRecord
+from taskgate.api_keys import generate_api_key
+from taskgate.api_keys import hash_api_key
+from taskgate.api_keys import key_matches
+from taskgate.api_keys import lookup_prefix
+from taskgate.api_keys import normalise_api_key
+
+logger = logging.getLogger("orchestrator")
+
+WORKER_SHUTDOWN_GRACE_SECONDS = 5.0
+GRPC_SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+class StartupError(RuntimeError):
+    """The orchestrator could not start; the message says which setting to look at."""
+
+
+async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = None) -> None:
+    """Run the orchestrator until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully.
+
+    Start order: store (migrated), admin server, gRPC server, worker pool; shutdown runs in
+    reverse, so running tasks can finish while their watchers are still connected.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+            stack.callback(loop.remove_signal_handler, signum)
+
+        store = await _open_migrated_store(settings)
+        stack.push_async_callback(store.close)
+        bus = InProcessEventBus()
+        pool = WorkerPool(
+            store, bus, SimulatedRunner(settings.sim_step_seconds), settings.worker_concurrency, _worker_id()
+        )
+        engine = TaskEngine(store, bus, pool.wake, settings.stream_buffer)
+        authenticator = ApiKeyAuthenticator(store)
+        stack.push_async_callback(authenticator.close)
+        callers = CallerResolver(settings.service_token, authenticator)
+
+        admin = AdminServer(
+            create_admin_app(engine, settings.service_token, settings.sse_ping_seconds),
+            settings.admin_host,
+            settings.admin_port,
+        )
+        try:
+            admin_port = await admin.start()
+        except OSError as ex:
+            raise StartupError(
+                f"cannot listen on TASKGATE_ADMIN_ADDR={settings.admin_addr}: {ex.strerror}"
+            ) from ex
+        stack.push_async_callback(admin.stop)
+
+        try:
+            grpc_server, grpc_port = await create_server(settings, engine, callers)
+        except BindError as ex:
+            raise StartupError(str(ex)) from ex
+        await grpc_server.start()
+        stack.push_async_callback(grpc_server.stop, GRPC_SHUTDOWN_GRACE_SECONDS)
+
+        pool.start()
+        stack.push_async_callback(pool.stop, WORKER_SHUTDOWN_GRACE_SECONDS)
+
+        grpc_host = split_address(settings.grpc_addr)[0]
+        logger.info(
+            f"orchestrator ready grpc={grpc_host}:{grpc_port} admin={settings.admin_host}:{admin_port}",
+            extra={"grpc_port": grpc_port, "admin_port": admin_port, "env": settings.env},
+        )
+        await stop.wait()
+        logger.info("orchestrator stopping")
+    logger.info("orchestrator stopped")
+
+
+def run_serve() -> int:
+    """Read the settings and serve; return the exit status (2 for bad settings, 1 if it cannot start)."""
+    try:
+        settings = OrchestratorSettings.from_env()
+    except SettingsError as ex:
+        print(f"taskgate orchestrator: {ex}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as ex:
+        print(f"taskgate orchestrator: {ex}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def migrate(settings: OrchestratorSettings) -> None:
+    """Apply the store's pending schema migrations."""
+    asyncio.run(_with_store(settings, _nothing_more))
+
+
+def ensure_api_key(settings: OrchestratorSettings, email: str, api_key: str, name: str = "dev") -> None:
+    """Make sure the user with ``email`` exists (in a new tenant) and that ``api_key`` is one of theirs."""
+    key = normalise_api_key(api_key)
+    if key is None:
+        raise ValueError("not a well-formed API key: expected sk_ followed by 64 hex characters")
+
+    async def ensure(store: Store) -> None:
+        user = await _user_for(store, email)
+        for record, _ in await store.find_api_keys(lookup_prefix(key)):
+            if key_matches(key, record.key_hash):
+                return
+        await store.create_api_key(user, name, lookup_prefix(key), hash_api_key(key))
+
+    asyncio.run(_with_store(settings, ensure))
+
+
+def create_api_key(settings: OrchestratorSettings, email: str, name: str) -> str:
+    """Create a new API key for the user with ``email`` (created if absent) and return the key."""
+    key = generate_api_key()
+
+    async def create(store: Store) -> None:
+        user = await _user_for(store, email)
+        await store.create_api_key(user, name, lookup_prefix(key), hash_api_key(key))
+
+    asyncio.run(_with_store(settings, create))
+    return key
+
+
+async def _open_migrated_store(settings: OrchestratorSettings) -> Store:
+    try:
+        store = await open_store(settings.database_url)
+    except (OSError, sqlite3.Error) as ex:
+        # The URL itself is not repeated: a database URL can carry a password.
+        raise StartupError(f"cannot open the database named by TASKGATE_DATABASE_URL: {ex}") from ex
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def _with_store(settings: OrchestratorSettings, action: Callable[[Store], Awaitable[None]]) -> None:
+    """Open and migrate the store, run one action on it, and close it."""
+    store = await _open_migrated_store(settings)
+    try:
+        await action(store)
+    finally:
+        await store.close()
+
+
+async def _nothing_more(store: Store) -> None:
+    """Do nothing: opening the store has already migrated it."""
+
+
+async def _user_for(store: Store, email: str) -> UserRecord:
+    """Return the user with this email, creating them in a new tenant when absent."""
+    user = await store.find_user_by_email(email)
+    if user is not None:
+        return user
+    try:
+        return await store.create_user(email, email.split("@", 1)[0] or email)
+    except AlreadyExistsError:
+        # Created concurrently by another command; read the winner.
+        user = await store.find_user_by_email(email)
+        if user is None:
+            raise
+        return user
+
+
+def _worker_id() -> str:
+    """Name this process in claims, so a task shows which replica ran it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

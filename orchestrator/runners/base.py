@@ -1,0 +1,75 @@
+"""The runner interface: a runner does one task's work, reporting through its run context."""
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionTurn:
+    """One earlier exchange of the task's session: what was asked and what was answered."""
+
+    query: str
+    result: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTask:
+    """What a runner is asked to do."""
+
+    workflow_id: str
+    query: str
+    mode: str
+    model_tier: str
+    context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    history: tuple[SessionTurn, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced and what it cost."""
+
+    result_text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    model_used: str
+    provider: str
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+class RunContext(abc.ABC):
+    """A runner's view of the engine while it works on one task."""
+
+    @property
+    @abc.abstractmethod
+    def task(self) -> RunTask:
+        """The task being run."""
+
+    @abc.abstractmethod
+    async def emit(
+        self, event_type: str, message: str = "", payload: Mapping[str, Any] | None = None, agent_id: str = ""
+    ) -> None:
+        """Record an event of the task; it is stored before any watcher sees it."""
+
+    @abc.abstractmethod
+    async def checkpoint(self) -> None:
+        """Give the engine a say between two steps (where pause and cancel take effect)."""
+
+    @abc.abstractmethod
+    async def report_progress(self, fraction: float) -> None:
+        """Record how far the run is, 0..1."""
+
+
+class Runner(abc.ABC):
+    """Does the work of a task."""
+
+    @abc.abstractmethod
+    async def run(self, ctx: RunContext) -> RunResult:
+        """Run ``ctx.task`` to the end and return its result; raise to fail the task."""

@@ -1,0 +1,112 @@
+"""The gRPC server: every servicer of the contract, health checking and reflection."""
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.identity import CallerResolver
+from orchestrator.services.auth import AuthServiceServicer
+from orchestrator.services.events import EventServiceServicer
+from orchestrator.services.tasks import TaskServiceServicer
+from orchestrator.services.unimplemented import quiet_unimplemented
+from orchestrator.settings import OrchestratorSettings
+from taskgate.orchestrator.v1 import approvals_pb2
+from taskgate.orchestrator.v1 import approvals_pb2_grpc
+from taskgate.orchestrator.v1 import auth_pb2
+from taskgate.orchestrator.v1 import auth_pb2_grpc
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import events_pb2_grpc
+from taskgate.orchestrator.v1 import schedules_pb2
+from taskgate.orchestrator.v1 import schedules_pb2_grpc
+from taskgate.orchestrator.v1 import sessions_pb2
+from taskgate.orchestrator.v1 import sessions_pb2_grpc
+from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.orchestrator.v1 import tasks_pb2_grpc
+
+TASK_SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
+EVENT_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventService"]
+AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
+SESSION_SERVICE = sessions_pb2.DESCRIPTOR.services_by_name["SessionService"]
+APPROVAL_SERVICE = approvals_pb2.DESCRIPTOR.services_by_name["ApprovalService"]
+SCHEDULE_SERVICE = schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"]
+SERVICE_NAMES = tuple(
+    service.full_name
+    for service in (
+        TASK_SERVICE,
+        EVENT_SERVICE,
+        AUTH_SERVICE,
+        SESSION_SERVICE,
+        APPROVAL_SERVICE,
+        SCHEDULE_SERVICE,
+    )
+)
+# Without this, Linux lets a second orchestrator bind the same port silently (SO_REUSEPORT).
+_SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+
+
+class BindError(RuntimeError):
+    """The gRPC listen address could not be bound."""
+
+
+async def create_server(
+    settings: OrchestratorSettings, engine: TaskEngine, callers: CallerResolver
+) -> tuple[grpc.aio.Server, int]:
+    """Build the gRPC server bound to ``settings.grpc_addr`` (port 0 picks one); return it and its port.
+
+    The server is not started. Sessions, approvals and schedules are registered with the
+    generated base servicers: their RPCs, like the other RPCs not built yet, answer UNIMPLEMENTED.
+    """
+    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    registrations: tuple[tuple[Callable[[Any, grpc.aio.Server], None], Any, ServiceDescriptor], ...] = (
+        (
+            tasks_pb2_grpc.add_TaskServiceServicer_to_server,
+            TaskServiceServicer(engine, callers),
+            TASK_SERVICE,
+        ),
+        (
+            events_pb2_grpc.add_EventServiceServicer_to_server,
+            EventServiceServicer(engine, callers),
+            EVENT_SERVICE,
+        ),
+        (auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServiceServicer(callers), AUTH_SERVICE),
+        (
+            sessions_pb2_grpc.add_SessionServiceServicer_to_server,
+            sessions_pb2_grpc.SessionServiceServicer(),
+            SESSION_SERVICE,
+        ),
+        (
+            approvals_pb2_grpc.add_ApprovalServiceServicer_to_server,
+            approvals_pb2_grpc.ApprovalServiceServicer(),
+            APPROVAL_SERVICE,
+        ),
+        (
+            schedules_pb2_grpc.add_ScheduleServiceServicer_to_server,
+            schedules_pb2_grpc.ScheduleServiceServicer(),
+            SCHEDULE_SERVICE,
+        ),
+    )
+    for add_to_server, servicer, service in registrations:
+        add_to_server(quiet_unimplemented(servicer, service), server)
+
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    try:
+        port = server.add_insecure_port(settings.grpc_addr)
+    except RuntimeError as ex:
+        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={settings.grpc_addr}") from ex
+    if port == 0:
+        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={settings.grpc_addr}")
+    return server, port

@@ -1,0 +1,1 @@
+"""The gRPC servicers: thin adapters between the wire contract and the engine."""

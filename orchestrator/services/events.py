@@ -1,0 +1,55 @@
+"""EventService: list a task's stored events and stream them live (GetTimeline is UNIMPLEMENTED)."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.identity import CallerResolver
+from orchestrator.identity import metadata_dict
+from orchestrator.services.fields import page
+from orchestrator.services.fields import require_id
+from orchestrator.services.messages import event_to_proto
+from orchestrator.services.status import streaming_errors
+from orchestrator.services.status import unary_errors
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import events_pb2_grpc
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_TYPES = 64
+
+
+class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
+    """The event RPCs; a workflow of another user is NOT_FOUND like a missing one."""
+
+    def __init__(self, engine: TaskEngine, callers: CallerResolver) -> None:
+        self._engine = engine
+        self._callers = callers
+
+    @unary_errors
+    async def ListEvents(  # noqa: N802 (gRPC method names are PascalCase)
+        self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.ListEventsResponse:
+        """Page through a task's stored events in seq order; count is the total."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        workflow_id = require_id("workflow_id", request.workflow_id)
+        limit, offset = page(request.limit, request.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        events, count = await self._engine.list_events(caller, workflow_id, limit, offset)
+        return events_pb2.ListEventsResponse(events=[event_to_proto(event) for event in events], count=count)
+
+    @streaming_errors
+    async def StreamEvents(  # noqa: N802
+        self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
+        """Replay the events after after_seq, then follow live ones until the stream ends."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        workflow_id = require_id("workflow_id", request.workflow_id)
+        if request.after_seq < 0:
+            raise InvalidArgumentError("after_seq", "after_seq must be 0 or more")
+        if len(request.types) > MAX_TYPES:
+            raise InvalidArgumentError("types", f"types must name at most {MAX_TYPES} event types")
+        await self._engine.require_workflow(caller, workflow_id)
+        async for event in self._engine.follow(workflow_id, request.after_seq, list(request.types)):
+            yield events_pb2.StreamEventsResponse(event=event_to_proto(event))

@@ -1,0 +1,96 @@
+"""Converting the store's records and events to their protobuf messages."""
+
+import datetime
+
+from google.protobuf import timestamp_pb2
+
+from orchestrator.caller import Caller
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.events import Event
+from orchestrator.events import compact_json
+from orchestrator.store.records import TaskRecord
+from orchestrator.store.records import TaskStatus
+from taskgate.orchestrator.v1 import auth_pb2
+from taskgate.orchestrator.v1 import common_pb2
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import tasks_pb2
+
+_STATUS_PREFIX = "TASK_STATUS_"
+
+
+def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """Return a protobuf Timestamp, or None (the field stays unset) for None."""
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def status_to_proto(status: TaskStatus) -> int:
+    """Return the protobuf enum value of a task status."""
+    return common_pb2.TaskStatus.Value(_STATUS_PREFIX + status.value)
+
+
+def status_from_proto(value: int) -> TaskStatus | None:
+    """Return the task status of a protobuf enum value; None for UNSPECIFIED."""
+    try:
+        name = common_pb2.TaskStatus.Name(value)
+    except ValueError:
+        raise InvalidArgumentError("status", "status must be one of the task statuses") from None
+    return None if name == "TASK_STATUS_UNSPECIFIED" else TaskStatus(name.removeprefix(_STATUS_PREFIX))
+
+
+def task_to_proto(task: TaskRecord) -> tasks_pb2.Task:
+    """Return the Task message of a stored task."""
+    return tasks_pb2.Task(
+        task_id=task.task_id,
+        workflow_id=task.workflow_id,
+        session_id=task.session_id,
+        user_id=task.user_id,
+        tenant_id=task.tenant_id,
+        query=task.query,
+        status=status_to_proto(task.status),
+        progress=task.progress,
+        result=task.result,
+        error=task.error,
+        mode=task.mode,
+        context_json=compact_json(task.context),
+        model_used=task.model_used,
+        provider=task.provider,
+        usage=common_pb2.TokenUsage(
+            total_tokens=task.usage.total_tokens,
+            prompt_tokens=task.usage.prompt_tokens,
+            completion_tokens=task.usage.completion_tokens,
+            cost_usd=task.usage.cost_usd,
+        ),
+        created_at=timestamp(task.created_at),
+        updated_at=timestamp(task.updated_at),
+        started_at=timestamp(task.started_at),
+        completed_at=timestamp(task.completed_at),
+    )
+
+
+def event_to_proto(event: Event) -> events_pb2.Event:
+    """Return the Event message of an event."""
+    return events_pb2.Event(
+        workflow_id=event.workflow_id,
+        type=event.type,
+        agent_id=event.agent_id,
+        message=event.message,
+        payload_json=event.payload_json,
+        timestamp=timestamp(event.timestamp),
+        seq=event.seq,
+        stream_id=event.stream_id,
+    )
+
+
+def principal_to_proto(caller: Caller) -> auth_pb2.Principal:
+    """Return the Principal message of an API key's caller."""
+    return auth_pb2.Principal(
+        user_id=caller.user_id,
+        tenant_id=caller.tenant_id,
+        role=caller.role,
+        tier=caller.tier,
+        api_key_id=caller.api_key_id,
+    )

@@ -1,0 +1,88 @@
+"""Turning errors into gRPC statuses: one table, static details, never exception text."""
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+
+import grpc
+
+from orchestrator.errors import AlreadyExistsError
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import NotFoundError
+from orchestrator.errors import OrchestratorError
+from orchestrator.errors import UnauthenticatedError
+from orchestrator.streaming import StreamOverflowError
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "Internal error"
+OVERFLOW_MESSAGE = "Stream fell behind; call again with after_seq set to the last seq received"
+
+_STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
+    (InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+)
+
+Response = TypeVar("Response")
+
+
+def status_code(error: OrchestratorError) -> grpc.StatusCode:
+    """Return the status code of a domain error."""
+    for error_type, code in _STATUS_CODES:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+    if isinstance(error, OrchestratorError):
+        await context.abort(status_code(error), error.public_message)
+    if isinstance(error, StreamOverflowError):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, OVERFLOW_MESSAGE)
+    logger.error("unexpected error in %s", method, exc_info=error, extra={"rpc": method})
+    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+def unary_errors(
+    method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]:
+    """Wrap a unary RPC so domain errors become their status and anything else INTERNAL."""
+
+    @functools.wraps(method)
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as ex:
+            await _abort(context, ex, method.__name__)
+            raise
+
+    return handler
+
+
+def streaming_errors(
+    method: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[Response]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[Response]]:
+    """Wrap a server-streaming RPC so domain errors become their status and anything else INTERNAL."""
+
+    @functools.wraps(method)
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Response]:
+        try:
+            async with contextlib.aclosing(method(self, request, context)) as responses:
+                async for response in responses:
+                    yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as ex:
+            await _abort(context, ex, method.__name__)
+            raise
+
+    return handler

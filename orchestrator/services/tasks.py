@@ -1,0 +1,81 @@
+"""TaskService: submit, read and list tasks (control RPCs answer UNIMPLEMENTED for now)."""
+
+import grpc
+
+from orchestrator.engine.submission import TaskSubmission
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.identity import CallerResolver
+from orchestrator.identity import metadata_dict
+from orchestrator.services.fields import optional_id
+from orchestrator.services.fields import page
+from orchestrator.services.fields import require_id
+from orchestrator.services.messages import status_from_proto
+from orchestrator.services.messages import task_to_proto
+from orchestrator.services.status import unary_errors
+from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.orchestrator.v1 import tasks_pb2_grpc
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+QUEUED_MESSAGE = "Task queued"
+
+
+class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
+    """The task RPCs, each scoped to the calling user."""
+
+    def __init__(self, engine: TaskEngine, callers: CallerResolver) -> None:
+        self._engine = engine
+        self._callers = callers
+
+    @unary_errors
+    async def SubmitTask(  # noqa: N802 (gRPC method names are PascalCase)
+        self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.SubmitTaskResponse:
+        """Queue a task; it runs on a worker of some orchestrator replica."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        submission = TaskSubmission(
+            query=request.query,
+            session_id=request.session_id,
+            context_json=request.context_json,
+            mode=request.mode,
+            model_tier=request.model_tier,
+            model_override=request.model_override,
+            provider_override=request.provider_override,
+            research_strategy=request.research_strategy,
+            max_iterations=request.max_iterations if request.HasField("max_iterations") else None,
+            max_concurrent_agents=(
+                request.max_concurrent_agents if request.HasField("max_concurrent_agents") else None
+            ),
+            enable_verification=request.enable_verification
+            if request.HasField("enable_verification")
+            else None,
+            require_approval=request.require_approval,
+            timeout_seconds=request.timeout_seconds,
+        )
+        task = await self._engine.submit(caller, submission)
+        return tasks_pb2.SubmitTaskResponse(task=task_to_proto(task), message=QUEUED_MESSAGE)
+
+    @unary_errors
+    async def GetTask(  # noqa: N802
+        self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.GetTaskResponse:
+        """Read one of the caller's tasks."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        task = await self._engine.get_task(caller, require_id("task_id", request.task_id))
+        return tasks_pb2.GetTaskResponse(task=task_to_proto(task))
+
+    @unary_errors
+    async def ListTasks(  # noqa: N802
+        self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.ListTasksResponse:
+        """List the caller's tasks, newest first."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        limit, offset = page(request.page.limit, request.page.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        tasks, total = await self._engine.list_tasks(
+            caller,
+            limit,
+            offset,
+            session_id=optional_id("session_id", request.session_id),
+            status=status_from_proto(request.status),
+        )
+        return tasks_pb2.ListTasksResponse(tasks=[task_to_proto(task) for task in tasks], total_count=total)

@@ -1,0 +1,151 @@
+"""The orchestrator's configuration, read once from the environment."""
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+
+ENVIRONMENTS = ("dev", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ADDRESS_PATTERN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):(?P<port>\d{1,5})$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OrchestratorSettings:
+    """Everything the orchestrator process is configured with."""
+
+    service_token: str = dataclasses.field(repr=False)
+    env: str = "dev"
+    grpc_addr: str = "127.0.0.1:50052"
+    admin_addr: str = "127.0.0.1:8081"
+    database_url: str = "sqlite:///.taskgate/taskgate.db"
+    worker_concurrency: int = 100
+    sim_step_seconds: float = 0.2
+    sse_ping_seconds: float = 10.0
+    stream_buffer: int = 1000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
+        """Read and validate the ``TASKGATE_*`` variables; raise SettingsError naming a bad one."""
+        env = _choice(environ, "TASKGATE_ENV", "dev", ENVIRONMENTS, lower=True)
+        return cls(
+            env=env,
+            service_token=_service_token(environ, env),
+            grpc_addr=_address(environ, "TASKGATE_GRPC_ADDR", cls.grpc_addr),
+            admin_addr=_address(environ, "TASKGATE_ADMIN_ADDR", cls.admin_addr),
+            database_url=_database_url(environ),
+            worker_concurrency=_integer(
+                environ, "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 1, 10_000
+            ),
+            sim_step_seconds=_number(environ, "TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
+            sse_ping_seconds=_number(
+                environ, "TASKGATE_SSE_PING_SECONDS", cls.sse_ping_seconds, 0.05, 3600.0
+            ),
+            stream_buffer=_integer(environ, "TASKGATE_STREAM_BUFFER", cls.stream_buffer, 1, 1_000_000),
+            log_level=_choice(environ, "TASKGATE_LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
+        )
+
+    @property
+    def admin_host(self) -> str:
+        """The host part of the admin server address."""
+        return split_address(self.admin_addr)[0]
+
+    @property
+    def admin_port(self) -> int:
+        """The port of the admin server address (0 picks a free one)."""
+        return split_address(self.admin_addr)[1]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` allowed) into its host, without brackets, and port."""
+    match = _ADDRESS_PATTERN.match(address)
+    if match is None:
+        raise ValueError(f"not a host:port address: {address!r}")
+    return match["host"].strip("[]"), int(match["port"])
+
+
+def _raw(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _choice(
+    environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], lower: bool
+) -> str:
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    value = raw.lower() if lower else raw.upper()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _service_token(environ: Mapping[str, str], env: str) -> str:
+    minimum = 16 if env in ("dev", "test") else 32
+    token = environ.get("TASKGATE_SERVICE_TOKEN", "")
+    if not token:
+        raise SettingsError(f"TASKGATE_SERVICE_TOKEN is required (at least {minimum} characters)")
+    if len(token) < minimum:
+        raise SettingsError(
+            f"TASKGATE_SERVICE_TOKEN must be at least {minimum} characters when TASKGATE_ENV={env}"
+        )
+    return token
+
+
+def _address(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        _, port = split_address(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be host:port, e.g. {default}") from None
+    if port > 65535:
+        raise SettingsError(f"{name} port must be 0..65535")
+    return raw
+
+
+def _database_url(environ: Mapping[str, str]) -> str:
+    raw = _raw(environ, "TASKGATE_DATABASE_URL")
+    if raw is None:
+        return OrchestratorSettings.database_url
+    if not raw.startswith("sqlite:///") or raw == "sqlite:///":
+        raise SettingsError(
+            "TASKGATE_DATABASE_URL must be sqlite:///relative/path or sqlite:////absolute/path "
+            "(PostgreSQL is not available in this build)"
+        )
+    return raw
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer {low}..{high}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be an integer {low}..{high}")
+    return value
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number {low:g}..{high:g}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be a number {low:g}..{high:g}")
+    return value

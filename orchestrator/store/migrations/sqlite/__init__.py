@@ -1,0 +1,1 @@
+"""SQLite schema migrations (a package only so the .sql files ship with it)."""

@@ -1,0 +1,89 @@
+"""OrchestratorSettings.from_env: defaults, validation, and errors that name the variable."""
+
+import pytest
+
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.settings import SettingsError
+
+TOKEN = "dev-token-0123456789"
+
+
+def settings(**environ: str) -> OrchestratorSettings:
+    return OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, **environ})
+
+
+def test_defaults_follow_the_internals_document():
+    result = settings()
+    assert result.env == "dev"
+    assert result.grpc_addr == "127.0.0.1:50052"
+    assert result.admin_addr == "127.0.0.1:8081"
+    assert result.database_url == "sqlite:///.taskgate/taskgate.db"
+    assert result.worker_concurrency == 100
+    assert result.sim_step_seconds == 0.2
+    assert result.sse_ping_seconds == 10
+    assert result.stream_buffer == 1000
+    assert result.log_level == "INFO"
+
+
+def test_values_are_read_and_converted():
+    result = settings(
+        TASKGATE_ENV="TEST",
+        TASKGATE_GRPC_ADDR="0.0.0.0:0",
+        TASKGATE_ADMIN_ADDR="[::1]:9000",
+        TASKGATE_DATABASE_URL="sqlite:////var/lib/taskgate/db.sqlite",
+        TASKGATE_WORKER_CONCURRENCY="8",
+        TASKGATE_SIM_STEP_SECONDS="0",
+        TASKGATE_SSE_PING_SECONDS="2.5",
+        TASKGATE_STREAM_BUFFER="50",
+        TASKGATE_LOG_LEVEL="debug",
+    )
+    assert result.env == "test"
+    assert result.grpc_addr == "0.0.0.0:0"
+    assert (result.admin_host, result.admin_port) == ("::1", 9000)
+    assert result.database_url == "sqlite:////var/lib/taskgate/db.sqlite"
+    assert result.worker_concurrency == 8
+    assert result.sim_step_seconds == 0
+    assert result.sse_ping_seconds == 2.5
+    assert result.stream_buffer == 50
+    assert result.log_level == "DEBUG"
+
+
+def test_missing_service_token_names_the_variable():
+    with pytest.raises(SettingsError, match="TASKGATE_SERVICE_TOKEN"):
+        OrchestratorSettings.from_env({})
+
+
+def test_short_service_token_is_refused():
+    with pytest.raises(SettingsError, match="TASKGATE_SERVICE_TOKEN must be at least 16"):
+        OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": "short"})
+
+
+def test_production_needs_a_longer_service_token():
+    with pytest.raises(SettingsError, match="at least 32"):
+        settings(TASKGATE_ENV="production")
+    assert settings(TASKGATE_ENV="production", TASKGATE_SERVICE_TOKEN="x" * 32).env == "production"
+
+
+def test_the_service_token_never_appears_in_the_repr():
+    assert TOKEN not in repr(settings())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TASKGATE_ENV", "staging"),
+        ("TASKGATE_GRPC_ADDR", "localhost"),
+        ("TASKGATE_ADMIN_ADDR", "127.0.0.1:99999"),
+        ("TASKGATE_DATABASE_URL", "postgresql://db/taskgate"),
+        ("TASKGATE_DATABASE_URL", "sqlite:///"),
+        ("TASKGATE_WORKER_CONCURRENCY", "0"),
+        ("TASKGATE_WORKER_CONCURRENCY", "many"),
+        ("TASKGATE_SIM_STEP_SECONDS", "-1"),
+        ("TASKGATE_SSE_PING_SECONDS", "nan"),
+        ("TASKGATE_STREAM_BUFFER", "0"),
+        ("TASKGATE_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_values_are_refused_naming_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        settings(**{variable: value})

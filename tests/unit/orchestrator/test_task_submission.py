@@ -1,0 +1,87 @@
+"""Task submission checks: every bad field is refused with a static message naming it."""
+
+import json
+
+import pytest
+
+from orchestrator.engine.submission import MAX_CONTEXT_BYTES
+from orchestrator.engine.submission import TaskSubmission
+from orchestrator.engine.submission import validate_submission
+from orchestrator.errors import InvalidArgumentError
+
+
+def test_defaults_and_normalisation():
+    valid = validate_submission(TaskSubmission(query="hi", mode="Complex", model_tier=" LARGE "))
+    assert valid.mode == "complex"
+    assert valid.session_id is None
+    assert valid.context == {}
+    assert valid.options == {"model_tier": "large", "require_approval": False}
+
+
+def test_defaults_when_nothing_is_chosen():
+    valid = validate_submission(TaskSubmission(query="hi"))
+    assert valid.mode == "standard"
+    assert valid.options["model_tier"] == "small"
+
+
+def test_optional_options_are_kept_when_given():
+    valid = validate_submission(
+        TaskSubmission(
+            query="hi",
+            session_id="s-1",
+            context_json='{"user": {"lang": "fr"}}',
+            research_strategy="deep",
+            max_iterations=50,
+            max_concurrent_agents=1,
+            enable_verification=False,
+            model_override="gpt-x",
+            timeout_seconds=30,
+        )
+    )
+    assert valid.session_id == "s-1"
+    assert valid.context == {"user": {"lang": "fr"}}
+    assert valid.options["research_strategy"] == "deep"
+    assert valid.options["max_iterations"] == 50
+    assert valid.options["max_concurrent_agents"] == 1
+    assert valid.options["enable_verification"] is False
+    assert valid.options["model_override"] == "gpt-x"
+    assert valid.options["timeout_seconds"] == 30
+
+
+@pytest.mark.parametrize(
+    ("submission", "field"),
+    [
+        (TaskSubmission(query=""), "query"),
+        (TaskSubmission(query="   "), "query"),
+        (TaskSubmission(query="x" * 10_001), "query"),
+        (TaskSubmission(query="x", session_id="has space"), "session_id"),
+        (TaskSubmission(query="x", context_json="[1, 2]"), "context"),
+        (TaskSubmission(query="x", context_json="{not json"), "context"),
+        (TaskSubmission(query="x", context_json="[" * 100_000), "context"),
+        (TaskSubmission(query="x", mode="turbo"), "mode"),
+        (TaskSubmission(query="x", model_tier="huge"), "model_tier"),
+        (TaskSubmission(query="x", research_strategy="lazy"), "research_strategy"),
+        (TaskSubmission(query="x", max_iterations=0), "max_iterations"),
+        (TaskSubmission(query="x", max_iterations=51), "max_iterations"),
+        (TaskSubmission(query="x", max_concurrent_agents=21), "max_concurrent_agents"),
+        (TaskSubmission(query="x", model_override="m" * 129), "model_override"),
+        (TaskSubmission(query="x", timeout_seconds=-1), "timeout_seconds"),
+    ],
+)
+def test_bad_fields_are_refused_by_name(submission, field):
+    with pytest.raises(InvalidArgumentError) as caught:
+        validate_submission(submission)
+    assert caught.value.field == field
+    assert caught.value.public_message.startswith(field)
+
+
+def test_query_of_exactly_the_limit_is_accepted():
+    assert validate_submission(TaskSubmission(query="x" * 10_000)).query == "x" * 10_000
+
+
+def test_context_size_limit_is_in_bytes():
+    fits = json.dumps({"k": "x" * (MAX_CONTEXT_BYTES - 20)})
+    too_big = json.dumps({"k": "é" * (MAX_CONTEXT_BYTES // 2)})
+    assert validate_submission(TaskSubmission(query="x", context_json=fits)).context
+    with pytest.raises(InvalidArgumentError):
+        validate_submission(TaskSubmission(query="x", context_json=too_big))
