@@ -68,6 +68,7 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         pool = WorkerPool(
             store, bus, SimulatedRunner(settings.sim_step_seconds), settings.worker_concurrency, _worker_id()
         )
+        await pool.recover_interrupted()
         engine = TaskEngine(store, bus, pool.wake, settings.stream_buffer)
         authenticator = ApiKeyAuthenticator(store)
         stack.push_async_callback(authenticator.close)

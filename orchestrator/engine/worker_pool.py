@@ -1,8 +1,11 @@
 """The worker pool: claims queued tasks from the store and runs them, a bounded number at once.
 
 Shutdown policy: ``stop()`` stops claiming at once, gives running tasks a short grace to finish,
-then cancels what is left. A cancelled task stays RUNNING with its lease; recovering such tasks
-after the lease expires belongs to the lease-recovery work that comes with PostgreSQL replicas.
+then cancels what is left, which stays RUNNING. The SQLite store serves one replica, so every task
+still RUNNING when the orchestrator starts was interrupted by a crash or a shutdown of that
+replica: ``recover_interrupted()`` ends it FAILED with a clear reason (and its stream with `done`)
+before any new claim, so nothing is left RUNNING forever and nothing is run twice. Replicas on a
+shared database will instead recover only tasks whose lease has expired.
 """
 
 import asyncio
@@ -26,6 +29,7 @@ from orchestrator.store.records import TokenUsage
 logger = logging.getLogger(__name__)
 
 FAILED_MESSAGE = "The task failed while running"
+INTERRUPTED_MESSAGE = "The orchestrator restarted while the task was running; submit it again"
 POLL_SECONDS = 0.5
 LEASE_SECONDS = 300.0
 HISTORY_TURNS = 10
@@ -59,6 +63,15 @@ class WorkerPool:
     def running_count(self) -> int:
         """How many tasks run right now."""
         return len(self._running)
+
+    async def recover_interrupted(self) -> int:
+        """End every task left RUNNING by an earlier life of this replica; return how many."""
+        interrupted = await self._store.list_running_tasks()
+        for task in interrupted:
+            recorder = await EventRecorder.resume(self._store, self._bus, task.task_id)
+            await self._fail(task, recorder, INTERRUPTED_MESSAGE)
+            logger.warning("interrupted task failed on start-up", extra={"workflow_id": task.task_id})
+        return len(interrupted)
 
     def start(self) -> None:
         """Start claiming queued tasks."""
@@ -189,7 +202,7 @@ class WorkerPool:
         )
         await recorder.emit(events.STREAM_END, "Stream ended")
 
-    async def _fail(self, task: TaskRecord, recorder: EventRecorder) -> None:
-        await self._store.finish_task(task.task_id, TaskOutcome(TaskStatus.FAILED, error=FAILED_MESSAGE))
-        await recorder.emit(events.WORKFLOW_FAILED, FAILED_MESSAGE, {"error": FAILED_MESSAGE})
+    async def _fail(self, task: TaskRecord, recorder: EventRecorder, message: str = FAILED_MESSAGE) -> None:
+        await self._store.finish_task(task.task_id, TaskOutcome(TaskStatus.FAILED, error=message))
+        await recorder.emit(events.WORKFLOW_FAILED, message, {"error": message})
         await recorder.emit(events.STREAM_END, "Stream ended")

@@ -105,6 +105,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def list_running_tasks(self) -> list[TaskRecord]:
+        """Return every RUNNING task, whoever claimed it."""
+
+    @abc.abstractmethod
     async def update_task_progress(self, task_id: str, progress: float) -> None:
         """Record how far a running task is (0..1)."""
 

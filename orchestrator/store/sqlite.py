@@ -276,6 +276,13 @@ class SQLiteStore(Store):
         )
         return task_from_row(row) if row else None
 
+    async def list_running_tasks(self) -> list[TaskRecord]:
+        """Return every RUNNING task, whoever claimed it."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM tasks WHERE status = ? ORDER BY created_at, rowid", (TaskStatus.RUNNING,)
+        )
+        return [task_from_row(row) for row in rows]
+
     async def update_task_progress(self, task_id: str, progress: float) -> None:
         """Record how far a running task is (0..1)."""
         await self._db.write(

@@ -132,6 +132,34 @@ def test_tasks_queued_while_the_orchestrator_restarts_still_run(tmp_path):
         stack.stop()
 
 
+def test_a_task_interrupted_by_a_crash_fails_with_a_reason_and_its_stream_ends(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_SIM_STEP_SECONDS="1.0")
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "crash@example.com")}
+        task_id = httpx.post(stack.url + "/api/v1/tasks", headers=headers, json={"query": "hi"}).json()[
+            "task_id"
+        ]
+        wait_until(
+            lambda: (
+                httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json()["status"]
+                == "RUNNING"
+            ),
+            what="the task to start",
+        )
+
+        stack.orchestrator.stop(signal.SIGKILL)
+        stack.orchestrator.start()
+
+        task = httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json()
+        assert task["status"] == "FAILED"
+        assert "restarted" in task["error"]
+        frames = read_stream(stack.url + "/api/v1/stream/sse", headers, {"workflow_id": task_id})
+        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+        assert [f.event for f in frames[-2:]] == ["WORKFLOW_FAILED", "done"]
+    finally:
+        stack.stop()
+
+
 def test_gthread_workers_serve_tasks_and_streams(tmp_path):
     stack = start_stack(tmp_path, TASKGATE_GATEWAY_WORKER_CLASS="gthread")
     try:
