@@ -11,10 +11,16 @@ from gateway.middleware.body_limit import is_chunked
 from gateway.validation import ID_RULE
 from gateway.validation import is_valid_id
 
+# `curl -d '{...}'` labels its body as a form; such a body (or an unlabelled one) is taken when it
+# is JSON, so the one-line curl examples work, and is 415 otherwise. Any other type is 415 outright.
+_LENIENT_MEDIA_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
+
 
 def require_json_object(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
     """Parse the body as a JSON object into ``req.context.json``: 415 if not JSON, 400 if malformed."""
-    if not _is_json_media_type(req.content_type):
+    media_type = _media_type(req.content_type)
+    lenient = media_type in _LENIENT_MEDIA_TYPES
+    if not lenient and not _is_json_media_type(media_type):
         raise error_for_status(415)
     if req.content_length is not None:
         raw = req.bounded_stream.read()
@@ -27,15 +33,21 @@ def require_json_object(req: falcon.Request, resp: falcon.Response, resource: ob
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
+        if lenient:
+            raise error_for_status(415) from None
         raise ApiError(400, "Request body is not valid JSON", "bad_request") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", "bad_request")
     req.context.json = body
 
 
-def _is_json_media_type(content_type: str | None) -> bool:
-    """Return whether a Content-Type is application/json or an application/*+json type."""
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+def _media_type(content_type: str | None) -> str:
+    """Return the lower-case media type of a Content-Type header, without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _is_json_media_type(media_type: str) -> bool:
+    """Return whether a media type is application/json or an application/*+json type."""
     return media_type == falcon.MEDIA_JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )

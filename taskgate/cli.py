@@ -1,6 +1,7 @@
 """The ``taskgate`` command: run everything, run one service, migrate, create API keys."""
 
 import argparse
+import ctypes
 import os
 import pathlib
 import secrets
@@ -132,6 +133,13 @@ def _wait_for_health(url: str, process: subprocess.Popen) -> None:
     raise SystemExit(f"gateway did not answer {url} within {START_TIMEOUT_SECONDS:.0f} s")
 
 
+def _die_with_parent() -> None:
+    """In a child, ask Linux to send SIGTERM when `taskgate run` dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
     """Ask each process to stop, then kill whatever is still running after the grace period."""
     for process in processes:
@@ -180,11 +188,15 @@ def run_all() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         # Children get their own process group so a terminal Ctrl-C reaches only us; we stop them in order.
-        orchestrator = subprocess.Popen([*command, "orchestrator"], env=environ, process_group=0)
+        orchestrator = subprocess.Popen(
+            [*command, "orchestrator"], env=environ, process_group=0, preexec_fn=_die_with_parent
+        )
         processes.append(orchestrator)
         _wait_for_port(orchestrator_settings.grpc_addr, orchestrator, "orchestrator")
         _wait_for_port(orchestrator_settings.admin_addr, orchestrator, "orchestrator admin server")
-        gateway = subprocess.Popen([*command, "gateway"], env=environ, process_group=0)
+        gateway = subprocess.Popen(
+            [*command, "gateway"], env=environ, process_group=0, preexec_fn=_die_with_parent
+        )
         processes.insert(0, gateway)
         base_url = "http://" + gateway_settings.bind.replace("0.0.0.0", "localhost")  # noqa: S104
         _wait_for_health(base_url + "/health", gateway)

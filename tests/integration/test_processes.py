@@ -65,6 +65,43 @@ def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_pa
         process.wait()
 
 
+def test_killing_taskgate_run_takes_its_children_down_too(tmp_path):
+    env = base_env(tmp_path)
+    url = "http://" + env["TASKGATE_GATEWAY_BIND"]
+    process = subprocess.Popen(
+        taskgate_command("run"),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if "Ctrl-C" in line:
+                break
+        assert httpx.get(url + "/health").status_code == 200
+
+        process.kill()
+        process.wait()
+
+        def gone(address: str) -> bool:
+            try:
+                httpx.get(address, timeout=0.5)
+            except httpx.TransportError:
+                return True
+            return False
+
+        wait_until(lambda: gone(url + "/health"), timeout=20, what="the gateway to stop")
+        wait_until(
+            lambda: gone("http://" + env["TASKGATE_ADMIN_ADDR"] + "/health"), timeout=20, what="orchestrator"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
 def test_orchestrator_restart_gives_503_meanwhile_and_keeps_every_task(tmp_path):
     stack = start_stack(tmp_path)
     try:

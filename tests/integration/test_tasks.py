@@ -33,6 +33,15 @@ def test_submit_returns_a_queued_task_and_its_ids_in_headers(alice):
     assert response.headers["X-Session-ID"] == body["session_id"]
 
 
+def test_a_curl_style_body_without_a_json_content_type_is_accepted(alice):
+    # What `curl -d '{"query": ...}'` sends: the JSON labelled as a form.
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = alice.client.post("/api/v1/tasks", content=b'{"query":"What is 2+2?"}', headers=form)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "QUEUED"
+
+
 def test_task_goes_queued_running_completed_with_result_and_usage(alice):
     task_id = alice.submit("What is 2+2?")["task_id"]
     seen = set()

@@ -58,12 +58,21 @@ def test_the_capped_stream_counts_every_read() -> None:
     assert CappedStream(io.BytesIO(b"abcd"), limit=4).read() == b"abcd"
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
-def test_a_body_that_is_not_json_is_415(client, content_type) -> None:
-    headers = {"Content-Type": content_type} if content_type else {}
-    response = client.simulate_post("/api/v1/tasks", body=b'{"query": "q"}', headers=headers)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "multipart/form-data"])
+def test_a_body_of_another_media_type_is_415_even_when_it_is_json(client, content_type) -> None:
+    response = client.simulate_post(
+        "/api/v1/tasks", body=b'{"query": "q"}', headers={"Content-Type": content_type}
+    )
     assert response.status_code == 415
     assert response.json["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded"])
+def test_an_unlabelled_or_curl_form_body_is_taken_when_it_is_json(client, content_type) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert client.simulate_post("/api/v1/tasks", body=b'{"query": "q"}', headers=headers).status_code == 200
+    form = client.simulate_post("/api/v1/tasks", body=b"query=q", headers=headers)
+    assert (form.status_code, form.json["code"]) == (415, "unsupported_media_type")
 
 
 def test_json_with_parameters_or_a_json_suffix_is_accepted(client) -> None:
