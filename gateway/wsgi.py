@@ -12,8 +12,8 @@ from collections.abc import Iterable
 import falcon
 
 from gateway.app import create_app
-from gateway.logs import configure_logging
 from gateway.settings import GatewaySettings
+from taskgate.json_logging import configure_logging
 
 _app: falcon.App | None = None
 _app_lock = threading.Lock()

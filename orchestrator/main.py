@@ -23,7 +23,6 @@ from orchestrator.engine.worker_pool import WorkerPool
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.identity import ApiKeyAuthenticator
 from orchestrator.identity import CallerResolver
-from orchestrator.json_logging import configure_logging
 from orchestrator.runners.simulated import SimulatedRunner
 from orchestrator.server import BindError
 from orchestrator.server import create_server
@@ -38,6 +37,7 @@ from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
+from taskgate.json_logging import configure_logging
 
 logger = logging.getLogger("orchestrator")
 
@@ -114,7 +114,8 @@ def run_serve() -> int:
     except SettingsError as ex:
         print(f"taskgate orchestrator: {ex}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    # uvicorn logs request lines and start-up chatter at INFO; the orchestrator logs its own.
+    configure_logging(settings.log_level, quiet_loggers=("uvicorn", "uvicorn.error", "uvicorn.access"))
     try:
         asyncio.run(serve(settings))
     except StartupError as ex:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
@@ -202,3 +203,34 @@ def start_stack(tmp: pathlib.Path, **overrides: str) -> Stack:
         orchestrator.stop()
         raise
     return Stack(env=env, orchestrator=orchestrator, gateway=gateway)
+
+
+@contextlib.contextmanager
+def taskgate_run(env: dict, cwd: pathlib.Path):
+    """Run `taskgate run` until its banner is printed; yield the process and the output so far.
+
+    The output keeps being drained in the background, so children logging to the shared pipe never
+    block; on exit a process still running is killed.
+    """
+    process = subprocess.Popen(
+        taskgate_command("run"), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    banner_printed = threading.Event()
+
+    def drain():
+        for line in process.stdout:
+            output.append(line)
+            if "Ctrl-C" in line:
+                banner_printed.set()
+        banner_printed.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        banner_printed.wait(timeout=START_TIMEOUT * 2)
+        assert process.poll() is None, "".join(output)
+        yield process, "".join(output)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

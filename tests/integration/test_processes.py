@@ -14,6 +14,7 @@ from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
 from tests.integration.processes import start_stack
 from tests.integration.processes import taskgate_command
+from tests.integration.processes import taskgate_run
 from tests.integration.processes import wait_until
 from tests.integration.sse import read_stream
 
@@ -31,25 +32,11 @@ def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_pa
     del env["TASKGATE_DATABASE_URL"]  # the embedded default: a SQLite file under .taskgate/
     env["TASKGATE_DEV_API_KEY"] = api_keys.generate_api_key()
     url = "http://" + env["TASKGATE_GATEWAY_BIND"]
-    process = subprocess.Popen(
-        taskgate_command("run"),
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        banner = []
-        for line in process.stdout:
-            banner.append(line)
-            if "Ctrl-C" in line:
-                break
-        output = "".join(banner)
-        assert env["TASKGATE_DEV_API_KEY"] in output, output
-        headers = {"X-API-Key": env["TASKGATE_DEV_API_KEY"]}
+    headers = {"X-API-Key": env["TASKGATE_DEV_API_KEY"]}
 
-        response = httpx.post(url + "/api/v1/tasks", headers=headers, json={"query": "What is 2+2?"})
+    with taskgate_run(env, tmp_path) as (process, banner):
+        assert env["TASKGATE_DEV_API_KEY"] in banner, banner
+        response = httpx.post(url + "/api/v1/tasks", headers=headers, content=b'{"query":"What is 2+2?"}')
         assert response.status_code == 200, response.text
         task = _wait_completed(url, headers, response.json()["task_id"])
         assert "4" in task["result"]
@@ -59,29 +46,14 @@ def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_pa
         assert process.wait(timeout=30) == 0
         with pytest.raises(httpx.TransportError):
             httpx.get(url + "/health", timeout=1)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 def test_killing_taskgate_run_takes_its_children_down_too(tmp_path):
     env = base_env(tmp_path)
     url = "http://" + env["TASKGATE_GATEWAY_BIND"]
-    process = subprocess.Popen(
-        taskgate_command("run"),
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for line in process.stdout:
-            if "Ctrl-C" in line:
-                break
-        assert httpx.get(url + "/health").status_code == 200
 
+    with taskgate_run(env, tmp_path) as (process, _):
+        assert httpx.get(url + "/health").status_code == 200
         process.kill()
         process.wait()
 
@@ -96,10 +68,6 @@ def test_killing_taskgate_run_takes_its_children_down_too(tmp_path):
         wait_until(
             lambda: gone("http://" + env["TASKGATE_ADMIN_ADDR"] + "/health"), timeout=20, what="orchestrator"
         )
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 def test_orchestrator_restart_gives_503_meanwhile_and_keeps_every_task(tmp_path):

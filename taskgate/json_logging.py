@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line on stderr."""
+"""Structured logging for both services: one JSON object per line on stderr."""
 
 import datetime
 import json
@@ -8,7 +8,11 @@ import sys
 from taskgate.rfc3339 import format_datetime
 
 # Attributes every LogRecord has; anything else on a record came in through ``extra=`` and is a field.
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,13 +34,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str) -> None:
-    """Send every logger's records to stderr as JSON lines at ``level``."""
+def configure_logging(level: str, quiet_loggers: tuple[str, ...] = ()) -> None:
+    """Send every logger's records to stderr as JSON lines at ``level``.
+
+    ``quiet_loggers`` are libraries' loggers held at WARNING or above (their INFO lines repeat ours).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # uvicorn logs request lines and start-up chatter at INFO; the orchestrator logs its own.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in quiet_loggers:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
