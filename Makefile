@@ -1,4 +1,5 @@
-# taskgate: `make run` starts everything locally, `make test` runs the whole suite.
+# taskgate: `make run` starts everything locally, `make test` runs the whole suite,
+# `make bench` measures task throughput on each store (docs/benchmarks.md).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -6,13 +7,16 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test protos check-protos lint lint-protos test-servers clean
+.PHONY: run test bench protos check-protos lint lint-protos test-servers clean
 
 run: $(RUN_STAMP)
 	$(VENV)/bin/taskgate run
 
 test: $(TEST_STAMP) test-servers check-protos lint
 	$(VENV)/bin/pytest
+
+bench: $(TEST_STAMP) test-servers
+	$(PY) -m bench.task_throughput
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

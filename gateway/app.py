@@ -19,11 +19,25 @@ from gateway.orchestrator_client import OrchestratorClient
 from gateway.resources.health import HealthResource
 from gateway.resources.health import ReadinessResource
 from gateway.resources.openapi import OpenApiResource
+from gateway.resources.search import SearchResource
+from gateway.resources.sessions import SessionEventsResource
+from gateway.resources.sessions import SessionExportResource
+from gateway.resources.sessions import SessionHistoryResource
+from gateway.resources.sessions import SessionResource
+from gateway.resources.sessions import SessionsResource
+from gateway.resources.stats import StatsResource
 from gateway.resources.stream import StreamOpener
 from gateway.resources.stream import StreamResource
+from gateway.resources.task_control import TaskCancelResource
+from gateway.resources.task_control import TaskControlStateResource
+from gateway.resources.task_control import TaskPauseResource
+from gateway.resources.task_control import TaskResumeResource
 from gateway.resources.tasks import TaskEventsResource
 from gateway.resources.tasks import TaskResource
 from gateway.resources.tasks import TasksResource
+from gateway.resources.tasks import TaskStreamRedirectResource
+from gateway.resources.tasks import TaskStreamSubmitResource
+from gateway.resources.tasks import TaskTimelineResource
 from gateway.settings import GatewaySettings
 
 
@@ -90,5 +104,21 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/tasks", TasksResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}", TaskResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}/events", TaskEventsResource(deps.orchestrator))
+    # Task control, timeline and streams.
+    app.add_route("/api/v1/tasks/stream", TaskStreamSubmitResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/stream", TaskStreamRedirectResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/timeline", TaskTimelineResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/cancel", TaskCancelResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/pause", TaskPauseResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/resume", TaskResumeResource(deps.orchestrator))
+    app.add_route("/api/v1/tasks/{task_id}/control-state", TaskControlStateResource(deps.orchestrator))
     app.add_route("/api/v1/stream/sse", StreamResource(deps.admin_stream))
+    # Sessions, search and stats.
+    app.add_route("/api/v1/sessions", SessionsResource(deps.orchestrator))
+    app.add_route("/api/v1/sessions/{session_id}", SessionResource(deps.orchestrator))
+    app.add_route("/api/v1/sessions/{session_id}/history", SessionHistoryResource(deps.orchestrator))
+    app.add_route("/api/v1/sessions/{session_id}/events", SessionEventsResource(deps.orchestrator))
+    app.add_route("/api/v1/sessions/{session_id}/export", SessionExportResource(deps.orchestrator))
+    app.add_route("/api/v1/search", SearchResource(deps.orchestrator))
+    app.add_route("/api/v1/stats", StatsResource(deps.orchestrator))
     return app

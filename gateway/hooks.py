@@ -1,4 +1,4 @@
-"""Per-route ``falcon.before`` hooks: a JSON body, a well-formed id in the path."""
+"""Per-route ``falcon.before`` hooks: a JSON body (required or optional), a well-formed id in the path."""
 
 import json
 
@@ -39,6 +39,14 @@ def require_json_object(req: falcon.Request, resp: falcon.Response, resource: ob
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", "bad_request")
     req.context.json = body
+
+
+def optional_json_object(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
+    """Like ``require_json_object``, but no body at all is the empty object (the body is optional)."""
+    if not req.content_length and not is_chunked(req):
+        req.context.json = {}
+        return
+    require_json_object(req, resp, resource, params)
 
 
 def _media_type(content_type: str | None) -> str:

@@ -20,10 +20,23 @@ from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import auth_pb2_grpc
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import events_pb2_grpc
+from taskgate.orchestrator.v1 import sessions_pb2
+from taskgate.orchestrator.v1 import sessions_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
 
-_CHANNEL_OPTIONS = (("grpc.primary_user_agent", f"taskgate-gateway/{__version__}"),)
+# A session export is one message of up to 32 MiB (orchestrator.engine.session_export); 4 MiB is the
+# default limit.
+MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024
+_CHANNEL_OPTIONS = (
+    ("grpc.primary_user_agent", f"taskgate-gateway/{__version__}"),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+    # The default reconnect backoff grows to two minutes; an orchestrator restart takes seconds,
+    # and every worker should be back within about a second of it, not minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +48,7 @@ class _Stubs:
     auth: auth_pb2_grpc.AuthServiceStub
     tasks: tasks_pb2_grpc.TaskServiceStub
     events: events_pb2_grpc.EventServiceStub
+    sessions: sessions_pb2_grpc.SessionServiceStub
     health: health_pb2_grpc.HealthStub
 
     @classmethod
@@ -46,6 +60,7 @@ class _Stubs:
             auth=auth_pb2_grpc.AuthServiceStub(channel),
             tasks=tasks_pb2_grpc.TaskServiceStub(channel),
             events=events_pb2_grpc.EventServiceStub(channel),
+            sessions=sessions_pb2_grpc.SessionServiceStub(channel),
             health=health_pb2_grpc.HealthStub(channel),
         )
 
@@ -88,6 +103,85 @@ class OrchestratorClient:
     ) -> events_pb2.ListEventsResponse:
         """Page through one of the caller's tasks' stored events."""
         return self._call(self._connection().events.ListEvents, request, context)
+
+    # Task control and timeline.
+
+    def cancel_task(self, task_id: str, reason: str, context: CallContext) -> tasks_pb2.CancelTaskResponse:
+        """Cancel one of the caller's tasks; a finished one is FAILED_PRECONDITION."""
+        request = tasks_pb2.CancelTaskRequest(task_id=task_id, reason=reason)
+        return self._call(self._connection().tasks.CancelTask, request, context)
+
+    def pause_task(self, task_id: str, reason: str, context: CallContext) -> tasks_pb2.PauseTaskResponse:
+        """Pause one of the caller's tasks; a paused or finished one is FAILED_PRECONDITION."""
+        request = tasks_pb2.PauseTaskRequest(task_id=task_id, reason=reason)
+        return self._call(self._connection().tasks.PauseTask, request, context)
+
+    def resume_task(self, task_id: str, reason: str, context: CallContext) -> tasks_pb2.ResumeTaskResponse:
+        """Resume one of the caller's paused tasks; one not paused is FAILED_PRECONDITION."""
+        request = tasks_pb2.ResumeTaskRequest(task_id=task_id, reason=reason)
+        return self._call(self._connection().tasks.ResumeTask, request, context)
+
+    def get_control_state(self, task_id: str, context: CallContext) -> tasks_pb2.GetControlStateResponse:
+        """Read whether one of the caller's tasks is paused or cancelled, by whom and why."""
+        request = tasks_pb2.GetControlStateRequest(task_id=task_id)
+        return self._call(self._connection().tasks.GetControlState, request, context)
+
+    def get_timeline(self, task_id: str, context: CallContext) -> events_pb2.GetTimelineResponse:
+        """Summarise one of the caller's tasks' events."""
+        request = events_pb2.GetTimelineRequest(workflow_id=task_id)
+        return self._call(self._connection().events.GetTimeline, request, context)
+
+    # Sessions, search and stats.
+
+    def list_sessions(
+        self, request: sessions_pb2.ListSessionsRequest, context: CallContext
+    ) -> sessions_pb2.ListSessionsResponse:
+        """List the caller's sessions, most recently active first."""
+        return self._call(self._connection().sessions.ListSessions, request, context)
+
+    def get_session(self, session_id: str, context: CallContext) -> sessions_pb2.Session:
+        """Read one of the caller's sessions; someone else's or a deleted one is NOT_FOUND."""
+        request = sessions_pb2.GetSessionRequest(session_id=session_id)
+        return self._call(self._connection().sessions.GetSession, request, context).session
+
+    def update_session(
+        self, request: sessions_pb2.UpdateSessionRequest, context: CallContext
+    ) -> sessions_pb2.UpdateSessionResponse:
+        """Set a session's title; the answer carries the title as stored."""
+        return self._call(self._connection().sessions.UpdateSession, request, context)
+
+    def delete_session(self, session_id: str, context: CallContext) -> None:
+        """Soft-delete one of the caller's sessions."""
+        request = sessions_pb2.DeleteSessionRequest(session_id=session_id)
+        self._call(self._connection().sessions.DeleteSession, request, context)
+
+    def get_session_history(
+        self, request: sessions_pb2.GetSessionHistoryRequest, context: CallContext
+    ) -> sessions_pb2.GetSessionHistoryResponse:
+        """Page through a session's tasks, oldest first."""
+        return self._call(self._connection().sessions.GetSessionHistory, request, context)
+
+    def list_session_turns(
+        self, request: sessions_pb2.ListSessionTurnsRequest, context: CallContext
+    ) -> sessions_pb2.ListSessionTurnsResponse:
+        """Page through a session's turns with their events."""
+        return self._call(self._connection().sessions.ListSessionTurns, request, context)
+
+    def export_session(self, session_id: str, context: CallContext) -> str:
+        """Return one of the caller's sessions as one JSON document."""
+        request = sessions_pb2.ExportSessionRequest(session_id=session_id)
+        return self._call(self._connection().sessions.ExportSession, request, context).document_json
+
+    def search_tasks(
+        self, request: sessions_pb2.SearchTasksRequest, context: CallContext
+    ) -> sessions_pb2.SearchTasksResponse:
+        """Search the caller's task queries and results."""
+        return self._call(self._connection().sessions.SearchTasks, request, context)
+
+    def get_stats(self, days: int, context: CallContext) -> sessions_pb2.GetStatsResponse:
+        """Aggregate the caller's usage over the last ``days`` days."""
+        request = sessions_pb2.GetStatsRequest(days=days)
+        return self._call(self._connection().sessions.GetStats, request, context)
 
     def is_serving(self, timeout_seconds: float) -> bool:
         """Return whether the orchestrator's gRPC health check answers SERVING within the timeout."""

@@ -47,6 +47,9 @@ class EventBus(abc.ABC):
     async def publish(self, event: Event) -> None:
         """Deliver an event without waiting for any watcher to consume it."""
 
+    async def close(self) -> None:  # noqa: B027 - optional: most buses hold nothing to release
+        """Release what the bus holds (connections, background tasks); nothing for an in-process bus."""
+
 
 class _QueueSubscription(Subscription):
     """A subscription backed by a bounded in-process queue."""

@@ -43,10 +43,34 @@ class SessionNotFoundError(NotFoundError):
     default_message = "Session not found"
 
 
+class SessionBudgetExhaustedError(OrchestratorError):
+    """The session has used its whole token budget, so it takes no more tasks."""
+
+    default_message = "Session token budget exhausted"
+
+
+class SessionTooLargeError(OrchestratorError):
+    """The session is too large to be exported as one document."""
+
+    default_message = "Session is too large to export"
+
+
+class TaskStateError(OrchestratorError):
+    """The task's state does not allow the request (pause a finished task, resume a running one)."""
+
+    default_message = "The task's state does not allow this"
+
+
 class AlreadyExistsError(OrchestratorError):
     """Something with the same unique name exists already."""
 
     default_message = "Already exists"
+
+
+class UnavailableError(OrchestratorError):
+    """A backing service (the database) cannot be reached right now; the client may retry."""
+
+    default_message = "The service is temporarily unavailable; try again"
 
 
 class UnauthenticatedError(OrchestratorError):

@@ -20,6 +20,11 @@ WORKFLOW_COMPLETED = "WORKFLOW_COMPLETED"
 WORKFLOW_FAILED = "WORKFLOW_FAILED"
 ERROR_OCCURRED = "ERROR_OCCURRED"
 STREAM_END = "STREAM_END"
+# Task control: the owner paused, resumed or cancelled the task, or it ran past its timeout.
+WORKFLOW_PAUSED = "WORKFLOW_PAUSED"
+WORKFLOW_RESUMED = "WORKFLOW_RESUMED"
+WORKFLOW_CANCELLED = "WORKFLOW_CANCELLED"
+WORKFLOW_TIMEOUT = "WORKFLOW_TIMEOUT"
 
 # SSE event names that differ from the event type (docs/internals.md, "Event JSON").
 SSE_NAMES = {
@@ -27,9 +32,9 @@ SSE_NAMES = {
     LLM_OUTPUT: "thread.message.completed",
     ERROR_OCCURRED: "error",
     STREAM_END: "done",
-    "WORKFLOW_PAUSED": "workflow.paused",
-    "WORKFLOW_RESUMED": "workflow.resumed",
-    "WORKFLOW_CANCELLED": "workflow.cancelled",
+    WORKFLOW_PAUSED: "workflow.paused",
+    WORKFLOW_RESUMED: "workflow.resumed",
+    WORKFLOW_CANCELLED: "workflow.cancelled",
 }
 
 

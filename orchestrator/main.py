@@ -6,9 +6,7 @@
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 import sqlite3
 import sys
 import uuid
@@ -17,7 +15,12 @@ from collections.abc import Callable
 
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
+from orchestrator.bus import EventBus
 from orchestrator.bus import InProcessEventBus
+from orchestrator.control_signals import ControlSignals
+from orchestrator.control_signals import InProcessControlSignals
+from orchestrator.engine.leases import LeaseKeeper
+from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.engine.worker_pool import WorkerPool
 from orchestrator.errors import AlreadyExistsError
@@ -64,12 +67,26 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
 
         store = await _open_migrated_store(settings)
         stack.push_async_callback(store.close)
-        bus = InProcessEventBus()
+        worker_id = _worker_id(settings)
+        bus = await _open_event_bus(settings, worker_id)
+        stack.push_async_callback(bus.close)
+        # Task control: pause, resume and cancel reach the replica running the task through these.
+        signals = await _open_control_signals(settings, worker_id)
+        stack.push_async_callback(signals.close)
         pool = WorkerPool(
-            store, bus, SimulatedRunner(settings.sim_step_seconds), settings.worker_concurrency, _worker_id()
+            store,
+            bus,
+            SimulatedRunner(settings.sim_step_seconds),
+            settings.worker_concurrency,
+            worker_id,
+            signals,
+            default_timeout_seconds=settings.task_timeout_seconds,
+            lease_seconds=settings.lease_seconds,
         )
-        await pool.recover_interrupted()
-        engine = TaskEngine(store, bus, pool.wake, settings.stream_buffer)
+        if store.single_replica:
+            await pool.recover_interrupted()
+        leases = LeaseKeeper(store, bus, pool, worker_id, settings.lease_seconds)
+        engine = TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals)
         authenticator = ApiKeyAuthenticator(store)
         stack.push_async_callback(authenticator.close)
         callers = CallerResolver(settings.service_token, authenticator)
@@ -88,12 +105,14 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         stack.push_async_callback(admin.stop)
 
         try:
-            grpc_server, grpc_port = await create_server(settings, engine, callers)
+            grpc_server, grpc_port = await create_server(settings, engine, callers, SessionEngine(store))
         except BindError as ex:
             raise StartupError(str(ex)) from ex
         await grpc_server.start()
         stack.push_async_callback(grpc_server.stop, GRPC_SHUTDOWN_GRACE_SECONDS)
 
+        leases.start()
+        stack.push_async_callback(leases.stop)
         pool.start()
         stack.push_async_callback(pool.stop, WORKER_SHUTDOWN_GRACE_SECONDS)
 
@@ -162,7 +181,8 @@ async def _open_migrated_store(settings: OrchestratorSettings) -> Store:
         store = await open_store(settings.database_url)
     except (OSError, sqlite3.Error) as ex:
         # The URL itself is not repeated: a database URL can carry a password.
-        raise StartupError(f"cannot open the database named by TASKGATE_DATABASE_URL: {ex}") from ex
+        reason = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        raise StartupError(f"cannot open the database named by TASKGATE_DATABASE_URL: {reason}") from ex
     try:
         await store.migrate()
     except BaseException:
@@ -199,6 +219,44 @@ async def _user_for(store: Store, email: str) -> UserRecord:
         return user
 
 
-def _worker_id() -> str:
-    """Name this process in claims, so a task shows which replica ran it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+async def _open_event_bus(settings: OrchestratorSettings, origin: str) -> EventBus:
+    """Return the in-process bus, or with TASKGATE_REDIS_URL the Redis Streams bus, started."""
+    if settings.redis_url is None:
+        return InProcessEventBus()
+    # Imported only when configured: the embedded default starts without loading a Redis client.
+    from orchestrator.redis_bus import RedisStreamsEventBus
+    from orchestrator.redis_client import connect
+
+    bus = RedisStreamsEventBus(connect(settings.redis_url), origin)
+    try:
+        await bus.start()
+    except OSError as ex:
+        await bus.close()
+        # The URL itself is not repeated: it can carry a password.
+        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
+    return bus
+
+
+async def _open_control_signals(settings: OrchestratorSettings, origin: str) -> ControlSignals:
+    """Return in-process control signals, or with TASKGATE_REDIS_URL the Redis pub/sub ones, started."""
+    if settings.redis_url is None:
+        return InProcessControlSignals()
+    from orchestrator.redis_client import connect
+    from orchestrator.redis_control_signals import RedisControlSignals
+
+    signals = RedisControlSignals(connect(settings.redis_url), origin)
+    try:
+        await signals.start()
+    except OSError as ex:
+        await signals.close()
+        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
+    return signals
+
+
+def _worker_id(settings: OrchestratorSettings) -> str:
+    """Name this process's life in claims: ``<replica id>:<random>``.
+
+    The replica id shows which replica ran a task; the random part keeps a restarted replica from
+    mistaking the leases of its previous life for its own.
+    """
+    return f"{settings.replica_id}:{uuid.uuid4().hex[:8]}"

@@ -10,10 +10,12 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
 from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.services.events import EventServiceServicer
+from orchestrator.services.sessions import SessionServiceServicer
 from orchestrator.services.tasks import TaskServiceServicer
 from orchestrator.services.unimplemented import quiet_unimplemented
 from orchestrator.settings import OrchestratorSettings
@@ -56,12 +58,12 @@ class BindError(RuntimeError):
 
 
 async def create_server(
-    settings: OrchestratorSettings, engine: TaskEngine, callers: CallerResolver
+    settings: OrchestratorSettings, engine: TaskEngine, callers: CallerResolver, sessions: SessionEngine
 ) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``settings.grpc_addr`` (port 0 picks one); return it and its port.
 
-    The server is not started. Sessions, approvals and schedules are registered with the
-    generated base servicers: their RPCs, like the other RPCs not built yet, answer UNIMPLEMENTED.
+    The server is not started. Approvals and schedules are registered with the generated base
+    servicers: their RPCs, like the other RPCs not built yet, answer UNIMPLEMENTED.
     """
     server = grpc.aio.server(options=_SERVER_OPTIONS)
     registrations: tuple[tuple[Callable[[Any, grpc.aio.Server], None], Any, ServiceDescriptor], ...] = (
@@ -78,7 +80,7 @@ async def create_server(
         (auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServiceServicer(callers), AUTH_SERVICE),
         (
             sessions_pb2_grpc.add_SessionServiceServicer_to_server,
-            sessions_pb2_grpc.SessionServiceServicer(),
+            SessionServiceServicer(sessions, callers),
             SESSION_SERVICE,
         ),
         (

@@ -3,10 +3,12 @@
 import dataclasses
 import os
 import re
+import socket
 from collections.abc import Mapping
 
 ENVIRONMENTS = ("dev", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_REPLICA_ID_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _ADDRESS_PATTERN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):(?P<port>\d{1,5})$")
 
 
@@ -22,11 +24,16 @@ class OrchestratorSettings:
     env: str = "dev"
     grpc_addr: str = "127.0.0.1:50052"
     admin_addr: str = "127.0.0.1:8081"
-    database_url: str = "sqlite:///.taskgate/taskgate.db"
+    database_url: str = dataclasses.field(default="sqlite:///.taskgate/taskgate.db", repr=False)
+    redis_url: str | None = dataclasses.field(default=None, repr=False)
+    replica_id: str = ""
+    lease_seconds: float = 30.0
     worker_concurrency: int = 100
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
+    # Task control: a task's running-time limit when its request sets none.
+    task_timeout_seconds: int = 600
     log_level: str = "INFO"
 
     @classmethod
@@ -39,14 +46,21 @@ class OrchestratorSettings:
             grpc_addr=_address(environ, "TASKGATE_GRPC_ADDR", cls.grpc_addr),
             admin_addr=_address(environ, "TASKGATE_ADMIN_ADDR", cls.admin_addr),
             database_url=_database_url(environ),
+            redis_url=_redis_url(environ),
+            replica_id=_replica_id(environ),
+            lease_seconds=_number(environ, "TASKGATE_LEASE_SECONDS", cls.lease_seconds, 1.0, 3600.0),
+            # 0: this replica serves the API and streams but runs no tasks.
             worker_concurrency=_integer(
-                environ, "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 1, 10_000
+                environ, "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 0, 10_000
             ),
             sim_step_seconds=_number(environ, "TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=_number(
                 environ, "TASKGATE_SSE_PING_SECONDS", cls.sse_ping_seconds, 0.05, 3600.0
             ),
             stream_buffer=_integer(environ, "TASKGATE_STREAM_BUFFER", cls.stream_buffer, 1, 1_000_000),
+            task_timeout_seconds=_integer(
+                environ, "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
+            ),
             log_level=_choice(environ, "TASKGATE_LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
         )
 
@@ -116,12 +130,32 @@ def _address(environ: Mapping[str, str], name: str, default: str) -> str:
 def _database_url(environ: Mapping[str, str]) -> str:
     raw = _raw(environ, "TASKGATE_DATABASE_URL")
     if raw is None:
-        return OrchestratorSettings.database_url
-    if not raw.startswith("sqlite:///") or raw == "sqlite:///":
+        return "sqlite:///.taskgate/taskgate.db"
+    sqlite = raw.startswith("sqlite:///") and raw != "sqlite:///"
+    postgres = raw.startswith(("postgresql://", "postgres://"))
+    if not (sqlite or postgres):
         raise SettingsError(
-            "TASKGATE_DATABASE_URL must be sqlite:///relative/path or sqlite:////absolute/path "
-            "(PostgreSQL is not available in this build)"
+            "TASKGATE_DATABASE_URL must be sqlite:///relative/path, sqlite:////absolute/path "
+            "or postgresql://user:password@host:port/database"
         )
+    return raw
+
+
+def _redis_url(environ: Mapping[str, str]) -> str | None:
+    raw = _raw(environ, "TASKGATE_REDIS_URL")
+    if raw is None:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("TASKGATE_REDIS_URL must be redis://host:port/db, rediss://… or unix://…")
+    return raw
+
+
+def _replica_id(environ: Mapping[str, str]) -> str:
+    raw = _raw(environ, "TASKGATE_REPLICA_ID")
+    if raw is None:
+        return f"{socket.gethostname()}-{os.getpid()}"
+    if not _REPLICA_ID_PATTERN.match(raw):
+        raise SettingsError("TASKGATE_REPLICA_ID must be 1..64 characters of A-Z a-z 0-9 . _ -")
     return raw
 
 

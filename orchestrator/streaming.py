@@ -61,6 +61,19 @@ async def follow_events(
                 raise StreamOverflowError(workflow_id, last_seq) from None
             if event.seq <= last_seq:
                 continue
+            if event.seq > last_seq + 1:
+                # Live events can arrive late or out of order across replicas (or be lost in a
+                # Redis outage); the store has every one, so the gap is filled from there.
+                gap = event.seq - last_seq - 1
+                missed = await store.list_events(workflow_id, after_seq=last_seq, limit=gap)
+                for earlier in missed:
+                    last_seq = earlier.seq
+                    if wanted is None or earlier.type in wanted:
+                        yield earlier
+                    if earlier.type == events.STREAM_END:
+                        return
+                if last_seq != event.seq - 1:
+                    continue
             last_seq = event.seq
             if wanted is None or event.type in wanted:
                 yield event

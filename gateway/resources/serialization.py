@@ -116,6 +116,44 @@ def event(message: events_pb2.Event) -> dict[str, Any]:
     }
 
 
+# Task control and timeline.
+
+
+def control_state(message: tasks_pb2.GetControlStateResponse) -> dict[str, Any]:
+    """Return a task's control state as ``GET /api/v1/tasks/{id}/control-state`` shows it (unset: null)."""
+    return {
+        "is_paused": message.is_paused,
+        "is_cancelled": message.is_cancelled,
+        "paused_at": timestamp(message, "paused_at"),
+        "pause_reason": message.pause_reason or None,
+        "paused_by": message.paused_by or None,
+        "cancel_reason": message.cancel_reason or None,
+        "cancelled_by": message.cancelled_by or None,
+    }
+
+
+def timeline(message: events_pb2.GetTimelineResponse) -> dict[str, Any]:
+    """Return a task's timeline as ``GET /api/v1/tasks/{id}/timeline`` shows it."""
+    return {
+        "workflow_id": message.workflow_id,
+        "events": [
+            {
+                "seq": entry.seq,
+                "type": entry.type,
+                "agent_id": entry.agent_id,
+                "message": entry.message,
+                "timestamp": timestamp(entry, "timestamp"),
+            }
+            for entry in message.events
+        ],
+        "stats": {
+            "duration_ms": message.stats.duration_ms,
+            "event_count": message.stats.event_count,
+            "by_type": dict(sorted(message.stats.by_type.items())),
+        },
+    }
+
+
 def _pending_approval(task: tasks_pb2.Task) -> dict[str, Any] | None:
     if not task.HasField("pending_approval"):
         return None

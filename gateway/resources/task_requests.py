@@ -7,6 +7,7 @@ import falcon
 
 from gateway.resources.serialization import STATUS_NAMES
 from gateway.resources.serialization import status_value
+from gateway.resources.session_requests import token_budget
 from gateway.validation import ID_RULE
 from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
@@ -24,7 +25,13 @@ MODES = ("simple", "standard", "complex", "supervisor")
 MODEL_TIERS = ("small", "medium", "large")
 RESEARCH_STRATEGIES = ("quick", "standard", "deep", "academic")
 _CHOICES = {"mode": MODES, "model_tier": MODEL_TIERS, "research_strategy": RESEARCH_STRATEGIES}
-_INT_RANGES = {"max_iterations": (1, 50), "max_concurrent_agents": (1, 20)}
+MAX_TIMEOUT_SECONDS = 86_400
+MAX_REASON_CHARACTERS = 1000
+_INT_RANGES = {
+    "max_iterations": (1, 50),
+    "max_concurrent_agents": (1, 20),
+    "timeout_seconds": (1, MAX_TIMEOUT_SECONDS),
+}
 _BOOLEANS = ("enable_verification", "require_approval")
 _OVERRIDES = ("model_override", "provider_override")
 
@@ -98,8 +105,24 @@ def submit_task_request(body: dict[str, Any]) -> tasks_pb2.SubmitTaskRequest:
         else:
             errors.add(field, f"must be a string of at most {MAX_OVERRIDE_CHARACTERS} characters")
 
+    budget = token_budget(body, errors)
+    if budget is not None:
+        request.token_budget = budget
+
     errors.raise_if_any()
     return request
+
+
+def control_reason(body: dict[str, Any]) -> str:
+    """Return the optional ``reason`` of a cancel, pause or resume body ("" when absent or null)."""
+    reason = body.get("reason")
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
+        errors = FieldErrors()
+        errors.add("reason", f"must be a string of at most {MAX_REASON_CHARACTERS} characters")
+        errors.raise_if_any()
+    return reason
 
 
 def list_tasks_request(req: falcon.Request) -> tasks_pb2.ListTasksRequest:

@@ -1,6 +1,8 @@
-"""Task routes: submit, list, read one, and page through a task's events."""
+"""Task routes: submit (plain or with a stream to follow), list, read one, its events and timeline."""
 
 from typing import Protocol
+from urllib.parse import quote
+from urllib.parse import urlencode
 
 import falcon
 
@@ -36,6 +38,20 @@ class TaskApi(Protocol):
         self, request: events_pb2.ListEventsRequest, context: CallContext
     ) -> events_pb2.ListEventsResponse:
         """Page through a task's events."""
+
+    def get_timeline(self, task_id: str, context: CallContext) -> events_pb2.GetTimelineResponse:
+        """Summarise a task's events."""
+
+
+STREAM_PATH = "/api/v1/stream/sse"
+# The stream parameters a redirect to the stream keeps.
+_STREAM_PARAMS = ("types", "last_event_id")
+
+
+def stream_url(workflow_id: str, params: list[tuple[str, str]] | None = None) -> str:
+    """Return the path and query of a workflow's event stream, every value percent-escaped."""
+    query = urlencode([("workflow_id", workflow_id), *(params or [])], quote_via=quote)
+    return f"{STREAM_PATH}?{query}"
 
 
 class TasksResource:
@@ -89,3 +105,54 @@ class TaskEventsResource:
             "events": [serialization.event(message) for message in response.events],
             "count": response.count,
         }
+
+
+class TaskStreamSubmitResource:
+    """``/api/v1/tasks/stream``: submit a task and get the URL of its event stream."""
+
+    def __init__(self, orchestrator: TaskApi) -> None:
+        self._orchestrator = orchestrator
+
+    @falcon.before(require_json_object)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Queue a task and answer 201 with its ids and ``stream_url``, also in ``Link: rel=stream``."""
+        request = submit_task_request(req.context.json)
+        response = self._orchestrator.submit_task(request, call_context(req))
+        task = response.task
+        url = stream_url(task.workflow_id)
+        resp.status = falcon.HTTP_201
+        resp.media = {
+            "task_id": task.task_id,
+            "workflow_id": task.workflow_id,
+            "session_id": task.session_id,
+            "stream_url": url,
+        }
+        resp.set_header("Link", f"<{url}>; rel=stream")
+        resp.set_header("X-Workflow-ID", task.workflow_id)
+        resp.set_header("X-Session-ID", task.session_id)
+
+
+@falcon.before(require_valid_id, "task_id")
+class TaskStreamRedirectResource:
+    """``/api/v1/tasks/{task_id}/stream``: a redirect to the task's event stream."""
+
+    def __init__(self, orchestrator: TaskApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Answer 307 to the stream, keeping ``types`` and ``last_event_id``; another's task is 404."""
+        self._orchestrator.get_task(task_id, call_context(req))
+        kept = [(name, req.get_param(name)) for name in _STREAM_PARAMS if req.get_param(name) is not None]
+        raise falcon.HTTPTemporaryRedirect(stream_url(task_id, kept))
+
+
+@falcon.before(require_valid_id, "task_id")
+class TaskTimelineResource:
+    """``/api/v1/tasks/{task_id}/timeline``: a task's events summarised, with statistics."""
+
+    def __init__(self, orchestrator: TaskApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Return the summarised events (no LLM_PARTIAL) and their duration, count and count by type."""
+        resp.media = serialization.timeline(self._orchestrator.get_timeline(task_id, call_context(req)))

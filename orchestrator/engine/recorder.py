@@ -1,4 +1,4 @@
-"""Recording a running task's events: numbered, stored, then published."""
+"""Recording a task's events: numbered, stored, then published; with its status transitions too."""
 
 import asyncio
 from collections.abc import Mapping
@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator.bus import EventBus
 from orchestrator.events import Event
 from orchestrator.store.base import Store
+from orchestrator.store.records import TaskTransition
 from taskgate.rfc3339 import utc_now
 
 
@@ -15,7 +16,9 @@ class EventRecorder:
 
     Storing first means any watcher that sees an event live can also find it on replay, which is
     what lets a stream hand over from replay to live without a gap. Only one recorder exists per
-    running task, so the seq is counted here rather than in the database.
+    running task, so the seq is counted here rather than in the database. The one exception is a
+    task its runner holds at a pause: a resume records its event meanwhile (see
+    ``orchestrator.engine.task_control``), and the runner calls ``resync`` before going on.
     """
 
     def __init__(self, store: Store, bus: EventBus, workflow_id: str, last_seq: int = 0) -> None:
@@ -53,3 +56,32 @@ class EventRecorder:
             self._last_seq = event.seq
             await self._bus.publish(event)
         return event
+
+    async def record_transition(self, transition: TaskTransition) -> bool:
+        """Apply a guarded transition of the task with its events (the next seqs); False if it did not."""
+        async with self._lock:
+            stored = await self._store.transition_task(self._workflow_id, transition)
+            if stored is None:
+                return False
+            for event in stored:
+                self._last_seq = event.seq
+                await self._bus.publish(event)
+        return True
+
+    async def resync(self) -> None:
+        """Continue after the events someone else stored while the runner held the task at a pause."""
+        async with self._lock:
+            self._last_seq = await self._store.last_event_seq(self._workflow_id)
+
+
+async def apply_transition(store: Store, bus: EventBus, task_id: str, transition: TaskTransition) -> bool:
+    """Apply a guarded transition of a task no runner is recording, then publish its events.
+
+    Return whether it applied (False: the task changed since it was read, nothing was written).
+    """
+    stored = await store.transition_task(task_id, transition)
+    if stored is None:
+        return False
+    for event in stored:
+        await bus.publish(event)
+    return True

@@ -1,10 +1,10 @@
 """The engine's side of a runner's context: events through the recorder, progress to the store."""
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.engine.recorder import EventRecorder
+from orchestrator.engine.run_control import RunControl
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
@@ -13,10 +13,11 @@ from orchestrator.store.base import Store
 class TaskRunContext(RunContext):
     """What a runner sees of the engine while it runs one task."""
 
-    def __init__(self, task: RunTask, recorder: EventRecorder, store: Store) -> None:
+    def __init__(self, task: RunTask, recorder: EventRecorder, store: Store, control: RunControl) -> None:
         self._task = task
         self._recorder = recorder
         self._store = store
+        self._control = control
 
     @property
     def task(self) -> RunTask:
@@ -30,12 +31,15 @@ class TaskRunContext(RunContext):
         await self._recorder.emit(event_type, message, payload, agent_id)
 
     async def checkpoint(self) -> None:
-        """Give the engine a say between two steps; for now it only yields to other work.
+        """Honour the owner's requests between two steps: hold while paused, stop when cancelled.
 
-        Pause and cancel signals will be honoured here: the runner is between steps, so stopping
-        or holding it leaves nothing half done.
+        The runner is between steps, so holding or stopping it here leaves nothing half done.
         """
-        await asyncio.sleep(0)
+        await self._control.checkpoint()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait between steps; a cancellation or the end of the task's timeout ends the wait at once."""
+        await self._control.sleep(seconds)
 
     async def report_progress(self, fraction: float) -> None:
         """Record how far the run is, 0..1."""

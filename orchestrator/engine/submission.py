@@ -36,6 +36,7 @@ class TaskSubmission:
     enable_verification: bool | None = None
     require_approval: bool = False
     timeout_seconds: int = 0
+    token_budget: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

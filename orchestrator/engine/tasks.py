@@ -6,33 +6,62 @@ from collections.abc import Collection
 
 from orchestrator.bus import EventBus
 from orchestrator.caller import Caller
+from orchestrator.control_signals import ControlSignals
+from orchestrator.engine.continuation import session_token_budget
+from orchestrator.engine.recorder import apply_transition
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.submission import validate_submission
+from orchestrator.engine.task_control import ControlDecision
+from orchestrator.engine.task_control import ControlRequest
+from orchestrator.engine.task_control import decide_cancel
+from orchestrator.engine.task_control import decide_pause
+from orchestrator.engine.task_control import decide_resume
+from orchestrator.engine.task_control import visible_control_state
+from orchestrator.engine.timeline import Timeline
+from orchestrator.engine.timeline import summarise_timeline
+from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import TaskNotFoundError
+from orchestrator.errors import TaskStateError
 from orchestrator.events import Event
 from orchestrator.identifiers import new_session_id
 from orchestrator.identifiers import new_task_id
 from orchestrator.store.base import Store
+from orchestrator.store.records import ControlState
 from orchestrator.store.records import NewTask
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
 from orchestrator.streaming import follow_events
+from taskgate.rfc3339 import utc_now
+
+MAX_REASON_CHARACTERS = 1000
+# A control request re-reads the task and decides again when the task changed under it; more
+# attempts than this means it keeps changing, and the caller is told to try again.
+CONTROL_ATTEMPTS = 5
+CHANGED_MESSAGE = "Task changed while the request was applied; try again"
+TIMELINE_PAGE_SIZE = 500
 
 
 class TaskEngine:
     """Submits, reads and follows tasks; another user's task is reported exactly like a missing one."""
 
     def __init__(
-        self, store: Store, bus: EventBus, wake_workers: Callable[[], None], stream_buffer: int
+        self,
+        store: Store,
+        bus: EventBus,
+        wake_workers: Callable[[], None],
+        stream_buffer: int,
+        signals: ControlSignals,
     ) -> None:
         self._store = store
         self._bus = bus
         self._wake_workers = wake_workers
         self._stream_buffer = stream_buffer
+        self._signals = signals
 
     async def submit(self, caller: Caller, submission: TaskSubmission) -> TaskRecord:
         """Check and queue a task, creating its session if needed, and wake the workers."""
         valid = validate_submission(submission)
+        token_budget = session_token_budget(submission.token_budget, valid.context)
         task = await self._store.create_task(
             NewTask(
                 task_id=new_task_id(),
@@ -43,6 +72,7 @@ class TaskEngine:
                 mode=valid.mode,
                 context=valid.context,
                 options=valid.options,
+                session_token_budget=token_budget,
             )
         )
         self._wake_workers()
@@ -84,3 +114,56 @@ class TaskEngine:
     def follow(self, workflow_id: str, after_seq: int, types: Collection[str] | None) -> AsyncIterator[Event]:
         """Follow a workflow's events (check ownership with ``require_workflow`` first)."""
         return follow_events(self._store, self._bus, workflow_id, after_seq, types, self._stream_buffer)
+
+    # Task control.
+
+    async def pause(self, caller: Caller, task_id: str, reason: str) -> str:
+        """Pause a queued task at once, or ask a running one to pause at its next checkpoint."""
+        return await self._control(caller, task_id, reason, decide_pause)
+
+    async def resume(self, caller: Caller, task_id: str, reason: str) -> str:
+        """Resume a paused task (or withdraw a pause not reached yet); return the answer's message."""
+        return await self._control(caller, task_id, reason, decide_resume)
+
+    async def cancel(self, caller: Caller, task_id: str, reason: str) -> str:
+        """Cancel a task without a runner at once, or ask its runner to stop; return the message."""
+        return await self._control(caller, task_id, reason, decide_cancel)
+
+    async def control_state(self, caller: Caller, task_id: str) -> ControlState:
+        """Return whether one of the caller's tasks is paused or cancelled, by whom and why."""
+        return visible_control_state(await self.get_task(caller, task_id))
+
+    async def timeline(self, caller: Caller, workflow_id: str) -> Timeline:
+        """Return one of the caller's workflows' events summarised, with their statistics."""
+        await self.require_workflow(caller, workflow_id)
+        workflow_events: list[Event] = []
+        while True:
+            after_seq = workflow_events[-1].seq if workflow_events else 0
+            page = await self._store.list_events(workflow_id, after_seq=after_seq, limit=TIMELINE_PAGE_SIZE)
+            workflow_events.extend(page)
+            if len(page) < TIMELINE_PAGE_SIZE:
+                return summarise_timeline(workflow_id, workflow_events)
+
+    async def _control(
+        self,
+        caller: Caller,
+        task_id: str,
+        reason: str,
+        decide: Callable[[TaskRecord, ControlRequest], ControlDecision],
+    ) -> str:
+        """Decide on a control request and apply it, stored before it is acknowledged; return the message."""
+        reason = reason.strip()
+        if len(reason) > MAX_REASON_CHARACTERS:
+            raise InvalidArgumentError("reason", f"reason must be at most {MAX_REASON_CHARACTERS} characters")
+        for _ in range(CONTROL_ATTEMPTS):
+            task = await self.get_task(caller, task_id)
+            decision = decide(task, ControlRequest(caller.user_id, reason, utc_now()))
+            if decision.transition is None:
+                return decision.message
+            if await apply_transition(self._store, self._bus, task.task_id, decision.transition):
+                if decision.notify_runner:
+                    await self._signals.notify(task.task_id)
+                if decision.requeued:
+                    self._wake_workers()
+                return decision.message
+        raise TaskStateError(CHANGED_MESSAGE)

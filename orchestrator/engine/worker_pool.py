@@ -1,11 +1,17 @@
 """The worker pool: claims queued tasks from the store and runs them, a bounded number at once.
 
-Shutdown policy: ``stop()`` stops claiming at once, gives running tasks a short grace to finish,
-then cancels what is left, which stays RUNNING. The SQLite store serves one replica, so every task
-still RUNNING when the orchestrator starts was interrupted by a crash or a shutdown of that
-replica: ``recover_interrupted()`` ends it FAILED with a clear reason (and its stream with `done`)
-before any new claim, so nothing is left RUNNING forever and nothing is run twice. Replicas on a
-shared database will instead recover only tasks whose lease has expired.
+Each run has a ``RunControl`` (``orchestrator.engine.run_control``): the owner's pause holds it at
+its next checkpoint, a cancel or the end of its timeout stops it there, or at once in a wait.
+
+Shutdown policy: ``stop()`` stops claiming at once, gives running tasks a short grace to finish
+(tasks held at a pause do no work, so they get none), then cancels what is left, which stays
+RUNNING or PAUSED. The SQLite store serves one replica, so every task still claimed when the
+orchestrator starts was interrupted by a crash or a shutdown of that replica:
+``recover_interrupted()`` deals with each before any new claim, as its control state says
+(``task_control.recovery_transition``): FAILED with a clear reason (and its stream ended with
+`done`), CANCELLED if a cancel was asked, or parked PAUSED if it was paused, to run again from its
+first step when resumed. Nothing is left RUNNING forever and nothing runs twice at once. Replicas
+on a shared database instead recover only tasks whose lease has expired (``leases.py``).
 """
 
 import asyncio
@@ -14,12 +20,22 @@ import logging
 
 from orchestrator import events
 from orchestrator.bus import EventBus
+from orchestrator.control_signals import ControlSignals
+from orchestrator.engine.continuation import require_session_budget
+from orchestrator.engine.continuation import session_history
 from orchestrator.engine.recorder import EventRecorder
+from orchestrator.engine.recorder import apply_transition
 from orchestrator.engine.run_context import TaskRunContext
+from orchestrator.engine.run_control import RunControl
+from orchestrator.engine.run_control import RunLost
+from orchestrator.engine.run_control import RunningControls
+from orchestrator.engine.run_control import RunStopped
+from orchestrator.engine.run_control import timeout_budget
+from orchestrator.engine.task_control import recovery_transition
+from orchestrator.errors import OrchestratorError
 from orchestrator.runners.base import Runner
 from orchestrator.runners.base import RunResult
 from orchestrator.runners.base import RunTask
-from orchestrator.runners.base import SessionTurn
 from orchestrator.store.base import Store
 from orchestrator.store.records import TaskOutcome
 from orchestrator.store.records import TaskRecord
@@ -29,10 +45,10 @@ from orchestrator.store.records import TokenUsage
 logger = logging.getLogger(__name__)
 
 FAILED_MESSAGE = "The task failed while running"
-INTERRUPTED_MESSAGE = "The orchestrator restarted while the task was running; submit it again"
 POLL_SECONDS = 0.5
 LEASE_SECONDS = 300.0
-HISTORY_TURNS = 10
+DEFAULT_TIMEOUT_SECONDS = 600.0
+STOP_CHECK_SECONDS = 0.1
 
 
 class WorkerPool:
@@ -45,6 +61,8 @@ class WorkerPool:
         runner: Runner,
         concurrency: int,
         worker_id: str,
+        signals: ControlSignals,
+        default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         poll_seconds: float = POLL_SECONDS,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
@@ -52,11 +70,15 @@ class WorkerPool:
         self._bus = bus
         self._runner = runner
         self._worker_id = worker_id
+        self._default_timeout_seconds = default_timeout_seconds
+        self._controls = RunningControls(store, signals)
+        self._sweep_task: asyncio.Task[None] | None = None
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
         self._slots = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._running_by_id: dict[str, asyncio.Task[None]] = {}
         self._claim_loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -64,33 +86,54 @@ class WorkerPool:
         """How many tasks run right now."""
         return len(self._running)
 
+    def held_task_ids(self) -> list[str]:
+        """Return the ids of the tasks this pool runs (or holds at a pause) now: the leases to renew."""
+        return list(self._running_by_id)
+
+    def abandon(self, task_id: str) -> None:
+        """Stop running a task at once, recording nothing more: another replica has taken it over."""
+        running = self._running_by_id.get(task_id)
+        if running is not None:
+            running.cancel()
+
     async def recover_interrupted(self) -> int:
-        """End every task left RUNNING by an earlier life of this replica; return how many."""
-        interrupted = await self._store.list_running_tasks()
+        """Recover every task an earlier life of this replica left RUNNING or held; return how many."""
+        interrupted = await self._store.list_claimed_tasks()
+        recovered = 0
         for task in interrupted:
-            recorder = await EventRecorder.resume(self._store, self._bus, task.task_id)
-            await self._fail(task, recorder, INTERRUPTED_MESSAGE)
-            logger.warning("interrupted task failed on start-up", extra={"workflow_id": task.task_id})
-        return len(interrupted)
+            transition = recovery_transition(task)
+            if await apply_transition(self._store, self._bus, task.task_id, transition):
+                recovered += 1
+                logger.warning(
+                    "interrupted task recovered on start-up",
+                    extra={"workflow_id": task.task_id, "status": str(transition.status or task.status)},
+                )
+        return recovered
 
     def start(self) -> None:
-        """Start claiming queued tasks."""
+        """Start claiming queued tasks, and sweeping the control states of running ones."""
         if self._claim_loop_task is None:
             self._claim_loop_task = asyncio.create_task(self._claim_loop(), name="worker-pool-claims")
+        if self._sweep_task is None:
+            self._sweep_task = asyncio.create_task(self._controls.sweep_forever(), name="control-sweep")
 
     def wake(self) -> None:
         """Claim now instead of at the next poll (a task was just queued)."""
         self._wakeup.set()
 
     async def stop(self, grace_seconds: float) -> None:
-        """Stop claiming, wait up to ``grace_seconds`` for running tasks, then cancel the rest."""
-        if self._claim_loop_task is not None:
-            self._claim_loop_task.cancel()
-            await asyncio.gather(self._claim_loop_task, return_exceptions=True)
-            self._claim_loop_task = None
-        if not self._running:
-            return
-        _, unfinished = await asyncio.wait(set(self._running), timeout=grace_seconds)
+        """Stop claiming, wait up to ``grace_seconds`` for working tasks, then cancel the rest."""
+        for loop_task in (self._claim_loop_task, self._sweep_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
+        self._claim_loop_task = self._sweep_task = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        # A task held at a pause does no work, so it is not waited for (nor one that pauses meanwhile).
+        while (working := self._working()) and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(working, timeout=min(left, STOP_CHECK_SECONDS))
+        unfinished = {running for running in self._running if not running.done()}
         if unfinished:
             logger.warning(
                 "tasks still running at shutdown are left for recovery", extra={"task_count": len(unfinished)}
@@ -98,6 +141,14 @@ class WorkerPool:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+
+    def _working(self) -> set[asyncio.Task[None]]:
+        """Return the runs that are not finished and not held at a pause."""
+        return {
+            running
+            for task_id, running in self._running_by_id.items()
+            if not running.done() and not self._controls.is_held(task_id)
+        }
 
     async def _claim_loop(self) -> None:
         while True:
@@ -136,6 +187,8 @@ class WorkerPool:
     def _start(self, task: TaskRecord) -> None:
         running = asyncio.create_task(self._run(task), name=f"task {task.task_id}")
         self._running.add(running)
+        self._running_by_id[task.task_id] = running
+        running.add_done_callback(lambda _: self._running_by_id.pop(task.task_id, None))
         running.add_done_callback(self._finished)
 
     def _finished(self, running: asyncio.Task[None]) -> None:
@@ -145,12 +198,29 @@ class WorkerPool:
     async def _run(self, task: TaskRecord) -> None:
         try:
             recorder = await EventRecorder.resume(self._store, self._bus, task.task_id)
-            await recorder.emit(events.WORKFLOW_STARTED, "Workflow started", {"task_id": task.task_id})
+            timeout_seconds = timeout_budget(task.options, self._default_timeout_seconds)
+            control = RunControl(task, self._store, recorder, self._worker_id, timeout_seconds)
+            self._controls.add(control)
             try:
+                await self._record_start(task, recorder)
                 run_task = await self._run_task(task)
-                result = await self._runner.run(TaskRunContext(run_task, recorder, self._store))
+                result = await self._runner.run(TaskRunContext(run_task, recorder, self._store, control))
+                # A cancel or pause asked during the last step still counts: the end is a checkpoint too.
+                await control.checkpoint()
+            except RunStopped as stopped:
+                await self._stop_run(task, recorder, stopped)
+                return
+            except RunLost:
+                logger.error(
+                    "task taken over by another worker; stopping it here", extra={"workflow_id": task.task_id}
+                )
+                return
             except asyncio.CancelledError:
                 raise
+            except OrchestratorError as ex:
+                # A refusal written for clients (the session's budget is spent) is the task's error.
+                await self._fail(task, recorder, ex.public_message)
+                return
             except Exception:
                 logger.exception("task failed", extra={"workflow_id": task.task_id})
                 await self._fail(task, recorder)
@@ -161,11 +231,19 @@ class WorkerPool:
             raise
         except Exception:
             logger.exception("recording a task's end failed", extra={"workflow_id": task.task_id})
+        finally:
+            self._controls.remove(task.task_id)
+
+    async def _record_start(self, task: TaskRecord, recorder: EventRecorder) -> None:
+        """Emit WORKFLOW_STARTED, saying so when the run starts over (resumed after a restart)."""
+        again = recorder.last_seq > 0 and (
+            await self._store.last_event_seq(task.task_id, events.WORKFLOW_STARTED) > 0
+        )
+        message = "Workflow started again from its first step" if again else "Workflow started"
+        await recorder.emit(events.WORKFLOW_STARTED, message, {"task_id": task.task_id, "restarted": again})
 
     async def _run_task(self, task: TaskRecord) -> RunTask:
-        earlier, _ = await self._store.list_tasks(
-            task.user_id, HISTORY_TURNS, 0, session_id=task.session_id, status=TaskStatus.COMPLETED
-        )
+        await require_session_budget(self._store, task)
         return RunTask(
             workflow_id=task.task_id,
             query=task.query,
@@ -173,7 +251,7 @@ class WorkerPool:
             model_tier=str(task.options.get("model_tier", "")),
             context=task.context,
             options=task.options,
-            history=tuple(SessionTurn(turn.query, turn.result) for turn in reversed(earlier)),
+            history=await session_history(self._store, task),
         )
 
     async def _complete(self, task: TaskRecord, recorder: EventRecorder, result: RunResult) -> None:
@@ -200,6 +278,11 @@ class WorkerPool:
                 },
             },
         )
+        await recorder.emit(events.STREAM_END, "Stream ended")
+
+    async def _stop_run(self, task: TaskRecord, recorder: EventRecorder, stopped: RunStopped) -> None:
+        await self._store.finish_task(task.task_id, TaskOutcome(stopped.status, error=stopped.error))
+        await recorder.emit(stopped.event.type, stopped.event.message, stopped.event.payload)
         await recorder.emit(events.STREAM_END, "Stream ended")
 
     async def _fail(self, task: TaskRecord, recorder: EventRecorder, message: str = FAILED_MESSAGE) -> None:

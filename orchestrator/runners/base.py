@@ -60,7 +60,15 @@ class RunContext(abc.ABC):
 
     @abc.abstractmethod
     async def checkpoint(self) -> None:
-        """Give the engine a say between two steps (where pause and cancel take effect)."""
+        """Give the engine a say between two steps (where pause and cancel take effect).
+
+        It may hold the run while the task is paused, or raise to end it (cancelled, or out of
+        time); a runner lets that exception through.
+        """
+
+    @abc.abstractmethod
+    async def sleep(self, seconds: float) -> None:
+        """Wait between steps; the engine may end the wait early by raising (cancelled, or out of time)."""
 
     @abc.abstractmethod
     async def report_progress(self, fraction: float) -> None:

@@ -4,7 +4,6 @@ It is deterministic (the same task gives the same events and answer), answers si
 correctly, and paces itself with ``sim_step_seconds`` so a task takes about 1.5 s by default.
 """
 
-import asyncio
 import math
 import re
 
@@ -60,14 +59,20 @@ class SimulatedRunner(Runner):
         await ctx.emit(
             events.AGENT_STARTED, "Simulated agent started", {"model": model, "mode": task.mode}, AGENT_ID
         )
-        await self._pause(ctx, 1.0)
-        await ctx.emit(events.AGENT_THINKING, "Analysing the request", {"step": "analyse"}, AGENT_ID)
+        await self._wait_steps(ctx, 1.0)
+        # The earlier turns of the session are part of the prompt; the payload says how many it got.
+        await ctx.emit(
+            events.AGENT_THINKING,
+            "Analysing the request",
+            {"step": "analyse", "history_turns": len(task.history)},
+            AGENT_ID,
+        )
         await ctx.report_progress(0.2)
-        await self._pause(ctx, 2.0)
+        await self._wait_steps(ctx, 2.0)
         chunks = split_into_chunks(answer)
         for index, chunk in enumerate(chunks):
             await ctx.emit(events.LLM_PARTIAL, chunk, {"delta": chunk, "index": index}, AGENT_ID)
-            await self._pause(ctx, 0.5)
+            await self._wait_steps(ctx, 0.5)
         await ctx.emit(
             events.LLM_OUTPUT,
             answer,
@@ -75,14 +80,14 @@ class SimulatedRunner(Runner):
             AGENT_ID,
         )
         await ctx.report_progress(0.9)
-        await self._pause(ctx, 1.0)
+        await self._wait_steps(ctx, 1.0)
         await ctx.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
         return RunResult(answer, prompt_tokens, completion_tokens, cost_usd, model, PROVIDER)
 
-    async def _pause(self, ctx: RunContext, steps: float) -> None:
+    async def _wait_steps(self, ctx: RunContext, steps: float) -> None:
         await ctx.checkpoint()
         if self._step_seconds > 0:
-            await asyncio.sleep(self._step_seconds * steps)
+            await ctx.sleep(self._step_seconds * steps)
 
 
 def model_for_tier(model_tier: str) -> str:

@@ -1,4 +1,4 @@
-"""EventService: list a task's stored events and stream them live (GetTimeline is UNIMPLEMENTED)."""
+"""EventService: list a task's stored events, stream them live, and summarise them as a timeline."""
 
 from collections.abc import AsyncIterator
 
@@ -11,6 +11,7 @@ from orchestrator.identity import metadata_dict
 from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
 from orchestrator.services.messages import event_to_proto
+from orchestrator.services.messages import timestamp
 from orchestrator.services.status import streaming_errors
 from orchestrator.services.status import unary_errors
 from taskgate.orchestrator.v1 import events_pb2
@@ -53,3 +54,29 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         await self._engine.require_workflow(caller, workflow_id)
         async for event in self._engine.follow(workflow_id, request.after_seq, list(request.types)):
             yield events_pb2.StreamEventsResponse(event=event_to_proto(event))
+
+    @unary_errors
+    async def GetTimeline(  # noqa: N802
+        self, request: events_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.GetTimelineResponse:
+        """Summarise a task's events (LLM_PARTIAL left out of the entries, counted in the stats)."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        timeline = await self._engine.timeline(caller, require_id("workflow_id", request.workflow_id))
+        return events_pb2.GetTimelineResponse(
+            workflow_id=timeline.workflow_id,
+            events=[
+                events_pb2.TimelineEntry(
+                    seq=entry.seq,
+                    type=entry.type,
+                    agent_id=entry.agent_id,
+                    message=entry.message,
+                    timestamp=timestamp(entry.timestamp),
+                )
+                for entry in timeline.entries
+            ],
+            stats=events_pb2.TimelineStats(
+                duration_ms=timeline.duration_ms,
+                event_count=timeline.event_count,
+                by_type=timeline.by_type,
+            ),
+        )

@@ -16,6 +16,7 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import OrchestratorError
 from orchestrator.errors import UnauthenticatedError
+from orchestrator.errors import UnavailableError
 from orchestrator.streaming import StreamOverflowError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
 Response = TypeVar("Response")

@@ -1,4 +1,4 @@
-"""TaskService: submit, read and list tasks (control RPCs answer UNIMPLEMENTED for now)."""
+"""TaskService: submit, read and list tasks; pause, resume and cancel them, and read their control state."""
 
 import grpc
 
@@ -11,6 +11,7 @@ from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
 from orchestrator.services.messages import status_from_proto
 from orchestrator.services.messages import task_to_proto
+from orchestrator.services.messages import timestamp
 from orchestrator.services.status import unary_errors
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
@@ -51,6 +52,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
             else None,
             require_approval=request.require_approval,
             timeout_seconds=request.timeout_seconds,
+            token_budget=request.token_budget if request.HasField("token_budget") else None,
         )
         task = await self._engine.submit(caller, submission)
         return tasks_pb2.SubmitTaskResponse(task=task_to_proto(task), message=QUEUED_MESSAGE)
@@ -79,3 +81,52 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
             status=status_from_proto(request.status),
         )
         return tasks_pb2.ListTasksResponse(tasks=[task_to_proto(task) for task in tasks], total_count=total)
+
+    # Task control.
+
+    @unary_errors
+    async def CancelTask(  # noqa: N802
+        self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.CancelTaskResponse:
+        """Cancel a task: at once when it has no runner, else at its runner's next checkpoint."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        task_id = require_id("task_id", request.task_id)
+        message = await self._engine.cancel(caller, task_id, request.reason)
+        return tasks_pb2.CancelTaskResponse(success=True, message=message, task_id=task_id)
+
+    @unary_errors
+    async def PauseTask(  # noqa: N802
+        self, request: tasks_pb2.PauseTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.PauseTaskResponse:
+        """Pause a task: at once when it is queued, else at its runner's next checkpoint."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        task_id = require_id("task_id", request.task_id)
+        message = await self._engine.pause(caller, task_id, request.reason)
+        return tasks_pb2.PauseTaskResponse(success=True, message=message, task_id=task_id)
+
+    @unary_errors
+    async def ResumeTask(  # noqa: N802
+        self, request: tasks_pb2.ResumeTaskRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.ResumeTaskResponse:
+        """Let a paused task continue."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        task_id = require_id("task_id", request.task_id)
+        message = await self._engine.resume(caller, task_id, request.reason)
+        return tasks_pb2.ResumeTaskResponse(success=True, message=message, task_id=task_id)
+
+    @unary_errors
+    async def GetControlState(  # noqa: N802
+        self, request: tasks_pb2.GetControlStateRequest, context: grpc.aio.ServicerContext
+    ) -> tasks_pb2.GetControlStateResponse:
+        """Tell whether a task is paused or cancelled, by whom and why."""
+        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        state = await self._engine.control_state(caller, require_id("task_id", request.task_id))
+        return tasks_pb2.GetControlStateResponse(
+            is_paused=state.pause_requested,
+            is_cancelled=state.cancel_requested,
+            paused_at=timestamp(state.paused_at),
+            pause_reason=state.pause_reason,
+            paused_by=state.paused_by,
+            cancel_reason=state.cancel_reason,
+            cancelled_by=state.cancelled_by,
+        )

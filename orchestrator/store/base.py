@@ -7,19 +7,31 @@ row of someone else is reported exactly like a missing one.
 
 import abc
 import datetime
+from collections.abc import Collection
+from collections.abc import Sequence
 
 from orchestrator.events import Event
 from orchestrator.store.records import ApiKeyRecord
+from orchestrator.store.records import ControlState
 from orchestrator.store.records import NewTask
+from orchestrator.store.records import SearchHit
 from orchestrator.store.records import SessionRecord
+from orchestrator.store.records import SessionSummary
 from orchestrator.store.records import TaskOutcome
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
+from orchestrator.store.records import TaskTransition
+from orchestrator.store.records import UsageStats
 from orchestrator.store.records import UserRecord
 
 
 class Store(abc.ABC):
     """Durable state: users, API keys, sessions, tasks and their events."""
+
+    #: True when one orchestrator process owns the database (SQLite): a task still RUNNING when it
+    #: starts was interrupted by its previous life. False when replicas share it (PostgreSQL): such
+    #: a task may be running on another replica, and is recovered only once its lease expires.
+    single_replica: bool = False
 
     @abc.abstractmethod
     async def migrate(self) -> list[int]:
@@ -73,14 +85,82 @@ class Store(abc.ABC):
         """Create a session (with a new id unless one is given)."""
 
     @abc.abstractmethod
-    async def get_session(self, session_id: str, user_id: str) -> SessionRecord | None:
-        """Return one of the user's sessions that is not deleted."""
+    async def get_session(
+        self, session_id: str, user_id: str, include_deleted: bool = False
+    ) -> SessionRecord | None:
+        """Return one of the user's sessions that is not deleted (or deleted too, if asked)."""
+
+    # Sessions: lists, changes, history, search and stats.
+
+    @abc.abstractmethod
+    async def list_sessions(self, user_id: str, limit: int, offset: int) -> tuple[list[SessionSummary], int]:
+        """Return one page of the user's sessions not deleted, most recently active first, and the total."""
+
+    @abc.abstractmethod
+    async def get_session_summary(self, session_id: str, user_id: str) -> SessionSummary | None:
+        """Return one of the user's sessions that is not deleted, with the aggregates of its tasks."""
+
+    @abc.abstractmethod
+    async def rename_session(self, session_id: str, user_id: str, title: str) -> bool:
+        """Set the title of one of the user's sessions that is not deleted; return whether it exists."""
+
+    @abc.abstractmethod
+    async def delete_session(self, session_id: str, user_id: str) -> bool:
+        """Soft-delete one of the user's sessions; return whether the user has it, deleted or not.
+
+        Deleting a deleted session leaves it as it is.
+        """
+
+    @abc.abstractmethod
+    async def list_session_tasks(
+        self, session_id: str, user_id: str, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]:
+        """Return one page of the user's tasks in a session, oldest first, and how many there are."""
+
+    @abc.abstractmethod
+    async def session_history(
+        self, session_id: str, user_id: str, before: datetime.datetime, limit: int
+    ) -> list[TaskRecord]:
+        """Return the session's latest ``limit`` COMPLETED tasks created before ``before``, oldest first."""
+
+    @abc.abstractmethod
+    async def list_workflow_events(
+        self, workflow_ids: Sequence[str], exclude_types: Collection[str], limit: int
+    ) -> list[Event]:
+        """Return at most ``limit`` events of several workflows, by workflow id then seq, types excluded."""
+
+    @abc.abstractmethod
+    async def search_tasks(
+        self, user_id: str, terms: Sequence[str], limit: int, offset: int
+    ) -> tuple[list[SearchHit], int]:
+        """Return one page of the user's tasks matching every term, best match first, and the total.
+
+        A task matches when its query or result holds each term; tasks of deleted sessions are left
+        out. Terms are words (letters and digits only) compared as stems, so "migrations" finds
+        "migration"; a hit's snippet is the best passage with each match between ``**``.
+        """
+
+    @abc.abstractmethod
+    async def usage_stats(
+        self, user_id: str, since: datetime.datetime, active_since: datetime.datetime
+    ) -> UsageStats:
+        """Aggregate the user's tasks and sessions of a window of time.
+
+        Tasks created since ``since`` count by status, tokens and cost, whatever became of their
+        sessions; sessions not deleted count when active since ``since``, and as active when active
+        since ``active_since``.
+        """
 
     # Tasks.
 
     @abc.abstractmethod
     async def create_task(self, task: NewTask) -> TaskRecord:
-        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError."""
+        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError.
+
+        A new session takes its title from the query (``taskgate.session_titles.title_from_query``),
+        its context from the task and its budget from ``session_token_budget``; a session whose
+        tokens_used has reached its token_budget takes no more tasks: SessionBudgetExhaustedError.
+        """
 
     @abc.abstractmethod
     async def get_task(self, task_id: str, user_id: str) -> TaskRecord | None:
@@ -105,8 +185,26 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def list_running_tasks(self) -> list[TaskRecord]:
-        """Return every RUNNING task, whoever claimed it."""
+    async def renew_leases(
+        self, worker_id: str, task_ids: Collection[str], lease_seconds: float
+    ) -> list[str]:
+        """Extend this worker's leases on these running or paused tasks by ``lease_seconds`` from now.
+
+        Return the ids among them that another worker has taken over (after the lease expired):
+        this worker must stop running those at once.
+        """
+
+    @abc.abstractmethod
+    async def take_over_expired_leases(
+        self, worker_id: str, lease_seconds: float, limit: int
+    ) -> list[TaskRecord]:
+        """Take over running or paused tasks whose lease has expired, and return them.
+
+        Each such task goes to exactly one caller, however many replicas recover at once; its
+        lease becomes this worker's, so the caller can end it without racing anyone. The caller's
+        own tasks are included (a renewal that failed, say while the database was away): it must
+        leave alone those it still runs.
+        """
 
     @abc.abstractmethod
     async def update_task_progress(self, task_id: str, progress: float) -> None:
@@ -139,3 +237,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def workflow_owner(self, workflow_id: str) -> str | None:
         """Return the user id owning a workflow, None when there is no such workflow."""
+
+    # Task control: pause, resume, cancel, and recovery of tasks whose runner is gone.
+
+    @abc.abstractmethod
+    async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
+        """Apply a transition if the task still matches its guard, with its events, in one transaction.
+
+        The guard compares status, claimed_by, pause_requested and cancel_requested. The events get
+        the workflow's next seqs and the time now. Return them as stored, or None (nothing written)
+        when the guard no longer holds.
+        """
+
+    @abc.abstractmethod
+    async def get_control_states(self, task_ids: Collection[str]) -> dict[str, ControlState]:
+        """Return the control state of each of these tasks that exists, by task id."""
+
+    @abc.abstractmethod
+    async def list_claimed_tasks(self) -> list[TaskRecord]:
+        """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""

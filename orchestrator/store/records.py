@@ -72,6 +72,17 @@ class SessionRecord:
     created_at: datetime.datetime
     updated_at: datetime.datetime
     deleted_at: datetime.datetime | None = None
+    # No budget when None; otherwise tasks stop being accepted once tokens_used reaches it.
+    token_budget: int | None = None
+    # The context of the task that started the session.
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # When a task of the session was last submitted or changed status.
+    last_activity_at: datetime.datetime | None = None
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """Whether the session has a token budget and has used all of it."""
+        return self.token_budget is not None and self.tokens_used >= self.token_budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +111,28 @@ class NewTask:
     mode: str
     context: dict[str, Any]
     options: dict[str, Any]
+    # The token budget of the session, used only when this task starts it.
+    session_token_budget: int | None = None
+
+
+# Task control: what the owner asked of a task (records of the transitions are at the end).
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlState:
+    """What a task's owner has asked of it: a pause, a cancellation, each with who asked and why.
+
+    ``pause_requested`` is set by a pause and cleared by a resume; the task's status tells whether
+    its runner has reached the pause yet (RUNNING until its next checkpoint, PAUSED from then on).
+    """
+
+    pause_requested: bool = False
+    paused_at: datetime.datetime | None = None
+    pause_reason: str = ""
+    paused_by: str = ""
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    cancelled_by: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +160,9 @@ class TaskRecord:
     completed_at: datetime.datetime | None = None
     claimed_by: str | None = None
     lease_expires_at: datetime.datetime | None = None
+    control: ControlState = ControlState()
+    # Seconds the task ran (paused time excluded) before its current run: what its timeout has used.
+    run_seconds: float = 0.0
 
     @property
     def workflow_id(self) -> str:
@@ -144,3 +180,88 @@ class TaskOutcome:
     usage: TokenUsage = TokenUsage()
     model_used: str = ""
     provider: str = ""
+
+
+# Sessions.
+
+# A session's successful tasks completed; its failed ones failed or timed out. Cancelled tasks are
+# neither: stopping one was the user's choice.
+SUCCESSFUL_STATUSES = (TaskStatus.COMPLETED,)
+FAILED_STATUSES = (TaskStatus.FAILED, TaskStatus.TIMEOUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSummary:
+    """A session with the aggregates of its tasks, as the session list shows it."""
+
+    session: SessionRecord
+    successful_tasks: int = 0
+    failed_tasks: int = 0
+    latest_task_query: str = ""
+    latest_task_status: TaskStatus | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    """A task whose query or result matched a full-text search, with the matching passage."""
+
+    task_id: str
+    session_id: str
+    snippet: str
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageStats:
+    """What a user's tasks and sessions amounted to over a window of time."""
+
+    tasks_by_status: dict[TaskStatus, int]
+    sessions_total: int
+    sessions_active: int
+    usage: TokenUsage
+
+
+# Task control: the compare-and-set transitions of a task's status and control state.
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskGuard:
+    """What a task must still look like for a transition to apply."""
+
+    status: TaskStatus
+    claimed_by: str | None
+    pause_requested: bool
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> "TaskGuard":
+        """Return the guard that holds as long as the task is as it was read."""
+        return cls(task.status, task.claimed_by, task.control.pause_requested, task.control.cancel_requested)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    """An event to record with a transition; the store gives it its seq and timestamp."""
+
+    type: str
+    message: str = ""
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    agent_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskTransition:
+    """A change of a task's status and control state, and the events that record it.
+
+    It applies only while ``guard`` still describes the task, in one transaction with its events.
+    A terminal ``status`` also sets ``completed_at`` and ends the lease; ``release`` ends the claim
+    of a task that keeps no runner (parked PAUSED, or QUEUED again). None leaves a field as it is.
+    """
+
+    guard: TaskGuard
+    control: ControlState
+    status: TaskStatus | None = None
+    release: bool = False
+    run_seconds: float | None = None
+    error: str | None = None
+    events: tuple[NewEvent, ...] = ()

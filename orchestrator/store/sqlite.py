@@ -1,10 +1,13 @@
 """The store on SQLite: the embedded default, one file, one orchestrator replica."""
 
+import dataclasses
 import datetime
 import sqlite3
 import uuid
+from collections.abc import Collection
 
 from orchestrator.errors import AlreadyExistsError
+from orchestrator.errors import SessionBudgetExhaustedError
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
@@ -25,13 +28,19 @@ from orchestrator.store.sqlite_rows import key_owner_from_row
 from orchestrator.store.sqlite_rows import session_from_row
 from orchestrator.store.sqlite_rows import task_from_row
 from orchestrator.store.sqlite_rows import user_from_row
+from orchestrator.store.sqlite_sessions import SQLiteSessionQueries
+from orchestrator.store.sqlite_task_control import SQLiteTaskControl
 from taskgate.rfc3339 import utc_now
+from taskgate.session_titles import title_from_query
 
-SESSION_TITLE_LENGTH = 60
 
+class SQLiteStore(SQLiteTaskControl, SQLiteSessionQueries, Store):
+    """Users, API keys, sessions, tasks and events in one SQLite file.
 
-class SQLiteStore(Store):
-    """Users, API keys, sessions, tasks and events in one SQLite file."""
+    Task control, and the session lists, search and stats, have their queries in the mixins.
+    """
+
+    single_replica = True
 
     def __init__(self, database: SQLiteDatabase) -> None:
         self._db = database
@@ -151,32 +160,39 @@ class SQLiteStore(Store):
             raise AlreadyExistsError("A session with this id exists") from ex
         return session
 
-    async def get_session(self, session_id: str, user_id: str) -> SessionRecord | None:
-        """Return one of the user's sessions that is not deleted."""
+    async def get_session(
+        self, session_id: str, user_id: str, include_deleted: bool = False
+    ) -> SessionRecord | None:
+        """Return one of the user's sessions that is not deleted (or deleted too, if asked)."""
         row = await self._db.fetch_one(
-            "SELECT * FROM sessions WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
-            (session_id, user_id),
+            "SELECT * FROM sessions WHERE id = ? AND user_id = ? AND (deleted_at IS NULL OR ?)",
+            (session_id, user_id, include_deleted),
         )
         return session_from_row(row) if row else None
 
     # Tasks.
 
     async def create_task(self, task: NewTask) -> TaskRecord:
-        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError."""
+        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError.
+
+        A session whose token budget is spent takes no more tasks: SessionBudgetExhaustedError.
+        """
         now = utc_now()
         async with self._db.transaction() as connection:
-            cursor = await connection.execute(
-                "SELECT user_id, deleted_at FROM sessions WHERE id = ?", (task.session_id,)
-            )
+            cursor = await connection.execute("SELECT * FROM sessions WHERE id = ?", (task.session_id,))
             session_row = await cursor.fetchone()
             await cursor.close()
             if session_row is None:
-                title = task.query.strip()[:SESSION_TITLE_LENGTH]
+                title = title_from_query(task.query)
+                session = _new_session(task.session_id, task.user_id, task.tenant_id, title, now)
+                budget, context = task.session_token_budget, task.context
                 await _insert_session(
-                    connection, _new_session(task.session_id, task.user_id, task.tenant_id, title, now)
+                    connection, dataclasses.replace(session, token_budget=budget, context=context)
                 )
             elif session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
                 raise SessionNotFoundError()
+            elif session_from_row(session_row).budget_exhausted:
+                raise SessionBudgetExhaustedError()
             await connection.execute(
                 "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
                 " context_json, options_json, created_at, updated_at)"
@@ -276,10 +292,46 @@ class SQLiteStore(Store):
         )
         return task_from_row(row) if row else None
 
-    async def list_running_tasks(self) -> list[TaskRecord]:
-        """Return every RUNNING task, whoever claimed it."""
+    async def renew_leases(
+        self, worker_id: str, task_ids: Collection[str], lease_seconds: float
+    ) -> list[str]:
+        """Extend this worker's leases on its running or paused tasks; return the ids others took over."""
+        if not task_ids:
+            return []
+        ids = list(task_ids)
+        marks = ", ".join("?" for _ in ids)
+        expires_at = encode_time(utc_now() + datetime.timedelta(seconds=lease_seconds))
+        # Only placeholders are joined into the text; every value is a parameter.
+        await self._db.write(
+            f"UPDATE tasks SET lease_expires_at = ? WHERE task_id IN ({marks}) AND claimed_by = ?"  # noqa: S608
+            " AND status IN (?, ?)",
+            (expires_at, *ids, worker_id, TaskStatus.RUNNING, TaskStatus.PAUSED),
+        )
         rows = await self._db.fetch_all(
-            "SELECT * FROM tasks WHERE status = ? ORDER BY created_at, rowid", (TaskStatus.RUNNING,)
+            f"SELECT task_id FROM tasks WHERE task_id IN ({marks}) AND claimed_by <> ?",  # noqa: S608
+            (*ids, worker_id),
+        )
+        return [row[0] for row in rows]
+
+    async def take_over_expired_leases(
+        self, worker_id: str, lease_seconds: float, limit: int
+    ) -> list[TaskRecord]:
+        """Take over running or paused tasks whose lease has expired, and return them."""
+        now = utc_now()
+        rows = await self._db.write_returning_all(
+            "UPDATE tasks SET claimed_by = ?, lease_expires_at = ?, updated_at = ?"
+            " WHERE task_id IN (SELECT task_id FROM tasks WHERE status IN (?, ?) AND lease_expires_at < ?"
+            " ORDER BY lease_expires_at LIMIT ?)"
+            " RETURNING *",
+            (
+                worker_id,
+                encode_time(now + datetime.timedelta(seconds=lease_seconds)),
+                encode_time(now),
+                TaskStatus.RUNNING,
+                TaskStatus.PAUSED,
+                encode_time(now),
+                limit,
+            ),
         )
         return [task_from_row(row) for row in rows]
 
@@ -381,8 +433,8 @@ def _new_session(
 
 async def _insert_session(connection, session: SessionRecord) -> None:
     await connection.execute(
-        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
+        " context_json, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             session.id,
             session.user_id,
@@ -390,5 +442,8 @@ async def _insert_session(connection, session: SessionRecord) -> None:
             session.title,
             encode_time(session.created_at),
             encode_time(session.updated_at),
+            session.token_budget,
+            compact_json(session.context),
+            encode_time(session.created_at),
         ),
     )

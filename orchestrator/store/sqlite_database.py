@@ -143,6 +143,14 @@ class SQLiteDatabase:
             await cursor.close()
             return row
 
+    async def write_returning_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Run one ``... RETURNING`` statement on its own; return every row it produced."""
+        async with self._write_lock:
+            cursor = await self._writer.execute(sql, tuple(parameters))
+            rows = list(await cursor.fetchall())
+            await cursor.close()
+            return rows
+
     async def fetch_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a query on the reader connection and return every row."""
         return list(await self._reader.execute_fetchall(sql, tuple(parameters)))

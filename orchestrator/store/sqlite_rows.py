@@ -5,6 +5,7 @@ import sqlite3
 
 from orchestrator.events import Event
 from orchestrator.store.records import ApiKeyRecord
+from orchestrator.store.records import ControlState
 from orchestrator.store.records import SessionRecord
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
@@ -68,6 +69,9 @@ def session_from_row(row: sqlite3.Row) -> SessionRecord:
         created_at=decode_time(row["created_at"]),
         updated_at=decode_time(row["updated_at"]),
         deleted_at=decode_time(row["deleted_at"]),
+        token_budget=row["token_budget"],
+        context=json.loads(row["context_json"]),
+        last_activity_at=decode_time(row["last_activity_at"]),
     )
 
 
@@ -95,6 +99,8 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
         completed_at=decode_time(row["completed_at"]),
         claimed_by=row["claimed_by"],
         lease_expires_at=decode_time(row["lease_expires_at"]),
+        control=control_state_from_row(row),
+        run_seconds=row["run_seconds"],
     )
 
 
@@ -108,4 +114,20 @@ def event_from_row(row: sqlite3.Row) -> Event:
         payload=json.loads(row["payload_json"]),
         agent_id=row["agent_id"],
         timestamp=decode_time(row["timestamp"]),
+    )
+
+
+# Task control.
+
+
+def control_state_from_row(row: sqlite3.Row) -> ControlState:
+    """Return the ControlState of a row holding the tasks table's control columns."""
+    return ControlState(
+        pause_requested=bool(row["pause_requested"]),
+        paused_at=decode_time(row["paused_at"]),
+        pause_reason=row["pause_reason"],
+        paused_by=row["paused_by"],
+        cancel_requested=bool(row["cancel_requested"]),
+        cancel_reason=row["cancel_reason"],
+        cancelled_by=row["cancelled_by"],
     )

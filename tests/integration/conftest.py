@@ -8,6 +8,9 @@ import pytest
 from tests.integration.processes import create_api_key
 from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
+from tests.integration.servers import ServerUnavailableError
+from tests.integration.servers import start_postgres
+from tests.integration.servers import start_redis
 
 TERMINAL_STATUSES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
 
@@ -48,9 +51,40 @@ class User:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """One orchestrator and one gateway shared by the tests that only add data."""
-    running = start_stack(tmp_path_factory.mktemp("stack"))
+def redis_server():
+    """A throwaway redis-server for the whole session (skips when redis-server is missing)."""
+    try:
+        server = start_redis()
+    except ServerUnavailableError as ex:
+        pytest.skip(str(ex))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the whole session (skips when PostgreSQL is missing)."""
+    try:
+        server = start_postgres()
+    except ServerUnavailableError as ex:
+        pytest.skip(str(ex))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def stack(request, tmp_path_factory):
+    """One orchestrator and one gateway shared by the tests that only add data, once per store.
+
+    ``sqlite``: the embedded default (SQLite file, in-process event bus). ``postgres``: a fresh
+    database on the session's PostgreSQL and the Redis Streams event bus, as replicas run.
+    """
+    overrides = {}
+    if request.param == "postgres":
+        postgres = request.getfixturevalue("postgres_server")
+        redis = request.getfixturevalue("redis_server")
+        overrides = {"TASKGATE_DATABASE_URL": postgres.create_database(), "TASKGATE_REDIS_URL": redis.url}
+    running = start_stack(tmp_path_factory.mktemp(f"stack-{request.param}"), **overrides)
     yield running
     running.stop()
 

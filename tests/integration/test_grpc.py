@@ -11,8 +11,8 @@ from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import auth_pb2_grpc
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import events_pb2_grpc
-from taskgate.orchestrator.v1 import sessions_pb2
-from taskgate.orchestrator.v1 import sessions_pb2_grpc
+from taskgate.orchestrator.v1 import schedules_pb2
+from taskgate.orchestrator.v1 import schedules_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
 from taskgate.orchestrator.v1.common_pb2 import TASK_STATUS_COMPLETED
@@ -97,8 +97,8 @@ def test_rpcs_of_later_work_answer_unimplemented_not_fake_data(channel, alice):
     metadata = (("x-api-key", alice.api_key),)
 
     with pytest.raises(grpc.RpcError) as caught:
-        sessions_pb2_grpc.SessionServiceStub(channel).ListSessions(
-            sessions_pb2.ListSessionsRequest(), metadata=metadata
+        schedules_pb2_grpc.ScheduleServiceStub(channel).ListSchedules(
+            schedules_pb2.ListSchedulesRequest(), metadata=metadata
         )
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
 

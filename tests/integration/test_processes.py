@@ -88,13 +88,16 @@ def test_orchestrator_restart_gives_503_meanwhile_and_keeps_every_task(tmp_path)
         assert httpx.get(stack.url + "/health").status_code == 200
 
         stack.orchestrator.start()
+
+        def every_worker_answers():
+            # Fresh connections spread over the gateway's workers; each has its own channel.
+            responses = [
+                httpx.get(f"{stack.url}/api/v1/tasks/{before['task_id']}", headers=headers) for _ in range(20)
+            ]
+            return all(r.status_code == 200 for r in responses) and responses[0]
+
         kept = wait_until(
-            lambda: (
-                (r := httpx.get(f"{stack.url}/api/v1/tasks/{before['task_id']}", headers=headers)).status_code
-                == 200
-                and r
-            ),
-            what="the gateway to reconnect",
+            every_worker_answers, timeout=5, interval=0.2, what="every gateway worker to reconnect"
         )
         assert kept.json()["status"] == "COMPLETED"
         after = httpx.post(

@@ -128,10 +128,12 @@ class SessionTask(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., query: _Optional[str] = ..., status: _Optional[str] = ..., result: _Optional[str] = ..., error_message: _Optional[str] = ..., total_tokens: _Optional[int] = ..., total_cost_usd: _Optional[float] = ..., duration_ms: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetSessionHistoryRequest(_message.Message):
-    __slots__ = ("session_id",)
+    __slots__ = ("session_id", "page")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+    page: _common_pb2.PageRequest
+    def __init__(self, session_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class GetSessionHistoryResponse(_message.Message):
     __slots__ = ("session_id", "tasks", "total")

@@ -1,5 +1,7 @@
 """OrchestratorSettings.from_env: defaults, validation, and errors that name the variable."""
 
+import os
+
 import pytest
 
 from orchestrator.settings import OrchestratorSettings
@@ -48,6 +50,29 @@ def test_values_are_read_and_converted():
     assert result.log_level == "DEBUG"
 
 
+def test_replicas_share_postgresql_and_redis():
+    result = settings(
+        TASKGATE_DATABASE_URL="postgresql://taskgate:secret@db:5432/taskgate",
+        TASKGATE_REDIS_URL="redis://cache:6379/0",
+        TASKGATE_REPLICA_ID="orchestrator-0",
+        TASKGATE_LEASE_SECONDS="2",
+        TASKGATE_WORKER_CONCURRENCY="0",
+    )
+    assert result.database_url == "postgresql://taskgate:secret@db:5432/taskgate"
+    assert result.redis_url == "redis://cache:6379/0"
+    assert result.replica_id == "orchestrator-0"
+    assert result.lease_seconds == 2
+    assert result.worker_concurrency == 0
+    assert "secret" not in repr(result)
+
+
+def test_replica_id_defaults_to_host_and_process():
+    result = settings()
+    assert result.replica_id.endswith(f"-{os.getpid()}")
+    assert result.redis_url is None
+    assert result.lease_seconds == 30
+
+
 def test_missing_service_token_names_the_variable():
     with pytest.raises(SettingsError, match="TASKGATE_SERVICE_TOKEN"):
         OrchestratorSettings.from_env({})
@@ -74,16 +99,27 @@ def test_the_service_token_never_appears_in_the_repr():
         ("TASKGATE_ENV", "staging"),
         ("TASKGATE_GRPC_ADDR", "localhost"),
         ("TASKGATE_ADMIN_ADDR", "127.0.0.1:99999"),
-        ("TASKGATE_DATABASE_URL", "postgresql://db/taskgate"),
+        ("TASKGATE_DATABASE_URL", "mysql://db/taskgate"),
+        ("TASKGATE_REDIS_URL", "localhost:6379"),
+        ("TASKGATE_REPLICA_ID", "has space"),
+        ("TASKGATE_LEASE_SECONDS", "0.5"),
         ("TASKGATE_DATABASE_URL", "sqlite:///"),
-        ("TASKGATE_WORKER_CONCURRENCY", "0"),
+        ("TASKGATE_WORKER_CONCURRENCY", "-1"),
         ("TASKGATE_WORKER_CONCURRENCY", "many"),
         ("TASKGATE_SIM_STEP_SECONDS", "-1"),
         ("TASKGATE_SSE_PING_SECONDS", "nan"),
         ("TASKGATE_STREAM_BUFFER", "0"),
         ("TASKGATE_LOG_LEVEL", "LOUD"),
+        ("TASKGATE_TASK_TIMEOUT_SECONDS", "0"),
+        ("TASKGATE_TASK_TIMEOUT_SECONDS", "86401"),
+        ("TASKGATE_TASK_TIMEOUT_SECONDS", "1.5"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):
         settings(**{variable: value})
+
+
+def test_the_task_timeout_defaults_to_ten_minutes_and_can_be_set():
+    assert settings().task_timeout_seconds == 600
+    assert settings(TASKGATE_TASK_TIMEOUT_SECONDS="30").task_timeout_seconds == 30

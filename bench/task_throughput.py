@@ -1,0 +1,172 @@
+"""Task throughput through the gateway, per store: how many tasks are submitted and completed a second.
+
+Starts its own throwaway processes on 127.0.0.1 (as the integration tests do): for ``sqlite`` an
+orchestrator on a SQLite file with the in-process bus; for ``postgres`` one or more orchestrator
+replicas on a throwaway PostgreSQL cluster with the Redis Streams bus. One gateway in front of
+the first orchestrator. Client threads submit ``--tasks`` tasks through the gateway with an API
+key; the simulated runner runs them (``--step-seconds``, 0 by default: the cost measured is the
+platform's, not the agent's). Bounded: at most 5,000 tasks and ``--timeout`` seconds per store;
+it stops by itself and removes everything it started.
+
+    .venv/bin/python -m bench.task_throughput --stores sqlite postgres --tasks 1000 --clients 8
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import httpx
+
+from tests.integration.processes import Gateway
+from tests.integration.processes import Orchestrator
+from tests.integration.processes import base_env
+from tests.integration.processes import create_api_key
+from tests.integration.processes import free_port
+from tests.integration.servers import start_postgres
+from tests.integration.servers import start_redis
+
+MAX_TASKS = 5000
+MAX_CLIENTS = 64
+POLL_SECONDS = 0.05
+
+
+@dataclasses.dataclass
+class Result:
+    """What one run measured."""
+
+    label: str
+    tasks: int
+    submit_seconds: float
+    complete_seconds: float
+    latencies_ms: list[float]
+
+    def line(self) -> str:
+        """Return the result as one table row."""
+        latencies = sorted(self.latencies_ms)
+        p50 = statistics.median(latencies)
+        p95 = latencies[int(len(latencies) * 0.95) - 1]
+        submitted = self.tasks / self.submit_seconds
+        completed = self.tasks / self.complete_seconds
+        return (
+            f"| {self.label} | {self.tasks} | {submitted:,.0f} | {p50:.1f} | {p95:.1f} | {completed:,.0f} |"
+        )
+
+
+def _submit(url: str, key: str, count: int, latencies: list[float], errors: list[str]) -> None:
+    with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30) as client:
+        for n in range(count):
+            started = time.perf_counter()
+            response = client.post("/api/v1/tasks", json={"query": f"What is {n}+1?"})
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                errors.append(f"{response.status_code} {response.text[:200]}")
+
+
+def _completed(url: str, key: str) -> int:
+    response = httpx.get(
+        url + "/api/v1/tasks",
+        headers={"X-API-Key": key},
+        params={"status": "COMPLETED", "limit": 1},
+        timeout=10,
+    )
+    return response.json()["total_count"]
+
+
+def measure(label: str, url: str, key: str, tasks: int, clients: int, timeout: float) -> Result:
+    """Submit ``tasks`` tasks from ``clients`` threads and wait until every one has completed."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    shares = [tasks // clients + (1 if n < tasks % clients else 0) for n in range(clients)]
+    threads = [
+        threading.Thread(target=_submit, args=(url, key, share, latencies, errors)) for share in shares
+    ]
+    target = _completed(url, key) + tasks
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    submitted = time.perf_counter()
+    if errors:
+        raise RuntimeError(f"{len(errors)} submissions failed, e.g. {errors[0]}")
+    deadline = started + timeout
+    while _completed(url, key) < target:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{label}: tasks not completed within {timeout:g} s")
+        time.sleep(POLL_SECONDS)
+    finished = time.perf_counter()
+    return Result(label, tasks, submitted - started, finished - started, latencies)
+
+
+@contextlib.contextmanager
+def running_stack(store: str, replicas: int, step_seconds: float, work: pathlib.Path):
+    """Start the servers and processes of one configuration; yield the gateway URL and an API key."""
+    with contextlib.ExitStack() as cleanup:
+        overrides = {"TASKGATE_SIM_STEP_SECONDS": str(step_seconds), "TASKGATE_LOG_LEVEL": "WARNING"}
+        if store == "postgres":
+            postgres = start_postgres()
+            cleanup.callback(postgres.stop)
+            redis = start_redis()
+            cleanup.callback(redis.stop)
+            overrides.update(TASKGATE_DATABASE_URL=postgres.create_database(), TASKGATE_REDIS_URL=redis.url)
+        env = base_env(work, **overrides)
+        for number in range(replicas):
+            replica_env = dict(env)
+            if number > 0:
+                replica_env.update(
+                    TASKGATE_GRPC_ADDR=f"127.0.0.1:{free_port()}",
+                    TASKGATE_ADMIN_ADDR=f"127.0.0.1:{free_port()}",
+                )
+            orchestrator = Orchestrator(
+                env=replica_env,
+                grpc_addr=replica_env["TASKGATE_GRPC_ADDR"],
+                admin_url="http://" + replica_env["TASKGATE_ADMIN_ADDR"],
+                log_path=work / f"orchestrator-{number}.log",
+            )
+            orchestrator.start()
+            cleanup.callback(orchestrator.stop)
+        gateway = Gateway(
+            env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=work / "gateway.log"
+        )
+        gateway.start()
+        cleanup.callback(gateway.stop)
+        yield gateway.url, create_api_key(env, "bench@example.com")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark for each store asked for and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgres"), default=["sqlite", "postgres"])
+    parser.add_argument("--replicas", type=int, default=1, help="orchestrator replicas on PostgreSQL (1..4)")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--step-seconds", type=float, default=0.0, help="simulated runner's pause per step")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per store")
+    args = parser.parse_args(argv)
+    tasks = max(1, min(args.tasks, MAX_TASKS))
+    clients = max(1, min(args.clients, MAX_CLIENTS, tasks))
+    replicas = max(1, min(args.replicas, 4))
+
+    print("| store | tasks | submitted/s | submit p50 ms | submit p95 ms | completed/s (end to end) |")
+    print("|---|---|---|---|---|---|")
+    for store in args.stores:
+        count = replicas if store == "postgres" else 1
+        label = "SQLite, in-process bus" if store == "sqlite" else f"PostgreSQL + Redis, {count} replica(s)"
+        with (
+            tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
+            running_stack(store, count, args.step_seconds, pathlib.Path(work)) as (url, key),
+        ):
+            measure(label, url, key, min(50, tasks), clients, args.timeout)  # warm-up
+            result = measure(label, url, key, tasks, clients, args.timeout)
+        print(result.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

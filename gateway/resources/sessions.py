@@ -1,0 +1,141 @@
+"""Session routes: list, read, rename, delete, and a session's history, turns and export."""
+
+from typing import Protocol
+
+import falcon
+
+from gateway.caller import CallContext
+from gateway.caller import call_context
+from gateway.hooks import require_json_object
+from gateway.hooks import require_valid_id
+from gateway.resources import session_serialization
+from gateway.resources.session_requests import history_request
+from gateway.resources.session_requests import list_sessions_request
+from gateway.resources.session_requests import turns_request
+from gateway.resources.session_requests import update_session_request
+from taskgate.orchestrator.v1 import sessions_pb2
+
+
+class SessionApi(Protocol):
+    """The orchestrator calls the session routes make."""
+
+    def list_sessions(
+        self, request: sessions_pb2.ListSessionsRequest, context: CallContext
+    ) -> sessions_pb2.ListSessionsResponse:
+        """List the caller's sessions."""
+
+    def get_session(self, session_id: str, context: CallContext) -> sessions_pb2.Session:
+        """Read one session."""
+
+    def update_session(
+        self, request: sessions_pb2.UpdateSessionRequest, context: CallContext
+    ) -> sessions_pb2.UpdateSessionResponse:
+        """Set a session's title."""
+
+    def delete_session(self, session_id: str, context: CallContext) -> None:
+        """Soft-delete a session."""
+
+    def get_session_history(
+        self, request: sessions_pb2.GetSessionHistoryRequest, context: CallContext
+    ) -> sessions_pb2.GetSessionHistoryResponse:
+        """Page through a session's tasks."""
+
+    def list_session_turns(
+        self, request: sessions_pb2.ListSessionTurnsRequest, context: CallContext
+    ) -> sessions_pb2.ListSessionTurnsResponse:
+        """Page through a session's turns."""
+
+    def export_session(self, session_id: str, context: CallContext) -> str:
+        """Return a session as one JSON document."""
+
+
+class SessionsResource:
+    """``/api/v1/sessions``: the caller's sessions, most recently active first."""
+
+    def __init__(self, orchestrator: SessionApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List one page of sessions with their aggregates, and the total."""
+        response = self._orchestrator.list_sessions(list_sessions_request(req), call_context(req))
+        resp.media = {
+            "sessions": [session_serialization.session_summary(session) for session in response.sessions],
+            "total_count": response.total_count,
+        }
+
+
+@falcon.before(require_valid_id, "session_id")
+class SessionResource:
+    """``/api/v1/sessions/{session_id}``: read, rename or delete one of the caller's sessions."""
+
+    def __init__(self, orchestrator: SessionApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return the session with its context, budget and usage."""
+        session = self._orchestrator.get_session(session_id, call_context(req))
+        resp.media = session_serialization.session_detail(session)
+
+    @falcon.before(require_json_object)
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Set the title (sanitised, 1..60 characters) and answer it as stored."""
+        request = update_session_request(session_id, req.context.json)
+        response = self._orchestrator.update_session(request, call_context(req))
+        resp.media = {"session_id": response.session_id, "title": response.title}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Soft-delete the session: 204, again 204 when repeated."""
+        self._orchestrator.delete_session(session_id, call_context(req))
+        resp.status = falcon.HTTP_204
+
+
+@falcon.before(require_valid_id, "session_id")
+class SessionHistoryResource:
+    """``/api/v1/sessions/{session_id}/history``: the session's tasks, oldest first."""
+
+    def __init__(self, orchestrator: SessionApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return one page of the session's tasks and how many it has."""
+        request = history_request(req, session_id)
+        response = self._orchestrator.get_session_history(request, call_context(req))
+        resp.media = {
+            "session_id": response.session_id,
+            "tasks": [session_serialization.session_task(task) for task in response.tasks],
+            "total": response.total,
+        }
+
+
+@falcon.before(require_valid_id, "session_id")
+class SessionEventsResource:
+    """``/api/v1/sessions/{session_id}/events``: the session's turns with their events."""
+
+    def __init__(self, orchestrator: SessionApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return one page of turns, oldest first; count is the number of turns."""
+        request = turns_request(req, session_id)
+        response = self._orchestrator.list_session_turns(request, call_context(req))
+        resp.media = {
+            "session_id": response.session_id,
+            "count": response.count,
+            "turns": [session_serialization.turn(turn, request.include_payload) for turn in response.turns],
+        }
+
+
+@falcon.before(require_valid_id, "session_id")
+class SessionExportResource:
+    """``/api/v1/sessions/{session_id}/export``: the whole session as a JSON file to save."""
+
+    def __init__(self, orchestrator: SessionApi) -> None:
+        self._orchestrator = orchestrator
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return the session, its tasks and their events as one JSON document, as an attachment."""
+        document = self._orchestrator.export_session(session_id, call_context(req))
+        resp.data = document.encode("utf-8")
+        resp.content_type = falcon.MEDIA_JSON
+        # The id matches the id pattern, so it needs no quoting inside the filename.
+        resp.set_header("Content-Disposition", f'attachment; filename="session-{session_id}.json"')

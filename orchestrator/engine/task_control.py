@@ -1,0 +1,212 @@
+"""The task-control rules: what pause, resume and cancel do in each state, and how a task whose
+runner is gone is recovered. Pure: each rule reads a task and returns the transition to apply.
+
+Who changes a task's status writes the events that record the change. A task with no runner
+(QUEUED, or PAUSED and held by no worker: "parked") or held at a pause by its runner (which writes
+nothing while it waits) is changed here, with its events, in one guarded store transaction. A task
+that is running is only *asked*: the request is stored in its control state, and its runner acts
+on it at its next checkpoint (see ``orchestrator.engine.run_control``).
+"""
+
+import dataclasses
+import datetime
+
+from orchestrator import events
+from orchestrator.errors import TaskStateError
+from orchestrator.store.records import ControlState
+from orchestrator.store.records import NewEvent
+from orchestrator.store.records import TaskGuard
+from orchestrator.store.records import TaskRecord
+from orchestrator.store.records import TaskStatus
+from orchestrator.store.records import TaskTransition
+
+FINISHED_MESSAGE = "Task has already finished"
+ALREADY_PAUSED_MESSAGE = "Task is already paused"
+NOT_PAUSED_MESSAGE = "Task is not paused"
+CANCELLING_MESSAGE = "Task is being cancelled"
+
+PAUSED_MESSAGE = "Task paused"
+PAUSE_REQUESTED_MESSAGE = "Pause requested; the task pauses at its next checkpoint"
+RESUMED_MESSAGE = "Task resumed"
+CANCELLED_MESSAGE = "Task cancelled"
+CANCEL_REQUESTED_MESSAGE = "Cancellation requested; the task stops at its next checkpoint"
+
+CANCELLED_ERROR = "The task was cancelled"
+INTERRUPTED_ERROR = "The orchestrator restarted while the task was running; submit it again"
+STREAM_END_MESSAGE = "Stream ended"
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlRequest:
+    """A pause, resume or cancel as the owner asked for it."""
+
+    user_id: str
+    reason: str
+    at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlDecision:
+    """What a control request does.
+
+    ``transition`` is None when nothing needs to change (a repeated cancel). ``notify_runner``:
+    the replica running the task must look at its control state again. ``requeued``: the task is
+    QUEUED again, so a worker should claim it.
+    """
+
+    message: str
+    transition: TaskTransition | None = None
+    notify_runner: bool = False
+    requeued: bool = False
+
+
+def decide_pause(task: TaskRecord, request: ControlRequest) -> ControlDecision:
+    """Pause a queued task at once, or ask a running one to pause at its next checkpoint."""
+    control = task.control
+    _require_unfinished(task)
+    if control.cancel_requested:
+        raise TaskStateError(CANCELLING_MESSAGE)
+    if task.status == TaskStatus.PAUSED or control.pause_requested:
+        raise TaskStateError(ALREADY_PAUSED_MESSAGE)
+    paused = dataclasses.replace(
+        control,
+        pause_requested=True,
+        paused_at=request.at,
+        pause_reason=request.reason,
+        paused_by=request.user_id,
+    )
+    guard = TaskGuard.of(task)
+    if task.status == TaskStatus.QUEUED:
+        transition = TaskTransition(guard, paused, status=TaskStatus.PAUSED, events=(paused_event(paused),))
+        return ControlDecision(PAUSED_MESSAGE, transition)
+    return ControlDecision(PAUSE_REQUESTED_MESSAGE, TaskTransition(guard, paused), notify_runner=True)
+
+
+def decide_resume(task: TaskRecord, request: ControlRequest) -> ControlDecision:
+    """Resume a paused task, or withdraw a pause its runner has not reached yet."""
+    control = task.control
+    _require_unfinished(task)
+    if control.cancel_requested:
+        raise TaskStateError(CANCELLING_MESSAGE)
+    if not control.pause_requested:
+        raise TaskStateError(NOT_PAUSED_MESSAGE)
+    resumed = _without_pause(control)
+    guard = TaskGuard.of(task)
+    if task.status == TaskStatus.RUNNING:
+        return ControlDecision(RESUMED_MESSAGE, TaskTransition(guard, resumed), notify_runner=True)
+    if task.claimed_by is None:
+        # Parked: no runner holds it, so a worker claims it again; one that had started runs again
+        # from its first step.
+        event = resumed_event(request, restarts=task.started_at is not None)
+        transition = TaskTransition(guard, resumed, status=TaskStatus.QUEUED, events=(event,))
+        return ControlDecision(RESUMED_MESSAGE, transition, requeued=True)
+    # Held at a pause by its runner, which carries on when told.
+    transition = TaskTransition(guard, resumed, status=TaskStatus.RUNNING, events=(resumed_event(request),))
+    return ControlDecision(RESUMED_MESSAGE, transition, notify_runner=True)
+
+
+def decide_cancel(task: TaskRecord, request: ControlRequest) -> ControlDecision:
+    """Cancel a task without a runner at once, or ask a running or held one to stop."""
+    control = task.control
+    _require_unfinished(task)
+    if control.cancel_requested:
+        return ControlDecision(CANCEL_REQUESTED_MESSAGE)
+    cancelled = dataclasses.replace(
+        control, cancel_requested=True, cancel_reason=request.reason, cancelled_by=request.user_id
+    )
+    guard = TaskGuard.of(task)
+    if task.status == TaskStatus.QUEUED or _is_parked(task):
+        transition = TaskTransition(
+            guard,
+            cancelled,
+            status=TaskStatus.CANCELLED,
+            error=CANCELLED_ERROR,
+            events=(cancelled_event(cancelled), stream_end_event()),
+        )
+        return ControlDecision(CANCELLED_MESSAGE, transition)
+    return ControlDecision(CANCEL_REQUESTED_MESSAGE, TaskTransition(guard, cancelled), notify_runner=True)
+
+
+def recovery_transition(task: TaskRecord) -> TaskTransition:
+    """End, park or fail a RUNNING or held PAUSED task whose runner is gone, honouring its control state.
+
+    A task asked to cancel ends CANCELLED; a task paused (or asked to pause) is parked PAUSED, to
+    run again from its first step when resumed; any other running task ends FAILED.
+    """
+    control = task.control
+    guard = TaskGuard.of(task)
+    if control.cancel_requested:
+        return TaskTransition(
+            guard,
+            control,
+            status=TaskStatus.CANCELLED,
+            error=CANCELLED_ERROR,
+            events=(cancelled_event(control), stream_end_event()),
+        )
+    if task.status == TaskStatus.PAUSED:
+        return TaskTransition(guard, control, release=True)
+    if control.pause_requested:
+        return TaskTransition(
+            guard, control, status=TaskStatus.PAUSED, release=True, events=(paused_event(control),)
+        )
+    return TaskTransition(
+        guard,
+        control,
+        status=TaskStatus.FAILED,
+        error=INTERRUPTED_ERROR,
+        events=(
+            NewEvent(events.WORKFLOW_FAILED, INTERRUPTED_ERROR, {"error": INTERRUPTED_ERROR}),
+            stream_end_event(),
+        ),
+    )
+
+
+def visible_control_state(task: TaskRecord) -> ControlState:
+    """Return the control state as the owner sees it: a finished task is no longer paused."""
+    control = task.control
+    if task.status.is_terminal and control.pause_requested:
+        return _without_pause(control)
+    return control
+
+
+def paused_event(control: ControlState) -> NewEvent:
+    """Return the WORKFLOW_PAUSED event of a pause."""
+    return NewEvent(
+        events.WORKFLOW_PAUSED,
+        "Workflow paused",
+        {"reason": control.pause_reason, "paused_by": control.paused_by},
+    )
+
+
+def resumed_event(request: ControlRequest, restarts: bool = False) -> NewEvent:
+    """Return the WORKFLOW_RESUMED event of a resume; ``restarts``: the run starts over."""
+    message = "Workflow resumed; it runs again from its first step" if restarts else "Workflow resumed"
+    payload = {"reason": request.reason, "resumed_by": request.user_id, "restarts": restarts}
+    return NewEvent(events.WORKFLOW_RESUMED, message, payload)
+
+
+def cancelled_event(control: ControlState) -> NewEvent:
+    """Return the WORKFLOW_CANCELLED event of a cancellation."""
+    return NewEvent(
+        events.WORKFLOW_CANCELLED,
+        "Workflow cancelled",
+        {"reason": control.cancel_reason, "cancelled_by": control.cancelled_by},
+    )
+
+
+def stream_end_event() -> NewEvent:
+    """Return the STREAM_END event that follows a terminal one."""
+    return NewEvent(events.STREAM_END, STREAM_END_MESSAGE)
+
+
+def _require_unfinished(task: TaskRecord) -> None:
+    if task.status.is_terminal:
+        raise TaskStateError(FINISHED_MESSAGE)
+
+
+def _without_pause(control: ControlState) -> ControlState:
+    return dataclasses.replace(control, pause_requested=False, paused_at=None, pause_reason="", paused_by="")
+
+
+def _is_parked(task: TaskRecord) -> bool:
+    return task.status == TaskStatus.PAUSED and task.claimed_by is None

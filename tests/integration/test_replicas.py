@@ -1,0 +1,293 @@
+"""Several orchestrator replicas on one PostgreSQL database and one Redis: real processes, real servers.
+
+Each test starts two orchestrators (``r1``, ``r2``) sharing a fresh database and the session's
+Redis, and one gateway in front of ``r1``. ``TASKGATE_WORKER_CONCURRENCY=0`` makes a replica serve
+the API and streams without running tasks, which decides where a task runs.
+"""
+
+import contextlib
+import dataclasses
+import pathlib
+import signal
+import threading
+import time
+
+import grpc
+import httpx
+import psycopg
+import pytest
+
+from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.orchestrator.v1 import tasks_pb2_grpc
+from tests.integration.processes import Gateway
+from tests.integration.processes import Orchestrator
+from tests.integration.processes import base_env
+from tests.integration.processes import create_api_key
+from tests.integration.processes import free_port
+from tests.integration.processes import wait_until
+from tests.integration.sse import read_stream
+
+pytestmark = pytest.mark.integration
+
+TASK_COUNT = 200
+
+
+@dataclasses.dataclass
+class Replicas:
+    """Two orchestrators on one database, a gateway in front of the first, and a user's API key."""
+
+    database_url: str
+    orchestrators: dict[str, Orchestrator]
+    gateway: Gateway
+    api_key: str
+
+    @property
+    def headers(self) -> dict:
+        """Headers that authenticate the test user at the gateway."""
+        return {"X-API-Key": self.api_key}
+
+    def task(self, task_id: str) -> dict:
+        """Return a task as the gateway shows it."""
+        response = httpx.get(f"{self.gateway.url}/api/v1/tasks/{task_id}", headers=self.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def claimed_by(self, task_id: str) -> str:
+        """Return the worker that claimed a task last (the column the API does not show)."""
+        with psycopg.connect(self.database_url) as connection:
+            row = connection.execute("SELECT claimed_by FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+        return row[0] or ""
+
+    def stop(self) -> None:
+        """Stop the gateway, then every orchestrator."""
+        with contextlib.suppress(Exception):
+            self.gateway.stop()
+        for orchestrator in self.orchestrators.values():
+            with contextlib.suppress(Exception):
+                orchestrator.stop()
+
+
+def start_replicas(tmp: pathlib.Path, database_url: str, redis_url: str, **per_replica: dict) -> Replicas:
+    """Start ``r1`` and ``r2`` (each with its own settings from ``per_replica``) and a gateway on ``r1``."""
+    shared = base_env(tmp, TASKGATE_DATABASE_URL=database_url, TASKGATE_REDIS_URL=redis_url)
+    orchestrators = {}
+    try:
+        for name in ("r1", "r2"):
+            grpc_port, admin_port = free_port(), free_port()
+            env = {
+                **shared,
+                "TASKGATE_REPLICA_ID": name,
+                "TASKGATE_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+                "TASKGATE_ADMIN_ADDR": f"127.0.0.1:{admin_port}",
+                **per_replica.get(name, {}),
+            }
+            orchestrators[name] = Orchestrator(
+                env=env,
+                grpc_addr=env["TASKGATE_GRPC_ADDR"],
+                admin_url=f"http://{env['TASKGATE_ADMIN_ADDR']}",
+                log_path=tmp / f"orchestrator-{name}.log",
+            ).start()
+        first = orchestrators["r1"]
+        gateway_env = {
+            **shared,
+            "TASKGATE_ORCHESTRATOR_ADDR": first.grpc_addr,
+            "TASKGATE_ADMIN_URL": first.admin_url,
+        }
+        gateway = Gateway(
+            env=gateway_env,
+            url="http://" + gateway_env["TASKGATE_GATEWAY_BIND"],
+            log_path=tmp / "gateway.log",
+        ).start()
+    except BaseException:
+        for orchestrator in orchestrators.values():
+            orchestrator.stop()
+        raise
+    return Replicas(database_url, orchestrators, gateway, create_api_key(shared, "replicas@example.com"))
+
+
+@pytest.fixture()
+def replicas_of(tmp_path, postgres_server, redis_server):
+    """Start two replicas with the given settings per replica; stop them after the test."""
+    started = []
+
+    def start(**per_replica: dict) -> Replicas:
+        replicas = start_replicas(
+            tmp_path, postgres_server.create_database(), redis_server.url, **per_replica
+        )
+        started.append(replicas)
+        return replicas
+
+    yield start
+    for replicas in started:
+        replicas.stop()
+
+
+def _submit_over_grpc(address: str, api_key: str, count: int, task_ids: list[str]) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        for n in range(count):
+            reply = stub.SubmitTask(
+                tasks_pb2.SubmitTaskRequest(query=f"What is {n}+1?"),
+                metadata=(("x-api-key", api_key),),
+                timeout=10,
+            )
+            task_ids.append(reply.task.task_id)
+
+
+def test_every_task_runs_exactly_once_across_two_replicas(replicas_of):
+    replicas = replicas_of(
+        r1={"TASKGATE_SIM_STEP_SECONDS": "0", "TASKGATE_WORKER_CONCURRENCY": "20"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": "0", "TASKGATE_WORKER_CONCURRENCY": "20"},
+    )
+    task_ids: list[str] = []
+    # Half the tasks are submitted to each replica, so both wake their workers and claim at once.
+    submitters = [
+        threading.Thread(
+            target=_submit_over_grpc,
+            args=(orchestrator.grpc_addr, replicas.api_key, TASK_COUNT // 2, task_ids),
+        )
+        for orchestrator in replicas.orchestrators.values()
+    ]
+    for submitter in submitters:
+        submitter.start()
+    for submitter in submitters:
+        submitter.join(timeout=120)
+    assert len(set(task_ids)) == TASK_COUNT
+
+    def all_finished():
+        with psycopg.connect(replicas.database_url) as connection:
+            return connection.execute(
+                "SELECT COUNT(*) = %s FROM tasks WHERE status IN ('COMPLETED', 'FAILED')", (TASK_COUNT,)
+            ).fetchone()[0]
+
+    wait_until(all_finished, timeout=120, interval=0.2, what=f"{TASK_COUNT} tasks to finish")
+    with psycopg.connect(replicas.database_url) as connection:
+        statuses = dict(connection.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall())
+        claimers = dict(
+            connection.execute(
+                "SELECT split_part(claimed_by, ':', 1), COUNT(*) FROM tasks GROUP BY 1"
+            ).fetchall()
+        )
+        per_task = connection.execute(
+            "SELECT workflow_id, array_agg(seq ORDER BY seq),"
+            " COUNT(*) FILTER (WHERE type = 'WORKFLOW_STARTED'), COUNT(*) FILTER (WHERE type = 'STREAM_END')"
+            " FROM events GROUP BY workflow_id"
+        ).fetchall()
+
+    assert statuses == {"COMPLETED": TASK_COUNT}
+    assert set(claimers) == {"r1", "r2"}, claimers
+    assert len(per_task) == TASK_COUNT
+    for workflow_id, seqs, started, ended in per_task:
+        assert seqs == list(range(1, len(seqs) + 1)), workflow_id
+        assert (started, ended) == (1, 1), workflow_id
+
+
+def test_a_stream_on_one_replica_shows_live_events_of_a_task_run_by_the_other(replicas_of):
+    replicas = replicas_of(
+        r1={"TASKGATE_WORKER_CONCURRENCY": "0"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": "0.2"},
+    )
+    response = httpx.post(
+        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Explain leases."}
+    )
+    assert response.status_code == 200, response.text
+    task_id = response.json()["task_id"]
+
+    started = time.monotonic()
+    frames = read_stream(
+        replicas.gateway.url + "/api/v1/stream/sse", replicas.headers, {"workflow_id": task_id}
+    )
+    streamed_for = time.monotonic() - started
+
+    assert replicas.claimed_by(task_id).startswith("r2:")
+    assert [int(frame.id) for frame in frames] == list(range(1, len(frames) + 1))
+    assert frames[-1].event == "done"
+    assert sum(frame.event == "WORKFLOW_STARTED" for frame in frames) == 1
+    # The task ran for about a second and a half while the stream followed it live.
+    assert streamed_for > 0.5
+    assert replicas.task(task_id)["status"] == "COMPLETED"
+
+
+def test_a_killed_replica_s_task_is_recovered_by_the_other_after_its_lease(replicas_of):
+    replicas = replicas_of(
+        r1={"TASKGATE_WORKER_CONCURRENCY": "0", "TASKGATE_LEASE_SECONDS": "2"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": "1.0", "TASKGATE_LEASE_SECONDS": "2"},
+    )
+    response = httpx.post(
+        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
+    )
+    task_id = response.json()["task_id"]
+    wait_until(lambda: replicas.task(task_id)["status"] == "RUNNING", what="the task to start on r2")
+    assert replicas.claimed_by(task_id).startswith("r2:")
+    frames: list = []
+    watcher = threading.Thread(
+        target=lambda: frames.extend(
+            read_stream(
+                replicas.gateway.url + "/api/v1/stream/sse",
+                replicas.headers,
+                {"workflow_id": task_id},
+                timeout=30,
+            )
+        )
+    )
+    watcher.start()
+    time.sleep(0.5)
+
+    killed_at = time.monotonic()
+    replicas.orchestrators["r2"].stop(signal.SIGKILL)
+    task = wait_until(
+        lambda: (t := replicas.task(task_id))["status"] != "RUNNING" and t,
+        timeout=20,
+        interval=0.1,
+        what="r1 to recover the task",
+    )
+    recovered_after = time.monotonic() - killed_at
+    watcher.join(timeout=20)
+
+    assert task["status"] == "FAILED"
+    assert "submit it again" in task["error"]
+    # Not before the lease expired (2 s after r2's last renewal), and soon after it did.
+    assert 0.5 < recovered_after < 10
+    assert replicas.claimed_by(task_id).startswith("r1:")
+    assert not watcher.is_alive()
+    assert [int(frame.id) for frame in frames] == list(range(1, len(frames) + 1))
+    assert [frame.event for frame in frames[-2:]] == ["WORKFLOW_FAILED", "done"]
+    events = httpx.get(
+        f"{replicas.gateway.url}/api/v1/tasks/{task_id}/events",
+        headers=replicas.headers,
+        params={"limit": 200},
+    ).json()["events"]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert sum(event["type"] == "WORKFLOW_STARTED" for event in events) == 1
+
+
+def test_a_cancel_sent_to_one_replica_stops_the_task_running_on_the_other_at_once(replicas_of):
+    replicas = replicas_of(
+        r1={"TASKGATE_WORKER_CONCURRENCY": "0"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": "2.0"},
+    )
+    response = httpx.post(
+        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
+    )
+    task_id = response.json()["task_id"]
+    wait_until(lambda: replicas.task(task_id)["status"] == "RUNNING", what="the task to start on r2")
+    time.sleep(0.3)  # the runner is now inside a 2 s step
+
+    started = time.monotonic()
+    cancel = httpx.post(
+        f"{replicas.gateway.url}/api/v1/tasks/{task_id}/cancel",
+        headers=replicas.headers,
+        json={"reason": "stop"},
+    )
+    task = wait_until(
+        lambda: (t := replicas.task(task_id))["status"] == "CANCELLED" and t,
+        timeout=10,
+        interval=0.05,
+        what="r2 to stop the task",
+    )
+
+    assert cancel.status_code == 202, cancel.text
+    # Well before r2's own periodic re-read of control states (every 3 s): the signal came through Redis.
+    assert time.monotonic() - started < 0.75
+    assert replicas.claimed_by(task_id).startswith("r2:")
+    assert task["error"] == "The task was cancelled"
