@@ -1,0 +1,1 @@
+"""Rate limiting at the gateway's edge: sliding windows per caller, shared through Redis."""
