@@ -1,12 +1,21 @@
 """Gunicorn settings for the gateway, taken from GatewaySettings (``TASKGATE_*`` variables).
 
 Run: ``gunicorn -c deploy/gunicorn.conf.py``. No ``preload_app``: each worker imports the app after
-the fork, so its gRPC channel is its own.
+the fork, so its gRPC channel is its own, and its metrics go to its own files in the directory the
+master made for this run (prometheus_client's multiprocess mode; ``GET /metrics`` sums them).
 """
 
+import logging
+import os
+import shutil
+import tempfile
+
+from gateway.log_redaction import CredentialRedactingFilter
 from gateway.settings import GatewaySettings
 
 _settings = GatewaySettings.from_env()
+# prometheus_client's own variable; it must be set before a worker imports prometheus_client.
+_METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 wsgi_app = "gateway.wsgi:application"
 bind = [_settings.bind]
@@ -21,6 +30,10 @@ preload_app = False
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+# The gateway itself decides whose X-Forwarded-* it believes (TASKGATE_TRUSTED_PROXIES, for client
+# addresses and for HSTS); gunicorn must not turn a request https on such a header on its own.
+forwarded_allow_ips = ""
+secure_scheme_headers = {}
 # The gateway writes its own JSON access log, one line per request.
 accesslog = None
 errorlog = "-"
@@ -29,3 +42,26 @@ proc_name = "taskgate-gateway"
 # Several gateways may run on one host (tests, `make run`); the shared default control socket
 # path would make them collide, and nothing here uses gunicornc.
 control_socket_disable = True
+
+
+def on_starting(server) -> None:
+    """Give this run a fresh metrics directory, and keep credentials out of gunicorn's error log.
+
+    A directory left by an earlier run would add its counts to this one's, so it is never reused.
+    """
+    os.environ[_METRICS_DIRECTORY] = tempfile.mkdtemp(prefix="taskgate-metrics-")
+    logging.getLogger("gunicorn.error").addFilter(CredentialRedactingFilter())
+
+
+def child_exit(server, worker) -> None:
+    """Drop a dead worker's live gauges (open streams); its counters keep counting in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove this run's metrics directory."""
+    directory = os.environ.get(_METRICS_DIRECTORY)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)

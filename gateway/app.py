@@ -5,19 +5,33 @@ import dataclasses
 import falcon
 import grpc
 
+from gateway.access_tokens import AccessTokenVerifier
 from gateway.admin_stream import AdminStreamClient
 from gateway.api_key_validator import ApiKeyValidator
+from gateway.caller_state import CallerState
+from gateway.caller_state import caller_limit_middleware
 from gateway.errors import handle_rpc_error
 from gateway.errors import handle_unexpected_error
 from gateway.errors import serialize_error
 from gateway.middleware.access_log import AccessLogMiddleware
 from gateway.middleware.auth import AuthMiddleware
 from gateway.middleware.body_limit import BodyLimitMiddleware
+from gateway.middleware.cors import CorsMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.middleware.request_metrics import RequestMetricsMiddleware
 from gateway.middleware.security_headers import SecurityHeadersMiddleware
 from gateway.orchestrator_client import OrchestratorClient
+from gateway.resources.auth import ApiKeyResource
+from gateway.resources.auth import ApiKeysResource
+from gateway.resources.auth import CurrentUserResource
+from gateway.resources.auth import LoginResource
+from gateway.resources.auth import RefreshResource
+from gateway.resources.auth import RegisterResource
+from gateway.resources.docs_page import CONTENT_SECURITY_POLICY
+from gateway.resources.docs_page import DocsPageResource
 from gateway.resources.health import HealthResource
 from gateway.resources.health import ReadinessResource
+from gateway.resources.metrics import MetricsResource
 from gateway.resources.openapi import OpenApiResource
 from gateway.resources.search import SearchResource
 from gateway.resources.sessions import SessionEventsResource
@@ -46,12 +60,14 @@ class Dependencies:
     """The gateway's connections to the outside; a test passes its own objects for any of them.
 
     ``orchestrator`` answers the unary calls (``OrchestratorClient``'s methods), ``api_keys``
-    resolves API keys to principals, ``admin_stream`` opens upstream event streams.
+    resolves API keys to principals, ``admin_stream`` opens upstream event streams,
+    ``caller_state`` holds rate-limit windows and idempotency records (Redis or in-process).
     """
 
     orchestrator: OrchestratorClient
     api_keys: ApiKeyValidator
     admin_stream: StreamOpener
+    caller_state: CallerState | None = None
 
     @classmethod
     def from_settings(
@@ -61,6 +77,7 @@ class Dependencies:
         orchestrator: OrchestratorClient | None = None,
         api_keys: ApiKeyValidator | None = None,
         admin_stream: StreamOpener | None = None,
+        caller_state: CallerState | None = None,
     ) -> "Dependencies":
         """Build the real dependencies, keeping any replacement given; the key cache wraps orchestrator."""
         if orchestrator is None:
@@ -73,7 +90,11 @@ class Dependencies:
             admin_stream = AdminStreamClient(
                 settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
             )
-        return cls(orchestrator=orchestrator, api_keys=api_keys, admin_stream=admin_stream)
+        if caller_state is None:
+            caller_state = CallerState.from_settings(settings)
+        return cls(
+            orchestrator=orchestrator, api_keys=api_keys, admin_stream=admin_stream, caller_state=caller_state
+        )
 
 
 def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> falcon.App:
@@ -84,10 +105,20 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
         middleware=[
             RequestIdMiddleware(),
             AccessLogMiddleware(),
-            SecurityHeadersMiddleware(),
+            RequestMetricsMiddleware(),
+            SecurityHeadersMiddleware(
+                settings.security_headers, CONTENT_SECURITY_POLICY, settings.trusted_proxies
+            ),
+            # A preflight is answered here, before a body is read or a credential asked for.
+            CorsMiddleware(settings.cors_origins),
             BodyLimitMiddleware(settings.max_body_bytes),
-            # Rate limiting and then idempotency, both keyed by caller, go after authentication.
-            AuthMiddleware(deps.api_keys),
+            AuthMiddleware(
+                deps.api_keys,
+                AccessTokenVerifier(settings.jwt_secret, settings.jwt_issuer),
+                skip_auth=settings.skip_auth,
+            ),
+            # Rate limiting and then idempotency, both keyed by the caller authentication found.
+            *caller_limit_middleware(settings, deps.caller_state or CallerState.from_settings(settings)),
         ]
     )
     app.set_error_serializer(serialize_error)
@@ -101,6 +132,8 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     for path in ("/readiness", "/ready", "/readyz"):
         app.add_route(path, readiness)
     app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/docs", DocsPageResource())
+    app.add_route("/metrics", MetricsResource(settings.metrics_token))
     app.add_route("/api/v1/tasks", TasksResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}", TaskResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}/events", TaskEventsResource(deps.orchestrator))
@@ -121,4 +154,11 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/sessions/{session_id}/export", SessionExportResource(deps.orchestrator))
     app.add_route("/api/v1/search", SearchResource(deps.orchestrator))
     app.add_route("/api/v1/stats", StatsResource(deps.orchestrator))
+    # Accounts and API keys.
+    app.add_route("/api/v1/auth/register", RegisterResource(deps.orchestrator))
+    app.add_route("/api/v1/auth/login", LoginResource(deps.orchestrator))
+    app.add_route("/api/v1/auth/refresh", RefreshResource(deps.orchestrator))
+    app.add_route("/api/v1/auth/me", CurrentUserResource(deps.orchestrator, settings.rate_limit_tiers))
+    app.add_route("/api/v1/auth/api-keys", ApiKeysResource(deps.orchestrator))
+    app.add_route("/api/v1/auth/api-keys/{key_id}", ApiKeyResource(deps.orchestrator))
     return app

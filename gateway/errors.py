@@ -15,6 +15,8 @@ from typing import Any
 import falcon
 import grpc
 
+from gateway.metrics import UPSTREAM_ERRORS
+
 logger = logging.getLogger(__name__)
 
 UNAUTHORIZED_CHALLENGE = 'Bearer realm="taskgate"'
@@ -32,11 +34,14 @@ class ApiError(falcon.HTTPError):
         code: str,
         details: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status, description=message, headers=headers)
         self.message = message
         self.error_code = code
         self.details = details
+        # Extra members of the error body, such as the rate-limited ``window``.
+        self.fields = fields
 
 
 class ValidationError(ApiError):
@@ -130,10 +135,12 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falco
     """Write the single error body of API.md for any HTTPError."""
     if isinstance(exception, ApiError):
         message, code, details = exception.message, exception.error_code, exception.details
+        fields = exception.fields or {}
     else:
         message, code = _default_message_and_code(exception.status_code)
-        details = None
-    body: dict[str, Any] = {"error": message, "code": code, "request_id": req.context.get("request_id")}
+        details, fields = None, {}
+    body: dict[str, Any] = {"error": message, "code": code, **fields}
+    body["request_id"] = req.context.get("request_id")
     if details:
         body["details"] = details
     resp.data = json.dumps(body).encode()
@@ -143,7 +150,8 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falco
 
 
 def handle_rpc_error(req: falcon.Request, resp: falcon.Response, ex: grpc.RpcError, params: dict) -> None:
-    """Error handler: answer a failed orchestrator call through the gRPC-to-HTTP table."""
+    """Error handler: count a failed orchestrator call and answer it through the gRPC-to-HTTP table."""
+    UPSTREAM_ERRORS.labels(code=rpc_code(ex).name).inc()
     error = error_for_rpc(ex)
     if error.status_code >= 500:
         logger.warning(

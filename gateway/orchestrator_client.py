@@ -183,6 +183,46 @@ class OrchestratorClient:
         request = sessions_pb2.GetStatsRequest(days=days)
         return self._call(self._connection().sessions.GetStats, request, context)
 
+    # Accounts and API keys.
+
+    def register_user(
+        self, request: auth_pb2.RegisterUserRequest, context: CallContext
+    ) -> auth_pb2.RegisterUserResponse:
+        """Create a user in a new tenant; a taken email is ALREADY_EXISTS."""
+        return self._call(self._connection().auth.RegisterUser, request, context)
+
+    def login(self, request: auth_pb2.LoginRequest, context: CallContext) -> auth_pb2.TokenPair:
+        """Exchange an email and password for tokens; wrong ones are UNAUTHENTICATED."""
+        return self._call(self._connection().auth.Login, request, context).tokens
+
+    def refresh_token(self, refresh_token: str, context: CallContext) -> auth_pb2.TokenPair:
+        """Rotate a refresh token into a new pair; a used, expired or revoked one is UNAUTHENTICATED."""
+        request = auth_pb2.RefreshTokenRequest(refresh_token=refresh_token)
+        return self._call(self._connection().auth.RefreshToken, request, context).tokens
+
+    def get_current_user(self, context: CallContext) -> auth_pb2.GetCurrentUserResponse:
+        """Describe the caller's account."""
+        return self._call(self._connection().auth.GetCurrentUser, auth_pb2.GetCurrentUserRequest(), context)
+
+    def list_api_keys(self, context: CallContext) -> auth_pb2.ListApiKeysResponse:
+        """List the caller's API keys, without their secrets."""
+        return self._call(self._connection().auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), context)
+
+    def create_api_key(
+        self, request: auth_pb2.CreateApiKeyRequest, context: CallContext
+    ) -> auth_pb2.CreateApiKeyResponse:
+        """Create an API key for the caller; the answer holds its secret, this once."""
+        return self._call(self._connection().auth.CreateApiKey, request, context)
+
+    def revoke_api_key(self, key_id: str, context: CallContext) -> None:
+        """Revoke one of the caller's keys; someone else's is NOT_FOUND."""
+        request = auth_pb2.RevokeApiKeyRequest(id=key_id)
+        self._call(self._connection().auth.RevokeApiKey, request, context)
+
+    def update_api_key(self, request: auth_pb2.UpdateApiKeyRequest, context: CallContext) -> auth_pb2.ApiKey:
+        """Set a key's rate-limit overrides (admin or owner of its tenant)."""
+        return self._call(self._connection().auth.UpdateApiKey, request, context).key
+
     def is_serving(self, timeout_seconds: float) -> bool:
         """Return whether the orchestrator's gRPC health check answers SERVING within the timeout."""
         request = health_pb2.HealthCheckRequest(service="")

@@ -6,12 +6,27 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 
+from gateway.rate_limit.client_address import TrustedProxies
+from gateway.rate_limit.tiers import BUILT_IN_TIERS
+from gateway.rate_limit.tiers import TierLimits
+from gateway.rate_limit.tiers import parse_tiers
+from taskgate import dev_bypass
+from taskgate import jwt_secret
+
 ENVIRONMENTS = ("dev", "test", "production")
 WORKER_CLASSES = ("gevent", "gthread")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RELAXED_ENVIRONMENTS = ("dev", "test")
 _MIN_TOKEN_LENGTH_RELAXED = 16
 _MIN_TOKEN_LENGTH_STRICT = 32
+_MAX_ISSUER_CHARACTERS = 256
+# The switches of TASKGATE_SECURITY_HEADERS, one per header (gateway.middleware.security_headers).
+SECURITY_HEADERS = ("content-type-options", "frame-options", "referrer-policy", "csp", "hsts")
+# Browsers' origins of the gateway itself, allowed for CORS in dev on top of TASKGATE_CORS_ORIGINS.
+DEV_CORS_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
+_MIN_METRICS_TOKEN_LENGTH = 16
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -34,6 +49,26 @@ class GatewaySettings:
     upstream_timeout_seconds: float = 10.0
     max_body_bytes: int = 1048576
     log_level: str = "INFO"
+    # Identity: access tokens are verified here with the orchestrator's secret (taskgate.jwt_secret);
+    # the development bypass serves requests without credentials as taskgate.dev_bypass's user.
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    jwt_issuer: str = "taskgate"
+    skip_auth: bool = False
+    cors_origins: tuple[str, ...] = ()
+    security_headers: frozenset[str] = frozenset(SECURITY_HEADERS)
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    # Rate limits and idempotency (gateway.caller_state); the URL may hold a password.
+    redis_url: str | None = dataclasses.field(default=None, repr=False)
+    redis_timeout_seconds: float = 0.5
+    rate_limit_tiers: Mapping[str, TierLimits] = dataclasses.field(
+        default_factory=lambda: dict(BUILT_IN_TIERS)
+    )
+    rate_limit_login_per_minute: int = 30
+    rate_limit_refresh_per_minute: int = 60
+    rate_limit_fail_closed: bool = False
+    rate_limit_disabled: bool = False
+    trusted_proxies: TrustedProxies = TrustedProxies()
+    idempotency_ttl_seconds: int = 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "GatewaySettings":
@@ -55,7 +90,46 @@ class GatewaySettings:
             ),
             max_body_bytes=reader.integer("TASKGATE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
             log_level=reader.choice("TASKGATE_LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
+            jwt_secret=reader.jwt_secret(env),
+            jwt_issuer=reader.jwt_issuer(),
+            skip_auth=reader.skip_auth(env),
+            cors_origins=reader.origins("TASKGATE_CORS_ORIGINS", DEV_CORS_ORIGINS if env == "dev" else ()),
+            security_headers=reader.switches("TASKGATE_SECURITY_HEADERS", SECURITY_HEADERS),
+            metrics_token=reader.secret("TASKGATE_METRICS_TOKEN", _MIN_METRICS_TOKEN_LENGTH),
+            redis_url=reader.redis_url("TASKGATE_REDIS_URL"),
+            redis_timeout_seconds=reader.number(
+                "TASKGATE_REDIS_TIMEOUT_SECONDS", cls.redis_timeout_seconds, positive=True
+            ),
+            rate_limit_tiers=reader.rate_limit_tiers("TASKGATE_RATE_LIMIT_TIERS"),
+            rate_limit_login_per_minute=reader.integer(
+                "TASKGATE_RATE_LIMIT_LOGIN_PER_MINUTE", cls.rate_limit_login_per_minute, minimum=1
+            ),
+            rate_limit_refresh_per_minute=reader.integer(
+                "TASKGATE_RATE_LIMIT_REFRESH_PER_MINUTE", cls.rate_limit_refresh_per_minute, minimum=1
+            ),
+            rate_limit_fail_closed=reader.boolean("TASKGATE_RATE_LIMIT_FAIL_CLOSED"),
+            rate_limit_disabled=reader.dev_only_switch("TASKGATE_RATE_LIMIT_DISABLED", env),
+            trusted_proxies=reader.trusted_proxies("TASKGATE_TRUSTED_PROXIES"),
+            idempotency_ttl_seconds=reader.integer(
+                "TASKGATE_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=1
+            ),
         )
+
+
+def _is_origin(value: str) -> bool:
+    """Return whether a value is a browser origin: http(s), a host, maybe a port, nothing else."""
+    parts = urllib.parse.urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and port != 0
+        and parts.username is None
+        and not (parts.path or parts.query or parts.fragment)
+    )
 
 
 class _Reader:
@@ -129,6 +203,101 @@ class _Reader:
         if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query:
             raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")
         return value
+
+    def origins(self, name: str, extra: tuple[str, ...]) -> tuple[str, ...]:
+        """Read a comma list of browser origins (``scheme://host[:port]``), lower-cased, plus ``extra``."""
+        origins = list(extra)
+        for item in (self.raw(name) or "").split(","):
+            item = item.strip().lower().removesuffix("/")
+            if not item:
+                continue
+            if not _is_origin(item):
+                raise SettingsError(
+                    f"{name} must list origins such as https://app.example.com (no path, no *), got {item!r}"
+                )
+            if item not in origins:
+                origins.append(item)
+        return tuple(origins)
+
+    def switches(self, name: str, known: tuple[str, ...]) -> frozenset[str]:
+        """Read ``all`` (the default), ``none`` or a comma list of known switch names."""
+        value = (self.raw(name) or "all").lower()
+        if value == "all":
+            return frozenset(known)
+        if value == "none":
+            return frozenset()
+        chosen = {item.strip() for item in value.split(",") if item.strip()}
+        unknown = sorted(chosen - set(known))
+        if unknown:
+            choices = ", ".join(known)
+            raise SettingsError(f"{name} must be all, none or a list of {choices}, got {unknown[0]!r}")
+        return frozenset(chosen)
+
+    def secret(self, name: str, min_length: int) -> str | None:
+        """Read an optional secret of at least ``min_length`` characters."""
+        value = self.raw(name)
+        if value is not None and len(value) < min_length:
+            raise SettingsError(f"{name} must be at least {min_length} characters")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        """Read a switch: 1/true/yes/on or 0/false/no/off, off when unset."""
+        value = (self.raw(name) or "0").lower()
+        if value not in _TRUE_WORDS + _FALSE_WORDS:
+            raise SettingsError(f"{name} must be 1 or 0, got {value!r}")
+        return value in _TRUE_WORDS
+
+    def dev_only_switch(self, name: str, env: str) -> bool:
+        """Read a switch that may only be on in the dev and test environments."""
+        value = self.boolean(name)
+        if value and env not in _RELAXED_ENVIRONMENTS:
+            raise SettingsError(f"{name} may only be set when TASKGATE_ENV is dev or test")
+        return value
+
+    def redis_url(self, name: str) -> str | None:
+        """Read an optional redis://, rediss:// or unix:// URL (never echoed: it may hold a password)."""
+        value = self.raw(name)
+        if value is not None and urllib.parse.urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(f"{name} must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    def rate_limit_tiers(self, name: str) -> dict[str, TierLimits]:
+        """Read the tier table (a JSON object laid over the built-in ``default`` tier)."""
+        value = self.raw(name)
+        if value is None:
+            return dict(BUILT_IN_TIERS)
+        try:
+            return parse_tiers(value)
+        except ValueError as ex:
+            raise SettingsError(f"{name} {ex}") from None
+
+    def trusted_proxies(self, name: str) -> TrustedProxies:
+        """Read the comma list of proxies (CIDRs, addresses, ``unix``) whose X-Forwarded-For is believed."""
+        try:
+            return TrustedProxies.parse(self.raw(name) or "")
+        except ValueError as ex:
+            raise SettingsError(f"{name}: {ex}") from None
+
+    def jwt_secret(self, env: str) -> str:
+        """Read the JWT secret: required and strong outside dev/test, else derived when unset."""
+        try:
+            return jwt_secret.resolve(self.raw(jwt_secret.NAME), env, self.service_token(env))
+        except ValueError as ex:
+            raise SettingsError(str(ex)) from None
+
+    def jwt_issuer(self) -> str:
+        """Read the issuer access tokens must name (``iss``)."""
+        value = self.raw("TASKGATE_JWT_ISSUER") or "taskgate"
+        if len(value) > _MAX_ISSUER_CHARACTERS:
+            raise SettingsError(f"TASKGATE_JWT_ISSUER must be at most {_MAX_ISSUER_CHARACTERS} characters")
+        return value
+
+    def skip_auth(self, env: str) -> bool:
+        """Read the development bypass switch, refused outside dev/test."""
+        try:
+            return dev_bypass.enabled(self.raw(dev_bypass.NAME), env)
+        except ValueError as ex:
+            raise SettingsError(str(ex)) from None
 
     def service_token(self, env: str) -> str:
         name = "TASKGATE_SERVICE_TOKEN"

@@ -12,3 +12,7 @@ class Caller:
     role: str = "user"
     tier: str = "free"
     api_key_id: str = ""
+    # What the API key allows and its rate-limit overrides (0: the tier's); unset for other callers.
+    scopes: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 0
+    rate_limit_per_hour: int = 0

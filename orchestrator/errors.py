@@ -77,3 +77,24 @@ class UnauthenticatedError(OrchestratorError):
     """No usable credentials came with the call."""
 
     default_message = "Authentication required"
+
+
+# Identity: accounts and API keys.
+
+
+class UserNotFoundError(NotFoundError):
+    """The caller's user has no account (it was deleted, or the identity was only forwarded)."""
+
+    default_message = "User not found"
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """The API key is missing or not the caller's (or, for an admin, not of the caller's tenant)."""
+
+    default_message = "API key not found"
+
+
+class PermissionDeniedError(OrchestratorError):
+    """The caller is authenticated but its role does not allow the request."""
+
+    default_message = "Permission denied"

@@ -56,7 +56,16 @@ class ApiKeyAuthenticator:
             if not record.is_usable(now):
                 return None
             self._touch_later(record, now)
-            return Caller(user.id, user.tenant_id, user.role, user.tier, record.id)
+            return Caller(
+                user.id,
+                user.tenant_id,
+                user.role,
+                user.tier,
+                record.id,
+                scopes=record.scopes,
+                rate_limit_per_minute=record.rate_limit_per_minute or 0,
+                rate_limit_per_hour=record.rate_limit_per_hour or 0,
+            )
         return None
 
     async def close(self) -> None:

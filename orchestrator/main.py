@@ -1,6 +1,7 @@
-"""The orchestrator's entry points: ``serve`` the process, ``migrate``, and the API-key commands.
+"""The orchestrator's entry points: ``serve`` the process, ``migrate``, and the account commands.
 
-``taskgate/cli.py`` calls ``run_serve``, ``migrate``, ``ensure_api_key`` and ``create_api_key``.
+``taskgate/cli.py`` calls ``run_serve``, ``migrate``, ``ensure_api_key``, ``create_api_key`` and
+``set_user_role``.
 """
 
 import asyncio
@@ -19,6 +20,8 @@ from orchestrator.bus import EventBus
 from orchestrator.bus import InProcessEventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.control_signals import InProcessControlSignals
+from orchestrator.engine.accounts import AccountEngine
+from orchestrator.engine.api_keys import ApiKeyEngine
 from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
@@ -26,21 +29,26 @@ from orchestrator.engine.worker_pool import WorkerPool
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.identity import ApiKeyAuthenticator
 from orchestrator.identity import CallerResolver
+from orchestrator.passwords import PasswordHasher
 from orchestrator.runners.simulated import SimulatedRunner
 from orchestrator.server import BindError
 from orchestrator.server import create_server
+from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.settings import SettingsError
 from orchestrator.settings import split_address
 from orchestrator.store import open_store
 from orchestrator.store.base import Store
 from orchestrator.store.records import UserRecord
+from orchestrator.tokens import TokenIssuer
+from taskgate import dev_bypass
 from taskgate.api_keys import generate_api_key
 from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
 from taskgate.json_logging import configure_logging
+from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger("orchestrator")
 
@@ -90,6 +98,12 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         authenticator = ApiKeyAuthenticator(store)
         stack.push_async_callback(authenticator.close)
         callers = CallerResolver(settings.service_token, authenticator)
+        tokens = TokenIssuer(settings.jwt_secret, settings.jwt_issuer)
+        auth = AuthServiceServicer(
+            callers, AccountEngine(store, PasswordHasher(), tokens), ApiKeyEngine(store)
+        )
+        if settings.skip_auth:
+            await _ensure_dev_bypass_user(store)
 
         admin = AdminServer(
             create_admin_app(engine, settings.service_token, settings.sse_ping_seconds),
@@ -105,7 +119,9 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         stack.push_async_callback(admin.stop)
 
         try:
-            grpc_server, grpc_port = await create_server(settings, engine, callers, SessionEngine(store))
+            grpc_server, grpc_port = await create_server(
+                settings, engine, callers, SessionEngine(store), auth
+            )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
         await grpc_server.start()
@@ -174,6 +190,38 @@ def create_api_key(settings: OrchestratorSettings, email: str, name: str) -> str
 
     asyncio.run(_with_store(settings, create))
     return key
+
+
+def set_user_role(settings: OrchestratorSettings, email: str, role: str) -> bool:
+    """Give the user with ``email`` a role (user, admin or owner); return whether the user exists."""
+    found: list[UserRecord] = []
+
+    async def update(store: Store) -> None:
+        user = await store.set_user_role(email.strip(), role)
+        if user is not None:
+            found.append(user)
+
+    asyncio.run(_with_store(settings, update))
+    return bool(found)
+
+
+async def _ensure_dev_bypass_user(store: Store) -> None:
+    """Make sure the account of the development bypass's fixed user exists."""
+    await store.ensure_user(
+        UserRecord(
+            dev_bypass.USER_ID,
+            dev_bypass.TENANT_ID,
+            dev_bypass.EMAIL,
+            dev_bypass.USERNAME,
+            dev_bypass.ROLE,
+            dev_bypass.TIER,
+            utc_now(),
+        )
+    )
+    logger.warning(
+        "TASKGATE_SKIP_AUTH is on: requests without credentials act as the development user",
+        extra={"user_id": dev_bypass.USER_ID},
+    )
 
 
 async def _open_migrated_store(settings: OrchestratorSettings) -> Store:

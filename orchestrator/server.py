@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
+from orchestrator.rpc_log import RpcLogInterceptor
 from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.services.events import EventServiceServicer
 from orchestrator.services.sessions import SessionServiceServicer
@@ -58,14 +59,18 @@ class BindError(RuntimeError):
 
 
 async def create_server(
-    settings: OrchestratorSettings, engine: TaskEngine, callers: CallerResolver, sessions: SessionEngine
+    settings: OrchestratorSettings,
+    engine: TaskEngine,
+    callers: CallerResolver,
+    sessions: SessionEngine,
+    auth: AuthServiceServicer,
 ) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``settings.grpc_addr`` (port 0 picks one); return it and its port.
 
     The server is not started. Approvals and schedules are registered with the generated base
     servicers: their RPCs, like the other RPCs not built yet, answer UNIMPLEMENTED.
     """
-    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
     registrations: tuple[tuple[Callable[[Any, grpc.aio.Server], None], Any, ServiceDescriptor], ...] = (
         (
             tasks_pb2_grpc.add_TaskServiceServicer_to_server,
@@ -77,7 +82,7 @@ async def create_server(
             EventServiceServicer(engine, callers),
             EVENT_SERVICE,
         ),
-        (auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServiceServicer(callers), AUTH_SERVICE),
+        (auth_pb2_grpc.add_AuthServiceServicer_to_server, auth, AUTH_SERVICE),
         (
             sessions_pb2_grpc.add_SessionServiceServicer_to_server,
             SessionServiceServicer(sessions, callers),

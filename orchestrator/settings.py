@@ -6,6 +6,9 @@ import re
 import socket
 from collections.abc import Mapping
 
+from taskgate import dev_bypass
+from taskgate import jwt_secret
+
 ENVIRONMENTS = ("dev", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _REPLICA_ID_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -35,14 +38,20 @@ class OrchestratorSettings:
     # Task control: a task's running-time limit when its request sets none.
     task_timeout_seconds: int = 600
     log_level: str = "INFO"
+    # Identity: the secret access tokens are signed with (see taskgate.jwt_secret), their issuer,
+    # and the development bypass (its user is made sure of at start-up).
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    jwt_issuer: str = "taskgate"
+    skip_auth: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
         """Read and validate the ``TASKGATE_*`` variables; raise SettingsError naming a bad one."""
         env = _choice(environ, "TASKGATE_ENV", "dev", ENVIRONMENTS, lower=True)
+        service_token = _service_token(environ, env)
         return cls(
             env=env,
-            service_token=_service_token(environ, env),
+            service_token=service_token,
             grpc_addr=_address(environ, "TASKGATE_GRPC_ADDR", cls.grpc_addr),
             admin_addr=_address(environ, "TASKGATE_ADMIN_ADDR", cls.admin_addr),
             database_url=_database_url(environ),
@@ -62,6 +71,9 @@ class OrchestratorSettings:
                 environ, "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),
             log_level=_choice(environ, "TASKGATE_LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
+            jwt_secret=_jwt_secret(environ, env, service_token),
+            jwt_issuer=_jwt_issuer(environ),
+            skip_auth=_skip_auth(environ, env),
         )
 
     @property
@@ -112,6 +124,34 @@ def _service_token(environ: Mapping[str, str], env: str) -> str:
             f"TASKGATE_SERVICE_TOKEN must be at least {minimum} characters when TASKGATE_ENV={env}"
         )
     return token
+
+
+# Identity.
+
+MAX_ISSUER_CHARACTERS = 256
+
+
+def _jwt_secret(environ: Mapping[str, str], env: str, service_token: str) -> str:
+    try:
+        return jwt_secret.resolve(_raw(environ, jwt_secret.NAME), env, service_token)
+    except ValueError as ex:
+        raise SettingsError(str(ex)) from None
+
+
+def _jwt_issuer(environ: Mapping[str, str]) -> str:
+    raw = _raw(environ, "TASKGATE_JWT_ISSUER")
+    if raw is None:
+        return "taskgate"
+    if len(raw) > MAX_ISSUER_CHARACTERS:
+        raise SettingsError(f"TASKGATE_JWT_ISSUER must be at most {MAX_ISSUER_CHARACTERS} characters")
+    return raw
+
+
+def _skip_auth(environ: Mapping[str, str], env: str) -> bool:
+    try:
+        return dev_bypass.enabled(_raw(environ, dev_bypass.NAME), env)
+    except ValueError as ex:
+        raise SettingsError(str(ex)) from None
 
 
 def _address(environ: Mapping[str, str], name: str, default: str) -> str:

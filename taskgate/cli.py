@@ -1,4 +1,4 @@
-"""The ``taskgate`` command: run everything, run one service, migrate, create API keys."""
+"""The ``taskgate`` command: run everything, run one service, migrate, create API keys, set roles."""
 
 import argparse
 import ctypes
@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     create = key_commands.add_parser("create", help="create an API key (and its user if new)")
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="cli")
+    users = commands.add_parser("users", help="manage users")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    set_role = user_commands.add_parser("set-role", help="give a user the role user, admin or owner")
+    set_role.add_argument("--email", required=True)
+    set_role.add_argument("--role", required=True, choices=("user", "admin", "owner"))
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -53,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         migrate(_offline_settings())
         print("migrations applied")
         return 0
+    if args.command == "users":
+        from orchestrator.main import set_user_role
+
+        if not set_user_role(_offline_settings(), args.email, args.role):
+            print(f"taskgate: no user with the email {args.email}", file=sys.stderr)
+            return 1
+        print(f"{args.email} is now {args.role}")
+        return 0
     from orchestrator.main import create_api_key
 
     print(create_api_key(_offline_settings(), args.email, args.name))
@@ -60,7 +73,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_gateway(config: str) -> int:
-    """Replace this process with gunicorn serving the gateway."""
+    """Replace this process with gunicorn serving the gateway, once its settings are known to be usable.
+
+    A bad setting is one line and exit status 2, as for the orchestrator, not a gunicorn traceback.
+    """
+    from gateway.settings import GatewaySettings
+    from gateway.settings import SettingsError
+
+    try:
+        GatewaySettings.from_env()
+    except SettingsError as ex:
+        print(f"taskgate gateway: {ex}", file=sys.stderr)
+        return 2
     argv = [sys.executable, "-m", "gunicorn", "--config", config]
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
     return 0

@@ -24,7 +24,9 @@ class AccessLogMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         """Write the access-log line."""
-        duration_ms = (time.perf_counter() - req.context.started_at) * 1000
+        # Falcon refuses some requests (a WEBSOCKET method) before any process_request runs.
+        started_at = req.context.get("started_at") or time.perf_counter()
+        duration_ms = (time.perf_counter() - started_at) * 1000
         principal = req.context.get("principal")
         logger.info(
             "request",

@@ -52,5 +52,8 @@ class RequestIdMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         """Set X-Request-ID and X-Trace-ID."""
+        if "request_id" not in req.context:
+            # Falcon refuses some requests (a WEBSOCKET method) before any process_request runs.
+            self.process_request(req, resp)
         resp.set_header("X-Request-ID", req.context.request_id)
         resp.set_header("X-Trace-ID", req.context.trace_id)

@@ -1,22 +1,54 @@
-"""Security headers on every response."""
+"""Security headers on every response, each switched on or off by ``TASKGATE_SECURITY_HEADERS``."""
+
+from collections.abc import Collection
 
 import falcon
 
-_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
+from gateway.rate_limit.client_address import TrustedProxies
+
+_FIXED_HEADERS = {
+    "content-type-options": ("X-Content-Type-Options", "nosniff"),
+    "frame-options": ("X-Frame-Options", "DENY"),
+    "referrer-policy": ("Referrer-Policy", "strict-origin-when-cross-origin"),
 }
-_HSTS = "max-age=31536000; includeSubDomains"
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 class SecurityHeadersMiddleware:
-    """Add the fixed security headers, and HSTS when the request came over TLS."""
+    """Add the enabled headers: the fixed ones always, the CSP to HTML, HSTS over TLS.
+
+    ``enabled`` holds switch names (``gateway.settings.SECURITY_HEADERS``); ``html_policy`` is the
+    Content-Security-Policy of the HTML the gateway serves. A request came over TLS when the server
+    itself took it over TLS, or when a trusted proxy (``TASKGATE_TRUSTED_PROXIES``) says so with
+    ``X-Forwarded-Proto: https``; anyone else's X-Forwarded-Proto is ignored.
+    """
+
+    def __init__(self, enabled: Collection[str], html_policy: str, trusted_proxies: TrustedProxies) -> None:
+        self._headers = {name: value for switch, (name, value) in _FIXED_HEADERS.items() if switch in enabled}
+        self._html_policy = html_policy if "csp" in enabled else None
+        self._hsts = "hsts" in enabled
+        self._trusted_proxies = trusted_proxies
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        """Set the headers; HSTS only for https, where browsers honour it."""
-        resp.set_headers(_HEADERS)
+        """Set the headers; HSTS only over TLS, where browsers honour it."""
+        resp.set_headers(self._headers)
+        if self._html_policy is not None and _is_html(resp.content_type):
+            resp.set_header("Content-Security-Policy", self._html_policy)
+        if self._hsts and self._over_tls(req):
+            resp.set_header("Strict-Transport-Security", HSTS)
+
+    def _over_tls(self, req: falcon.Request) -> bool:
         if req.scheme == "https":
-            resp.set_header("Strict-Transport-Security", _HSTS)
+            return True
+        forwarded = req.get_header("X-Forwarded-Proto")
+        if forwarded is None or not self._trusted_proxies.trusts(req.env.get("REMOTE_ADDR") or ""):
+            return False
+        # Each proxy appends its own; the last entry is the trusted peer's.
+        return forwarded.rsplit(",", 1)[-1].strip().lower() == "https"
+
+
+def _is_html(content_type: str | None) -> bool:
+    """Return whether a Content-Type is HTML."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "text/html"

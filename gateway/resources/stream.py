@@ -9,6 +9,7 @@ from gateway.admin_stream import SseFrames
 from gateway.admin_stream import StreamRequest
 from gateway.caller import CallContext
 from gateway.caller import call_context
+from gateway.metrics import CountedStream
 from gateway.validation import ID_RULE
 from gateway.validation import FieldErrors
 from gateway.validation import is_valid_id
@@ -61,4 +62,4 @@ class StreamResource:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = frames
+        resp.stream = CountedStream(frames)

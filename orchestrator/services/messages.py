@@ -93,4 +93,7 @@ def principal_to_proto(caller: Caller) -> auth_pb2.Principal:
         role=caller.role,
         tier=caller.tier,
         api_key_id=caller.api_key_id,
+        scopes=caller.scopes,
+        rate_limit_per_minute=caller.rate_limit_per_minute,
+        rate_limit_per_hour=caller.rate_limit_per_hour,
     )

@@ -15,6 +15,7 @@ from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import OrchestratorError
+from orchestrator.errors import PermissionDeniedError
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UnavailableError
 from orchestrator.streaming import StreamOverflowError
@@ -29,6 +30,7 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 

@@ -11,6 +11,11 @@ from collections.abc import Collection
 from collections.abc import Sequence
 
 from orchestrator.events import Event
+from orchestrator.store.identity_records import NewAccount
+from orchestrator.store.identity_records import NewRefreshToken
+from orchestrator.store.identity_records import RateLimitOverrides
+from orchestrator.store.identity_records import RefreshRotation
+from orchestrator.store.identity_records import UserCredentials
 from orchestrator.store.records import ApiKeyRecord
 from orchestrator.store.records import ControlState
 from orchestrator.store.records import NewTask
@@ -65,6 +70,8 @@ class Store(abc.ABC):
         key_prefix: str,
         key_hash: str,
         expires_at: datetime.datetime | None = None,
+        description: str = "",
+        scopes: Sequence[str] = (),
     ) -> ApiKeyRecord:
         """Store a new key's prefix and hash for a user."""
 
@@ -75,6 +82,60 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def touch_api_key(self, key_id: str, used_at: datetime.datetime) -> None:
         """Record that a key was used."""
+
+    # Accounts: registration, passwords, refresh tokens, managing keys (orchestrator/engine/accounts.py).
+
+    @abc.abstractmethod
+    async def create_account(self, account: NewAccount) -> UserRecord:
+        """Create a user with a password in a new tenant, with its first key and refresh token, at once.
+
+        An email taken already (compared case-insensitively) is AlreadyExistsError, and nothing is stored.
+        """
+
+    @abc.abstractmethod
+    async def ensure_user(self, user: UserRecord) -> None:
+        """Create this user (and its tenant) under its own ids unless a user with its id or email exists."""
+
+    @abc.abstractmethod
+    async def find_user_credentials(self, email: str) -> UserCredentials | None:
+        """Return a user by email (compared case-insensitively) with its password hash."""
+
+    @abc.abstractmethod
+    async def set_user_role(self, email: str, role: str) -> UserRecord | None:
+        """Give the user with this email a role; None when there is no such user."""
+
+    @abc.abstractmethod
+    async def create_refresh_token(self, user_id: str, token: NewRefreshToken) -> None:
+        """Store the first token of a new family for a user, and delete the user's expired tokens."""
+
+    @abc.abstractmethod
+    async def rotate_refresh_token(
+        self, token_hash: str, replacement: NewRefreshToken, now: datetime.datetime
+    ) -> RefreshRotation:
+        """Use a refresh token once: store its replacement in its family and return its user.
+
+        An unknown, expired or revoked token changes nothing. A token used before (a copy is in
+        someone else's hands) revokes every token of its family, the current one included. Two
+        rotations of one token at once are one use and one reuse, never two uses.
+        """
+
+    @abc.abstractmethod
+    async def list_api_keys(self, user_id: str) -> list[ApiKeyRecord]:
+        """Return every key of a user, revoked and expired ones included, newest first."""
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, key_id: str, user_id: str, now: datetime.datetime) -> bool:
+        """Revoke one of the user's keys (a revoked one stays as it was); return whether the user has it."""
+
+    @abc.abstractmethod
+    async def get_tenant_api_key(self, key_id: str, tenant_id: str) -> ApiKeyRecord | None:
+        """Return a key of any user of a tenant."""
+
+    @abc.abstractmethod
+    async def set_api_key_rate_limits(
+        self, key_id: str, tenant_id: str, overrides: RateLimitOverrides
+    ) -> ApiKeyRecord | None:
+        """Set the rate-limit overrides of a key of the tenant; return the key, None when there is none."""
 
     # Sessions.
 

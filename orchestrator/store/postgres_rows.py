@@ -39,6 +39,7 @@ def user_from_row(row: Row, prefix: str = "") -> UserRecord:
         row[f"{prefix}role"],
         row[f"{prefix}tier"],
         utc(row[f"{prefix}created_at"]),
+        name=row[f"{prefix}name"],
     )
 
 
@@ -55,6 +56,10 @@ def api_key_from_row(row: Row) -> ApiKeyRecord:
         last_used_at=utc(row["last_used_at"]),
         expires_at=utc(row["expires_at"]),
         revoked_at=utc(row["revoked_at"]),
+        description=row["description"],
+        scopes=tuple(row["scopes_json"]),
+        rate_limit_per_minute=row["rate_limit_per_minute"],
+        rate_limit_per_hour=row["rate_limit_per_hour"],
     )
 
 

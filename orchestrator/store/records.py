@@ -34,6 +34,8 @@ class UserRecord:
     role: str
     tier: str
     created_at: datetime.datetime
+    # The display name given at registration.
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,11 @@ class ApiKeyRecord:
     last_used_at: datetime.datetime | None = None
     expires_at: datetime.datetime | None = None
     revoked_at: datetime.datetime | None = None
+    description: str = ""
+    scopes: tuple[str, ...] = ()
+    # Overrides of the tier's limits an admin set on this key; None: the tier's.
+    rate_limit_per_minute: int | None = None
+    rate_limit_per_hour: int | None = None
 
     def is_usable(self, now: datetime.datetime) -> bool:
         """Whether the key is neither revoked nor expired at ``now``."""

@@ -12,32 +12,29 @@ from orchestrator.errors import SessionNotFoundError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
 from orchestrator.store.base import Store
-from orchestrator.store.records import ApiKeyRecord
 from orchestrator.store.records import NewTask
 from orchestrator.store.records import SessionRecord
 from orchestrator.store.records import TaskOutcome
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
 from orchestrator.store.records import TokenUsage
-from orchestrator.store.records import UserRecord
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time
-from orchestrator.store.sqlite_rows import api_key_from_row
+from orchestrator.store.sqlite_identity import SQLiteIdentity
 from orchestrator.store.sqlite_rows import event_from_row
-from orchestrator.store.sqlite_rows import key_owner_from_row
 from orchestrator.store.sqlite_rows import session_from_row
 from orchestrator.store.sqlite_rows import task_from_row
-from orchestrator.store.sqlite_rows import user_from_row
 from orchestrator.store.sqlite_sessions import SQLiteSessionQueries
 from orchestrator.store.sqlite_task_control import SQLiteTaskControl
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
 
 
-class SQLiteStore(SQLiteTaskControl, SQLiteSessionQueries, Store):
+class SQLiteStore(SQLiteIdentity, SQLiteTaskControl, SQLiteSessionQueries, Store):
     """Users, API keys, sessions, tasks and events in one SQLite file.
 
-    Task control, and the session lists, search and stats, have their queries in the mixins.
+    Users, API keys and refresh tokens, task control, and the session lists, search and stats have
+    their queries in the mixins.
     """
 
     single_replica = True
@@ -57,94 +54,6 @@ class SQLiteStore(SQLiteTaskControl, SQLiteSessionQueries, Store):
     async def close(self) -> None:
         """Release the database connections."""
         await self._db.close()
-
-    # Users and API keys.
-
-    async def create_user(
-        self, email: str, username: str, role: str = "user", tier: str = "free"
-    ) -> UserRecord:
-        """Create a user in a new tenant; raise AlreadyExistsError when the email is taken."""
-        now = utc_now()
-        user = UserRecord(str(uuid.uuid4()), str(uuid.uuid4()), email, username, role, tier, now)
-        try:
-            async with self._db.transaction() as connection:
-                await connection.execute(
-                    "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
-                    (user.tenant_id, username, encode_time(now)),
-                )
-                await connection.execute(
-                    "INSERT INTO users (id, tenant_id, email, username, role, tier, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (user.id, user.tenant_id, email, username, role, tier, encode_time(now)),
-                )
-        except sqlite3.IntegrityError as ex:
-            raise AlreadyExistsError("A user with this email exists") from ex
-        return user
-
-    async def get_user(self, user_id: str) -> UserRecord | None:
-        """Return a user by id."""
-        row = await self._db.fetch_one("SELECT * FROM users WHERE id = ?", (user_id,))
-        return user_from_row(row) if row else None
-
-    async def find_user_by_email(self, email: str) -> UserRecord | None:
-        """Return a user by email (compared case-insensitively)."""
-        row = await self._db.fetch_one("SELECT * FROM users WHERE email = ?", (email,))
-        return user_from_row(row) if row else None
-
-    async def create_api_key(
-        self,
-        user: UserRecord,
-        name: str,
-        key_prefix: str,
-        key_hash: str,
-        expires_at: datetime.datetime | None = None,
-    ) -> ApiKeyRecord:
-        """Store a new key's prefix and hash for a user."""
-        key = ApiKeyRecord(
-            str(uuid.uuid4()),
-            user.id,
-            user.tenant_id,
-            name,
-            key_prefix,
-            key_hash,
-            utc_now(),
-            expires_at=expires_at,
-        )
-        try:
-            await self._db.write(
-                "INSERT INTO api_keys"
-                " (id, user_id, tenant_id, name, key_prefix, key_hash, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key.id,
-                    key.user_id,
-                    key.tenant_id,
-                    name,
-                    key_prefix,
-                    key_hash,
-                    encode_time(key.created_at),
-                    encode_time(expires_at),
-                ),
-            )
-        except sqlite3.IntegrityError as ex:
-            raise AlreadyExistsError("This API key exists") from ex
-        return key
-
-    async def find_api_keys(self, key_prefix: str) -> list[tuple[ApiKeyRecord, UserRecord]]:
-        """Return the keys with this lookup prefix, each with its owner (usually zero or one)."""
-        rows = await self._db.fetch_all(
-            "SELECT k.*, u.tenant_id AS u_tenant_id, u.email, u.username, u.role, u.tier,"
-            " u.created_at AS u_created_at"
-            " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_prefix = ?",
-            (key_prefix,),
-        )
-        return [(api_key_from_row(row), key_owner_from_row(row)) for row in rows]
-
-    async def touch_api_key(self, key_id: str, used_at: datetime.datetime) -> None:
-        """Record that a key was used."""
-        await self._db.write(
-            "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (encode_time(used_at), key_id)
-        )
 
     # Sessions.
 

@@ -24,6 +24,7 @@ def user_from_row(row: sqlite3.Row) -> UserRecord:
         row["role"],
         row["tier"],
         decode_time(row["created_at"]),
+        name=row["name"],
     )
 
 
@@ -37,6 +38,7 @@ def key_owner_from_row(row: sqlite3.Row) -> UserRecord:
         row["role"],
         row["tier"],
         decode_time(row["u_created_at"]),
+        name=row["u_name"],
     )
 
 
@@ -53,6 +55,10 @@ def api_key_from_row(row: sqlite3.Row) -> ApiKeyRecord:
         last_used_at=decode_time(row["last_used_at"]),
         expires_at=decode_time(row["expires_at"]),
         revoked_at=decode_time(row["revoked_at"]),
+        description=row["description"],
+        scopes=tuple(json.loads(row["scopes_json"])),
+        rate_limit_per_minute=row["rate_limit_per_minute"],
+        rate_limit_per_hour=row["rate_limit_per_hour"],
     )
 
 

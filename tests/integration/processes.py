@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+UNREACHED_RATE_LIMIT_TIERS = '{"default": {"minute": 100000, "hour": 1000000}}'
 
 
 def free_port() -> int:
@@ -140,6 +141,10 @@ def base_env(tmp: pathlib.Path, **overrides: str) -> dict:
         TASKGATE_GATEWAY_BIND=f"127.0.0.1:{gateway_port}",
         TASKGATE_GATEWAY_WORKERS="2",
         TASKGATE_SIM_STEP_SECONDS="0.1",
+        # Limits no test reaches by accident; test_rate_limits.py sets small ones of its own.
+        TASKGATE_RATE_LIMIT_TIERS=UNREACHED_RATE_LIMIT_TIERS,
+        TASKGATE_RATE_LIMIT_LOGIN_PER_MINUTE="100000",
+        TASKGATE_RATE_LIMIT_REFRESH_PER_MINUTE="100000",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
@@ -184,6 +189,13 @@ class Stack:
             self.gateway.stop()
         with contextlib.suppress(Exception):
             self.orchestrator.stop()
+
+
+def start_gateway(tmp: pathlib.Path, **overrides: str) -> Gateway:
+    """Start a gateway alone (whatever orchestrator its overrides name, or none) with state under tmp."""
+    env = base_env(tmp, **overrides)
+    gateway = Gateway(env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=tmp / "gateway.log")
+    return gateway.start()
 
 
 def start_stack(tmp: pathlib.Path, **overrides: str) -> Stack:

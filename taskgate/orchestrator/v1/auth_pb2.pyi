@@ -106,23 +106,25 @@ class GetCurrentUserRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCurrentUserResponse(_message.Message):
-    __slots__ = ("user_id", "tenant_id", "email", "username", "role", "tier")
+    __slots__ = ("user_id", "tenant_id", "email", "username", "role", "tier", "name")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     tenant_id: str
     email: str
     username: str
     role: str
     tier: str
-    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[str] = ..., tier: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at", "is_active")
+    __slots__ = ("id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at", "is_active", "rate_limit_per_minute", "rate_limit_per_hour")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +134,8 @@ class ApiKey(_message.Message):
     LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     IS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -141,7 +145,9 @@ class ApiKey(_message.Message):
     last_used_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     is_active: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., key_prefix: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_active: _Optional[bool] = ...) -> None: ...
+    rate_limit_per_minute: int
+    rate_limit_per_hour: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., key_prefix: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_active: _Optional[bool] = ..., rate_limit_per_minute: _Optional[int] = ..., rate_limit_per_hour: _Optional[int] = ...) -> None: ...
 
 class ListApiKeysRequest(_message.Message):
     __slots__ = ()
@@ -186,3 +192,19 @@ class RevokeApiKeyResponse(_message.Message):
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     success: bool
     def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class UpdateApiKeyRequest(_message.Message):
+    __slots__ = ("id", "rate_limit_per_minute", "rate_limit_per_hour")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    rate_limit_per_minute: int
+    rate_limit_per_hour: int
+    def __init__(self, id: _Optional[str] = ..., rate_limit_per_minute: _Optional[int] = ..., rate_limit_per_hour: _Optional[int] = ...) -> None: ...
+
+class UpdateApiKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: ApiKey
+    def __init__(self, key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...

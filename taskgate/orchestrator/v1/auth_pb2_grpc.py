@@ -75,6 +75,11 @@ class AuthServiceStub:
                 request_serializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.UpdateApiKey = channel.unary_unary(
+                '/taskgate.orchestrator.v1.AuthService/UpdateApiKey',
+                request_serializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyRequest.SerializeToString,
+                response_deserializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -137,6 +142,13 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateApiKey(self, request, context):
+        """UpdateApiKey sets a key's rate-limit overrides; only an admin or owner of the key's tenant may.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +191,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'UpdateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateApiKey,
+                    request_deserializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyRequest.FromString,
+                    response_serializer=taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class AuthService:
             '/taskgate.orchestrator.v1.AuthService/RevokeApiKey',
             taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.SerializeToString,
             taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskgate.orchestrator.v1.AuthService/UpdateApiKey',
+            taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyRequest.SerializeToString,
+            taskgate_dot_orchestrator_dot_v1_dot_auth__pb2.UpdateApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,6 +29,7 @@ def test_defaults_match_the_documented_ones() -> None:
 def test_every_variable_is_read() -> None:
     value = settings(
         TASKGATE_ENV="production",
+        TASKGATE_JWT_SECRET="3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a",
         TASKGATE_GATEWAY_BIND="0.0.0.0:9000",
         TASKGATE_GATEWAY_WORKERS="4",
         TASKGATE_GATEWAY_WORKER_CLASS="gthread",

@@ -1,0 +1,268 @@
+"""What rate limiting costs a request: the same authenticated read with the limiter on and off.
+
+Starts its own throwaway processes on 127.0.0.1 (as the integration tests do): a redis-server, an
+orchestrator on a SQLite file, and three gateways in front of it that differ only in the limiter:
+Redis-backed (the production setup), in-process (``make run``'s), and switched off
+(``TASKGATE_RATE_LIMIT_DISABLED=1``, allowed in dev/test only). Each serves ``GET
+/api/v1/tasks/{id}`` of one finished task with an API key; limits are set far above what the run
+reaches, so every request is counted and none is refused. ``wrk`` (else client threads with
+httpx) loads each gateway in turn for ``--seconds``, for ``--rounds`` rounds, alternating, so
+drift on the machine hits every configuration alike. It also counts the Redis commands clients
+sent per request (MONITOR for a sequential sample, INFO commandstats for the wrk runs) and the CPU
+time the gateway's processes and redis-server used per request (from /proc), which other load on
+the machine does not distort the way it does throughput.
+
+    .venv/bin/python -m bench.middleware_cost --seconds 10 --rounds 3
+
+Bounded: at most 60 s a run and 5 rounds; it stops by itself and removes everything it started.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import httpx
+import redis
+
+from tests.integration.processes import Gateway
+from tests.integration.processes import Orchestrator
+from tests.integration.processes import base_env
+from tests.integration.processes import create_api_key
+from tests.integration.processes import free_port
+from tests.integration.processes import wait_until
+from tests.integration.redis_monitor import client_commands
+from tests.integration.servers import start_redis
+
+MAX_SECONDS = 60.0
+MAX_ROUNDS = 5
+SAMPLE_REQUESTS = 200
+ROOMY_TIERS = json.dumps({"default": {"minute": 10_000_000, "hour": 10_000_000}})
+CONFIGURATIONS = {
+    "rate limit, Redis": {},
+    "rate limit, in-process": {"TASKGATE_REDIS_URL": ""},
+    "rate limit off": {"TASKGATE_RATE_LIMIT_DISABLED": "1"},
+}
+_SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class Run:
+    """One load run against one gateway."""
+
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+    gateway_cpu_us: float = 0.0
+    redis_cpu_us: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Requests a second."""
+        return self.requests / self.seconds
+
+
+def load_with_wrk(url: str, key: str, seconds: float, connections: int) -> Run:
+    """Load one URL with wrk and parse its summary."""
+    output = subprocess.run(
+        [
+            "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+            "-H", f"X-API-Key: {key}", url,
+        ],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return Run(
+        requests=requests,
+        seconds=seconds,
+        errors=(int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0),
+        p50_ms=_wrk_latency(output, "50%"),
+        p99_ms=_wrk_latency(output, "99%"),
+    )
+
+
+def _wrk_latency(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"^\s+{percentile}\s+([0-9.]+)(us|ms|s)\s*$", output, re.MULTILINE).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load_with_threads(url: str, key: str, seconds: float, connections: int) -> Run:
+    """Load one URL from client threads (when wrk is not installed); slower, but side by side."""
+    counts = [0] * connections
+    errors = [0] * connections
+    deadline = time.monotonic() + seconds
+
+    def work(index: int) -> None:
+        with httpx.Client(headers={"X-API-Key": key}, timeout=30) as client:
+            while time.monotonic() < deadline:
+                if client.get(url).status_code != 200:
+                    errors[index] += 1
+                counts[index] += 1
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(requests=sum(counts), seconds=seconds, errors=sum(errors), p50_ms=None, p99_ms=None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user and system) a process and its children so far have used."""
+    total = 0.0
+    for process in [pid, *_descendants(pid)]:
+        fields = pathlib.Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    children = [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [grandchild for child in children for grandchild in [child, *_descendants(child)]]
+
+
+def script_calls(client: redis.Redis) -> int:
+    """Return how many script calls Redis has answered since its stats were reset."""
+    stats = client.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in _SCRIPT_COMMANDS)
+
+
+@contextlib.contextmanager
+def running_gateways(work: pathlib.Path):
+    """Start Redis, an orchestrator and a gateway per configuration; yield them, a task's path, a key."""
+    with contextlib.ExitStack() as cleanup:
+        redis_server = start_redis()
+        cleanup.callback(redis_server.stop)
+        env = base_env(work, TASKGATE_LOG_LEVEL="WARNING", TASKGATE_RATE_LIMIT_TIERS=ROOMY_TIERS)
+        orchestrator = Orchestrator(
+            env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
+            log_path=work / "orchestrator.log",
+        )  # fmt: skip
+        orchestrator.start()
+        cleanup.callback(orchestrator.stop)
+        gateways = {}
+        for number, (label, overrides) in enumerate(CONFIGURATIONS.items()):
+            bind = f"127.0.0.1:{free_port()}"
+            gateway_env = {
+                **env,
+                "TASKGATE_REDIS_URL": redis_server.url,
+                "TASKGATE_GATEWAY_BIND": bind,
+                **overrides,
+            }
+            gateway = Gateway(env=gateway_env, url=f"http://{bind}", log_path=work / f"gateway-{number}.log")
+            gateway.start()
+            cleanup.callback(gateway.stop)
+            gateways[label] = gateway
+        key = create_api_key(env, "bench@example.com")
+        first = next(iter(gateways.values()))
+        task_id = httpx.post(
+            first.url + "/api/v1/tasks",
+            json={"query": "What is 2+2?"},
+            headers={"X-API-Key": key},
+            timeout=30,
+        ).json()["task_id"]
+        wait_until(
+            lambda: (
+                httpx.get(f"{first.url}/api/v1/tasks/{task_id}", headers={"X-API-Key": key}).json()["status"]
+                == "COMPLETED"
+            ),
+            what="the benchmark task to finish",
+        )
+        yield gateways, f"/api/v1/tasks/{task_id}", key, redis_server
+
+
+def sample_round_trips(url: str, key: str, redis_url: str) -> float:
+    """Return the Redis commands clients sent per request over a sequential sample (MONITOR)."""
+    with httpx.Client(headers={"X-API-Key": key}, timeout=30) as client:
+        client.get(url)
+        with client_commands(redis_url) as counts:
+            for _ in range(SAMPLE_REQUESTS):
+                client.get(url)
+    return sum(counts.values()) / SAMPLE_REQUESTS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per configuration, alternating")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    seconds = max(1.0, min(args.seconds, MAX_SECONDS))
+    rounds = max(1, min(args.rounds, MAX_ROUNDS))
+    load = load_with_wrk if shutil.which("wrk") else load_with_threads
+    tool = "wrk" if load is load_with_wrk else "httpx threads"
+
+    with (
+        tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
+        running_gateways(pathlib.Path(work)) as (gateways, path, key, redis_server),
+    ):
+        redis_url, redis_pid = redis_server.url, redis_server.process.pid
+        stats_client = redis.Redis.from_url(redis_url)
+        round_trips = {
+            label: sample_round_trips(gateway.url + path, key, redis_url)
+            for label, gateway in gateways.items()
+        }
+        for gateway in gateways.values():
+            load(gateway.url + path, key, 2.0, args.connections)  # warm-up
+        runs: dict[str, list[Run]] = {label: [] for label in gateways}
+        scripts_per_request: dict[str, list[float]] = {label: [] for label in gateways}
+        for _ in range(rounds):
+            for label, gateway in gateways.items():
+                stats_client.config_resetstat()
+                gateway_cpu, redis_cpu = cpu_seconds(gateway.process.pid), cpu_seconds(redis_pid)
+                run = load(gateway.url + path, key, seconds, args.connections)
+                requests = max(run.requests, 1)
+                run.gateway_cpu_us = (cpu_seconds(gateway.process.pid) - gateway_cpu) / requests * 1e6
+                run.redis_cpu_us = (cpu_seconds(redis_pid) - redis_cpu) / requests * 1e6
+                scripts_per_request[label].append(script_calls(stats_client) / requests)
+                runs[label].append(run)
+        stats_client.close()
+
+    baseline = statistics.median(run.rate for run in runs["rate limit off"])
+    print(f"{tool}, {args.connections} connections, {rounds} × {seconds:g} s per configuration, GET {path}")
+    print()
+    print(
+        "| gateway | req/s (median) | runs | vs off | p50 ms | p99 ms | gateway CPU µs/req "
+        "| Redis CPU µs/req | Redis commands/req | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for label, label_runs in runs.items():
+        rates = [run.rate for run in label_runs]
+        median = statistics.median(rates)
+        p50 = _median_or_dash([run.p50_ms for run in label_runs])
+        p99 = _median_or_dash([run.p99_ms for run in label_runs])
+        per_request = f"{round_trips[label]:.2f} (load: {statistics.median(scripts_per_request[label]):.2f})"
+        errors = sum(run.errors for run in label_runs)
+        gateway_cpu = statistics.median(run.gateway_cpu_us for run in label_runs)
+        redis_cpu = statistics.median(run.redis_cpu_us for run in label_runs)
+        print(
+            f"| {label} | {median:,.0f} | {' / '.join(f'{rate:,.0f}' for rate in rates)} | "
+            f"{median / baseline:.2f} | {p50} | {p99} | {gateway_cpu:.0f} | {redis_cpu:.0f} | "
+            f"{per_request} | {errors} |"
+        )
+    return 0
+
+
+def _median_or_dash(values: list[float | None]) -> str:
+    present = [value for value in values if value is not None]
+    return f"{statistics.median(present):.2f}" if present else "–"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Rate limiting: count each limited request against its caller's windows, refuse it with 429 when full.
+
+Runs after authentication (the caller is known) and before idempotency. A request carrying an
+Idempotency-Key has its claim prepared here and handed to the limiter, which makes it in the same
+Redis round trip when it can (``gateway.rate_limit.redis_limiter``); the idempotency middleware
+acts on the outcome. If the limiter cannot be asked, the request is served (fail open, the
+default) or refused with 503 (``TASKGATE_RATE_LIMIT_FAIL_CLOSED``).
+"""
+
+import falcon
+
+from gateway.errors import RETRY_AFTER_SECONDS
+from gateway.errors import ApiError
+from gateway.idempotency.requests import IdempotencyPolicy
+from gateway.metrics import RATE_LIMIT_DECISIONS
+from gateway.rate_limit.headers import rate_limit_headers
+from gateway.rate_limit.limiter import Limiter
+from gateway.rate_limit.policy import RateLimitPolicy
+from gateway.rate_limit.status import RateLimitStatus
+from gateway.redis_client import OutageLog
+from gateway.redis_client import RedisUnavailableError
+
+
+def rate_limited(status: RateLimitStatus) -> ApiError:
+    """Return the 429 of a refused request: its window in the body, Retry-After and the limit headers."""
+    headers = rate_limit_headers(status)
+    headers["Retry-After"] = str(status.retry_after_seconds)
+    return ApiError(
+        429, "Rate limit exceeded", "rate_limited", headers=headers, fields={"window": status.limited_by}
+    )
+
+
+class RateLimitMiddleware:
+    """Count limited requests and refuse those over a limit; set the limit headers on the response."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        policy: RateLimitPolicy,
+        fail_closed: bool,
+        claims: IdempotencyPolicy | None = None,
+    ) -> None:
+        self._limiter = limiter
+        self._policy = policy
+        self._fail_closed = fail_closed
+        self._claims = claims
+        self._outages = OutageLog(
+            "rate limiter unreachable; refusing requests"
+            if fail_closed
+            else "rate limiter unreachable; serving without limits"
+        )
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict
+    ) -> None:
+        """Count the request; 429 when a window is full, 503 when the limiter is down and fail-closed."""
+        subject = self._policy.subject_for(req)
+        if subject is None:
+            return
+        claim = self._claims.pending_claim(req, params) if self._claims is not None else None
+        try:
+            admission = self._limiter.admit(subject, claim)
+        except RedisUnavailableError as ex:
+            self._outages.record(ex)
+            if self._fail_closed:
+                RATE_LIMIT_DECISIONS.labels(decision="failed_closed").inc()
+                raise ApiError(
+                    503,
+                    "Rate limiter unavailable",
+                    "unavailable",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS},
+                ) from None
+            RATE_LIMIT_DECISIONS.labels(decision="failed_open").inc()
+            return
+        req.context.rate_limit = admission.status
+        if admission.claim is not None:
+            req.context.idempotency_outcome = admission.claim
+        if not admission.status.allowed:
+            RATE_LIMIT_DECISIONS.labels(decision="limited").inc()
+            raise rate_limited(admission.status)
+        RATE_LIMIT_DECISIONS.labels(decision="allowed").inc()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        """Describe the caller's windows on every response to a counted request."""
+        status = req.context.get("rate_limit")
+        if status is not None:
+            resp.set_headers(rate_limit_headers(status))

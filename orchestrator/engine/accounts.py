@@ -1,0 +1,143 @@
+"""The account engine: registration, login, refresh-token rotation, and describing the caller.
+
+Every failure to log in or refresh says the same thing (``INVALID_LOGIN_MESSAGE`` /
+``INVALID_REFRESH_MESSAGE``): which part was wrong is never revealed, and an unknown email costs
+as much time as a wrong password (``orchestrator.passwords``). No log line names an email, a
+password or a token.
+"""
+
+import dataclasses
+import logging
+
+from orchestrator.caller import Caller
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import UnauthenticatedError
+from orchestrator.errors import UserNotFoundError
+from orchestrator.passwords import PasswordHasher
+from orchestrator.store.base import Store
+from orchestrator.store.identity_records import NewAccount
+from orchestrator.store.identity_records import NewApiKey
+from orchestrator.store.identity_records import RefreshOutcome
+from orchestrator.store.records import UserRecord
+from orchestrator.tokens import MAX_REFRESH_TOKEN_CHARACTERS
+from orchestrator.tokens import TokenIssuer
+from orchestrator.tokens import TokenPair
+from orchestrator.tokens import hash_refresh_token
+from taskgate import account_rules
+from taskgate.api_keys import generate_api_key
+from taskgate.api_keys import hash_api_key
+from taskgate.api_keys import lookup_prefix
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger(__name__)
+
+INVALID_LOGIN_MESSAGE = "Invalid email or password"
+INVALID_REFRESH_MESSAGE = "Invalid or expired refresh token"
+FIRST_KEY_NAME = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """A new account: the user, its first tokens and its first API key (shown this once)."""
+
+    user: UserRecord
+    tokens: TokenPair
+    api_key: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistrationForm:
+    """What a registration asks for; username and name may be empty."""
+
+    email: str
+    password: str = dataclasses.field(repr=False)
+    username: str = ""
+    name: str = ""
+
+
+class AccountEngine:
+    """Creates accounts and turns credentials into tokens."""
+
+    def __init__(self, store: Store, passwords: PasswordHasher, tokens: TokenIssuer) -> None:
+        self._store = store
+        self._passwords = passwords
+        self._tokens = tokens
+
+    async def register(self, form: RegistrationForm) -> Registration:
+        """Create a ``user`` in a new tenant with a first API key; a taken email is AlreadyExistsError."""
+        email = _checked_form(form)
+        username = form.username or account_rules.default_username(email)
+        api_key = generate_api_key()
+        password_hash = await self._passwords.hash(form.password)
+        now = utc_now()
+        refresh = self._tokens.refresh_token(now)
+        account = NewAccount(
+            email=email,
+            username=username,
+            name=form.name,
+            password_hash=password_hash,
+            api_key=NewApiKey(FIRST_KEY_NAME, lookup_prefix(api_key), hash_api_key(api_key)),
+            refresh_token=refresh.stored,
+        )
+        user = await self._store.create_account(account)
+        tokens = self._tokens.pair(user, refresh, now)
+        logger.info("account registered", extra={"user_id": user.id, "tenant_id": user.tenant_id})
+        return Registration(user, tokens, api_key)
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        """Check an email and password and issue a new token pair (a new refresh-token family)."""
+        if len(password) > account_rules.MAX_PASSWORD_CHARACTERS:
+            # No account has such a password; it is refused before anything is hashed.
+            raise UnauthenticatedError(INVALID_LOGIN_MESSAGE)
+        normalised = account_rules.normalise_email(email)
+        credentials = await self._store.find_user_credentials(normalised) if normalised else None
+        stored_hash = credentials.password_hash if credentials is not None else None
+        if not await self._passwords.verify(stored_hash, password) or credentials is None:
+            raise UnauthenticatedError(INVALID_LOGIN_MESSAGE)
+        now = utc_now()
+        refresh = self._tokens.refresh_token(now)
+        await self._store.create_refresh_token(credentials.user.id, refresh.stored)
+        return self._tokens.pair(credentials.user, refresh, now)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Use a refresh token once and issue the next pair of its family.
+
+        A token already used revokes its whole family: whoever holds the current one must log in
+        again, since one of the two holders is not the user.
+        """
+        if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_CHARACTERS:
+            raise UnauthenticatedError(INVALID_REFRESH_MESSAGE)
+        now = utc_now()
+        replacement = self._tokens.refresh_token(now)
+        rotation = await self._store.rotate_refresh_token(
+            hash_refresh_token(refresh_token), replacement.stored, now
+        )
+        if rotation.outcome is RefreshOutcome.REUSED and rotation.user is not None:
+            logger.warning(
+                "a used refresh token was presented again; its family is revoked",
+                extra={"user_id": rotation.user.id},
+            )
+        if rotation.outcome is not RefreshOutcome.ROTATED or rotation.user is None:
+            raise UnauthenticatedError(INVALID_REFRESH_MESSAGE)
+        return self._tokens.pair(rotation.user, replacement, now)
+
+    async def current_user(self, caller: Caller) -> UserRecord:
+        """Return the caller's account."""
+        user = await self._store.get_user(caller.user_id)
+        if user is None:
+            raise UserNotFoundError()
+        return user
+
+
+def _checked_form(form: RegistrationForm) -> str:
+    """Return the normalised email of a registration, or raise InvalidArgumentError for a bad field."""
+    email = account_rules.normalise_email(form.email)
+    if email is None:
+        raise InvalidArgumentError("email", f"email {account_rules.EMAIL_RULE}")
+    if not account_rules.valid_password(form.password):
+        raise InvalidArgumentError("password", f"password {account_rules.PASSWORD_RULE}")
+    if form.username and not account_rules.valid_username(form.username):
+        raise InvalidArgumentError("username", f"username {account_rules.USERNAME_RULE}")
+    if not account_rules.valid_name(form.name):
+        raise InvalidArgumentError("name", f"name {account_rules.NAME_RULE}")
+    return email

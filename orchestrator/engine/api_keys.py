@@ -1,0 +1,152 @@
+"""The API-key engine: a caller's own keys (list, create, revoke) and an admin's rate-limit overrides.
+
+A key of someone else is ApiKeyNotFoundError exactly like a missing one. Rate-limit overrides are
+set by an ``admin`` or ``owner`` (the role stored for the caller's account, not the one a token
+carries) on any key of their own tenant; a key of another tenant is not found, a ``user`` is
+refused. The key itself is shown once, when it is created; only its hash and prefix are kept.
+"""
+
+import dataclasses
+import datetime
+import logging
+import re
+
+from orchestrator.caller import Caller
+from orchestrator.errors import ApiKeyNotFoundError
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import PermissionDeniedError
+from orchestrator.errors import UserNotFoundError
+from orchestrator.store.base import Store
+from orchestrator.store.identity_records import RateLimitOverrides
+from orchestrator.store.records import ApiKeyRecord
+from orchestrator.store.records import UserRecord
+from taskgate.account_rules import printable
+from taskgate.api_keys import generate_api_key
+from taskgate.api_keys import hash_api_key
+from taskgate.api_keys import lookup_prefix
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME_CHARACTERS = 100
+MAX_DESCRIPTION_CHARACTERS = 500
+MAX_SCOPES = 20
+SCOPE_RULE = "scopes must be at most 20 names of 1..64 characters: a-z first, then a-z 0-9 : . _ -"
+MAX_RATE_LIMIT = 1_000_000_000
+RATE_LIMIT_RULE = f"must be a whole number from 1 to {MAX_RATE_LIMIT}, or 0 for the tier's limit"
+MANAGING_ROLES = ("admin", "owner")
+_SCOPE = re.compile(r"^[a-z][a-z0-9:._\-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRequest:
+    """What a new key is: its name and description, its scopes, when it expires (None: never)."""
+
+    name: str
+    description: str = ""
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatedKey:
+    """A key just created: its record, and the key itself, shown this once."""
+
+    record: ApiKeyRecord
+    api_key: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimitChange:
+    """A change of a key's overrides: None leaves one as it is, 0 clears it (the tier's applies)."""
+
+    per_minute: int | None = None
+    per_hour: int | None = None
+
+
+class ApiKeyEngine:
+    """Manages the caller's API keys."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def list_keys(self, caller: Caller) -> list[ApiKeyRecord]:
+        """Return the caller's keys, revoked and expired ones included, newest first."""
+        return await self._store.list_api_keys(caller.user_id)
+
+    async def create_key(self, caller: Caller, request: KeyRequest) -> CreatedKey:
+        """Create a key for the caller and return it with its secret."""
+        _check_key_request(request, utc_now())
+        user = await self._account(caller)
+        api_key = generate_api_key()
+        record = await self._store.create_api_key(
+            user,
+            request.name,
+            lookup_prefix(api_key),
+            hash_api_key(api_key),
+            expires_at=request.expires_at,
+            description=request.description,
+            scopes=request.scopes,
+        )
+        logger.info("api key created", extra={"user_id": user.id, "api_key_id": record.id})
+        return CreatedKey(record, api_key)
+
+    async def revoke_key(self, caller: Caller, key_id: str) -> None:
+        """Revoke one of the caller's keys; it stops working on every gateway within the key-cache TTL."""
+        if not await self._store.revoke_api_key(key_id, caller.user_id, utc_now()):
+            raise ApiKeyNotFoundError()
+        logger.info("api key revoked", extra={"user_id": caller.user_id, "api_key_id": key_id})
+
+    async def set_rate_limits(self, caller: Caller, key_id: str, change: RateLimitChange) -> ApiKeyRecord:
+        """Change a key's rate-limit overrides: an admin or owner, on a key of their tenant."""
+        for field, value in (
+            ("rate_limit_per_minute", change.per_minute),
+            ("rate_limit_per_hour", change.per_hour),
+        ):
+            if value is not None and not 0 <= value <= MAX_RATE_LIMIT:
+                raise InvalidArgumentError(field, f"{field} {RATE_LIMIT_RULE}")
+        user = await self._account(caller)
+        key = await self._store.get_tenant_api_key(key_id, user.tenant_id)
+        if key is None:
+            raise ApiKeyNotFoundError()
+        if user.role not in MANAGING_ROLES:
+            raise PermissionDeniedError("Only an admin or owner of the tenant may set a key's rate limits")
+        overrides = RateLimitOverrides(
+            per_minute=_changed(key.rate_limit_per_minute, change.per_minute),
+            per_hour=_changed(key.rate_limit_per_hour, change.per_hour),
+        )
+        updated = await self._store.set_api_key_rate_limits(key_id, user.tenant_id, overrides)
+        if updated is None:
+            raise ApiKeyNotFoundError()
+        logger.info("api key rate limits set", extra={"user_id": user.id, "api_key_id": key_id})
+        return updated
+
+    async def _account(self, caller: Caller) -> UserRecord:
+        user = await self._store.get_user(caller.user_id)
+        if user is None:
+            raise UserNotFoundError()
+        return user
+
+
+def _changed(current: int | None, requested: int | None) -> int | None:
+    """Return an override after a change: kept when not asked, cleared by 0, else the new value."""
+    if requested is None:
+        return current
+    return requested or None
+
+
+def _check_key_request(request: KeyRequest, now: datetime.datetime) -> None:
+    """Raise InvalidArgumentError naming the first bad field of a new key."""
+    name, description = request.name, request.description
+    if not name.strip() or len(name) > MAX_NAME_CHARACTERS or not printable(name):
+        raise InvalidArgumentError(
+            "name", f"name must be 1..{MAX_NAME_CHARACTERS} printable characters, not blank"
+        )
+    if len(description) > MAX_DESCRIPTION_CHARACTERS or not printable(description, line_breaks=True):
+        raise InvalidArgumentError(
+            "description", f"description must be at most {MAX_DESCRIPTION_CHARACTERS} printable characters"
+        )
+    if len(request.scopes) > MAX_SCOPES or not all(_SCOPE.match(scope) for scope in request.scopes):
+        raise InvalidArgumentError("scopes", SCOPE_RULE)
+    if request.expires_at is not None and request.expires_at <= now:
+        raise InvalidArgumentError("expires_at", "expires_at must be in the future")
