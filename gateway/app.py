@@ -101,6 +101,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     """Return the gateway's WSGI app; without ``deps`` it connects to the configured orchestrator."""
     if deps is None:
         deps = Dependencies.from_settings(settings)
+    caller_state = deps.caller_state or CallerState.from_settings(settings)
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
@@ -118,7 +119,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
                 skip_auth=settings.skip_auth,
             ),
             # Rate limiting and then idempotency, both keyed by the caller authentication found.
-            *caller_limit_middleware(settings, deps.caller_state or CallerState.from_settings(settings)),
+            *caller_limit_middleware(settings, caller_state),
         ]
     )
     app.set_error_serializer(serialize_error)
@@ -126,7 +127,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_error_handler(grpc.RpcError, handle_rpc_error)
 
     health = HealthResource()
-    readiness = ReadinessResource(deps.orchestrator)
+    readiness = ReadinessResource(deps.orchestrator, caller_state.redis)
     for path in ("/health", "/healthz"):
         app.add_route(path, health)
     for path in ("/readiness", "/ready", "/readyz"):

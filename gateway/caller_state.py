@@ -35,6 +35,7 @@ class CallerState:
 
     limiter: Limiter
     idempotency: IdempotencyStore
+    redis: GatewayRedis | None = None
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> "CallerState":
@@ -42,7 +43,9 @@ class CallerState:
         if settings.redis_url is None:
             return cls(limiter=InMemorySlidingWindowLimiter(), idempotency=InMemoryIdempotencyStore())
         redis = GatewayRedis(connect(settings.redis_url, settings.redis_timeout_seconds))
-        return cls(limiter=RedisSlidingWindowLimiter(redis), idempotency=RedisIdempotencyStore(redis))
+        return cls(
+            limiter=RedisSlidingWindowLimiter(redis), idempotency=RedisIdempotencyStore(redis), redis=redis
+        )
 
 
 def caller_limit_middleware(settings: GatewaySettings, state: CallerState) -> list[object]:

@@ -66,6 +66,13 @@ class GatewayRedis:
         """Register a script: it is called with EVALSHA, and loaded again if Redis answers NOSCRIPT."""
         return self._client.register_script(source)
 
+    def is_reachable(self) -> bool:
+        """Return whether Redis answers a PING within the client's timeout (for readiness)."""
+        try:
+            return bool(self._client.ping())
+        except redis.exceptions.RedisError:
+            return False
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int | bytes]) -> object:
         """Run a registered script in one round trip (two after a NOSCRIPT) and return its reply."""
         if self._clock() < self._paused_until:

@@ -18,6 +18,13 @@ class HealthProbe(Protocol):
         """Return whether the orchestrator answers SERVING in time."""
 
 
+class RedisProbe(Protocol):
+    """The gateway's Redis, as readiness needs it."""
+
+    def is_reachable(self) -> bool:
+        """Return whether Redis answers a PING in time."""
+
+
 class HealthResource:
     """``/health`` and ``/healthz``: the process is up; nothing else is asked."""
 
@@ -29,18 +36,24 @@ class HealthResource:
 
 
 class ReadinessResource:
-    """``/readiness``, ``/ready``, ``/readyz``: 200 when the orchestrator answers its health check."""
+    """``/readiness``, ``/ready``, ``/readyz``: 200 when the orchestrator (and Redis, if used) answer."""
 
     public = True
 
-    def __init__(self, orchestrator: HealthProbe) -> None:
+    def __init__(self, orchestrator: HealthProbe, redis: RedisProbe | None = None) -> None:
         self._orchestrator = orchestrator
+        self._redis = redis
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Answer ready, or 503 not ready with the failing check."""
-        serving = self._orchestrator.is_serving(READINESS_TIMEOUT_SECONDS)
-        checks = {"orchestrator": "ok" if serving else "unavailable"}
-        if serving:
+        """Answer ready, or 503 not ready naming each failing check."""
+        checks = {
+            "orchestrator": "ok"
+            if self._orchestrator.is_serving(READINESS_TIMEOUT_SECONDS)
+            else "unavailable"
+        }
+        if self._redis is not None:
+            checks["redis"] = "ok" if self._redis.is_reachable() else "unavailable"
+        if all(state == "ok" for state in checks.values()):
             resp.media = {"status": "ready", "checks": checks}
         else:
             resp.status = falcon.HTTP_503

@@ -233,7 +233,11 @@ def test_without_redis_it_fails_open_or_closed_as_configured(deployment) -> None
             "X-RateLimit-Limit-Minute" in httpx.get(fail_open.url + "/api/v1/tasks", headers=headers).headers
         )
 
+        assert httpx.get(fail_open.url + "/readiness").json()["checks"]["redis"] == "ok"
+
         outage_redis.halt()
+        not_ready = httpx.get(fail_open.url + "/readiness", timeout=10)
+        assert (not_ready.status_code, not_ready.json()["checks"]["redis"]) == (503, "unavailable")
         started = time.monotonic()
         for _ in range(10):
             served = httpx.get(fail_open.url + "/api/v1/tasks", headers=headers, timeout=10)

@@ -38,3 +38,31 @@ def test_security_headers_are_on_every_response(client) -> None:
 def test_hsts_only_over_https(client) -> None:
     response = client.simulate_get("/health", protocol="https")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+class _Redis:
+    def __init__(self, reachable: bool) -> None:
+        self.reachable = reachable
+
+    def is_reachable(self) -> bool:
+        return self.reachable
+
+
+def test_readiness_also_checks_redis_when_the_gateway_uses_it(orchestrator) -> None:
+    import falcon.testing
+
+    from gateway.resources.health import ReadinessResource
+
+    app = falcon.App()
+    redis = _Redis(reachable=True)
+    app.add_route("/readiness", ReadinessResource(orchestrator, redis))
+    client = falcon.testing.TestClient(app)
+
+    assert client.simulate_get("/readiness").json == {
+        "status": "ready",
+        "checks": {"orchestrator": "ok", "redis": "ok"},
+    }
+    redis.reachable = False
+    response = client.simulate_get("/readiness")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"orchestrator": "ok", "redis": "unavailable"}
