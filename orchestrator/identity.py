@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterable
 from collections.abc import Mapping
 
+import grpc
+
 from orchestrator.caller import Caller
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.store.base import Store
@@ -109,6 +111,14 @@ class CallerResolver:
         """Raise UnauthenticatedError unless the call carries the service token."""
         if not self.has_service_token(metadata):
             raise UnauthenticatedError("Service token required")
+
+    def require_service_call(self, context: grpc.aio.ServicerContext) -> None:
+        """Raise UnauthenticatedError unless this gRPC call carries the service token."""
+        self.require_service(metadata_dict(context.invocation_metadata()))
+
+    async def resolve_call(self, context: grpc.aio.ServicerContext) -> Caller:
+        """Return the caller of a gRPC call, from its invocation metadata."""
+        return await self.resolve(metadata_dict(context.invocation_metadata()))
 
     async def resolve(self, metadata: Mapping[str, str]) -> Caller:
         """Return the caller: forwarded identity next to the service token, else the API key's user."""

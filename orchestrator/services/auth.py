@@ -15,7 +15,6 @@ from orchestrator.engine.api_keys import KeyRequest
 from orchestrator.engine.api_keys import RateLimitChange
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from orchestrator.services.auth_messages import api_key_to_proto
 from orchestrator.services.auth_messages import current_user_to_proto
 from orchestrator.services.auth_messages import token_pair_to_proto
@@ -42,7 +41,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.ValidateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ValidateApiKeyResponse:
         """Resolve an API key to its principal; only service-token holders may ask."""
-        self._callers.require_service(metadata_dict(context.invocation_metadata()))
+        self._callers.require_service_call(context)
         caller = await self._callers.authenticator.authenticate(request.api_key)
         if caller is None:
             raise UnauthenticatedError(INVALID_KEY_MESSAGE)
@@ -53,7 +52,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RegisterUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RegisterUserResponse:
         """Create a user in a new tenant with a first API key, and log them in."""
-        self._callers.require_service(metadata_dict(context.invocation_metadata()))
+        self._callers.require_service_call(context)
         form = RegistrationForm(request.email, request.password, request.username, request.name)
         registration = await self._accounts.register(form)
         return auth_pb2.RegisterUserResponse(
@@ -68,7 +67,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
         """Check an email and password and issue a token pair."""
-        self._callers.require_service(metadata_dict(context.invocation_metadata()))
+        self._callers.require_service_call(context)
         tokens = await self._accounts.login(request.email, request.password)
         return auth_pb2.LoginResponse(tokens=token_pair_to_proto(tokens))
 
@@ -77,7 +76,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RefreshTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RefreshTokenResponse:
         """Rotate a refresh token into a new pair; a reused one revokes its family."""
-        self._callers.require_service(metadata_dict(context.invocation_metadata()))
+        self._callers.require_service_call(context)
         tokens = await self._accounts.refresh(request.refresh_token)
         return auth_pb2.RefreshTokenResponse(tokens=token_pair_to_proto(tokens))
 
@@ -86,7 +85,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.GetCurrentUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.GetCurrentUserResponse:
         """Describe the caller's account."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         return current_user_to_proto(await self._accounts.current_user(caller))
 
     @unary_errors
@@ -94,7 +93,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
         """List the caller's keys, newest first, without their secrets."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         keys = await self._api_keys.list_keys(caller)
         now = utc_now()
         return auth_pb2.ListApiKeysResponse(
@@ -106,7 +105,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.CreateApiKeyResponse:
         """Create a key for the caller; its secret is in this answer only."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         expires_at = (
             request.expires_at.ToDatetime(tzinfo=datetime.UTC) if request.HasField("expires_at") else None
         )
@@ -121,7 +120,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RevokeApiKeyResponse:
         """Revoke one of the caller's keys; revoking it again succeeds again."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         await self._api_keys.revoke_key(caller, require_id("id", request.id))
         return auth_pb2.RevokeApiKeyResponse(success=True)
 
@@ -130,7 +129,7 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.UpdateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.UpdateApiKeyResponse:
         """Set a key's rate-limit overrides (an admin or owner of its tenant only)."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         change = RateLimitChange(
             per_minute=request.rate_limit_per_minute if request.HasField("rate_limit_per_minute") else None,
             per_hour=request.rate_limit_per_hour if request.HasField("rate_limit_per_hour") else None,

@@ -7,7 +7,6 @@ import grpc
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
 from orchestrator.services.messages import event_to_proto
@@ -34,7 +33,7 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.ListEventsResponse:
         """Page through a task's stored events in seq order; count is the total."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         workflow_id = require_id("workflow_id", request.workflow_id)
         limit, offset = page(request.limit, request.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         events, count = await self._engine.list_events(caller, workflow_id, limit, offset)
@@ -45,7 +44,7 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         """Replay the events after after_seq, then follow live ones until the stream ends."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         workflow_id = require_id("workflow_id", request.workflow_id)
         if request.after_seq < 0:
             raise InvalidArgumentError("after_seq", "after_seq must be 0 or more")
@@ -60,7 +59,7 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.GetTimelineResponse:
         """Summarise a task's events (LLM_PARTIAL left out of the entries, counted in the stats)."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         timeline = await self._engine.timeline(caller, require_id("workflow_id", request.workflow_id))
         return events_pb2.GetTimelineResponse(
             workflow_id=timeline.workflow_id,

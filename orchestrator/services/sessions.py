@@ -4,7 +4,6 @@ import grpc
 
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
 from orchestrator.services.session_messages import search_hit_to_proto
@@ -35,7 +34,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.ListSessionsResponse:
         """List the caller's sessions, most recently active first, with their aggregates."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         sessions, total = await self._engine.list_sessions(caller, limit, offset)
         now = utc_now()
@@ -48,7 +47,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.GetSessionResponse:
         """Read one of the caller's sessions."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         session = await self._engine.get_session(caller, require_id("session_id", request.session_id))
         return sessions_pb2.GetSessionResponse(session=session_to_proto(session, utc_now()))
 
@@ -57,7 +56,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.UpdateSessionRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.UpdateSessionResponse:
         """Set a session's title, sanitised; answer the title as stored."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         session_id = require_id("session_id", request.session_id)
         title = await self._engine.rename_session(caller, session_id, request.title)
         return sessions_pb2.UpdateSessionResponse(session_id=session_id, title=title)
@@ -67,7 +66,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.DeleteSessionResponse:
         """Soft-delete one of the caller's sessions; deleting it again succeeds again."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         await self._engine.delete_session(caller, require_id("session_id", request.session_id))
         return sessions_pb2.DeleteSessionResponse()
 
@@ -76,7 +75,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.GetSessionHistoryRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.GetSessionHistoryResponse:
         """List a session's tasks, oldest first (the first 100 unless a page is asked for)."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         session_id = require_id("session_id", request.session_id)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_HISTORY_SIZE, MAX_PAGE_SIZE)
         tasks, total = await self._engine.history(caller, session_id, limit, offset)
@@ -89,7 +88,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.ListSessionTurnsRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.ListSessionTurnsResponse:
         """List a session's turns with their events (LLM_PARTIAL left out); count is the total."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         session_id = require_id("session_id", request.session_id)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_TURNS_SIZE, MAX_PAGE_SIZE)
         turns, total = await self._engine.turns(caller, session_id, limit, offset)
@@ -104,7 +103,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.ExportSessionRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.ExportSessionResponse:
         """Return the whole session, its tasks and their events as one JSON document."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         document = await self._engine.export(caller, require_id("session_id", request.session_id))
         return sessions_pb2.ExportSessionResponse(document_json=document)
 
@@ -113,7 +112,7 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.SearchTasksRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.SearchTasksResponse:
         """Search the caller's task queries and results; every word must match, best match first."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         hits, total = await self._engine.search(caller, request.query, limit, offset)
         return sessions_pb2.SearchTasksResponse(
@@ -125,6 +124,6 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> sessions_pb2.GetStatsResponse:
         """Aggregate the caller's tasks, sessions, tokens and cost over the last ``days`` days."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         days, stats = await self._engine.stats(caller, request.days)
         return stats_to_proto(days, stats)

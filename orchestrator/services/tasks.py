@@ -5,7 +5,6 @@ import grpc
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from orchestrator.services.fields import optional_id
 from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
@@ -33,7 +32,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.SubmitTaskResponse:
         """Queue a task; it runs on a worker of some orchestrator replica."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         submission = TaskSubmission(
             query=request.query,
             session_id=request.session_id,
@@ -62,7 +61,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.GetTaskResponse:
         """Read one of the caller's tasks."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         task = await self._engine.get_task(caller, require_id("task_id", request.task_id))
         return tasks_pb2.GetTaskResponse(task=task_to_proto(task))
 
@@ -71,7 +70,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ListTasksResponse:
         """List the caller's tasks, newest first."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         tasks, total = await self._engine.list_tasks(
             caller,
@@ -89,7 +88,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.CancelTaskResponse:
         """Cancel a task: at once when it has no runner, else at its runner's next checkpoint."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         task_id = require_id("task_id", request.task_id)
         message = await self._engine.cancel(caller, task_id, request.reason)
         return tasks_pb2.CancelTaskResponse(success=True, message=message, task_id=task_id)
@@ -99,7 +98,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.PauseTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.PauseTaskResponse:
         """Pause a task: at once when it is queued, else at its runner's next checkpoint."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         task_id = require_id("task_id", request.task_id)
         message = await self._engine.pause(caller, task_id, request.reason)
         return tasks_pb2.PauseTaskResponse(success=True, message=message, task_id=task_id)
@@ -109,7 +108,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.ResumeTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ResumeTaskResponse:
         """Let a paused task continue."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         task_id = require_id("task_id", request.task_id)
         message = await self._engine.resume(caller, task_id, request.reason)
         return tasks_pb2.ResumeTaskResponse(success=True, message=message, task_id=task_id)
@@ -119,7 +118,7 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.GetControlStateRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.GetControlStateResponse:
         """Tell whether a task is paused or cancelled, by whom and why."""
-        caller = await self._callers.resolve(metadata_dict(context.invocation_metadata()))
+        caller = await self._callers.resolve_call(context)
         state = await self._engine.control_state(caller, require_id("task_id", request.task_id))
         return tasks_pb2.GetControlStateResponse(
             is_paused=state.pause_requested,
