@@ -22,8 +22,9 @@ bind = [_settings.bind]
 workers = _settings.workers
 worker_class = _settings.worker_class
 if worker_class == "gevent":
-    # One greenlet per connection; open SSE streams count against this.
-    worker_connections = 2000
+    # One greenlet per connection; open event streams count against this (and each holds two
+    # file descriptors: the client's and the admin server's).
+    worker_connections = _settings.worker_connections
 else:
     threads = _settings.threads
 preload_app = False

@@ -43,6 +43,7 @@ class GatewaySettings:
     workers: int = 2
     worker_class: str = "gevent"
     threads: int = 32
+    worker_connections: int = 10000
     orchestrator_addr: str = "127.0.0.1:50052"
     admin_url: str = "http://127.0.0.1:8081"
     api_key_cache_seconds: float = 5.0
@@ -82,6 +83,9 @@ class GatewaySettings:
             workers=reader.integer("TASKGATE_GATEWAY_WORKERS", cls.workers, minimum=1),
             worker_class=reader.choice("TASKGATE_GATEWAY_WORKER_CLASS", cls.worker_class, WORKER_CLASSES),
             threads=reader.integer("TASKGATE_GATEWAY_THREADS", cls.threads, minimum=1),
+            worker_connections=reader.integer(
+                "TASKGATE_GATEWAY_WORKER_CONNECTIONS", cls.worker_connections, minimum=1
+            ),
             orchestrator_addr=reader.host_port("TASKGATE_ORCHESTRATOR_ADDR", cls.orchestrator_addr),
             admin_url=reader.http_url("TASKGATE_ADMIN_URL", cls.admin_url),
             api_key_cache_seconds=reader.number("TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds),

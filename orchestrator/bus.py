@@ -47,6 +47,10 @@ class EventBus(abc.ABC):
     async def publish(self, event: Event) -> None:
         """Deliver an event without waiting for any watcher to consume it."""
 
+    @abc.abstractmethod
+    def watcher_count(self) -> int:
+        """Return how many subscriptions are open on this process, over every workflow."""
+
     async def close(self) -> None:  # noqa: B027 - optional: most buses hold nothing to release
         """Release what the bus holds (connections, background tasks); nothing for an in-process bus."""
 
@@ -107,6 +111,10 @@ class InProcessEventBus(EventBus):
                     extra={"workflow_id": event.workflow_id, "seq": event.seq},
                 )
                 self.discard(subscription)
+
+    def watcher_count(self) -> int:
+        """Return how many subscriptions are open on this process, over every workflow."""
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
 
     def subscriber_count(self, workflow_id: str) -> int:
         """Return how many watchers follow a workflow right now."""

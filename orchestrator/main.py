@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
+from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.bus import EventBus
 from orchestrator.bus import InProcessEventBus
 from orchestrator.control_signals import ControlSignals
@@ -106,7 +107,13 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
             await _ensure_dev_bypass_user(store)
 
         admin = AdminServer(
-            create_admin_app(engine, settings.service_token, settings.sse_ping_seconds),
+            create_admin_app(
+                engine,
+                settings.service_token,
+                StreamMetrics(bus.watcher_count),
+                ping_seconds=settings.sse_ping_seconds,
+                write_timeout_seconds=settings.stream_write_timeout_seconds,
+            ),
             settings.admin_host,
             settings.admin_port,
         )

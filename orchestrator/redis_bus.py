@@ -155,6 +155,10 @@ class RedisStreamsEventBus(EventBus):
         self._pending.append(event)
         self._pending_changed.set()
 
+    def watcher_count(self) -> int:
+        """Return how many subscriptions are open on this replica, over every workflow."""
+        return self._local.watcher_count()
+
     @property
     def pending_count(self) -> int:
         """How many published events wait to be written to Redis."""

@@ -35,6 +35,8 @@ class OrchestratorSettings:
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
+    # A write to a stream's client that makes no progress for this long cuts the client off.
+    stream_write_timeout_seconds: float = 30.0
     # Task control: a task's running-time limit when its request sets none.
     task_timeout_seconds: int = 600
     log_level: str = "INFO"
@@ -67,6 +69,13 @@ class OrchestratorSettings:
                 environ, "TASKGATE_SSE_PING_SECONDS", cls.sse_ping_seconds, 0.05, 3600.0
             ),
             stream_buffer=_integer(environ, "TASKGATE_STREAM_BUFFER", cls.stream_buffer, 1, 1_000_000),
+            stream_write_timeout_seconds=_number(
+                environ,
+                "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS",
+                cls.stream_write_timeout_seconds,
+                0.1,
+                3600.0,
+            ),
             task_timeout_seconds=_integer(
                 environ, "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),

@@ -1,14 +1,16 @@
-"""The admin ASGI app: ``GET /health`` and ``GET /stream/sse`` (docs/internals.md, admin server).
+"""The admin ASGI app: ``/health``, ``/metrics`` and ``/stream/sse`` (docs/internals.md, admin server).
 
 The gateway reverse-proxies client streams here with the service token and the caller's user id.
 Errors are JSON ``{"error", "code"}`` sent before any stream byte.
 """
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,9 @@ import falcon.asgi
 
 from orchestrator.admin.sse import event_frames
 from orchestrator.admin.sse import sse_body
+from orchestrator.admin.stream_metrics import FELL_BEHIND
+from orchestrator.admin.stream_metrics import WRITE_STALLED
+from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.caller import Caller
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.errors import TaskNotFoundError
@@ -42,13 +47,28 @@ class HealthResource:
         resp.media = {"status": "healthy"}
 
 
+class MetricsResource:
+    """``GET /metrics``: open streams, cut-offs and bus subscriptions as Prometheus text; no auth."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self._metrics = metrics
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Render the metrics."""
+        resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        resp.data = self._metrics.exposition()
+
+
 class StreamResource:
     """``GET /stream/sse``: one workflow's events, replayed then live, as Server-Sent Events."""
 
-    def __init__(self, engine: TaskEngine, service_token: str, ping_seconds: float) -> None:
+    def __init__(
+        self, engine: TaskEngine, service_token: str, ping_seconds: float, metrics: StreamMetrics
+    ) -> None:
         self._engine = engine
         self._service_token = service_token.encode("utf-8")
         self._ping_seconds = ping_seconds
+        self._metrics = metrics
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Check the caller and the parameters, then stream."""
@@ -75,8 +95,22 @@ class StreamResource:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        frames = event_frames(self._engine.follow(workflow_id, after_seq, types))
-        resp.stream = sse_body(frames, _disconnect_waiter(req), self._ping_seconds)
+        frames = event_frames(
+            self._engine.follow(workflow_id, after_seq, types), lambda: self._metrics.cut_off(FELL_BEHIND)
+        )
+        resp.stream = _counted(
+            sse_body(frames, _disconnect_waiter(req), self._ping_seconds), self._metrics, "sse"
+        )
+
+
+async def _counted(
+    body: AsyncIterator[bytes], metrics: StreamMetrics, transport: str
+) -> AsyncIterator[bytes]:
+    """Yield a stream's body while counting it as open."""
+    with metrics.stream_open(transport):
+        async with contextlib.aclosing(body):
+            async for chunk in body:
+                yield chunk
 
 
 def _last_event_id(req: falcon.asgi.Request) -> int:
@@ -127,28 +161,59 @@ def _serialize_error(req: falcon.Request, resp: falcon.Response, exception: falc
     resp.text = json.dumps(body)
 
 
-class _ExposeReceive:
-    """ASGI wrapper that lets a streaming responder watch its connection for a disconnect.
+class WriteStalledError(Exception):
+    """A response write made no progress for the write timeout: the client stopped reading."""
+
+
+class _WatchConnection:
+    """ASGI wrapper that lets a streaming responder see its client leave, and cuts off stalled ones.
 
     Falcon does not hand ``receive`` to responders, and a streamed body is otherwise only found
     dead when the next write fails, which for an idle stream is up to a ping interval later.
+
+    A client that stops reading fills the socket buffers, and then a body write waits for it
+    forever while the stream holds its subscription. A write that makes no progress within
+    ``write_timeout_seconds`` ends the response instead: the connection is closed (uvicorn's
+    "returned without completing response" is expected then and filtered in admin.server).
     """
 
-    def __init__(self, app: falcon.asgi.App) -> None:
+    def __init__(self, app: falcon.asgi.App, metrics: StreamMetrics, write_timeout_seconds: float) -> None:
         self.app = app
+        self._metrics = metrics
+        self._write_timeout = write_timeout_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("type") == "http":
-            scope = {**scope, RECEIVE_SCOPE_KEY: receive}
-        await self.app(scope, receive, send)
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_or_give_up(message: dict[str, Any]) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            try:
+                await asyncio.wait_for(send(message), self._write_timeout)
+            except TimeoutError:
+                raise WriteStalledError from None
+
+        try:
+            await self.app({**scope, RECEIVE_SCOPE_KEY: receive}, receive, send_or_give_up)
+        except WriteStalledError:
+            self._metrics.cut_off(WRITE_STALLED)
+            logger.warning("stream cut off: the client stopped reading", extra={"path": scope.get("path")})
 
 
 def create_admin_app(
-    engine: TaskEngine, service_token: str, ping_seconds: float
+    engine: TaskEngine,
+    service_token: str,
+    metrics: StreamMetrics,
+    ping_seconds: float,
+    write_timeout_seconds: float,
 ) -> Callable[..., Awaitable[None]]:
     """Build the admin ASGI app."""
     app = falcon.asgi.App()
     app.set_error_serializer(_serialize_error)
     app.add_route("/health", HealthResource())
-    app.add_route("/stream/sse", StreamResource(engine, service_token, ping_seconds))
-    return _ExposeReceive(app)
+    app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route("/stream/sse", StreamResource(engine, service_token, ping_seconds, metrics))
+    return _WatchConnection(app, metrics, write_timeout_seconds)

@@ -1,6 +1,7 @@
 """Hosting the admin ASGI app with uvicorn inside the orchestrator's running event loop."""
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -9,6 +10,13 @@ import uvicorn
 
 # Open SSE streams never end on their own; after this long at shutdown they are cut.
 SHUTDOWN_GRACE_SECONDS = 2
+# uvicorn's complaint when an app ends a response early; the admin app does that only on purpose,
+# to cut off a client that stopped reading (admin.app), and logs that itself.
+_INCOMPLETE_RESPONSE = "ASGI callable returned without completing response."
+
+
+def _not_an_incomplete_response(record: logging.LogRecord) -> bool:
+    return record.msg != _INCOMPLETE_RESPONSE
 
 
 class AdminServer:
@@ -35,6 +43,7 @@ class AdminServer:
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         config.load()
+        logging.getLogger("uvicorn.error").addFilter(_not_an_incomplete_response)
         self._server = uvicorn.Server(config)
         # startup/main_loop/shutdown instead of serve(): serve() installs its own signal handlers,
         # and the orchestrator owns SIGINT/SIGTERM for both of its servers. serve() would also

@@ -15,13 +15,16 @@ RETRY_FRAME = b"retry: 3000\n\n"
 PING_FRAME = b": ping\n\n"
 
 
-async def event_frames(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+async def event_frames(
+    events: AsyncIterator[Event], on_overflow: Callable[[], None] = lambda: None
+) -> AsyncIterator[bytes]:
     """Yield each event's cached frame; a watcher cut off for falling behind gets a final error frame."""
     async with contextlib.aclosing(events):
         try:
             async for event in events:
                 yield event.sse_frame()
         except StreamOverflowError as ex:
+            on_overflow()
             yield overflow_frame(ex.last_seq)
 
 

@@ -2,10 +2,18 @@
 
 It is deterministic (the same task gives the same events and answer), answers simple arithmetic
 correctly, and paces itself with ``sim_step_seconds`` so a task takes about 1.5 s by default.
+
+A task's ``context.simulation`` object shapes a run for load tests and demos (docs/api.md):
+``partials`` streams that many ``LLM_PARTIAL`` events (the answer grows to fill them) and
+``step_seconds`` replaces the orchestrator's step pause for this task. Values out of range are
+clamped; values of the wrong type are ignored.
 """
 
+import dataclasses
+import itertools
 import math
 import re
+from collections.abc import Mapping
 
 from orchestrator import events
 from orchestrator.events import compact_json
@@ -33,6 +41,38 @@ _CHARS_PER_TOKEN = 4
 _MIN_CHUNKS = 3
 _MAX_CHUNKS = 8
 _WORDS_PER_CHUNK = 5
+SIMULATION_KEY = "simulation"
+MAX_SIMULATED_PARTIALS = 100_000
+MAX_SIMULATED_STEP_SECONDS = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    """How one run is shaped: the number of streamed deltas (None: natural) and the step pause."""
+
+    partials: int | None
+    step_seconds: float
+
+    @classmethod
+    def for_task(cls, task: RunTask, default_step_seconds: float) -> "Simulation":
+        """Read ``context.simulation`` of a task, clamping numbers and ignoring wrong types."""
+        options = task.context.get(SIMULATION_KEY) if isinstance(task.context, Mapping) else None
+        if not isinstance(options, Mapping):
+            return cls(None, default_step_seconds)
+        partials = options.get("partials")
+        step_seconds = options.get("step_seconds")
+        return cls(
+            partials=min(max(partials, 1), MAX_SIMULATED_PARTIALS) if _is_number(partials, int) else None,
+            step_seconds=(
+                min(max(float(step_seconds), 0.0), MAX_SIMULATED_STEP_SECONDS)
+                if _is_number(step_seconds, (int, float))
+                else default_step_seconds
+            ),
+        )
+
+
+def _is_number(value: object, kinds: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class SimulatedRunner(Runner):
@@ -44,8 +84,11 @@ class SimulatedRunner(Runner):
     async def run(self, ctx: RunContext) -> RunResult:
         """Emit the agent's events step by step and return its answer with usage and cost."""
         task = ctx.task
+        simulation = Simulation.for_task(task, self._step_seconds)
         model = model_for_tier(task.model_tier)
         answer = compose_answer(task.query)
+        if simulation.partials is not None:
+            answer = pad_answer(answer, simulation.partials)
         prompt_tokens = estimate_tokens(prompt_text(task))
         completion_tokens = estimate_tokens(answer)
         cost_usd = price(model, prompt_tokens, completion_tokens)
@@ -59,7 +102,7 @@ class SimulatedRunner(Runner):
         await ctx.emit(
             events.AGENT_STARTED, "Simulated agent started", {"model": model, "mode": task.mode}, AGENT_ID
         )
-        await self._wait_steps(ctx, 1.0)
+        await _wait_steps(ctx, simulation, 1.0)
         # The earlier turns of the session are part of the prompt; the payload says how many it got.
         await ctx.emit(
             events.AGENT_THINKING,
@@ -68,11 +111,11 @@ class SimulatedRunner(Runner):
             AGENT_ID,
         )
         await ctx.report_progress(0.2)
-        await self._wait_steps(ctx, 2.0)
-        chunks = split_into_chunks(answer)
+        await _wait_steps(ctx, simulation, 2.0)
+        chunks = split_into_chunks(answer, simulation.partials)
         for index, chunk in enumerate(chunks):
             await ctx.emit(events.LLM_PARTIAL, chunk, {"delta": chunk, "index": index}, AGENT_ID)
-            await self._wait_steps(ctx, 0.5)
+            await _wait_steps(ctx, simulation, 0.5)
         await ctx.emit(
             events.LLM_OUTPUT,
             answer,
@@ -80,14 +123,15 @@ class SimulatedRunner(Runner):
             AGENT_ID,
         )
         await ctx.report_progress(0.9)
-        await self._wait_steps(ctx, 1.0)
+        await _wait_steps(ctx, simulation, 1.0)
         await ctx.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
         return RunResult(answer, prompt_tokens, completion_tokens, cost_usd, model, PROVIDER)
 
-    async def _wait_steps(self, ctx: RunContext, steps: float) -> None:
-        await ctx.checkpoint()
-        if self._step_seconds > 0:
-            await ctx.sleep(self._step_seconds * steps)
+
+async def _wait_steps(ctx: RunContext, simulation: Simulation, steps: float) -> None:
+    await ctx.checkpoint()
+    if simulation.step_seconds > 0:
+        await ctx.sleep(simulation.step_seconds * steps)
 
 
 def model_for_tier(model_tier: str) -> str:
@@ -117,11 +161,29 @@ def price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     return round((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000, 8)
 
 
-def split_into_chunks(text: str) -> list[str]:
-    """Split an answer into a few streaming chunks that concatenate back to it exactly."""
+def pad_answer(answer: str, partials: int) -> str:
+    """Lengthen an answer with numbered filler words until it has at least ``partials`` words."""
+    missing = partials - len(answer.split())
+    if missing <= 0:
+        return answer
+    return answer + " " + " ".join(f"token{index}" for index in range(1, missing + 1))
+
+
+def split_into_chunks(text: str, count: int | None = None) -> list[str]:
+    """Split an answer into streaming chunks that concatenate back to it exactly.
+
+    Without ``count`` it picks a few chunks of about five words; with it, at most that many.
+    """
     words = re.findall(r"\s*\S+", text)
     if not words:
         return [text]
+    if count is not None:
+        # Exactly min(count, words) chunks, the first ones a word longer when they do not divide.
+        size, extra = divmod(len(words), min(count, len(words)))
+        bounds = [0]
+        for index in range(min(count, len(words))):
+            bounds.append(bounds[-1] + size + (1 if index < extra else 0))
+        return ["".join(words[start:end]) for start, end in itertools.pairwise(bounds)]
     count = min(_MAX_CHUNKS, max(_MIN_CHUNKS, math.ceil(len(words) / _WORDS_PER_CHUNK)))
     count = min(count, len(words))
     size = math.ceil(len(words) / count)

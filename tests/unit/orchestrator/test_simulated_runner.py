@@ -12,6 +12,7 @@ from orchestrator.runners.simulated import PRICES_PER_1K_TOKENS
 from orchestrator.runners.simulated import PROVIDER
 from orchestrator.runners.simulated import SYSTEM_PROMPT
 from orchestrator.runners.simulated import SimulatedRunner
+from orchestrator.runners.simulated import Simulation
 from orchestrator.runners.simulated import split_into_chunks
 from orchestrator.runners.simulated_answers import compose_answer
 
@@ -150,3 +151,49 @@ def test_runner_paces_itself_with_the_step_setting_through_its_context():
     asyncio.run(SimulatedRunner(step_seconds=0.02).run(ctx))
 
     assert ctx.slept >= 0.02 * 4
+
+
+def test_a_simulation_option_streams_the_asked_number_of_partials_at_its_own_pace():
+    task = RunTask(
+        "wf-1",
+        "What is 2+2?",
+        "simple",
+        "small",
+        context={"simulation": {"partials": 40, "step_seconds": 0.5}},
+    )
+    ctx = RecordingContext(task)
+
+    result = asyncio.run(SimulatedRunner(step_seconds=0.0).run(ctx))
+
+    deltas = [payload["delta"] for kind, _, payload, _ in ctx.events if kind == "LLM_PARTIAL"]
+    assert len(deltas) == 40
+    assert "".join(deltas) == result.result_text
+    assert result.result_text.startswith("2 + 2 = 4")
+    assert ctx.slept == pytest.approx(0.5 * (1.0 + 2.0 + 0.5 * 40 + 1.0))
+
+
+@pytest.mark.parametrize(
+    ("options", "partials", "step_seconds"),
+    [
+        ({"partials": 0, "step_seconds": -1}, 1, 0.0),
+        ({"partials": 10**9, "step_seconds": 1e9}, 100_000, 60.0),
+        ({"partials": "many", "step_seconds": True}, None, 0.25),
+        ({"partials": 2.5, "step_seconds": float("nan")}, None, 0.25),
+        ("fast", None, 0.25),
+    ],
+)
+def test_simulation_options_are_clamped_or_ignored(options, partials, step_seconds):
+    task = RunTask("wf-1", "q", "simple", "small", context={"simulation": options})
+
+    simulation = Simulation.for_task(task, 0.25)
+
+    assert (simulation.partials, simulation.step_seconds) == (partials, step_seconds)
+
+
+@pytest.mark.parametrize("count", [1, 3, 7, 12])
+def test_an_asked_chunk_count_is_exact_and_loses_nothing(count):
+    text = "one two three four five six seven eight nine ten eleven twelve"
+
+    chunks = split_into_chunks(text, count)
+
+    assert len(chunks) == count and "".join(chunks) == text
