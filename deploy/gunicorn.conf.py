@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 
+from gateway.client_write_deadline import StalledClientLogFilter
 from gateway.log_redaction import CredentialRedactingFilter
 from gateway.settings import GatewaySettings
 
@@ -46,12 +47,14 @@ control_socket_disable = True
 
 
 def on_starting(server) -> None:
-    """Give this run a fresh metrics directory, and keep credentials out of gunicorn's error log.
+    """Give this run a fresh metrics directory; keep credentials and cut-off stalls out of the error log.
 
     A directory left by an earlier run would add its counts to this one's, so it is never reused.
     """
     os.environ[_METRICS_DIRECTORY] = tempfile.mkdtemp(prefix="taskgate-metrics-")
-    logging.getLogger("gunicorn.error").addFilter(CredentialRedactingFilter())
+    error_log = logging.getLogger("gunicorn.error")
+    error_log.addFilter(CredentialRedactingFilter())
+    error_log.addFilter(StalledClientLogFilter())
 
 
 def child_exit(server, worker) -> None:

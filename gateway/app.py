@@ -146,7 +146,9 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/tasks/{task_id}/pause", TaskPauseResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}/resume", TaskResumeResource(deps.orchestrator))
     app.add_route("/api/v1/tasks/{task_id}/control-state", TaskControlStateResource(deps.orchestrator))
-    app.add_route("/api/v1/stream/sse", StreamResource(deps.admin_stream))
+    app.add_route(
+        "/api/v1/stream/sse", StreamResource(deps.admin_stream, settings.stream_write_timeout_seconds)
+    )
     # Sessions, search and stats.
     app.add_route("/api/v1/sessions", SessionsResource(deps.orchestrator))
     app.add_route("/api/v1/sessions/{session_id}", SessionResource(deps.orchestrator))

@@ -48,6 +48,8 @@ class GatewaySettings:
     admin_url: str = "http://127.0.0.1:8081"
     api_key_cache_seconds: float = 5.0
     upstream_timeout_seconds: float = 10.0
+    # A write to an event stream's client that makes no progress for this long cuts the client off.
+    stream_write_timeout_seconds: float = 30.0
     max_body_bytes: int = 1048576
     log_level: str = "INFO"
     # Identity: access tokens are verified here with the orchestrator's secret (taskgate.jwt_secret);
@@ -91,6 +93,9 @@ class GatewaySettings:
             api_key_cache_seconds=reader.number("TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds),
             upstream_timeout_seconds=reader.number(
                 "TASKGATE_UPSTREAM_TIMEOUT_SECONDS", cls.upstream_timeout_seconds, positive=True
+            ),
+            stream_write_timeout_seconds=reader.number(
+                "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS", cls.stream_write_timeout_seconds, positive=True
             ),
             max_body_bytes=reader.integer("TASKGATE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
             log_level=reader.choice("TASKGATE_LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),

@@ -9,6 +9,7 @@ from gateway.admin_stream import SseFrames
 from gateway.admin_stream import StreamRequest
 from gateway.caller import CallContext
 from gateway.caller import call_context
+from gateway.client_write_deadline import WriteDeadline
 from gateway.metrics import CountedStream
 from gateway.validation import ID_RULE
 from gateway.validation import FieldErrors
@@ -53,8 +54,9 @@ def stream_request(req: falcon.Request) -> StreamRequest:
 class StreamResource:
     """Relay a workflow's events as Server-Sent Events, one frame flushed per event."""
 
-    def __init__(self, admin_stream: StreamOpener) -> None:
+    def __init__(self, admin_stream: StreamOpener, write_timeout_seconds: float) -> None:
         self._admin_stream = admin_stream
+        self._write_timeout_seconds = write_timeout_seconds
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Open the upstream stream (its refusals become our error body) and stream its frames."""
@@ -62,4 +64,4 @@ class StreamResource:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = CountedStream(frames)
+        resp.stream = CountedStream(WriteDeadline(frames, req.env, self._write_timeout_seconds))
