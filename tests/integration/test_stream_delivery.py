@@ -214,26 +214,44 @@ def _follow_to_the_end(stack, user, task_id: str) -> list[int]:
             return seqs
 
 
-def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_without_loss(
-    tight_stack, carol
-):
-    task_id = carol.submit("A burst for a slow reader.", **_simulated(6000, 0.0))["task_id"]
-    sock = _open_raw_stream(tight_stack, carol, task_id, receive_buffer=4096)
-    everyone_else = {}
-    watcher = threading.Thread(
-        target=lambda: everyone_else.setdefault("seqs", _follow_to_the_end(tight_stack, carol, task_id))
+@pytest.fixture(scope="module")
+def patient_stack(tmp_path_factory):
+    """A stack with small watcher buffers and a long write deadline, on SQLite."""
+    running = start_stack(
+        tmp_path_factory.mktemp("patient-streams"),
+        TASKGATE_STREAM_BUFFER="50",
+        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS="120",
     )
-    watcher.start()
+    yield running
+    running.stop()
 
-    # Reading nothing until the server has cut this watcher off for falling behind.
-    wait_until(
-        lambda: admin_metric(tight_stack, "taskgate_admin_stream_cutoffs_total", reason="fell_behind") >= 1,
-        timeout=30,
-        what="the slow reader to be cut off",
+
+def _open_raw_admin_stream(stack, user, task_id: str) -> socket.socket:
+    """Open the admin server's stream as the gateway does, on a socket with a tiny receive window."""
+    user_id = user.client.get("/api/v1/auth/me").json()["user_id"]
+    host, port = stack.orchestrator.admin_url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    request = (
+        f"GET /stream/sse?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
+        f"x-taskgate-service-token: {stack.service_token}\r\nx-taskgate-user-id: {user_id}\r\n\r\n"
     )
+    sock.sendall(request.encode())
+    return sock
+
+
+def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_without_loss(patient_stack):
+    dave = _user(patient_stack, "dave@example.com")
+    # About 7 MB of frames, more than one connection's kernel buffers (some 4 MB here) hold, so a
+    # reader that reads nothing falls more than 50 events behind long before the task ends.
+    task_id = dave.submit("A long burst for a slow reader.", **_simulated(20000, 0.0002))["task_id"]
+    sock = _open_raw_admin_stream(patient_stack, dave, task_id)
+    everyone_else = _follow_to_the_end(patient_stack, dave, task_id)
+    dave.wait_finished(task_id, timeout=60)
+
     frames = _read_frames(sock, until=b"stream_overflow")
     sock.close()
-    watcher.join(timeout=60)
 
     last = frames[-1]
     assert last["event"] == "error"
@@ -242,14 +260,15 @@ def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_w
     received = [int(frame["id"]) for frame in frames[:-1]]
     assert received == list(range(1, len(received) + 1))
     assert error["last_event_id"] == received[-1] == int(last["id"])
-    # The other watcher of the same task was not held back: following the resume points (a burst
-    # this fast can outrun a 50-event buffer), it got everything.
-    total = _event_count(carol, task_id)
-    assert everyone_else["seqs"] == list(range(1, total + 1))
+    assert admin_metric(patient_stack, "taskgate_admin_stream_cutoffs_total", reason="fell_behind") >= 1
+    # Another watcher of the same task, meanwhile, was not held back: it got everything.
+    total = _event_count(dave, task_id)
+    assert everyone_else == list(range(1, total + 1))
     # Resuming from the resume point gets the rest, without gap or repeat.
-    headers = {**carol.headers, "Last-Event-ID": str(error["last_event_id"])}
-    rest = _seqs(read_stream(_sse(tight_stack), headers, {"workflow_id": task_id}, timeout=60))
+    headers = {**dave.headers, "Last-Event-ID": str(error["last_event_id"])}
+    rest = _seqs(read_stream(_sse(patient_stack), headers, {"workflow_id": task_id}, timeout=60))
     assert received + rest == list(range(1, total + 1))
+    dave.client.close()
 
 
 def test_a_client_that_stops_reading_is_disconnected_and_frees_everything(tight_stack, carol):
@@ -271,16 +290,8 @@ def test_a_client_that_stops_reading_is_disconnected_and_frees_everything(tight_
 
 def test_the_admin_server_cuts_off_a_stream_reader_that_stops_reading(tight_stack, carol):
     stalled_before = admin_metric(tight_stack, "taskgate_admin_stream_cutoffs_total", reason="write_stalled")
-    user_id = carol.client.get("/api/v1/auth/me").json()["user_id"]
     task_id = carol.submit("A burst the gateway stops reading.", **_simulated(20000, 0.0002))["task_id"]
-    host, port = tight_stack.orchestrator.admin_url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    request = (
-        f"GET /stream/sse?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
-        f"x-taskgate-service-token: {tight_stack.service_token}\r\nx-taskgate-user-id: {user_id}\r\n\r\n"
-    )
-    sock.sendall(request.encode())
+    sock = _open_raw_admin_stream(tight_stack, carol, task_id)
     try:
         wait_until(
             lambda: (
