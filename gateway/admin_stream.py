@@ -129,26 +129,32 @@ class AdminStreamClient:
         return SseFrames(connection, response)
 
     def _target(self, request: StreamRequest) -> str:
-        query = {"workflow_id": request.workflow_id}
-        if request.types:
-            query["types"] = ",".join(request.types)
-        return f"{self._path}?{urllib.parse.urlencode(query)}"
+        return f"{self._path}?{stream_query(request)}"
 
     def _headers(self, request: StreamRequest, context: CallContext) -> dict[str, str]:
-        headers = {
-            "Accept": "text/event-stream",
-            wire.SERVICE_TOKEN: self._service_token,
-            wire.REQUEST_ID: context.request_id,
-        }
-        if context.traceparent:
-            headers[wire.TRACEPARENT] = context.traceparent
-        if context.principal is not None:
-            headers[wire.USER_ID] = context.principal.user_id
-            headers[wire.TENANT_ID] = context.principal.tenant_id
-            headers[wire.ROLE] = context.principal.role
-        if request.last_event_id is not None:
-            headers["Last-Event-ID"] = str(request.last_event_id)
-        return headers
+        return {"Accept": "text/event-stream", **stream_headers(self._service_token, request, context)}
+
+
+def stream_query(request: StreamRequest) -> str:
+    """Return the query string of an admin stream request (``workflow_id`` and ``types``)."""
+    query = {"workflow_id": request.workflow_id}
+    if request.types:
+        query["types"] = ",".join(request.types)
+    return urllib.parse.urlencode(query)
+
+
+def stream_headers(service_token: str, request: StreamRequest, context: CallContext) -> dict[str, str]:
+    """Return the headers of an admin stream request: service token, request id, caller, resume point."""
+    headers = {wire.SERVICE_TOKEN: service_token, wire.REQUEST_ID: context.request_id}
+    if context.traceparent:
+        headers[wire.TRACEPARENT] = context.traceparent
+    if context.principal is not None:
+        headers[wire.USER_ID] = context.principal.user_id
+        headers[wire.TENANT_ID] = context.principal.tenant_id
+        headers[wire.ROLE] = context.principal.role
+    if request.last_event_id is not None:
+        headers["Last-Event-ID"] = str(request.last_event_id)
+    return headers
 
 
 def _frame_end(buffer: bytearray) -> int:
@@ -158,13 +164,23 @@ def _frame_end(buffer: bytearray) -> int:
 
 
 def _upstream_error(response: http.client.HTTPResponse, context: CallContext) -> ApiError:
-    """Turn a refused upstream stream into the gateway's error: same status, our body.
+    """Turn a refused upstream stream into the gateway's error (``refusal_error``), reading its body."""
+    raw = b""
+    if _passes_on(response.status):
+        try:
+            raw = response.read(_ERROR_BODY_LIMIT)
+        except (OSError, http.client.HTTPException):
+            raw = b""
+    return refusal_error(response.status, raw, context)
+
+
+def refusal_error(status: int, raw_body: bytes, context: CallContext) -> ApiError:
+    """Turn an admin server's refusal (status and body) into the gateway's error: same status, our body.
 
     The admin server's 4xx messages are static strings written for clients and are passed on. A
     401 means it refused the gateway's service token, a deployment fault rather than the client's.
     """
-    status = response.status
-    if status == 401 or status >= 500 or status < 400:
+    if not _passes_on(status):
         logger.error(
             "admin stream server refused the stream",
             extra={"status": status, "request_id": context.request_id},
@@ -172,8 +188,8 @@ def _upstream_error(response: http.client.HTTPResponse, context: CallContext) ->
         return error_for_status(500 if status < 500 else status)
     default = error_for_status(status)
     try:
-        body = json.loads(response.read(_ERROR_BODY_LIMIT))
-    except (OSError, http.client.HTTPException, ValueError):
+        body = json.loads(raw_body)
+    except ValueError:
         body = None
     if not isinstance(body, dict):
         return default
@@ -184,3 +200,8 @@ def _upstream_error(response: http.client.HTTPResponse, context: CallContext) ->
         message if isinstance(message, str) and message else default.message,
         code if isinstance(code, str) and code else default.error_code,
     )
+
+
+def _passes_on(status: int) -> bool:
+    """Whether an upstream refusal's status (a 4xx other than 401) is passed on to the client."""
+    return 400 <= status < 500 and status != 401

@@ -7,6 +7,7 @@ import grpc
 
 from gateway.access_tokens import AccessTokenVerifier
 from gateway.admin_stream import AdminStreamClient
+from gateway.admin_websocket import AdminWebSocketClient
 from gateway.api_key_validator import ApiKeyValidator
 from gateway.caller_state import CallerState
 from gateway.caller_state import caller_limit_middleware
@@ -42,6 +43,7 @@ from gateway.resources.sessions import SessionsResource
 from gateway.resources.stats import StatsResource
 from gateway.resources.stream import StreamOpener
 from gateway.resources.stream import StreamResource
+from gateway.resources.stream_websocket import StreamWebSocketResource
 from gateway.resources.task_control import TaskCancelResource
 from gateway.resources.task_control import TaskControlStateResource
 from gateway.resources.task_control import TaskPauseResource
@@ -53,6 +55,7 @@ from gateway.resources.tasks import TaskStreamRedirectResource
 from gateway.resources.tasks import TaskStreamSubmitResource
 from gateway.resources.tasks import TaskTimelineResource
 from gateway.settings import GatewaySettings
+from gateway.websocket_relay import UpgradableApp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +105,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     if deps is None:
         deps = Dependencies.from_settings(settings)
     caller_state = deps.caller_state or CallerState.from_settings(settings)
-    app = falcon.App(
+    app = UpgradableApp(
         middleware=[
             RequestIdMiddleware(),
             AccessLogMiddleware(),
@@ -148,6 +151,13 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/tasks/{task_id}/control-state", TaskControlStateResource(deps.orchestrator))
     app.add_route(
         "/api/v1/stream/sse", StreamResource(deps.admin_stream, settings.stream_write_timeout_seconds)
+    )
+    websocket_upstream = AdminWebSocketClient(
+        settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
+    )
+    app.add_route(
+        "/api/v1/stream/ws",
+        StreamWebSocketResource(websocket_upstream, settings.stream_write_timeout_seconds),
     )
     # Sessions, search and stats.
     app.add_route("/api/v1/sessions", SessionsResource(deps.orchestrator))

@@ -1,4 +1,4 @@
-"""The workflow event value and its wire forms (Event JSON and SSE frame), each computed once."""
+"""The workflow event value and its wire forms (Event JSON, SSE frame, WebSocket text), each computed once."""
 
 import dataclasses
 import datetime
@@ -91,29 +91,39 @@ class Event:
         """Return the complete SSE frame: ``id``, ``event`` and ``data`` lines and the blank line."""
         return self._sse_frame
 
+    def ws_message(self) -> str:
+        """Return the WebSocket text message: the SSE frame's data JSON (the Event JSON for STREAM_END)."""
+        return self._data_json
+
+    @functools.cached_property
+    def _data_json(self) -> str:
+        body = self.to_dict()
+        if self.type == LLM_PARTIAL:
+            body["delta"] = self.payload.get("delta", self.message)
+        elif self.type == LLM_OUTPUT:
+            body["response"] = self.payload.get("response", self.message)
+        return compact_json(body)
+
     @functools.cached_property
     def _sse_frame(self) -> bytes:
         name = sse_name(self.type)
-        if self.type == STREAM_END:
-            data = "[DONE]"
-        else:
-            body = self.to_dict()
-            if self.type == LLM_PARTIAL:
-                body["delta"] = self.payload.get("delta", self.message)
-            elif self.type == LLM_OUTPUT:
-                body["response"] = self.payload.get("response", self.message)
-            data = compact_json(body)
+        data = "[DONE]" if self.type == STREAM_END else self._data_json
         return f"id: {self.seq}\nevent: {name}\ndata: {data}\n\n".encode()
 
 
-def overflow_frame(last_seq: int) -> bytes:
-    """Return the final ``error`` frame sent to a watcher that fell too far behind."""
-    data = compact_json(
+def overflow_data(last_seq: int) -> str:
+    """Return the JSON a watcher that fell too far behind gets last (SSE ``data:``, WebSocket message)."""
+    return compact_json(
         {
             "error": f"Stream fell behind; reconnect with Last-Event-ID: {last_seq} to resume",
             "code": "stream_overflow",
             "last_event_id": last_seq,
         }
     )
+
+
+def overflow_frame(last_seq: int) -> bytes:
+    """Return the final ``error`` frame sent to a watcher that fell too far behind."""
+    data = overflow_data(last_seq)
     id_line = f"id: {last_seq}\n" if last_seq > 0 else ""
     return f"{id_line}event: error\ndata: {data}\n\n".encode()

@@ -116,6 +116,7 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
             ),
             settings.admin_host,
             settings.admin_port,
+            ping_seconds=settings.sse_ping_seconds,
         )
         try:
             admin_port = await admin.start()

@@ -1,4 +1,4 @@
-"""The admin ASGI app: ``/health``, ``/metrics`` and ``/stream/sse`` (docs/internals.md, admin server).
+"""The admin ASGI app: ``/health``, ``/metrics``, ``/stream/sse``, ``/stream/ws`` (docs/internals.md).
 
 The gateway reverse-proxies client streams here with the service token and the caller's user id.
 Errors are JSON ``{"error", "code"}`` sent before any stream byte.
@@ -6,10 +6,8 @@ Errors are JSON ``{"error", "code"}`` sent before any stream byte.
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -23,20 +21,16 @@ from orchestrator.admin.sse import sse_body
 from orchestrator.admin.stream_metrics import FELL_BEHIND
 from orchestrator.admin.stream_metrics import WRITE_STALLED
 from orchestrator.admin.stream_metrics import StreamMetrics
-from orchestrator.caller import Caller
+from orchestrator.admin.stream_query import authorised_stream_query
+from orchestrator.admin.stream_query import error_body
+from orchestrator.admin.websocket import WebSocketConnections
+from orchestrator.admin.websocket import WebSocketStreamResource
 from orchestrator.engine.tasks import TaskEngine
-from orchestrator.errors import TaskNotFoundError
-from orchestrator.identifiers import is_valid_id
-from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
 # The ASGI scope key under which the app finds the connection's ``receive`` callable.
 RECEIVE_SCOPE_KEY = "taskgate.receive"
-_MAX_EVENT_ID_DIGITS = 18
-_EVENT_TYPE_PATTERN = re.compile(r"^[A-Za-z_.]{1,64}$")
-_MAX_TYPES = 64
-_DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
 class HealthResource:
@@ -72,31 +66,14 @@ class StreamResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Check the caller and the parameters, then stream."""
-        presented = (req.get_header(wire.SERVICE_TOKEN) or "").encode("utf-8")
-        if not hmac.compare_digest(presented, self._service_token):
-            raise falcon.HTTPUnauthorized(description="Service token required", code="unauthorized")
-        user_id = (req.get_header(wire.USER_ID) or "").strip()
-        if not user_id:
-            raise falcon.HTTPUnauthorized(description="Caller identity required", code="unauthorized")
-        workflow_id = req.get_param("workflow_id") or ""
-        if not is_valid_id(workflow_id):
-            raise falcon.HTTPBadRequest(
-                description="workflow_id is missing or malformed", code="invalid_request"
-            )
-        after_seq = _last_event_id(req)
-        types = _types(req.get_param("types"))
-        caller = Caller(user_id=user_id, tenant_id=(req.get_header(wire.TENANT_ID) or "").strip())
-        try:
-            await self._engine.require_workflow(caller, workflow_id)
-        except TaskNotFoundError:
-            raise falcon.HTTPNotFound(description="Workflow not found", code="not_found") from None
-
+        query = await authorised_stream_query(req, self._engine, self._service_token)
         resp.status = falcon.HTTP_200
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
         frames = event_frames(
-            self._engine.follow(workflow_id, after_seq, types), lambda: self._metrics.cut_off(FELL_BEHIND)
+            self._engine.follow(query.workflow_id, query.after_seq, query.types),
+            lambda: self._metrics.cut_off(FELL_BEHIND),
         )
         resp.stream = _counted(
             sse_body(frames, _disconnect_waiter(req), self._ping_seconds), self._metrics, "sse"
@@ -111,30 +88,6 @@ async def _counted(
         async with contextlib.aclosing(body):
             async for chunk in body:
                 yield chunk
-
-
-def _last_event_id(req: falcon.asgi.Request) -> int:
-    """Return the resume point: the Last-Event-ID header, else the last_event_id parameter, else 0."""
-    raw = (req.get_header("Last-Event-ID") or "").strip() or (req.get_param("last_event_id") or "").strip()
-    if not raw:
-        return 0
-    if not raw.isdigit() or not raw.isascii() or len(raw) > _MAX_EVENT_ID_DIGITS:
-        raise falcon.HTTPBadRequest(
-            description="last_event_id must be a non-negative integer", code="invalid_request"
-        )
-    return int(raw)
-
-
-def _types(raw: str | None) -> list[str] | None:
-    """Return the event types a ``types=A,B`` parameter asks for; None means every type."""
-    if not raw:
-        return None
-    types = [name.strip().upper() for name in raw.split(",") if name.strip()]
-    if len(types) > _MAX_TYPES or not all(_EVENT_TYPE_PATTERN.match(name) for name in types):
-        raise falcon.HTTPBadRequest(
-            description="types must be a comma-separated list of event types", code="invalid_request"
-        )
-    return types or None
 
 
 def _disconnect_waiter(req: falcon.asgi.Request) -> Callable[[], Awaitable[None]]:
@@ -154,11 +107,7 @@ def _disconnect_waiter(req: falcon.asgi.Request) -> Callable[[], Awaitable[None]
 def _serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
     """Write every error as ``{"error": <static message>, "code": <snake_case>}``."""
     resp.content_type = falcon.MEDIA_JSON
-    body = {
-        "error": exception.description or exception.title,
-        "code": exception.code or _DEFAULT_CODES.get(exception.status_code, "error"),
-    }
-    resp.text = json.dumps(body)
+    resp.text = json.dumps(error_body(exception))
 
 
 class WriteStalledError(Exception):
@@ -216,4 +165,6 @@ def create_admin_app(
     app.add_route("/health", HealthResource())
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/stream/sse", StreamResource(engine, service_token, ping_seconds, metrics))
-    return _WatchConnection(app, metrics, write_timeout_seconds)
+    app.add_route("/stream/ws", WebSocketStreamResource(engine, service_token, metrics))
+    connections = WebSocketConnections(app, metrics, write_timeout_seconds)
+    return _WatchConnection(connections, metrics, write_timeout_seconds)

@@ -13,19 +13,26 @@ SHUTDOWN_GRACE_SECONDS = 2
 # uvicorn's complaint when an app ends a response early; the admin app does that only on purpose,
 # to cut off a client that stopped reading (admin.app), and logs that itself.
 _INCOMPLETE_RESPONSE = "ASGI callable returned without completing response."
+# uvicorn's complaint after a WebSocket handshake answered with an HTTP error (admin.websocket),
+# which it counts as never completed although the response went out whole.
+_INCOMPLETE_HANDSHAKE = "ASGI callable returned without completing handshake."
 
 
 def _not_an_incomplete_response(record: logging.LogRecord) -> bool:
-    return record.msg != _INCOMPLETE_RESPONSE
+    return record.msg not in (_INCOMPLETE_RESPONSE, _INCOMPLETE_HANDSHAKE)
 
 
 class AdminServer:
     """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], host: str, port: int, ping_seconds: float = 20.0
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        # WebSocket streams get a protocol-level ping this often (SSE streams send ``: ping``).
+        self._ping_seconds = ping_seconds
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._main_loop: asyncio.Task[None] | None = None
@@ -41,6 +48,7 @@ class AdminServer:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            ws_ping_interval=self._ping_seconds,
         )
         config.load()
         logging.getLogger("uvicorn.error").addFilter(_not_an_incomplete_response)

@@ -8,7 +8,8 @@ requests per operation that takes input (wrong types, out-of-range values, missi
 be answered as client errors in the documented content type, never a 5xx.
 
 Left out: ``GET /api/v1/stream/sse`` (an event stream: its body is no JSON to check, and a request
-naming a live workflow stays open) and ``GET /api/v1/tasks/{task_id}/stream`` (a redirect to it).
+naming a live workflow stays open), ``GET /api/v1/tasks/{task_id}/stream`` (a redirect to it) and
+``GET /api/v1/stream/ws`` (a WebSocket upgrade, tested in test_stream_websocket.py).
 Rate limits are set out of reach for this stack (tests/integration/processes.py), so generated
 requests are judged on the operation, not on the caller's budget.
 """
@@ -31,7 +32,7 @@ from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-LEFT_OUT = {"/api/v1/stream/sse", "/api/v1/tasks/{task_id}/stream"}
+LEFT_OUT = {"/api/v1/stream/sse", "/api/v1/tasks/{task_id}/stream", "/api/v1/stream/ws"}
 MAX_EXAMPLES = 6
 NEGATIVE_CHECKS = [schemathesis.checks.not_a_server_error, content_type_conformance]
 CHECKS = [

@@ -1,0 +1,93 @@
+"""What a stream request asks for, checked the same way for ``/stream/sse`` and ``/stream/ws``.
+
+The gateway forwards each client stream with the service token and the caller's identity; the
+checks below raise the ``falcon.HTTPError`` to refuse with, whose ``{"error", "code"}`` body is
+``error_body``.
+"""
+
+import dataclasses
+import hmac
+import re
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from orchestrator.caller import Caller
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.errors import TaskNotFoundError
+from orchestrator.identifiers import is_valid_id
+from taskgate import wire
+
+_MAX_EVENT_ID_DIGITS = 18
+_EVENT_TYPE_PATTERN = re.compile(r"^[A-Za-z_.]{1,64}$")
+_MAX_TYPES = 64
+_DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamQuery:
+    """A checked stream request: the workflow, the resume point, and the event types wanted (None: all)."""
+
+    workflow_id: str
+    after_seq: int
+    types: list[str] | None
+
+
+async def authorised_stream_query(
+    req: falcon.asgi.Request, engine: TaskEngine, service_token: bytes
+) -> StreamQuery:
+    """Check the service token, the caller, the parameters and the caller's ownership of the workflow.
+
+    Raises 401 without the service token or the caller's identity, 400 for bad parameters, and 404
+    when the workflow is unknown or someone else's.
+    """
+    presented = (req.get_header(wire.SERVICE_TOKEN) or "").encode("utf-8")
+    if not hmac.compare_digest(presented, service_token):
+        raise falcon.HTTPUnauthorized(description="Service token required", code="unauthorized")
+    user_id = (req.get_header(wire.USER_ID) or "").strip()
+    if not user_id:
+        raise falcon.HTTPUnauthorized(description="Caller identity required", code="unauthorized")
+    workflow_id = req.get_param("workflow_id") or ""
+    if not is_valid_id(workflow_id):
+        raise falcon.HTTPBadRequest(description="workflow_id is missing or malformed", code="invalid_request")
+    after_seq = _last_event_id(req)
+    types = _types(req.get_param("types"))
+    caller = Caller(user_id=user_id, tenant_id=(req.get_header(wire.TENANT_ID) or "").strip())
+    try:
+        await engine.require_workflow(caller, workflow_id)
+    except TaskNotFoundError:
+        raise falcon.HTTPNotFound(description="Workflow not found", code="not_found") from None
+    return StreamQuery(workflow_id=workflow_id, after_seq=after_seq, types=types)
+
+
+def error_body(exception: falcon.HTTPError) -> dict[str, Any]:
+    """Return the admin server's error body: ``{"error": <static message>, "code": <snake_case>}``."""
+    return {
+        "error": exception.description or exception.title,
+        "code": exception.code or _DEFAULT_CODES.get(exception.status_code, "error"),
+    }
+
+
+def _last_event_id(req: falcon.asgi.Request) -> int:
+    """Return the resume point: the Last-Event-ID header, else the last_event_id parameter, else 0."""
+    raw = (req.get_header("Last-Event-ID") or "").strip() or (req.get_param("last_event_id") or "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or not raw.isascii() or len(raw) > _MAX_EVENT_ID_DIGITS:
+        raise falcon.HTTPBadRequest(
+            description="last_event_id must be a non-negative integer", code="invalid_request"
+        )
+    return int(raw)
+
+
+def _types(raw: str | None) -> list[str] | None:
+    """Return the event types a ``types=A,B`` parameter asks for; None means every type."""
+    if not raw:
+        return None
+    types = [name.strip().upper() for name in raw.split(",") if name.strip()]
+    if len(types) > _MAX_TYPES or not all(_EVENT_TYPE_PATTERN.match(name) for name in types):
+        raise falcon.HTTPBadRequest(
+            description="types must be a comma-separated list of event types", code="invalid_request"
+        )
+    return types or None
