@@ -18,22 +18,25 @@ class SubscriptionOverflowError(Exception):
     """The watcher fell further behind than its buffer allows and was cut off."""
 
 
+class SubscriptionClosedError(Exception):
+    """The subscription was closed (its watcher left) while or before waiting for an event."""
+
+
 class Subscription(abc.ABC):
     """The live events of one workflow, in publication order, for one watcher."""
 
     @abc.abstractmethod
-    async def next_event(self) -> Event:
-        """Wait for the next event; raise SubscriptionOverflowError once the watcher has been cut off."""
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """Wait for the next event, or return None after ``timeout`` seconds without one.
+
+        Raises SubscriptionOverflowError once the watcher has been cut off, and
+        SubscriptionClosedError once the subscription is closed (also when that happens while
+        waiting).
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Stop receiving events; safe to call more than once."""
-
-    def __aiter__(self) -> "Subscription":
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self.next_event()
+        """Stop receiving events, waking a pending ``next_event``; safe to call more than once."""
 
 
 class EventBus(abc.ABC):
@@ -62,28 +65,42 @@ class _QueueSubscription(Subscription):
         self.workflow_id = workflow_id
         self.overflowed = False
         self._bus = bus
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        # One slot more than the buffer, so the close marker always fits.
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=maxsize + 1)
+        self._maxsize = maxsize
         self._closed = False
 
     def offer(self, event: Event) -> bool:
         """Queue an event; on a full queue mark the subscription overflowed and return False."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self._maxsize:
             self.overflowed = True
             return False
+        self._queue.put_nowait(event)
         return True
 
-    async def next_event(self) -> Event:
-        """Wait for the next event; raise SubscriptionOverflowError once the watcher has been cut off."""
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """Wait for the next event, or None after ``timeout`` seconds (see Subscription)."""
+        if self._closed:
+            raise SubscriptionClosedError(self.workflow_id)
         if self.overflowed:
             raise SubscriptionOverflowError(self.workflow_id)
-        return await self._queue.get()
+        if self._queue.empty() and timeout is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    event = await self._queue.get()
+            except TimeoutError:
+                return None
+        else:
+            event = await self._queue.get()
+        if event is None:
+            raise SubscriptionClosedError(self.workflow_id)
+        return event
 
     def close(self) -> None:
-        """Stop receiving events; safe to call more than once."""
+        """Stop receiving events, waking a pending ``next_event``; safe to call more than once."""
         if not self._closed:
             self._closed = True
+            self._queue.put_nowait(None)
             self._bus.discard(self)
 
 

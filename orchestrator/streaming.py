@@ -1,10 +1,13 @@
 """Following a workflow's events: replay what is stored, then live ones, without gap or duplicate."""
 
+import contextlib
 from collections.abc import AsyncIterator
 from collections.abc import Collection
 
 from orchestrator import events
 from orchestrator.bus import EventBus
+from orchestrator.bus import Subscription
+from orchestrator.bus import SubscriptionClosedError
 from orchestrator.bus import SubscriptionOverflowError
 from orchestrator.events import Event
 from orchestrator.store.base import Store
@@ -21,15 +24,13 @@ class StreamOverflowError(Exception):
         self.last_seq = last_seq
 
 
-async def follow_events(
-    store: Store,
-    bus: EventBus,
-    workflow_id: str,
-    after_seq: int = 0,
-    types: Collection[str] | None = None,
-    buffer: int = 1000,
-) -> AsyncIterator[Event]:
-    """Yield the workflow's events with seq > after_seq, stored then live, until its STREAM_END.
+class EventFollower:
+    """One watcher's view of a workflow: its events with seq > after_seq, stored then live.
+
+    ``events()`` yields them until the workflow's STREAM_END, and yields None whenever no event
+    came for ``idle_seconds`` (a stream's cue for a keep-alive ping). ``stop()`` ends it from
+    outside — the client left — at once, even while it waits for the next live event: no task and
+    no timer per event is needed to notice a disconnect.
 
     The bus subscription comes first and the replay second: an event is stored before it is
     published, so every event is either in the replay or arrives live (or both, and the live copy
@@ -37,12 +38,49 @@ async def follow_events(
     still ends at STREAM_END when the filter hides it. Raises StreamOverflowError when the
     watcher falls more than ``buffer`` events behind.
     """
-    wanted = frozenset(types) if types else None
-    subscription = bus.subscribe(workflow_id, buffer)
-    try:
-        last_seq = after_seq
-        while True:
-            page = await store.list_events(workflow_id, after_seq=last_seq, limit=REPLAY_PAGE_SIZE)
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        workflow_id: str,
+        after_seq: int = 0,
+        types: Collection[str] | None = None,
+        buffer: int = 1000,
+        idle_seconds: float | None = None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._workflow_id = workflow_id
+        self._after_seq = after_seq
+        self._wanted = frozenset(types) if types else None
+        self._buffer = buffer
+        self._idle_seconds = idle_seconds
+        self._subscription: Subscription | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End the stream: a pending wait for the next event returns, and nothing more is yielded."""
+        self._stopped = True
+        if self._subscription is not None:
+            self._subscription.close()
+
+    async def events(self) -> AsyncIterator[Event | None]:
+        """Yield the events (None when idle); see the class docstring."""
+        if self._stopped:
+            return
+        subscription = self._subscription = self._bus.subscribe(self._workflow_id, self._buffer)
+        try:
+            async for event in self._follow(subscription):
+                yield event
+        finally:
+            subscription.close()
+
+    async def _follow(self, subscription: Subscription) -> AsyncIterator[Event | None]:
+        workflow_id, wanted = self._workflow_id, self._wanted
+        last_seq = self._after_seq
+        while not self._stopped:
+            page = await self._store.list_events(workflow_id, after_seq=last_seq, limit=REPLAY_PAGE_SIZE)
             for event in page:
                 last_seq = event.seq
                 if wanted is None or event.type in wanted:
@@ -52,20 +90,25 @@ async def follow_events(
             if len(page) < REPLAY_PAGE_SIZE:
                 break
         # A client resuming after the end (its last id is STREAM_END's) has nothing left to wait for.
-        if 0 < await store.last_event_seq(workflow_id, events.STREAM_END) <= last_seq:
+        if self._stopped or 0 < await self._store.last_event_seq(workflow_id, events.STREAM_END) <= last_seq:
             return
         while True:
             try:
-                event = await subscription.next_event()
+                event = await subscription.next_event(self._idle_seconds)
             except SubscriptionOverflowError:
                 raise StreamOverflowError(workflow_id, last_seq) from None
+            except SubscriptionClosedError:
+                return
+            if event is None:
+                yield None
+                continue
             if event.seq <= last_seq:
                 continue
             if event.seq > last_seq + 1:
                 # Live events can arrive late or out of order across replicas (or be lost in a
                 # Redis outage); the store has every one, so the gap is filled from there.
                 gap = event.seq - last_seq - 1
-                missed = await store.list_events(workflow_id, after_seq=last_seq, limit=gap)
+                missed = await self._store.list_events(workflow_id, after_seq=last_seq, limit=gap)
                 for earlier in missed:
                     last_seq = earlier.seq
                     if wanted is None or earlier.type in wanted:
@@ -79,5 +122,23 @@ async def follow_events(
                 yield event
             if event.type == events.STREAM_END:
                 return
-    finally:
-        subscription.close()
+
+
+async def follow_events(
+    store: Store,
+    bus: EventBus,
+    workflow_id: str,
+    after_seq: int = 0,
+    types: Collection[str] | None = None,
+    buffer: int = 1000,
+) -> AsyncIterator[Event]:
+    """Yield the workflow's events with seq > after_seq, stored then live, until its STREAM_END.
+
+    EventFollower without idle cues or outside stop, for callers that just read to the end.
+    """
+    async with contextlib.aclosing(
+        EventFollower(store, bus, workflow_id, after_seq, types, buffer).events()
+    ) as events:
+        async for event in events:
+            if event is not None:
+                yield event

@@ -16,7 +16,6 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from orchestrator.admin.sse import event_frames
 from orchestrator.admin.sse import sse_body
 from orchestrator.admin.stream_metrics import FELL_BEHIND
 from orchestrator.admin.stream_metrics import WRITE_STALLED
@@ -71,13 +70,9 @@ class StreamResource:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        frames = event_frames(
-            self._engine.follow(query.workflow_id, query.after_seq, query.types),
-            lambda: self._metrics.cut_off(FELL_BEHIND),
-        )
-        resp.stream = _counted(
-            sse_body(frames, _disconnect_waiter(req), self._ping_seconds), self._metrics, "sse"
-        )
+        follower = self._engine.follow(query.workflow_id, query.after_seq, query.types, self._ping_seconds)
+        body = sse_body(follower, _disconnect_waiter(req), lambda: self._metrics.cut_off(FELL_BEHIND))
+        resp.stream = _counted(body, self._metrics, "sse")
 
 
 async def _counted(
@@ -141,7 +136,9 @@ class _WatchConnection:
                 await send(message)
                 return
             try:
-                await asyncio.wait_for(send(message), self._write_timeout)
+                # A timer per write, not a task (asyncio.wait_for makes one per call).
+                async with asyncio.timeout(self._write_timeout):
+                    await send(message)
             except TimeoutError:
                 raise WriteStalledError from None
 

@@ -14,8 +14,6 @@ JSON and a close with 1013, and resumes with ``last_event_id``.
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator
-from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +27,8 @@ from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.admin.stream_query import authorised_stream_query
 from orchestrator.admin.stream_query import error_body
 from orchestrator.engine.tasks import TaskEngine
-from orchestrator.events import Event
 from orchestrator.events import overflow_data
+from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError
 
 logger = logging.getLogger(__name__)
@@ -63,8 +61,8 @@ class WebSocketStreamResource:
             return
         await ws.accept()
         with self._metrics.stream_open("ws"):
-            events = self._engine.follow(query.workflow_id, query.after_seq, query.types)
-            await send_events(ws, events, lambda: self._metrics.cut_off(FELL_BEHIND))
+            follower = self._engine.follow(query.workflow_id, query.after_seq, query.types)
+            await send_events(ws, follower, lambda: self._metrics.cut_off(FELL_BEHIND))
 
 
 async def refuse(req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, error: falcon.HTTPError) -> None:
@@ -80,46 +78,34 @@ async def refuse(req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, error: fal
 
 
 async def send_events(
-    ws: falcon.asgi.WebSocket, events: AsyncGenerator[Event, None], on_overflow: Callable[[], None]
+    ws: falcon.asgi.WebSocket, follower: EventFollower, on_overflow: Callable[[], None]
 ) -> None:
     """Send each event as a text message until the stream ends (close 1000) or the client leaves.
 
-    The next event is awaited in its own task, raced against the client going away: a client that
+    One task per connection waits for the client to go away and stops the follower: a client that
     leaves ends the follow at once (closing its bus subscription), not at the next event.
     """
     client_gone = asyncio.ensure_future(_client_leaves(ws))
-    next_event: asyncio.Task[Event] | None = None
+    client_gone.add_done_callback(lambda _: follower.stop())
+    events = follower.events()
     try:
-        while True:
-            next_event = asyncio.create_task(_next(events))
-            await asyncio.wait({next_event, client_gone}, return_when=asyncio.FIRST_COMPLETED)
-            if client_gone.done():
-                return
-            arrived, next_event = next_event, None
-            try:
-                event = arrived.result()
-            except StopAsyncIteration:
-                await ws.close(NORMAL_CLOSURE)
-                return
-            except StreamOverflowError as ex:
-                on_overflow()
-                await ws.send_text(overflow_data(ex.last_seq))
-                await ws.close(TRY_AGAIN_LATER)
-                return
-            await ws.send_text(event.ws_message())
+        try:
+            async for event in events:
+                if event is not None:
+                    await ws.send_text(event.ws_message())
+        except StreamOverflowError as ex:
+            on_overflow()
+            await ws.send_text(overflow_data(ex.last_seq))
+            await ws.close(TRY_AGAIN_LATER)
+            return
+        if not client_gone.done():
+            await ws.close(NORMAL_CLOSURE)
     except (falcon.WebSocketDisconnected, WebSocketStalledError):
         # The client left, or stopped reading and was cut off (WebSocketConnections counts that).
         return
     finally:
         client_gone.cancel()
-        if next_event is not None:
-            next_event.cancel()
-            await asyncio.gather(next_event, return_exceptions=True)
         await events.aclose()
-
-
-async def _next(events: AsyncIterator[Event]) -> Event:
-    return await anext(events)
 
 
 async def _client_leaves(ws: falcon.asgi.WebSocket) -> None:
@@ -172,7 +158,8 @@ class WebSocketConnections:
                 over = message["type"] == "websocket.http.response.body" and not message.get("more_body")
                 return
             try:
-                await asyncio.wait_for(send(message), self._write_timeout)
+                async with asyncio.timeout(self._write_timeout):
+                    await send(message)
             except TimeoutError:
                 over = True
                 self._metrics.cut_off(WRITE_STALLED)

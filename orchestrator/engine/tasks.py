@@ -1,6 +1,5 @@
 """The task engine: what the servicers ask of the orchestrator, every call scoped to the caller."""
 
-from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Collection
 
@@ -30,7 +29,7 @@ from orchestrator.store.records import ControlState
 from orchestrator.store.records import NewTask
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
-from orchestrator.streaming import follow_events
+from orchestrator.streaming import EventFollower
 from taskgate.rfc3339 import utc_now
 
 MAX_REASON_CHARACTERS = 1000
@@ -111,9 +110,17 @@ class TaskEngine:
         if await self._store.workflow_owner(workflow_id) != caller.user_id:
             raise TaskNotFoundError()
 
-    def follow(self, workflow_id: str, after_seq: int, types: Collection[str] | None) -> AsyncIterator[Event]:
+    def follow(
+        self,
+        workflow_id: str,
+        after_seq: int,
+        types: Collection[str] | None,
+        idle_seconds: float | None = None,
+    ) -> EventFollower:
         """Follow a workflow's events (check ownership with ``require_workflow`` first)."""
-        return follow_events(self._store, self._bus, workflow_id, after_seq, types, self._stream_buffer)
+        return EventFollower(
+            self._store, self._bus, workflow_id, after_seq, types, self._stream_buffer, idle_seconds
+        )
 
     # Task control.
 

@@ -9,6 +9,7 @@ from orchestrator.engine.recorder import EventRecorder
 from orchestrator.events import Event
 from orchestrator.store.records import NewTask
 from orchestrator.store.sqlite import SQLiteStore
+from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError
 from orchestrator.streaming import follow_events
 
@@ -182,3 +183,51 @@ def test_closing_the_follower_closes_its_subscription(tmp_path):
         return during, after
 
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_an_idle_follower_yields_a_heartbeat_and_keeps_following(tmp_path):
+    async def scenario():
+        store = await open_store(tmp_path)
+        bus = InProcessEventBus()
+        recorder = EventRecorder(store, bus, WORKFLOW)
+        await recorder.emit("WORKFLOW_STARTED")
+        events = EventFollower(store, bus, WORKFLOW, idle_seconds=0.05).events()
+        seen = [await anext(events), await anext(events)]
+        await recorder.emit("STREAM_END")
+        seen += [item async for item in events]
+        await store.close()
+        return [item.type if item is not None else None for item in seen]
+
+    assert asyncio.run(scenario()) == ["WORKFLOW_STARTED", None, "STREAM_END"]
+
+
+def test_stopping_a_follower_ends_a_pending_wait_at_once_and_frees_its_subscription(tmp_path):
+    async def scenario():
+        store = await open_store(tmp_path)
+        bus = InProcessEventBus()
+        await EventRecorder(store, bus, WORKFLOW).emit("WORKFLOW_STARTED")
+        follower = EventFollower(store, bus, WORKFLOW)
+        reader = asyncio.create_task(collect(follower.events()))
+        while bus.subscriber_count(WORKFLOW) == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        follower.stop()
+        seen = await asyncio.wait_for(reader, timeout=1)
+        await store.close()
+        return seen, bus.subscriber_count(WORKFLOW)
+
+    assert asyncio.run(scenario()) == ([(1, "WORKFLOW_STARTED")], 0)
+
+
+def test_a_follower_stopped_before_it_starts_yields_nothing(tmp_path):
+    async def scenario():
+        store = await open_store(tmp_path)
+        bus = InProcessEventBus()
+        await EventRecorder(store, bus, WORKFLOW).emit("WORKFLOW_STARTED")
+        follower = EventFollower(store, bus, WORKFLOW)
+        follower.stop()
+        seen = await collect(follower.events())
+        await store.close()
+        return seen, bus.subscriber_count(WORKFLOW)
+
+    assert asyncio.run(scenario()) == ([], 0)

@@ -48,13 +48,37 @@ class FakeEngine:
         if workflow_id != "wf-1" or caller.user_id != "u-1":
             raise TaskNotFoundError(workflow_id)
 
-    async def follow(self, workflow_id: str, after_seq: int, types):
+    def follow(self, workflow_id: str, after_seq: int, types, idle_seconds=None) -> "ScriptedFollower":
         self.follows.append((workflow_id, after_seq, types))
+        return ScriptedFollower(self, after_seq, types)
+
+
+class ScriptedFollower:
+    """An EventFollower that plays its engine's script until it ends or is stopped."""
+
+    def __init__(self, engine: FakeEngine, after_seq: int, types) -> None:
+        self._engine = engine
+        self._after_seq = after_seq
+        self._types = types
+        self._task: asyncio.Task | None = None
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def events(self):
+        script = self._engine.script(self._after_seq, self._types)
         try:
-            async for item in self.script(after_seq, types):
+            while True:
+                self._task = asyncio.ensure_future(anext(script))
+                try:
+                    item = await self._task
+                except (StopAsyncIteration, asyncio.CancelledError):
+                    return
                 yield item
         finally:
-            self.closed.set()
+            await script.aclose()
+            self._engine.closed.set()
 
 
 async def _replay(events, after_seq, types):
