@@ -13,6 +13,7 @@ import tempfile
 from gateway.client_write_deadline import StalledClientLogFilter
 from gateway.log_redaction import CredentialRedactingFilter
 from gateway.settings import GatewaySettings
+from taskgate.garbage_collection import settle_after_start_up
 
 _settings = GatewaySettings.from_env()
 # prometheus_client's own variable; it must be set before a worker imports prometheus_client.
@@ -55,6 +56,11 @@ def on_starting(server) -> None:
     error_log = logging.getLogger("gunicorn.error")
     error_log.addFilter(CredentialRedactingFilter())
     error_log.addFilter(StalledClientLogFilter())
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has loaded the app, keep the collector off its long-lived heap (open streams)."""
+    settle_after_start_up()
 
 
 def child_exit(server, worker) -> None:

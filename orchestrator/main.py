@@ -48,6 +48,7 @@ from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
+from taskgate.garbage_collection import settle_after_start_up
 from taskgate.json_logging import configure_logging
 from taskgate.rfc3339 import utc_now
 
@@ -145,6 +146,7 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
             f"orchestrator ready grpc={grpc_host}:{grpc_port} admin={settings.admin_host}:{admin_port}",
             extra={"grpc_port": grpc_port, "admin_port": admin_port, "env": settings.env},
         )
+        settle_after_start_up()
         await stop.wait()
         logger.info("orchestrator stopping")
     logger.info("orchestrator stopped")

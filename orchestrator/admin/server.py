@@ -10,6 +10,8 @@ import uvicorn
 
 # Open SSE streams never end on their own; after this long at shutdown they are cut.
 SHUTDOWN_GRACE_SECONDS = 2
+# Room for a burst of new streams (thousands of watchers reconnecting at once); the kernel caps it.
+LISTEN_BACKLOG = 4096
 # uvicorn's complaint when an app ends a response early; the admin app does that only on purpose,
 # to cut off a client that stopped reading (admin.app), and logs that itself.
 _INCOMPLETE_RESPONSE = "ASGI callable returned without completing response."
@@ -20,6 +22,25 @@ _INCOMPLETE_HANDSHAKE = "ASGI callable returned without completing handshake."
 
 def _not_an_incomplete_response(record: logging.LogRecord) -> bool:
     return record.msg not in (_INCOMPLETE_RESPONSE, _INCOMPLETE_HANDSHAKE)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Return a TCP listener whose accepted connections get TCP_NODELAY from asyncio.
+
+    asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP, and
+    ``socket.create_server`` leaves it 0. Without it a response's head and body (two writes) and
+    frames written back to back wait for the peer's delayed ACK: some 40 ms each.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class AdminServer:
@@ -39,8 +60,7 @@ class AdminServer:
 
     async def start(self) -> int:
         """Bind and start serving; return the bound port. Raises OSError when the address is taken."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._socket = socket.create_server((self._host, self._port), family=family)
+        self._socket = _listening_socket(self._host, self._port)
         config = uvicorn.Config(
             self._app,
             lifespan="off",
