@@ -1,5 +1,5 @@
 # taskgate: `make run` starts everything locally, `make test` runs the whole suite,
-# `make bench` measures task throughput on each store (docs/benchmarks.md).
+# `make bench` measures task throughput on each store and thousands of SSE watchers (docs/benchmarks.md).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -17,6 +17,7 @@ test: $(TEST_STAMP) test-servers check-protos lint
 
 bench: $(TEST_STAMP) test-servers
 	$(PY) -m bench.task_throughput
+	$(PY) -m bench.stream_watchers
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
