@@ -305,3 +305,40 @@ def test_the_admin_server_cuts_off_a_stream_reader_that_stops_reading(tight_stac
     finally:
         sock.close()
     assert "Traceback" not in tight_stack.orchestrator.log_path.read_text()
+
+
+def test_a_websocket_client_that_stops_reading_is_cut_off_by_the_relay(tight_stack, carol):
+    wait_until(lambda: _stream_resources_freed(tight_stack), timeout=15, what="no streams before the test")
+    task_id = carol.submit("A burst no WebSocket reads.", **_simulated(20000, 0.0002))["task_id"]
+    host, port = tight_stack.gateway.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    request = (
+        f"GET /api/v1/stream/ws?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
+        f"X-API-Key: {carol.api_key}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    try:
+        wait_until(
+            lambda: admin_metric(tight_stack, "taskgate_admin_open_streams", transport="ws") == 1,
+            timeout=10,
+            what="the WebSocket stream to open",
+        )
+        # Never read again: the relay's write to the client stalls, and after the write deadline
+        # the gateway drops the client and closes the upstream WebSocket.
+        wait_until(
+            lambda: (
+                admin_metric(tight_stack, "taskgate_admin_open_streams", transport="ws") == 0
+                and _stream_resources_freed(tight_stack)
+            ),
+            timeout=60,
+            what="the WebSocket stream freed",
+        )
+    finally:
+        sock.close()
+    log = tight_stack.gateway.log_path.read_text()
+    assert "stream cut off: the client stopped reading" in log
+    assert "Traceback" not in log
