@@ -1,5 +1,6 @@
 """EventService: list a task's stored events, stream them live, and summarise them as a timeline."""
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -51,8 +52,11 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         if len(request.types) > MAX_TYPES:
             raise InvalidArgumentError("types", f"types must name at most {MAX_TYPES} event types")
         await self._engine.require_workflow(caller, workflow_id)
-        async for event in self._engine.follow(workflow_id, request.after_seq, list(request.types)):
-            yield events_pb2.StreamEventsResponse(event=event_to_proto(event))
+        follower = self._engine.follow(workflow_id, request.after_seq, list(request.types))
+        async with contextlib.aclosing(follower.events()) as events:
+            async for event in events:
+                if event is not None:
+                    yield events_pb2.StreamEventsResponse(event=event_to_proto(event))
 
     @unary_errors
     async def GetTimeline(  # noqa: N802
