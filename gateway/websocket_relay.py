@@ -29,7 +29,6 @@ from gateway.admin_websocket import UpstreamWebSocket
 
 logger = logging.getLogger(__name__)
 
-GUNICORN_SOCKET = "gunicorn.socket"
 RELAY_ENVIRON_KEY = "taskgate.websocket_relay"
 # Once one side has closed, the other gets this long to finish the closing handshake.
 CLOSE_GRACE_SECONDS = 5.0

@@ -14,12 +14,12 @@ from gateway.admin_stream import StreamRequest
 from gateway.admin_websocket import UpstreamWebSocket
 from gateway.caller import CallContext
 from gateway.caller import call_context
+from gateway.client_write_deadline import GUNICORN_SOCKET
 from gateway.errors import ApiError
 from gateway.metrics import CountedStream
 from gateway.resources.stream import stream_request
 from gateway.websocket_handshake import ClientHandshake
 from gateway.websocket_handshake import client_handshake
-from gateway.websocket_relay import GUNICORN_SOCKET
 from gateway.websocket_relay import WebSocketRelay
 from gateway.websocket_relay import hand_over
 from gateway.websocket_relay import sockets_are_cooperative

@@ -106,19 +106,28 @@ def test_a_types_filter_on_a_live_task_still_ends_the_stream_after_the_task(stac
     assert alice.wait_finished(task_id)["status"] == "COMPLETED"
 
 
-def _open_raw_stream(stack, user, task_id: str, receive_buffer: int | None = None) -> socket.socket:
-    """Open an SSE request on a plain socket, which the test then reads (or not) as it pleases."""
-    host, port = stack.gateway.url.removeprefix("http://").split(":")
+def _raw_request(
+    base_url: str, target: str, headers: dict, receive_buffer: int | None = None
+) -> socket.socket:
+    """Send a GET on a plain socket (with a small receive window if asked); the test reads it, or not."""
+    host, port = base_url.removeprefix("http://").split(":")
     sock = socket.socket()
     if receive_buffer is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.connect((host, int(port)))
-    request = (
-        f"GET /api/v1/stream/sse?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
-        f"X-API-Key: {user.api_key}\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    sock.sendall(request.encode())
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     return sock
+
+
+def _open_raw_stream(stack, user, task_id: str, receive_buffer: int | None = None) -> socket.socket:
+    """Open an SSE request through the gateway on a plain socket."""
+    headers = {"X-API-Key": user.api_key, "Accept": "text/event-stream"}
+    return _raw_request(stack.url, f"/api/v1/stream/sse?workflow_id={task_id}", headers, receive_buffer)
 
 
 def _stream_resources_freed(stack, expected_open: float = 0.0) -> bool:
@@ -159,14 +168,19 @@ def test_clients_that_leave_free_their_streams_and_subscriptions_within_seconds(
     alice.client.post(f"/api/v1/tasks/{task_id}/cancel")
 
 
+def _stream_limited_stack(tmp_path_factory, name: str, write_timeout_seconds: str):
+    """Start a stack on SQLite whose watchers have 50-event buffers and the given write deadline."""
+    return start_stack(
+        tmp_path_factory.mktemp(name),
+        TASKGATE_STREAM_BUFFER="50",
+        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS=write_timeout_seconds,
+    )
+
+
 @pytest.fixture(scope="module")
 def tight_stack(tmp_path_factory):
-    """A stack with small watcher buffers and a short write deadline, on SQLite."""
-    running = start_stack(
-        tmp_path_factory.mktemp("tight-streams"),
-        TASKGATE_STREAM_BUFFER="50",
-        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS="4",
-    )
+    """A stack with small watcher buffers and a short write deadline."""
+    running = _stream_limited_stack(tmp_path_factory, "tight-streams", "4")
     yield running
     running.stop()
 
@@ -216,12 +230,8 @@ def _follow_to_the_end(stack, user, task_id: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def patient_stack(tmp_path_factory):
-    """A stack with small watcher buffers and a long write deadline, on SQLite."""
-    running = start_stack(
-        tmp_path_factory.mktemp("patient-streams"),
-        TASKGATE_STREAM_BUFFER="50",
-        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS="120",
-    )
+    """A stack with small watcher buffers and a long write deadline."""
+    running = _stream_limited_stack(tmp_path_factory, "patient-streams", "120")
     yield running
     running.stop()
 
@@ -229,16 +239,9 @@ def patient_stack(tmp_path_factory):
 def _open_raw_admin_stream(stack, user, task_id: str) -> socket.socket:
     """Open the admin server's stream as the gateway does, on a socket with a tiny receive window."""
     user_id = user.client.get("/api/v1/auth/me").json()["user_id"]
-    host, port = stack.orchestrator.admin_url.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    request = (
-        f"GET /stream/sse?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
-        f"x-taskgate-service-token: {stack.service_token}\r\nx-taskgate-user-id: {user_id}\r\n\r\n"
-    )
-    sock.sendall(request.encode())
-    return sock
+    headers = {"x-taskgate-service-token": stack.service_token, "x-taskgate-user-id": user_id}
+    target = f"/stream/sse?workflow_id={task_id}"
+    return _raw_request(stack.orchestrator.admin_url, target, headers, receive_buffer=4096)
 
 
 def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_without_loss(patient_stack):
@@ -310,16 +313,15 @@ def test_the_admin_server_cuts_off_a_stream_reader_that_stops_reading(tight_stac
 def test_a_websocket_client_that_stops_reading_is_cut_off_by_the_relay(tight_stack, carol):
     wait_until(lambda: _stream_resources_freed(tight_stack), timeout=15, what="no streams before the test")
     task_id = carol.submit("A burst no WebSocket reads.", **_simulated(20000, 0.0002))["task_id"]
-    host, port = tight_stack.gateway.url.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    request = (
-        f"GET /api/v1/stream/ws?workflow_id={task_id} HTTP/1.1\r\nHost: {host}\r\n"
-        f"X-API-Key: {carol.api_key}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    sock.sendall(request.encode())
+    handshake = {
+        "X-API-Key": carol.api_key,
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    target = f"/api/v1/stream/ws?workflow_id={task_id}"
+    sock = _raw_request(tight_stack.url, target, handshake, receive_buffer=4096)
     assert sock.recv(12) == b"HTTP/1.1 101"
     try:
         wait_until(
