@@ -13,7 +13,6 @@ from gateway.caller_state import CallerState
 from gateway.caller_state import caller_limit_middleware
 from gateway.errors import handle_rpc_error
 from gateway.errors import handle_unexpected_error
-from gateway.errors import serialize_error
 from gateway.middleware.access_log import AccessLogMiddleware
 from gateway.middleware.auth import AuthMiddleware
 from gateway.middleware.body_limit import BodyLimitMiddleware
@@ -21,7 +20,10 @@ from gateway.middleware.cors import CorsMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
 from gateway.middleware.request_metrics import RequestMetricsMiddleware
 from gateway.middleware.security_headers import SecurityHeadersMiddleware
+from gateway.openai_errors import serialize_error_by_path
 from gateway.orchestrator_client import OrchestratorClient
+from gateway.resources.approvals import ApprovalDecisionResource
+from gateway.resources.approvals import ApprovalsResource
 from gateway.resources.auth import ApiKeyResource
 from gateway.resources.auth import ApiKeysResource
 from gateway.resources.auth import CurrentUserResource
@@ -33,7 +35,17 @@ from gateway.resources.docs_page import DocsPageResource
 from gateway.resources.health import HealthResource
 from gateway.resources.health import ReadinessResource
 from gateway.resources.metrics import MetricsResource
+from gateway.resources.openai_completions import ChatCompletionsResource
+from gateway.resources.openai_completions import CompletionsResource
+from gateway.resources.openai_models import ModelResource
+from gateway.resources.openai_models import ModelsResource
 from gateway.resources.openapi import OpenApiResource
+from gateway.resources.schedules import SchedulePauseResource
+from gateway.resources.schedules import ScheduleResource
+from gateway.resources.schedules import ScheduleResumeResource
+from gateway.resources.schedules import ScheduleRunsResource
+from gateway.resources.schedules import SchedulesResource
+from gateway.resources.schedules import ScheduleTriggerResource
 from gateway.resources.search import SearchResource
 from gateway.resources.sessions import SessionEventsResource
 from gateway.resources.sessions import SessionExportResource
@@ -125,7 +137,8 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
             *caller_limit_middleware(settings, caller_state),
         ]
     )
-    app.set_error_serializer(serialize_error)
+    # The OpenAI-compatible routes (/v1/) answer errors in OpenAI's shape, every other the gateway's.
+    app.set_error_serializer(serialize_error_by_path)
     app.add_error_handler(Exception, handle_unexpected_error)
     app.add_error_handler(grpc.RpcError, handle_rpc_error)
 
@@ -159,6 +172,9 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
         "/api/v1/stream/ws",
         StreamWebSocketResource(websocket_upstream, settings.stream_write_timeout_seconds),
     )
+    # Approvals (human in the loop).
+    app.add_route("/api/v1/approvals", ApprovalsResource(deps.orchestrator))
+    app.add_route("/api/v1/approvals/decision", ApprovalDecisionResource(deps.orchestrator))
     # Sessions, search and stats.
     app.add_route("/api/v1/sessions", SessionsResource(deps.orchestrator))
     app.add_route("/api/v1/sessions/{session_id}", SessionResource(deps.orchestrator))
@@ -167,6 +183,13 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/sessions/{session_id}/export", SessionExportResource(deps.orchestrator))
     app.add_route("/api/v1/search", SearchResource(deps.orchestrator))
     app.add_route("/api/v1/stats", StatsResource(deps.orchestrator))
+    # Schedules.
+    app.add_route("/api/v1/schedules", SchedulesResource(deps.orchestrator))
+    app.add_route("/api/v1/schedules/{schedule_id}", ScheduleResource(deps.orchestrator))
+    app.add_route("/api/v1/schedules/{schedule_id}/pause", SchedulePauseResource(deps.orchestrator))
+    app.add_route("/api/v1/schedules/{schedule_id}/resume", ScheduleResumeResource(deps.orchestrator))
+    app.add_route("/api/v1/schedules/{schedule_id}/trigger", ScheduleTriggerResource(deps.orchestrator))
+    app.add_route("/api/v1/schedules/{schedule_id}/runs", ScheduleRunsResource(deps.orchestrator))
     # Accounts and API keys.
     app.add_route("/api/v1/auth/register", RegisterResource(deps.orchestrator))
     app.add_route("/api/v1/auth/login", LoginResource(deps.orchestrator))
@@ -174,4 +197,10 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/auth/me", CurrentUserResource(deps.orchestrator, settings.rate_limit_tiers))
     app.add_route("/api/v1/auth/api-keys", ApiKeysResource(deps.orchestrator))
     app.add_route("/api/v1/auth/api-keys/{key_id}", ApiKeyResource(deps.orchestrator))
+    # The OpenAI-compatible API.
+    app.add_route("/v1/models", ModelsResource())
+    app.add_route("/v1/models/{model}", ModelResource())
+    completion_args = (deps.orchestrator, deps.admin_stream, settings.stream_write_timeout_seconds)
+    app.add_route("/v1/chat/completions", ChatCompletionsResource(*completion_args))
+    app.add_route("/v1/completions", CompletionsResource(*completion_args))
     return app

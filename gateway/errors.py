@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 UNAUTHORIZED_CHALLENGE = 'Bearer realm="taskgate"'
 RETRY_AFTER_SECONDS = "1"
 _MAX_DETAIL_LENGTH = 500
+# The trailing metadata key naming the invalid field of an INVALID_ARGUMENT (orchestrator.services.status).
+_INVALID_FIELD_KEY = "taskgate-invalid-field"
+_MAX_FIELD_LENGTH = 64
 
 
 class ApiError(falcon.HTTPError):
@@ -127,8 +130,22 @@ def error_for_rpc(ex: grpc.RpcError) -> ApiError:
     if mapping.shows_details and callable(details):
         text = details()
         if isinstance(text, str) and text.strip():
-            return _error_for_mapping(mapping, text.strip()[:_MAX_DETAIL_LENGTH])
+            error = _error_for_mapping(mapping, text.strip()[:_MAX_DETAIL_LENGTH])
+            field = _invalid_field(ex) if mapping.status == 400 else None
+            if field:
+                error.details = [{"field": field, "message": error.message}]
+            return error
     return _error_for_mapping(mapping)
+
+
+def _invalid_field(ex: grpc.RpcError) -> str | None:
+    """Return the field the orchestrator named in the trailing metadata of an INVALID_ARGUMENT."""
+    trailing = getattr(ex, "trailing_metadata", None)
+    metadata = trailing() if callable(trailing) else None
+    for key, value in metadata or ():
+        if key == _INVALID_FIELD_KEY and isinstance(value, str) and len(value) <= _MAX_FIELD_LENGTH:
+            return value
+    return None
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:

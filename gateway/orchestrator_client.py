@@ -16,10 +16,14 @@ from grpc_health.v1 import health_pb2_grpc
 from gateway.caller import CallContext
 from taskgate import __version__
 from taskgate import wire
+from taskgate.orchestrator.v1 import approvals_pb2
+from taskgate.orchestrator.v1 import approvals_pb2_grpc
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import auth_pb2_grpc
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import events_pb2_grpc
+from taskgate.orchestrator.v1 import schedules_pb2
+from taskgate.orchestrator.v1 import schedules_pb2_grpc
 from taskgate.orchestrator.v1 import sessions_pb2
 from taskgate.orchestrator.v1 import sessions_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
@@ -49,6 +53,8 @@ class _Stubs:
     tasks: tasks_pb2_grpc.TaskServiceStub
     events: events_pb2_grpc.EventServiceStub
     sessions: sessions_pb2_grpc.SessionServiceStub
+    schedules: schedules_pb2_grpc.ScheduleServiceStub
+    approvals: approvals_pb2_grpc.ApprovalServiceStub
     health: health_pb2_grpc.HealthStub
 
     @classmethod
@@ -61,6 +67,8 @@ class _Stubs:
             tasks=tasks_pb2_grpc.TaskServiceStub(channel),
             events=events_pb2_grpc.EventServiceStub(channel),
             sessions=sessions_pb2_grpc.SessionServiceStub(channel),
+            schedules=schedules_pb2_grpc.ScheduleServiceStub(channel),
+            approvals=approvals_pb2_grpc.ApprovalServiceStub(channel),
             health=health_pb2_grpc.HealthStub(channel),
         )
 
@@ -130,6 +138,20 @@ class OrchestratorClient:
         """Summarise one of the caller's tasks' events."""
         request = events_pb2.GetTimelineRequest(workflow_id=task_id)
         return self._call(self._connection().events.GetTimeline, request, context)
+
+    # Approvals.
+
+    def list_approvals(
+        self, request: approvals_pb2.ListApprovalsRequest, context: CallContext
+    ) -> approvals_pb2.ListApprovalsResponse:
+        """List the caller's approvals, newest first."""
+        return self._call(self._connection().approvals.ListApprovals, request, context)
+
+    def decide_approval(
+        self, request: approvals_pb2.DecideApprovalRequest, context: CallContext
+    ) -> approvals_pb2.DecideApprovalResponse:
+        """Approve or reject one of the caller's pending approvals; a decided one is FAILED_PRECONDITION."""
+        return self._call(self._connection().approvals.DecideApproval, request, context)
 
     # Sessions, search and stats.
 
@@ -222,6 +244,61 @@ class OrchestratorClient:
     def update_api_key(self, request: auth_pb2.UpdateApiKeyRequest, context: CallContext) -> auth_pb2.ApiKey:
         """Set a key's rate-limit overrides (admin or owner of its tenant)."""
         return self._call(self._connection().auth.UpdateApiKey, request, context).key
+
+    # Schedules.
+
+    def create_schedule(
+        self, request: schedules_pb2.CreateScheduleRequest, context: CallContext
+    ) -> schedules_pb2.CreateScheduleResponse:
+        """Create a schedule for the caller."""
+        return self._call(self._connection().schedules.CreateSchedule, request, context)
+
+    def list_schedules(
+        self, request: schedules_pb2.ListSchedulesRequest, context: CallContext
+    ) -> schedules_pb2.ListSchedulesResponse:
+        """List the caller's schedules, newest first."""
+        return self._call(self._connection().schedules.ListSchedules, request, context)
+
+    def get_schedule(self, schedule_id: str, context: CallContext) -> schedules_pb2.Schedule:
+        """Read one of the caller's schedules; someone else's is NOT_FOUND."""
+        request = schedules_pb2.GetScheduleRequest(schedule_id=schedule_id)
+        return self._call(self._connection().schedules.GetSchedule, request, context).schedule
+
+    def update_schedule(
+        self, request: schedules_pb2.UpdateScheduleRequest, context: CallContext
+    ) -> schedules_pb2.Schedule:
+        """Change the fields present in the request; answer the schedule as stored."""
+        return self._call(self._connection().schedules.UpdateSchedule, request, context).schedule
+
+    def pause_schedule(
+        self, schedule_id: str, reason: str, context: CallContext
+    ) -> schedules_pb2.PauseScheduleResponse:
+        """Stop one of the caller's schedules from firing."""
+        request = schedules_pb2.PauseScheduleRequest(schedule_id=schedule_id, reason=reason)
+        return self._call(self._connection().schedules.PauseSchedule, request, context)
+
+    def resume_schedule(
+        self, schedule_id: str, reason: str, context: CallContext
+    ) -> schedules_pb2.ResumeScheduleResponse:
+        """Let one of the caller's paused schedules fire again."""
+        request = schedules_pb2.ResumeScheduleRequest(schedule_id=schedule_id, reason=reason)
+        return self._call(self._connection().schedules.ResumeSchedule, request, context)
+
+    def trigger_schedule(self, schedule_id: str, context: CallContext) -> str:
+        """Run one of the caller's schedules now; return the workflow id of its task."""
+        request = schedules_pb2.TriggerScheduleRequest(schedule_id=schedule_id)
+        return self._call(self._connection().schedules.TriggerSchedule, request, context).workflow_id
+
+    def delete_schedule(self, schedule_id: str, context: CallContext) -> None:
+        """Delete one of the caller's schedules."""
+        request = schedules_pb2.DeleteScheduleRequest(schedule_id=schedule_id)
+        self._call(self._connection().schedules.DeleteSchedule, request, context)
+
+    def list_schedule_runs(
+        self, request: schedules_pb2.ListScheduleRunsRequest, context: CallContext
+    ) -> schedules_pb2.ListScheduleRunsResponse:
+        """List the tasks one of the caller's schedules started, newest first."""
+        return self._call(self._connection().schedules.ListScheduleRuns, request, context)
 
     def is_serving(self, timeout_seconds: float) -> bool:
         """Return whether the orchestrator's gRPC health check answers SERVING within the timeout."""

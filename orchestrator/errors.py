@@ -98,3 +98,9 @@ class PermissionDeniedError(OrchestratorError):
     """The caller is authenticated but its role does not allow the request."""
 
     default_message = "Permission denied"
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No such schedule, or it belongs to someone else."""
+
+    default_message = "Schedule not found"

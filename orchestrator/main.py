@@ -23,7 +23,10 @@ from orchestrator.control_signals import ControlSignals
 from orchestrator.control_signals import InProcessControlSignals
 from orchestrator.engine.accounts import AccountEngine
 from orchestrator.engine.api_keys import ApiKeyEngine
+from orchestrator.engine.approvals import ApprovalEngine
 from orchestrator.engine.leases import LeaseKeeper
+from orchestrator.engine.scheduler import Scheduler
+from orchestrator.engine.schedules import ScheduleEngine
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.engine.worker_pool import WorkerPool
@@ -31,6 +34,7 @@ from orchestrator.errors import AlreadyExistsError
 from orchestrator.identity import ApiKeyAuthenticator
 from orchestrator.identity import CallerResolver
 from orchestrator.passwords import PasswordHasher
+from orchestrator.runners.base import Runner
 from orchestrator.runners.simulated import SimulatedRunner
 from orchestrator.server import BindError
 from orchestrator.server import create_server
@@ -86,17 +90,23 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         pool = WorkerPool(
             store,
             bus,
-            SimulatedRunner(settings.sim_step_seconds),
+            _runner(settings),
             settings.worker_concurrency,
             worker_id,
             signals,
             default_timeout_seconds=settings.task_timeout_seconds,
             lease_seconds=settings.lease_seconds,
+            approval_timeout_seconds=settings.approval_timeout_seconds,
         )
         if store.single_replica:
             await pool.recover_interrupted()
         leases = LeaseKeeper(store, bus, pool, worker_id, settings.lease_seconds)
         engine = TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals)
+        approvals = ApprovalEngine(store, bus, pool.wake, settings.approval_timeout_seconds)
+        schedules = ScheduleEngine(
+            store, pool.wake, settings.schedule_min_interval_seconds, settings.schedule_max_per_user
+        )
+        scheduler = Scheduler(schedules, settings.scheduler_poll_seconds)
         authenticator = ApiKeyAuthenticator(store)
         stack.push_async_callback(authenticator.close)
         callers = CallerResolver(settings.service_token, authenticator)
@@ -129,7 +139,7 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
 
         try:
             grpc_server, grpc_port = await create_server(
-                settings, engine, callers, SessionEngine(store), auth
+                settings, engine, callers, SessionEngine(store), auth, schedules, approvals
             )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
@@ -140,6 +150,10 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         stack.push_async_callback(leases.stop)
         pool.start()
         stack.push_async_callback(pool.stop, WORKER_SHUTDOWN_GRACE_SECONDS)
+        scheduler.start()
+        stack.push_async_callback(scheduler.stop)
+        approval_expiry = asyncio.create_task(approvals.expire_forever(), name="approval-expiry")
+        stack.push_async_callback(_cancel_and_wait, approval_expiry)
 
         grpc_host = split_address(settings.grpc_addr)[0]
         logger.info(
@@ -150,6 +164,11 @@ async def serve(settings: OrchestratorSettings, stop: asyncio.Event | None = Non
         await stop.wait()
         logger.info("orchestrator stopping")
     logger.info("orchestrator stopped")
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def run_serve() -> int:
@@ -309,6 +328,16 @@ async def _open_control_signals(settings: OrchestratorSettings, origin: str) -> 
         await signals.close()
         raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
     return signals
+
+
+def _runner(settings: OrchestratorSettings) -> Runner:
+    """Return the runner TASKGATE_RUNNER names: the simulated agent, or an OpenAI-compatible server."""
+    if settings.openai is not None:
+        # Imported only when configured, like the Redis clients.
+        from orchestrator.runners.openai_compatible import OpenAICompatibleRunner
+
+        return OpenAICompatibleRunner(settings.openai)
+    return SimulatedRunner(settings.sim_step_seconds)
 
 
 def _worker_id(settings: OrchestratorSettings) -> str:

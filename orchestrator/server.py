@@ -10,12 +10,16 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.engine.approvals import ApprovalEngine
+from orchestrator.engine.schedules import ScheduleEngine
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
+from orchestrator.services.approvals import ApprovalServiceServicer
 from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.services.events import EventServiceServicer
+from orchestrator.services.schedules import ScheduleServiceServicer
 from orchestrator.services.sessions import SessionServiceServicer
 from orchestrator.services.tasks import TaskServiceServicer
 from orchestrator.services.unimplemented import quiet_unimplemented
@@ -64,11 +68,12 @@ async def create_server(
     callers: CallerResolver,
     sessions: SessionEngine,
     auth: AuthServiceServicer,
+    schedules: ScheduleEngine,
+    approvals: ApprovalEngine,
 ) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``settings.grpc_addr`` (port 0 picks one); return it and its port.
 
-    The server is not started. Approvals and schedules are registered with the generated base
-    servicers: their RPCs, like the other RPCs not built yet, answer UNIMPLEMENTED.
+    The server is not started. RPCs not built yet answer UNIMPLEMENTED.
     """
     server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
     registrations: tuple[tuple[Callable[[Any, grpc.aio.Server], None], Any, ServiceDescriptor], ...] = (
@@ -90,12 +95,12 @@ async def create_server(
         ),
         (
             approvals_pb2_grpc.add_ApprovalServiceServicer_to_server,
-            approvals_pb2_grpc.ApprovalServiceServicer(),
+            ApprovalServiceServicer(approvals, callers),
             APPROVAL_SERVICE,
         ),
         (
             schedules_pb2_grpc.add_ScheduleServiceServicer_to_server,
-            schedules_pb2_grpc.ScheduleServiceServicer(),
+            ScheduleServiceServicer(schedules, callers),
             SCHEDULE_SERVICE,
         ),
     )

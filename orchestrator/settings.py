@@ -1,6 +1,7 @@
 """The orchestrator's configuration, read once from the environment."""
 
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -17,6 +18,87 @@ _ADDRESS_PATTERN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):(?
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+RUNNERS = ("simulated", "openai")
+# Models of the OpenAI-compatible runner per tier, and USD per 1,000 prompt and completion tokens.
+DEFAULT_OPENAI_MODELS = {"small": "gpt-4o-mini", "medium": "gpt-4o", "large": "gpt-4.1"}
+DEFAULT_OPENAI_PRICES = {
+    "gpt-4o-mini": (0.00015, 0.0006),
+    "gpt-4o": (0.0025, 0.01),
+    "gpt-4.1": (0.002, 0.008),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAIRunnerSettings:
+    """How the OpenAI-compatible runner reaches its server: URL, key, models, prices, patience."""
+
+    base_url: str
+    api_key: str = dataclasses.field(default="", repr=False)
+    models: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OPENAI_MODELS))
+    prices: Mapping[str, tuple[float, float]] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_OPENAI_PRICES)
+    )
+    connect_timeout_seconds: float = 10.0
+    # The longest wait for the server's next byte (the answer's start, or its next chunk).
+    read_timeout_seconds: float = 60.0
+    max_retries: int = 3
+    retry_backoff_seconds: float = 0.5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "OpenAIRunnerSettings":
+        """Read the ``TASKGATE_OPENAI_*`` variables; the base URL is required."""
+        base_url = _raw(environ, "TASKGATE_OPENAI_BASE_URL")
+        if base_url is None or not base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                "TASKGATE_OPENAI_BASE_URL is required with TASKGATE_RUNNER=openai: "
+                "http(s)://host[:port]/v1, the server's chat completions API"
+            )
+        models = {
+            tier: _raw(environ, f"TASKGATE_OPENAI_MODEL_{tier.upper()}") or default
+            for tier, default in DEFAULT_OPENAI_MODELS.items()
+        }
+        return cls(
+            base_url=base_url.rstrip("/"),
+            api_key=_raw(environ, "TASKGATE_OPENAI_API_KEY") or "",
+            models=models,
+            prices=_openai_prices(environ),
+            connect_timeout_seconds=_number(
+                environ, "TASKGATE_OPENAI_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout_seconds, 0.1, 600.0
+            ),
+            read_timeout_seconds=_number(
+                environ, "TASKGATE_OPENAI_TIMEOUT_SECONDS", cls.read_timeout_seconds, 0.1, 3600.0
+            ),
+            max_retries=_integer(environ, "TASKGATE_OPENAI_MAX_RETRIES", cls.max_retries, 0, 10),
+            retry_backoff_seconds=_number(
+                environ, "TASKGATE_OPENAI_RETRY_BACKOFF_SECONDS", cls.retry_backoff_seconds, 0.0, 60.0
+            ),
+        )
+
+
+def _openai_prices(environ: Mapping[str, str]) -> dict[str, tuple[float, float]]:
+    """Read ``TASKGATE_OPENAI_PRICES`` ({"model": [prompt, completion]}), added to the default prices."""
+    prices = dict(DEFAULT_OPENAI_PRICES)
+    raw = _raw(environ, "TASKGATE_OPENAI_PRICES")
+    if raw is None:
+        return prices
+    message = 'TASKGATE_OPENAI_PRICES must be a JSON object {"model": [prompt, completion]} of USD per 1K'
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise SettingsError(message) from None
+    if not isinstance(value, dict):
+        raise SettingsError(message)
+    for model, pair in value.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(_is_price(item) for item in pair)):
+            raise SettingsError(message)
+        prices[model] = (float(pair[0]), float(pair[1]))
+    return prices
+
+
+def _is_price(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,18 +121,29 @@ class OrchestratorSettings:
     stream_write_timeout_seconds: float = 30.0
     # Task control: a task's running-time limit when its request sets none.
     task_timeout_seconds: int = 600
+    # How long a task waits for a human decision before it ends TIMEOUT.
+    approval_timeout_seconds: float = 86_400.0
     log_level: str = "INFO"
     # Identity: the secret access tokens are signed with (see taskgate.jwt_secret), their issuer,
     # and the development bypass (its user is made sure of at start-up).
     jwt_secret: str = dataclasses.field(default="", repr=False)
     jwt_issuer: str = "taskgate"
     skip_auth: bool = False
+    # The runner tasks run on: the simulated agent, or an OpenAI-compatible server (``openai``).
+    runner: str = "simulated"
+    openai: OpenAIRunnerSettings | None = None
+    # Schedules: the shortest time allowed between two runs, how many one user may have, and how
+    # often each replica looks for due ones.
+    schedule_min_interval_seconds: int = 60
+    schedule_max_per_user: int = 50
+    scheduler_poll_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
         """Read and validate the ``TASKGATE_*`` variables; raise SettingsError naming a bad one."""
         env = _choice(environ, "TASKGATE_ENV", "dev", ENVIRONMENTS, lower=True)
         service_token = _service_token(environ, env)
+        runner = _choice(environ, "TASKGATE_RUNNER", "simulated", RUNNERS, lower=True)
         return cls(
             env=env,
             service_token=service_token,
@@ -79,10 +172,28 @@ class OrchestratorSettings:
             task_timeout_seconds=_integer(
                 environ, "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),
+            approval_timeout_seconds=_number(
+                environ, "TASKGATE_APPROVAL_TIMEOUT_SECONDS", cls.approval_timeout_seconds, 1.0, 2_592_000.0
+            ),
             log_level=_choice(environ, "TASKGATE_LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
             jwt_secret=_jwt_secret(environ, env, service_token),
             jwt_issuer=_jwt_issuer(environ),
             skip_auth=_skip_auth(environ, env),
+            runner=runner,
+            openai=OpenAIRunnerSettings.from_env(environ) if runner == "openai" else None,
+            schedule_min_interval_seconds=_integer(
+                environ,
+                "TASKGATE_SCHEDULE_MIN_INTERVAL_SECONDS",
+                cls.schedule_min_interval_seconds,
+                1,
+                86_400,
+            ),
+            schedule_max_per_user=_integer(
+                environ, "TASKGATE_SCHEDULE_MAX_PER_USER", cls.schedule_max_per_user, 1, 100_000
+            ),
+            scheduler_poll_seconds=_number(
+                environ, "TASKGATE_SCHEDULER_POLL_SECONDS", cls.scheduler_poll_seconds, 0.05, 3600.0
+            ),
         )
 
     @property

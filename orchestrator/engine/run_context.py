@@ -3,6 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.engine.approvals import ApprovalNeeded
+from orchestrator.engine.approvals import approved_action
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.engine.run_control import RunControl
 from orchestrator.runners.base import RunContext
@@ -44,3 +46,12 @@ class TaskRunContext(RunContext):
     async def report_progress(self, fraction: float) -> None:
         """Record how far the run is, 0..1."""
         await self._store.update_task_progress(self._task.workflow_id, fraction)
+
+    async def request_approval(
+        self, step: str, proposed_action: Mapping[str, Any], reason: str
+    ) -> Mapping[str, Any]:
+        """Return the approved action of a step, or end the run (ApprovalNeeded): the task waits parked."""
+        action = approved_action(await self._store.list_task_approvals(self._task.workflow_id), step)
+        if action is None:
+            raise ApprovalNeeded(step, proposed_action, reason)
+        return action

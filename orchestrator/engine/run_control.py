@@ -107,6 +107,10 @@ class RunControl:
         """Whether the runner waits at a pause right now (it does no work meanwhile)."""
         return self._held
 
+    def used_seconds(self) -> float:
+        """Return the running time the task has used so far, this run included."""
+        return self._used_seconds + self._clock() - self._run_started
+
     def notice_change(self) -> None:
         """Note that the control state may have changed; it is read again before it is next acted on."""
         self._stale = True

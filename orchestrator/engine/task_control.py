@@ -209,4 +209,5 @@ def _without_pause(control: ControlState) -> ControlState:
 
 
 def _is_parked(task: TaskRecord) -> bool:
-    return task.status == TaskStatus.PAUSED and task.claimed_by is None
+    # A RUNNING task no worker holds waits for an approval (orchestrator.engine.approvals).
+    return task.status in (TaskStatus.PAUSED, TaskStatus.RUNNING) and task.claimed_by is None

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from orchestrator.bus import EventBus
 from orchestrator.caller import Caller
 from orchestrator.control_signals import ControlSignals
+from orchestrator.engine.approvals import pending_approval
 from orchestrator.engine.continuation import session_token_budget
 from orchestrator.engine.recorder import apply_transition
 from orchestrator.engine.submission import TaskSubmission
@@ -24,6 +25,7 @@ from orchestrator.errors import TaskStateError
 from orchestrator.events import Event
 from orchestrator.identifiers import new_session_id
 from orchestrator.identifiers import new_task_id
+from orchestrator.store.approval_records import ApprovalRecord
 from orchestrator.store.base import Store
 from orchestrator.store.records import ControlState
 from orchestrator.store.records import NewTask
@@ -83,6 +85,10 @@ class TaskEngine:
         if task is None:
             raise TaskNotFoundError()
         return task
+
+    async def pending_approval(self, task: TaskRecord) -> ApprovalRecord | None:
+        """Return the approval one of the caller's tasks (read with ``get_task``) waits for, if any."""
+        return await pending_approval(self._store, task)
 
     async def list_tasks(
         self,

@@ -21,6 +21,9 @@ import logging
 from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
+from orchestrator.engine.approvals import DEFAULT_TIMEOUT_SECONDS as DEFAULT_APPROVAL_TIMEOUT_SECONDS
+from orchestrator.engine.approvals import ApprovalNeeded
+from orchestrator.engine.approvals import park_for_approval
 from orchestrator.engine.continuation import require_session_budget
 from orchestrator.engine.continuation import session_history
 from orchestrator.engine.recorder import EventRecorder
@@ -65,6 +68,7 @@ class WorkerPool:
         default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         poll_seconds: float = POLL_SECONDS,
         lease_seconds: float = LEASE_SECONDS,
+        approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -75,6 +79,7 @@ class WorkerPool:
         self._sweep_task: asyncio.Task[None] | None = None
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
+        self._approval_timeout_seconds = approval_timeout_seconds
         self._slots = asyncio.Semaphore(concurrency)
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -210,6 +215,9 @@ class WorkerPool:
             except RunStopped as stopped:
                 await self._stop_run(task, recorder, stopped)
                 return
+            except ApprovalNeeded as needed:
+                await self._park(task, recorder, control, needed)
+                return
             except RunLost:
                 logger.error(
                     "task taken over by another worker; stopping it here", extra={"workflow_id": task.task_id}
@@ -233,6 +241,34 @@ class WorkerPool:
             logger.exception("recording a task's end failed", extra={"workflow_id": task.task_id})
         finally:
             self._controls.remove(task.task_id)
+
+    async def _park(
+        self, task: TaskRecord, recorder: EventRecorder, control: RunControl, needed: ApprovalNeeded
+    ) -> None:
+        """Park the task to wait for the approval its run asked for; no coroutine waits with it."""
+        parked = await park_for_approval(
+            self._store,
+            self._bus,
+            task,
+            self._worker_id,
+            control.used_seconds(),
+            needed,
+            self._approval_timeout_seconds,
+        )
+        if parked:
+            return
+        # A cancel came first (the checkpoint ends the run with it), or the task changed hands.
+        try:
+            control.notice_change()
+            await control.checkpoint()
+        except RunStopped as stopped:
+            await self._stop_run(task, recorder, stopped)
+            return
+        except RunLost:
+            pass
+        logger.error(
+            "task taken over by another worker; stopping it here", extra={"workflow_id": task.task_id}
+        )
 
     async def _record_start(self, task: TaskRecord, recorder: EventRecorder) -> None:
         """Emit WORKFLOW_STARTED, saying so when the run starts over (resumed after a restart)."""

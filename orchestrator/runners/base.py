@@ -26,6 +26,11 @@ class RunTask:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     history: tuple[SessionTurn, ...] = ()
 
+    @property
+    def requires_approval(self) -> bool:
+        """Whether the task was submitted with ``require_approval`` true (top level or in its context)."""
+        return self.options.get("require_approval") is True or self.context.get("require_approval") is True
+
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
@@ -73,6 +78,18 @@ class RunContext(abc.ABC):
     @abc.abstractmethod
     async def report_progress(self, fraction: float) -> None:
         """Record how far the run is, 0..1."""
+
+    async def request_approval(
+        self, step: str, proposed_action: Mapping[str, Any], reason: str
+    ) -> Mapping[str, Any]:
+        """Have a human approve an action before the run carries it out; return the action to carry out.
+
+        ``step`` names the point of the run that asks (one approval per step and task). When the
+        step was approved, this returns the approved action (the approver may have changed it).
+        Otherwise the engine ends this run here, without holding anything, and the task waits for
+        the decision; once approved it runs again from its first step (docs/internals.md, "Approvals").
+        """
+        raise NotImplementedError("this run context does not support approvals")
 
 
 class Runner(abc.ABC):

@@ -5,7 +5,8 @@ correctly, and paces itself with ``sim_step_seconds`` so a task takes about 1.5 
 
 A task's ``context.simulation`` object shapes a run for load tests and demos (docs/api.md):
 ``partials`` streams that many ``LLM_PARTIAL`` events (the answer grows to fill them) and
-``step_seconds`` replaces the orchestrator's step pause for this task. Values out of range are
+``step_seconds`` replaces the orchestrator's step pause for this task; ``approval_tool`` names a
+tool the run proposes after analysing, marked as needing approval. Values out of range are
 clamped; values of the wrong type are ignored.
 """
 
@@ -16,6 +17,9 @@ import re
 from collections.abc import Mapping
 
 from orchestrator import events
+from orchestrator.engine.approvals import TASK_REASON
+from orchestrator.engine.approvals import TASK_STEP
+from orchestrator.engine.approvals import task_action
 from orchestrator.events import compact_json
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import Runner
@@ -44,6 +48,9 @@ _WORDS_PER_CHUNK = 5
 SIMULATION_KEY = "simulation"
 MAX_SIMULATED_PARTIALS = 100_000
 MAX_SIMULATED_STEP_SECONDS = 60.0
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TOOL_INVOKED = "TOOL_INVOKED"
+TOOL_OBSERVATION = "TOOL_OBSERVATION"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +59,8 @@ class Simulation:
 
     partials: int | None
     step_seconds: float
+    #: A tool the run proposes to call after analysing, marked as needing approval (None: no tool).
+    approval_tool: str | None = None
 
     @classmethod
     def for_task(cls, task: RunTask, default_step_seconds: float) -> "Simulation":
@@ -61,6 +70,7 @@ class Simulation:
             return cls(None, default_step_seconds)
         partials = options.get("partials")
         step_seconds = options.get("step_seconds")
+        tool = options.get("approval_tool")
         return cls(
             partials=min(max(partials, 1), MAX_SIMULATED_PARTIALS) if _is_number(partials, int) else None,
             step_seconds=(
@@ -68,6 +78,7 @@ class Simulation:
                 if _is_number(step_seconds, (int, float))
                 else default_step_seconds
             ),
+            approval_tool=tool if isinstance(tool, str) and TOOL_NAME.match(tool) else None,
         )
 
 
@@ -86,7 +97,18 @@ class SimulatedRunner(Runner):
         task = ctx.task
         simulation = Simulation.for_task(task, self._step_seconds)
         model = model_for_tier(task.model_tier)
-        answer = compose_answer(task.query)
+        query = task.query
+        if task.requires_approval:
+            # Before anything else, so the run that starts over once approved repeats nothing.
+            action = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
+            await ctx.emit(
+                events.AGENT_THINKING,
+                "Carrying out the approved action",
+                {"approved_action": dict(action)},
+                AGENT_ID,
+            )
+            query = approved_query(action, task.query)
+        answer = compose_answer(query)
         if simulation.partials is not None:
             answer = pad_answer(answer, simulation.partials)
         prompt_tokens = estimate_tokens(prompt_text(task))
@@ -111,6 +133,8 @@ class SimulatedRunner(Runner):
             AGENT_ID,
         )
         await ctx.report_progress(0.2)
+        if simulation.approval_tool is not None:
+            await _call_approved_tool(ctx, simulation.approval_tool, query)
         await _wait_steps(ctx, simulation, 2.0)
         chunks = split_into_chunks(answer, simulation.partials)
         for index, chunk in enumerate(chunks):
@@ -126,6 +150,20 @@ class SimulatedRunner(Runner):
         await _wait_steps(ctx, simulation, 1.0)
         await ctx.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
         return RunResult(answer, prompt_tokens, completion_tokens, cost_usd, model, PROVIDER)
+
+
+async def _call_approved_tool(ctx: RunContext, tool: str, query: str) -> None:
+    """Propose a tool call marked as needing approval; once approved, make it as approved."""
+    proposed = {"tool": tool, "arguments": {"query": query}}
+    action = await ctx.request_approval(f"tool:{tool}", proposed, f"The tool {tool} needs approval")
+    await ctx.emit(TOOL_INVOKED, f"Calling {tool}", {"tool": tool, "approved_action": dict(action)}, AGENT_ID)
+    await ctx.emit(TOOL_OBSERVATION, f"{tool} returned", {"tool": tool, "result": "simulated"}, AGENT_ID)
+
+
+def approved_query(action: Mapping[str, object], query: str) -> str:
+    """Return the query an approved action asks to answer: its ``query`` if it has a usable one."""
+    approved = action.get("query")
+    return approved if isinstance(approved, str) and approved.strip() else query
 
 
 async def _wait_steps(ctx: RunContext, simulation: Simulation, steps: float) -> None:

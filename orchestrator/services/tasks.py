@@ -5,6 +5,7 @@ import grpc
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
+from orchestrator.services.approvals import pending_approval_to_proto
 from orchestrator.services.fields import optional_id
 from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
@@ -63,7 +64,11 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         """Read one of the caller's tasks."""
         caller = await self._callers.resolve_call(context)
         task = await self._engine.get_task(caller, require_id("task_id", request.task_id))
-        return tasks_pb2.GetTaskResponse(task=task_to_proto(task))
+        message = task_to_proto(task)
+        approval = await self._engine.pending_approval(task)
+        if approval is not None:
+            message.pending_approval.CopyFrom(pending_approval_to_proto(approval))
+        return tasks_pb2.GetTaskResponse(task=message)
 
     @unary_errors
     async def ListTasks(  # noqa: N802

@@ -11,6 +11,10 @@ from collections.abc import Collection
 from collections.abc import Sequence
 
 from orchestrator.events import Event
+from orchestrator.store.approval_records import ApprovalFilter
+from orchestrator.store.approval_records import ApprovalRecord
+from orchestrator.store.approval_records import ApprovalResolution
+from orchestrator.store.approval_records import NewApproval
 from orchestrator.store.identity_records import NewAccount
 from orchestrator.store.identity_records import NewRefreshToken
 from orchestrator.store.identity_records import RateLimitOverrides
@@ -18,6 +22,7 @@ from orchestrator.store.identity_records import RefreshRotation
 from orchestrator.store.identity_records import UserCredentials
 from orchestrator.store.records import ApiKeyRecord
 from orchestrator.store.records import ControlState
+from orchestrator.store.records import NewEvent
 from orchestrator.store.records import NewTask
 from orchestrator.store.records import SearchHit
 from orchestrator.store.records import SessionRecord
@@ -28,6 +33,8 @@ from orchestrator.store.records import TaskStatus
 from orchestrator.store.records import TaskTransition
 from orchestrator.store.records import UsageStats
 from orchestrator.store.records import UserRecord
+from orchestrator.store.schedule_records import ScheduleRecord
+from orchestrator.store.schedule_records import ScheduleRun
 
 
 class Store(abc.ABC):
@@ -317,3 +324,110 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_claimed_tasks(self) -> list[TaskRecord]:
         """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""
+
+    # Schedules (orchestrator/engine/schedules.py); a schedule's run counts come from its runs' tasks.
+
+    @abc.abstractmethod
+    async def create_schedule(self, schedule: ScheduleRecord, max_per_user: int) -> bool:
+        """Store a new schedule unless its user has ``max_per_user`` already; return whether stored."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, schedule_id: str, user_id: str) -> ScheduleRecord | None:
+        """Return one of the user's schedules, with its run counts."""
+
+    @abc.abstractmethod
+    async def list_schedules(
+        self, user_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[ScheduleRecord], int]:
+        """Return one page of the user's schedules (of one status if given), newest first, and the total."""
+
+    @abc.abstractmethod
+    async def save_schedule(
+        self, schedule: ScheduleRecord, expected_next_run_at: datetime.datetime | None
+    ) -> bool:
+        """Write a schedule's fields if next_run_at is still ``expected_next_run_at``; return whether written.
+
+        A run claimed meanwhile moved next_run_at: nothing is written, and the caller reads again.
+        """
+
+    @abc.abstractmethod
+    async def delete_schedule(self, schedule_id: str, user_id: str) -> bool:
+        """Delete one of the user's schedules and its run links (not the tasks); return whether it existed."""
+
+    @abc.abstractmethod
+    async def due_schedules(self, now: datetime.datetime, limit: int) -> list[ScheduleRecord]:
+        """Return ACTIVE schedules whose next run is at or before ``now``, the most overdue first."""
+
+    @abc.abstractmethod
+    async def claim_schedule_run(
+        self,
+        schedule_id: str,
+        due: datetime.datetime,
+        next_run_at: datetime.datetime,
+        task_id: str,
+        now: datetime.datetime,
+    ) -> bool:
+        """Claim the run due at ``due`` for a task id and move next_run_at on; return whether claimed.
+
+        A compare-and-set on next_run_at: however many replicas claim the same run at once, exactly
+        one gets it. The run row is written in the same transaction.
+        """
+
+    @abc.abstractmethod
+    async def add_manual_run(
+        self, schedule_id: str, user_id: str, task_id: str, now: datetime.datetime
+    ) -> bool:
+        """Record a run started by hand (next_run_at is left alone); return whether the schedule exists."""
+
+    @abc.abstractmethod
+    async def list_schedule_runs(
+        self, schedule_id: str, limit: int, offset: int
+    ) -> tuple[list[ScheduleRun], int]:
+        """Return one page of a schedule's runs, newest first, each with its task, and the total."""
+
+    # Approvals (orchestrator/engine/approvals.py): a task waiting for one is RUNNING with no worker.
+
+    @abc.abstractmethod
+    async def park_for_approval(
+        self, approval: NewApproval, worker_id: str, run_seconds: float, event: NewEvent
+    ) -> list[Event] | None:
+        """Store an approval and release its RUNNING task from this worker, with its event (the next seq).
+
+        The task keeps RUNNING with ``claimed_by`` and its lease cleared and ``run_seconds`` stored,
+        all in one transaction; None (nothing written) unless this worker holds it and no cancel is asked.
+        """
+
+    @abc.abstractmethod
+    async def resolve_approval(self, approval_id: str, resolution: ApprovalResolution) -> list[Event] | None:
+        """Resolve a pending approval and move its waiting task on, with the events, in one transaction.
+
+        None when the approval is not pending any more (whoever resolves it first wins); an empty
+        list when it was resolved but its task no longer waited (it was cancelled meanwhile).
+        """
+
+    @abc.abstractmethod
+    async def get_approval(self, approval_id: str, user_id: str) -> ApprovalRecord | None:
+        """Return one of the user's approvals."""
+
+    @abc.abstractmethod
+    async def list_task_approvals(self, task_id: str) -> list[ApprovalRecord]:
+        """Return every approval of a task, oldest first."""
+
+    @abc.abstractmethod
+    async def list_approvals(
+        self, user_id: str, which: ApprovalFilter, limit: int, offset: int
+    ) -> tuple[list[ApprovalRecord], int]:
+        """Return one page of the user's approvals, newest first, and how many match."""
+
+    @abc.abstractmethod
+    async def list_expired_approvals(self, now: datetime.datetime, limit: int) -> list[ApprovalRecord]:
+        """Return pending approvals whose time ran out, oldest expiry first."""
+
+    @abc.abstractmethod
+    async def schedule_runs_without_task(
+        self, triggered_before: datetime.datetime, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Return (task_id, schedule_id, user_id) of the runs claimed before a time whose task is missing.
+
+        A replica that stopped between claiming a run and storing its task leaves such a run.
+        """

@@ -7,9 +7,11 @@ the database.
 """
 
 from orchestrator.store.base import Store
+from orchestrator.store.postgres_approvals import PostgresApprovals
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_events import PostgresEvents
 from orchestrator.store.postgres_identity import PostgresIdentity
+from orchestrator.store.postgres_schedules import PostgresSchedules
 from orchestrator.store.postgres_search import PostgresSearch
 from orchestrator.store.postgres_sessions import PostgresSessions
 from orchestrator.store.postgres_task_control import PostgresTaskControl
@@ -23,6 +25,8 @@ class PostgresStore(
     PostgresTasks,
     PostgresTaskControl,
     PostgresEvents,
+    PostgresSchedules,
+    PostgresApprovals,
     Store,
 ):
     """Users, API keys, sessions, tasks and events in one PostgreSQL database, for any number of replicas."""

@@ -104,9 +104,10 @@ class PostgresTaskControl:
     async def list_claimed_tasks(self) -> list[TaskRecord]:
         """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""
         rows = await self._db.fetch_all(
+            # A RUNNING task without a worker waits for an approval: no runner of it is gone.
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN (%s, %s)"  # noqa: S608
-            " AND (status = %s OR claimed_by IS NOT NULL) ORDER BY created_at, position",
-            (TaskStatus.RUNNING.value, TaskStatus.PAUSED.value, TaskStatus.RUNNING.value),
+            " AND claimed_by IS NOT NULL ORDER BY created_at, position",
+            (TaskStatus.RUNNING.value, TaskStatus.PAUSED.value),
         )
         return [task_from_row(row) for row in rows]
 

@@ -18,19 +18,23 @@ from orchestrator.store.records import TaskOutcome
 from orchestrator.store.records import TaskRecord
 from orchestrator.store.records import TaskStatus
 from orchestrator.store.records import TokenUsage
+from orchestrator.store.sqlite_approvals import SQLiteApprovals
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time
 from orchestrator.store.sqlite_identity import SQLiteIdentity
 from orchestrator.store.sqlite_rows import event_from_row
 from orchestrator.store.sqlite_rows import session_from_row
 from orchestrator.store.sqlite_rows import task_from_row
+from orchestrator.store.sqlite_schedules import SQLiteSchedules
 from orchestrator.store.sqlite_sessions import SQLiteSessionQueries
 from orchestrator.store.sqlite_task_control import SQLiteTaskControl
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
 
 
-class SQLiteStore(SQLiteIdentity, SQLiteTaskControl, SQLiteSessionQueries, Store):
+class SQLiteStore(
+    SQLiteIdentity, SQLiteTaskControl, SQLiteSessionQueries, SQLiteSchedules, SQLiteApprovals, Store
+):
     """Users, API keys, sessions, tasks and events in one SQLite file.
 
     Users, API keys and refresh tokens, task control, and the session lists, search and stats have

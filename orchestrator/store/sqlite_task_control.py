@@ -104,9 +104,10 @@ class SQLiteTaskControl:
     async def list_claimed_tasks(self) -> list[TaskRecord]:
         """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""
         rows = await self._db.fetch_all(
+            # A RUNNING task without a worker waits for an approval: no runner of it is gone.
             "SELECT * FROM tasks WHERE status IN (?, ?)"
-            " AND (status = ? OR claimed_by IS NOT NULL) ORDER BY created_at, rowid",
-            (TaskStatus.RUNNING, TaskStatus.PAUSED, TaskStatus.RUNNING),
+            " AND claimed_by IS NOT NULL ORDER BY created_at, rowid",
+            (TaskStatus.RUNNING, TaskStatus.PAUSED),
         )
         return [task_from_row(row) for row in rows]
 

@@ -93,14 +93,20 @@ def test_validate_api_key_resolves_the_principal_for_the_service_token_holder(ch
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_rpcs_of_later_work_answer_unimplemented_not_fake_data(channel, alice):
+def test_the_schedule_service_answers_and_names_an_invalid_field_in_trailing_metadata(channel, alice):
+    schedules = schedules_pb2_grpc.ScheduleServiceStub(channel)
     metadata = (("x-api-key", alice.api_key),)
 
+    listed = schedules.ListSchedules(schedules_pb2.ListSchedulesRequest(), metadata=metadata)
     with pytest.raises(grpc.RpcError) as caught:
-        schedules_pb2_grpc.ScheduleServiceStub(channel).ListSchedules(
-            schedules_pb2.ListSchedulesRequest(), metadata=metadata
+        schedules.CreateSchedule(
+            schedules_pb2.CreateScheduleRequest(name="n", cron_expression="nope", task_query="q"),
+            metadata=metadata,
         )
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    assert listed.total_count == len(listed.schedules)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("taskgate-invalid-field", "cron_expression") in tuple(caught.value.trailing_metadata())
 
 
 def test_invalid_submissions_are_invalid_argument(channel, alice):

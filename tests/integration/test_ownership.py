@@ -27,9 +27,12 @@ class Owned:
     task_id: str
     session_id: str
     key_id: str
+    schedule_id: str = "no-such-schedule"
 
     def fill(self, template: str) -> str:
-        return template.format(task_id=self.task_id, session_id=self.session_id, key_id=self.key_id)
+        return template.format(
+            task_id=self.task_id, session_id=self.session_id, key_id=self.key_id, schedule_id=self.schedule_id
+        )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,10 @@ def owned(stack):
         what="the owner's task to complete",
     )
     key = owner.key_client.post("/api/v1/auth/api-keys", json={"name": "second"}).json()
-    yield Owned(owner, intruder, task["task_id"], task["session_id"], key["id"])
+    schedule = owner.key_client.post(
+        "/api/v1/schedules", json={"name": "mine", "cron_expression": "0 9 * * *", "task_query": "q"}
+    ).json()
+    yield Owned(owner, intruder, task["task_id"], task["session_id"], key["id"], schedule["schedule_id"])
     owner.close()
     intruder.close()
 
@@ -69,6 +75,13 @@ FOREIGN_ID_REQUESTS = [
     ("POST", "/api/v1/tasks/stream", {"query": "continue their session", "session_id": "{session_id}"}),
     ("DELETE", "/api/v1/auth/api-keys/{key_id}", None),
     ("PATCH", "/api/v1/auth/api-keys/{key_id}", {"rate_limit_per_minute": 1}),
+    ("GET", "/api/v1/schedules/{schedule_id}", None),
+    ("PUT", "/api/v1/schedules/{schedule_id}", {"name": "taken over"}),
+    ("DELETE", "/api/v1/schedules/{schedule_id}", None),
+    ("POST", "/api/v1/schedules/{schedule_id}/pause", {}),
+    ("POST", "/api/v1/schedules/{schedule_id}/resume", {}),
+    ("POST", "/api/v1/schedules/{schedule_id}/trigger", None),
+    ("GET", "/api/v1/schedules/{schedule_id}/runs", None),
 ]
 
 
@@ -126,5 +139,7 @@ def test_the_sweep_covers_every_route_that_names_an_id():
         if "{" in route.path and not method.internal and method.method != "OPTIONS"
     }
     swept = {(method, template.split("?", 1)[0]) for method, template, _ in FOREIGN_ID_REQUESTS}
+    # A model id names something every caller shares, not something a caller owns.
+    shared = {("GET", "/v1/models/{model}")}
 
-    assert named <= swept, named - swept
+    assert named - shared <= swept, named - shared - swept

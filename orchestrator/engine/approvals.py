@@ -1,0 +1,315 @@
+"""Approvals (human in the loop): a run asks, the task waits parked, a human (or the clock) decides.
+
+A runner asks with ``RunContext.request_approval(step, action, reason)``. The first time a step
+asks, the engine stores the approval, records APPROVAL_REQUESTED and parks the task: it stays
+RUNNING, but no worker holds it (``claimed_by`` NULL, no lease), so it costs nothing while it
+waits and survives restarts. The decision resolves the approval and moves the task on in one
+transaction: approved → QUEUED, and the run starts over from its first step, where the same step's
+``request_approval`` now returns the approved (or modified) action at once; rejected → FAILED with
+the feedback in ``error``; no decision before ``expires_at`` → TIMEOUT, by a periodic sweep on
+every replica, where the conditional UPDATE of the approval decides who ends the task.
+"""
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator import events
+from orchestrator.bus import EventBus
+from orchestrator.caller import Caller
+from orchestrator.engine.task_control import stream_end_event
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import NotFoundError
+from orchestrator.errors import TaskStateError
+from orchestrator.events import Event
+from orchestrator.store.approval_records import ApprovalFilter
+from orchestrator.store.approval_records import ApprovalRecord
+from orchestrator.store.approval_records import ApprovalResolution
+from orchestrator.store.approval_records import ApprovalStatus
+from orchestrator.store.approval_records import NewApproval
+from orchestrator.store.base import Store
+from orchestrator.store.records import NewEvent
+from orchestrator.store.records import TaskRecord
+from orchestrator.store.records import TaskStatus
+from taskgate.rfc3339 import format_datetime
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_REQUESTED = "APPROVAL_REQUESTED"
+APPROVAL_DECISION = "APPROVAL_DECISION"
+#: The step a task submitted with ``require_approval`` asks about before its run does anything.
+TASK_STEP = "task"
+TASK_REASON = "The task was submitted with require_approval"
+DEFAULT_TIMEOUT_SECONDS = 86_400.0
+MAX_FEEDBACK_CHARACTERS = 2000
+MAX_ACTION_BYTES = 64 * 1024
+EXPIRY_BATCH = 100
+MAX_SWEEP_SECONDS = 30.0
+MIN_SWEEP_SECONDS = 0.5
+
+APPROVAL_NOT_FOUND = "Approval not found"
+ALREADY_DECIDED = "Approval has already been decided"
+TASK_FINISHED = "Task has already finished"
+APPROVED_MESSAGE = "Approval sent; the task continues"
+REJECTED_MESSAGE = "Rejection sent; the task ends"
+REJECTED_ERROR = "The proposed action was rejected"
+
+
+class ApprovalNeeded(BaseException):  # noqa: N818 (a signal, like asyncio.CancelledError, not an error)
+    """Raised from ``request_approval`` into the runner: the run ends here and the task waits parked.
+
+    A BaseException, so a runner's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, step: str, proposed_action: Mapping[str, Any], reason: str) -> None:
+        super().__init__(step)
+        self.step = step
+        self.proposed_action = dict(proposed_action)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """A human's decision on an approval, as the caller sent it (checked)."""
+
+    approved: bool
+    decided_by: str
+    feedback: str = ""
+    modified_action: Mapping[str, Any] | None = None
+
+
+def task_action(query: str, mode: str) -> dict[str, Any]:
+    """Return the action a task submitted with ``require_approval`` proposes: to run its query."""
+    return {"action": "run_task", "query": query, "mode": mode}
+
+
+def approved_action(approvals: list[ApprovalRecord], step: str) -> Mapping[str, Any] | None:
+    """Return the action approved for a step (modified if the approver changed it); None if not approved."""
+    for approval in approvals:
+        if approval.step == step and approval.status == ApprovalStatus.APPROVED:
+            return approval.action_to_run
+    return None
+
+
+def parse_modified_action(text: str) -> Mapping[str, Any] | None:
+    """Return a decision's modified action (a JSON object), None when empty; InvalidArgumentError else."""
+    if not text:
+        return None
+    if len(text.encode()) > MAX_ACTION_BYTES:
+        raise InvalidArgumentError("modified_action", "modified_action must be at most 64 KiB")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidArgumentError("modified_action", "modified_action must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError("modified_action", "modified_action must be a JSON object")
+    return value
+
+
+def check_feedback(feedback: str) -> str:
+    """Return the feedback trimmed; InvalidArgumentError when it is too long."""
+    feedback = feedback.strip()
+    if len(feedback) > MAX_FEEDBACK_CHARACTERS:
+        message = f"feedback must be at most {MAX_FEEDBACK_CHARACTERS} characters"
+        raise InvalidArgumentError("feedback", message)
+    return feedback
+
+
+def requested_event(approval: NewApproval) -> NewEvent:
+    """Return the APPROVAL_REQUESTED event of a new approval."""
+    return NewEvent(
+        APPROVAL_REQUESTED,
+        "Waiting for approval",
+        {
+            "approval_id": approval.approval_id,
+            "proposed_action": dict(approval.proposed_action),
+            "reason": approval.reason,
+            "step": approval.step,
+            "expires_at": format_datetime(approval.expires_at),
+        },
+    )
+
+
+def decision_resolution(
+    approval: ApprovalRecord, decision: Decision, at: datetime.datetime
+) -> ApprovalResolution:
+    """Return how a decision resolves an approval: approved queues the task again, rejected fails it."""
+    payload: dict[str, Any] = {
+        "approval_id": approval.approval_id,
+        "approved": decision.approved,
+        "decided_by": decision.decided_by,
+        "feedback": decision.feedback,
+    }
+    if decision.modified_action is not None:
+        payload["modified_action"] = dict(decision.modified_action)
+    if decision.approved:
+        return ApprovalResolution(
+            status=ApprovalStatus.APPROVED,
+            decided_by=decision.decided_by,
+            decided_at=at,
+            feedback=decision.feedback,
+            modified_action=decision.modified_action,
+            task_status=TaskStatus.QUEUED,
+            task_error="",
+            events=(NewEvent(APPROVAL_DECISION, "Approved", payload),),
+        )
+    error = f"{REJECTED_ERROR}: {decision.feedback}" if decision.feedback else REJECTED_ERROR
+    return ApprovalResolution(
+        status=ApprovalStatus.REJECTED,
+        decided_by=decision.decided_by,
+        decided_at=at,
+        feedback=decision.feedback,
+        modified_action=decision.modified_action,
+        task_status=TaskStatus.FAILED,
+        task_error=error,
+        events=(
+            NewEvent(APPROVAL_DECISION, "Rejected", payload),
+            NewEvent(events.WORKFLOW_FAILED, error, {"error": error}),
+            stream_end_event(),
+        ),
+    )
+
+
+def expiry_resolution(approval: ApprovalRecord, at: datetime.datetime) -> ApprovalResolution:
+    """Return how an approval nobody decided in time resolves: the task ends TIMEOUT."""
+    waited = (approval.expires_at - approval.requested_at).total_seconds()
+    error = f"No approval decision within {waited:g} seconds"
+    return ApprovalResolution(
+        status=ApprovalStatus.EXPIRED,
+        decided_by="",
+        decided_at=at,
+        feedback="",
+        modified_action=None,
+        task_status=TaskStatus.TIMEOUT,
+        task_error=error,
+        events=(
+            NewEvent(
+                events.WORKFLOW_TIMEOUT,
+                "Workflow timed out waiting for approval",
+                {"error": error, "approval_id": approval.approval_id},
+            ),
+            stream_end_event(),
+        ),
+    )
+
+
+def sweep_interval(timeout_seconds: float) -> float:
+    """Return how often to look for expired approvals: a quarter of the timeout, within bounds."""
+    return min(MAX_SWEEP_SECONDS, max(MIN_SWEEP_SECONDS, timeout_seconds / 4))
+
+
+async def park_for_approval(
+    store: Store,
+    bus: EventBus,
+    task: TaskRecord,
+    worker_id: str,
+    run_seconds: float,
+    needed: ApprovalNeeded,
+    timeout_seconds: float,
+) -> bool:
+    """Store the approval a run asked for and park its task; False if it was not this worker's to park."""
+    now = utc_now()
+    approval = NewApproval(
+        approval_id=f"approval-{uuid.uuid4().hex}",
+        task_id=task.task_id,
+        user_id=task.user_id,
+        tenant_id=task.tenant_id,
+        step=needed.step,
+        proposed_action=needed.proposed_action,
+        reason=needed.reason,
+        requested_at=now,
+        expires_at=now + datetime.timedelta(seconds=timeout_seconds),
+    )
+    stored = await store.park_for_approval(approval, worker_id, run_seconds, requested_event(approval))
+    if stored is None:
+        return False
+    await _publish(bus, stored)
+    return True
+
+
+async def pending_approval(store: Store, task: TaskRecord) -> ApprovalRecord | None:
+    """Return the approval a task waits for, if it waits for one (RUNNING, held by no worker)."""
+    if task.status != TaskStatus.RUNNING or task.claimed_by is not None:
+        return None
+    for approval in await store.list_task_approvals(task.task_id):
+        if approval.status == ApprovalStatus.PENDING:
+            return approval
+    return None
+
+
+class ApprovalEngine:
+    """Lists and decides the caller's approvals, and ends tasks whose approval expired."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        wake_workers: Callable[[], None],
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._wake_workers = wake_workers
+        self._timeout_seconds = timeout_seconds
+
+    async def list(
+        self, caller: Caller, which: ApprovalFilter, limit: int, offset: int
+    ) -> tuple[list[ApprovalRecord], int]:
+        """Return one page of the caller's approvals, newest first, and the total."""
+        return await self._store.list_approvals(caller.user_id, which, limit, offset)
+
+    async def decide(self, caller: Caller, workflow_id: str, approval_id: str, decision: Decision) -> str:
+        """Record a decision on one of the caller's pending approvals; return the answer's message."""
+        approval = await self._store.get_approval(approval_id, caller.user_id)
+        if approval is None or approval.task_id != workflow_id:
+            raise NotFoundError(APPROVAL_NOT_FOUND)
+        if approval.status != ApprovalStatus.PENDING:
+            raise TaskStateError(ALREADY_DECIDED)
+        task = await self._store.get_task(workflow_id, caller.user_id)
+        if task is None or task.status.is_terminal:
+            raise TaskStateError(TASK_FINISHED)
+        resolution = decision_resolution(approval, decision, utc_now())
+        stored = await self._store.resolve_approval(approval_id, resolution)
+        if stored is None:
+            raise TaskStateError(ALREADY_DECIDED)
+        await _publish(self._bus, stored)
+        if decision.approved:
+            self._wake_workers()
+            return APPROVED_MESSAGE
+        return REJECTED_MESSAGE
+
+    async def expire_due(self) -> int:
+        """End the tasks whose approval expired; return how many approvals this replica resolved."""
+        now = utc_now()
+        resolved = 0
+        for approval in await self._store.list_expired_approvals(now, EXPIRY_BATCH):
+            resolution = expiry_resolution(approval, now)
+            stored = await self._store.resolve_approval(approval.approval_id, resolution)
+            if stored is None:
+                continue  # another replica, or a decision, resolved it first
+            resolved += 1
+            await _publish(self._bus, stored)
+            logger.info("approval expired", extra={"workflow_id": approval.task_id})
+        return resolved
+
+    async def expire_forever(self) -> None:
+        """Look for expired approvals every few seconds until cancelled."""
+        interval = sweep_interval(self._timeout_seconds)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_due()
+            except Exception:
+                logger.exception("ending tasks whose approval expired failed")
+
+
+async def _publish(bus: EventBus, stored: list[Event]) -> None:
+    for event in stored:
+        await bus.publish(event)

@@ -1,0 +1,348 @@
+"""The schedule engine: the caller's schedules, their runs, and firing the ones that are due.
+
+Every call of the API is scoped to the caller: another user's schedule is reported exactly like a
+missing one (ScheduleNotFoundError). ``fire_due`` is what each replica's scheduler loop calls: a
+due run is claimed by a compare-and-set on the schedule's next_run_at, so it fires exactly once
+however many replicas look at once, and runs missed while nothing ran fire once, not once per tick.
+"""
+
+import dataclasses
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.caller import Caller
+from orchestrator.engine import schedule_rules
+from orchestrator.engine.submission import TaskSubmission
+from orchestrator.engine.submission import validate_submission
+from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import ScheduleNotFoundError
+from orchestrator.errors import UnavailableError
+from orchestrator.identifiers import new_session_id
+from orchestrator.identifiers import new_task_id
+from orchestrator.store.base import Store
+from orchestrator.store.records import NewTask
+from orchestrator.store.schedule_records import ACTIVE
+from orchestrator.store.schedule_records import PAUSED
+from orchestrator.store.schedule_records import ScheduleRecord
+from orchestrator.store.schedule_records import ScheduleRun
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_CHARACTERS = 1000
+DUE_BATCH = 100
+STATUSES = (ACTIVE, PAUSED)
+# A change re-reads the schedule when a run was claimed under it; more attempts than this means it
+# keeps changing, and the caller is told to try again.
+CHANGE_ATTEMPTS = 5
+# A claimed run whose task is still missing after this long was left by a replica that stopped.
+ORPHAN_AGE = datetime.timedelta(seconds=30)
+CHANGED_MESSAGE = "Schedule changed while the request was applied; try again"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleDraft:
+    """The fields of a create or update request; None means absent (kept as is on update)."""
+
+    name: str | None = None
+    description: str | None = None
+    cron_expression: str | None = None
+    timezone: str | None = None
+    task_query: str | None = None
+    task_context_json: str | None = None
+    max_budget_per_run_usd: float | None = None
+    timeout_seconds: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _TaskFields:
+    """The checked task fields of a schedule."""
+
+    query: str
+    context: dict[str, Any]
+    timeout_seconds: int | None
+
+
+def _task_fields(query: str, context_json: str, timeout_seconds: int | None) -> _TaskFields:
+    """Check a schedule's task the way a task submission is checked, naming the schedule's fields."""
+    try:
+        valid = validate_submission(
+            TaskSubmission(query=query, context_json=context_json, timeout_seconds=timeout_seconds or 0)
+        )
+    except InvalidArgumentError as ex:
+        field = {"query": "task_query", "context": "task_context"}.get(ex.field, ex.field)
+        raise InvalidArgumentError(field, ex.public_message.replace(ex.field, field, 1)) from None
+    return _TaskFields(valid.query, valid.context, valid.options.get("timeout_seconds"))
+
+
+class ScheduleEngine:
+    """Creates, reads, changes and fires schedules."""
+
+    def __init__(
+        self,
+        store: Store,
+        wake_workers: Callable[[], None],
+        min_interval_seconds: int,
+        max_per_user: int,
+        clock: Callable[[], datetime.datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._wake_workers = wake_workers
+        self._min_interval = min_interval_seconds
+        self._max_per_user = max_per_user
+        self._clock = clock
+
+    async def create(self, caller: Caller, draft: ScheduleDraft) -> ScheduleRecord:
+        """Check and store a new ACTIVE schedule with its first run computed from now."""
+        now = self._clock()
+        schedule = ScheduleRecord(
+            schedule_id=f"sched-{uuid.uuid4()}",
+            user_id=caller.user_id,
+            tenant_id=caller.tenant_id,
+            name="",
+            description="",
+            cron_expression="",
+            timezone="UTC",
+            task_query="",
+            task_context={},
+            max_budget_per_run_usd=None,
+            timeout_seconds=None,
+            status=ACTIVE,
+            created_at=now,
+            updated_at=now,
+            next_run_at=None,
+        )
+        draft = dataclasses.replace(
+            draft,
+            name=draft.name if draft.name is not None else "",
+            cron_expression=draft.cron_expression if draft.cron_expression is not None else "",
+            task_query=draft.task_query if draft.task_query is not None else "",
+        )
+        schedule = self._apply(schedule, draft, now)
+        if not await self._store.create_schedule(schedule, self._max_per_user):
+            raise InvalidArgumentError(
+                "schedules", f"a user may have at most {self._max_per_user} schedules; delete one first"
+            )
+        return await self.get(caller, schedule.schedule_id)
+
+    async def list_schedules(
+        self, caller: Caller, status: str | None, limit: int, offset: int
+    ) -> tuple[list[ScheduleRecord], int]:
+        """Return one page of the caller's schedules (ACTIVE or PAUSED, None for all) and the total."""
+        if status is not None and status not in STATUSES:
+            raise InvalidArgumentError("status", "status must be ACTIVE, PAUSED or ALL")
+        return await self._store.list_schedules(caller.user_id, status, limit, offset)
+
+    async def get(self, caller: Caller, schedule_id: str) -> ScheduleRecord:
+        """Return one of the caller's schedules; raise ScheduleNotFoundError otherwise."""
+        schedule = await self._store.get_schedule(schedule_id, caller.user_id)
+        if schedule is None:
+            raise ScheduleNotFoundError()
+        return schedule
+
+    async def update(self, caller: Caller, schedule_id: str, draft: ScheduleDraft) -> ScheduleRecord:
+        """Change the fields present in ``draft``; a new cron or zone recomputes the next run."""
+        await self._change(caller, schedule_id, lambda schedule, now: self._apply(schedule, draft, now))
+        return await self.get(caller, schedule_id)
+
+    async def pause(self, caller: Caller, schedule_id: str, reason: str) -> ScheduleRecord:
+        """Stop a schedule from firing (pausing a paused one changes nothing)."""
+        reason = _reason(reason)
+
+        def paused(schedule: ScheduleRecord, now: datetime.datetime) -> ScheduleRecord:
+            if schedule.status == PAUSED:
+                return schedule
+            return dataclasses.replace(
+                schedule, status=PAUSED, next_run_at=None, paused_at=now, pause_reason=reason, updated_at=now
+            )
+
+        return await self._change(caller, schedule_id, paused)
+
+    async def resume(self, caller: Caller, schedule_id: str, reason: str) -> ScheduleRecord:
+        """Let a paused schedule fire again from its next tick after now (an active one stays as it is)."""
+        _reason(reason)
+
+        def resumed(schedule: ScheduleRecord, now: datetime.datetime) -> ScheduleRecord:
+            if schedule.status == ACTIVE:
+                return schedule
+            zone = schedule_rules.check_timezone(schedule.timezone)
+            return dataclasses.replace(
+                schedule,
+                status=ACTIVE,
+                next_run_at=schedule_rules.next_tick(schedule.cron_expression, zone, now),
+                paused_at=None,
+                pause_reason="",
+                updated_at=now,
+            )
+
+        return await self._change(caller, schedule_id, resumed)
+
+    async def trigger(self, caller: Caller, schedule_id: str) -> str:
+        """Start one run now, whatever the status, leaving next_run_at alone; return its task id."""
+        schedule = await self.get(caller, schedule_id)
+        task_id = new_task_id()
+        if not await self._store.add_manual_run(schedule_id, caller.user_id, task_id, self._clock()):
+            raise ScheduleNotFoundError()
+        await self._start_task(schedule, task_id)
+        return task_id
+
+    async def delete(self, caller: Caller, schedule_id: str) -> None:
+        """Delete one of the caller's schedules; the tasks it started stay."""
+        if not await self._store.delete_schedule(schedule_id, caller.user_id):
+            raise ScheduleNotFoundError()
+
+    async def runs(
+        self, caller: Caller, schedule_id: str, limit: int, offset: int
+    ) -> tuple[list[ScheduleRun], int]:
+        """Return one page of a schedule's runs, newest first, with their tasks, and the total."""
+        await self.get(caller, schedule_id)
+        return await self._store.list_schedule_runs(schedule_id, limit, offset)
+
+    async def fire_due(self) -> int:
+        """Claim and start every run due now that no other replica claimed first; return how many."""
+        now = self._clock()
+        fired = 0
+        for schedule in await self._store.due_schedules(now, DUE_BATCH):
+            if schedule.next_run_at is None:
+                continue
+            try:
+                zone = schedule_rules.check_timezone(schedule.timezone)
+                following = schedule_rules.next_after_due(
+                    schedule.cron_expression, zone, schedule.next_run_at, now
+                )
+            except (InvalidArgumentError, ValueError, KeyError):
+                logger.exception(
+                    "schedule cannot compute its next run", extra={"schedule_id": schedule.schedule_id}
+                )
+                continue
+            task_id = new_task_id()
+            claimed = await self._store.claim_schedule_run(
+                schedule.schedule_id, schedule.next_run_at, following, task_id, now
+            )
+            if not claimed:
+                continue
+            await self._start_task(schedule, task_id)
+            fired += 1
+            logger.info(
+                "schedule fired",
+                extra={"schedule_id": schedule.schedule_id, "workflow_id": task_id},
+            )
+        return fired
+
+    async def start_orphaned_runs(self) -> int:
+        """Store the task of each run claimed a while ago whose task never was; return how many.
+
+        A replica that stopped (or lost the database) between claiming a run and storing its task
+        leaves the run without one; the run still fires once, late, with the task id it was given.
+        """
+        before = self._clock() - ORPHAN_AGE
+        started = 0
+        for task_id, schedule_id, user_id in await self._store.schedule_runs_without_task(before, DUE_BATCH):
+            schedule = await self._store.get_schedule(schedule_id, user_id)
+            if schedule is None:
+                continue
+            try:
+                await self._start_task(schedule, task_id)
+            except Exception:
+                # Another replica stored it first (the task id is taken), or the store is away.
+                logger.warning("could not start an orphaned schedule run", extra={"workflow_id": task_id})
+                continue
+            started += 1
+        return started
+
+    async def _start_task(self, schedule: ScheduleRecord, task_id: str) -> None:
+        """Queue the schedule's task as its owner, in a new session, and wake the workers."""
+        options: dict[str, Any] = {"model_tier": "small", "require_approval": False}
+        if schedule.timeout_seconds:
+            options["timeout_seconds"] = schedule.timeout_seconds
+        if schedule.max_budget_per_run_usd is not None:
+            options["max_budget_usd"] = schedule.max_budget_per_run_usd
+        options["schedule_id"] = schedule.schedule_id
+        await self._store.create_task(
+            NewTask(
+                task_id=task_id,
+                user_id=schedule.user_id,
+                tenant_id=schedule.tenant_id,
+                session_id=new_session_id(),
+                query=schedule.task_query,
+                mode="standard",
+                context=schedule.task_context,
+                options=options,
+            )
+        )
+        self._wake_workers()
+
+    async def _change(
+        self,
+        caller: Caller,
+        schedule_id: str,
+        change: Callable[[ScheduleRecord, datetime.datetime], ScheduleRecord],
+    ) -> ScheduleRecord:
+        """Read, change and write a schedule, reading again when a run was claimed in between.
+
+        The write is guarded by the next_run_at read, so a change never puts back a run that a
+        replica has just claimed (which would fire it twice).
+        """
+        for _ in range(CHANGE_ATTEMPTS):
+            schedule = await self.get(caller, schedule_id)
+            changed = change(schedule, self._clock())
+            if changed is schedule or await self._store.save_schedule(changed, schedule.next_run_at):
+                return changed
+        raise UnavailableError(CHANGED_MESSAGE)
+
+    def _apply(
+        self, schedule: ScheduleRecord, draft: ScheduleDraft, now: datetime.datetime
+    ) -> ScheduleRecord:
+        """Return the schedule with the draft's fields checked and applied, next_run_at recomputed."""
+        changes: dict[str, Any] = {"updated_at": now}
+        if draft.name is not None:
+            changes["name"] = schedule_rules.check_text(
+                "name", draft.name, schedule_rules.MAX_NAME_CHARACTERS, True
+            )
+        if draft.description is not None:
+            changes["description"] = schedule_rules.check_text(
+                "description", draft.description, schedule_rules.MAX_DESCRIPTION_CHARACTERS, False
+            )
+        cron = schedule.cron_expression
+        if draft.cron_expression is not None:
+            cron = schedule_rules.check_cron(draft.cron_expression)
+        timezone = draft.timezone if draft.timezone is not None else schedule.timezone
+        zone = schedule_rules.check_timezone(timezone or "UTC")
+        timing_changed = draft.cron_expression is not None or draft.timezone is not None
+        if timing_changed:
+            schedule_rules.check_interval(cron, zone, now, self._min_interval)
+            changes.update(cron_expression=cron, timezone=zone.key)
+            if schedule.status == ACTIVE:
+                changes["next_run_at"] = schedule_rules.next_tick(cron, zone, now)
+        if draft.max_budget_per_run_usd is not None:
+            changes["max_budget_per_run_usd"] = schedule_rules.check_budget(draft.max_budget_per_run_usd)
+        if (
+            draft.task_query is not None
+            or draft.task_context_json is not None
+            or draft.timeout_seconds is not None
+        ):
+            context_json = (
+                draft.task_context_json
+                if draft.task_context_json is not None
+                else json.dumps(schedule.task_context)
+            )
+            task = _task_fields(
+                draft.task_query if draft.task_query is not None else schedule.task_query,
+                context_json,
+                draft.timeout_seconds if draft.timeout_seconds is not None else schedule.timeout_seconds,
+            )
+            changes.update(
+                task_query=task.query, task_context=task.context, timeout_seconds=task.timeout_seconds
+            )
+        return dataclasses.replace(schedule, **changes)
+
+
+def _reason(reason: str) -> str:
+    text = reason.strip()
+    if len(text) > MAX_REASON_CHARACTERS:
+        raise InvalidArgumentError("reason", f"reason must be at most {MAX_REASON_CHARACTERS} characters")
+    return text

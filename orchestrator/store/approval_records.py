@@ -1,0 +1,82 @@
+"""The records of approvals: a request for a human decision, and how it was resolved."""
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.store.records import NewEvent
+from orchestrator.store.records import TaskStatus
+
+
+class ApprovalStatus(enum.StrEnum):
+    """Where an approval stands; every status but PENDING is final."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ApprovalFilter(enum.StrEnum):
+    """Which approvals a list shows."""
+
+    PENDING = "pending"
+    DECIDED = "decided"
+    ALL = "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class NewApproval:
+    """An approval a running task asks for."""
+
+    approval_id: str
+    task_id: str
+    user_id: str
+    tenant_id: str
+    step: str
+    proposed_action: Mapping[str, Any]
+    reason: str
+    requested_at: datetime.datetime
+    expires_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class ApprovalRecord:
+    """A stored approval, with its task's query."""
+
+    approval_id: str
+    task_id: str
+    user_id: str
+    tenant_id: str
+    step: str
+    proposed_action: Mapping[str, Any]
+    reason: str
+    status: ApprovalStatus
+    requested_at: datetime.datetime
+    expires_at: datetime.datetime
+    query: str = ""
+    decided_by: str = ""
+    decided_at: datetime.datetime | None = None
+    feedback: str = ""
+    modified_action: Mapping[str, Any] | None = None
+
+    @property
+    def action_to_run(self) -> Mapping[str, Any]:
+        """The action an approval lets the task carry out: the modified one if given, else the proposed."""
+        return self.modified_action if self.modified_action is not None else self.proposed_action
+
+
+@dataclasses.dataclass(frozen=True)
+class ApprovalResolution:
+    """How a pending approval is resolved, and what becomes of its waiting task, with the events."""
+
+    status: ApprovalStatus
+    decided_by: str
+    decided_at: datetime.datetime
+    feedback: str
+    modified_action: Mapping[str, Any] | None
+    task_status: TaskStatus
+    task_error: str
+    events: tuple[NewEvent, ...]

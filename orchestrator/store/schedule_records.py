@@ -1,0 +1,48 @@
+"""Records of schedules and their runs, as the store keeps them."""
+
+import dataclasses
+import datetime
+from typing import Any
+
+from orchestrator.store.records import TaskRecord
+
+ACTIVE = "ACTIVE"
+PAUSED = "PAUSED"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule as stored; the run counts are read from its runs' tasks."""
+
+    schedule_id: str
+    user_id: str
+    tenant_id: str
+    name: str
+    description: str
+    cron_expression: str
+    timezone: str
+    task_query: str
+    task_context: dict[str, Any]
+    max_budget_per_run_usd: float | None
+    timeout_seconds: int | None
+    status: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    next_run_at: datetime.datetime | None
+    last_run_at: datetime.datetime | None = None
+    paused_at: datetime.datetime | None = None
+    pause_reason: str = ""
+    total_runs: int = 0
+    successful_runs: int = 0
+    failed_runs: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleRun:
+    """One task a schedule started, with the task itself (None until the task is stored)."""
+
+    task_id: str
+    scheduled_for: datetime.datetime
+    triggered_at: datetime.datetime
+    manual: bool
+    task: TaskRecord | None
