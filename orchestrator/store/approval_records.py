@@ -17,6 +17,8 @@ class ApprovalStatus(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    #: The task ended (cancelled) while it waited; nobody decided.
+    CANCELLED = "cancelled"
 
 
 class ApprovalFilter(enum.StrEnum):

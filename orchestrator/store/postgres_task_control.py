@@ -55,6 +55,13 @@ class PostgresTaskControl:
                 )
                 if cursor.rowcount != 1:
                     return None
+                if transition.status is not None and transition.status.is_terminal:
+                    # A task that ends while it waits for a decision (cancelled) takes its approval with it.
+                    await connection.execute(
+                        "UPDATE approvals SET status = 'cancelled', decided_at = %s"
+                        " WHERE task_id = %s AND status = 'pending'",
+                        (now, task_id),
+                    )
                 cursor = await connection.execute(
                     "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = %s", (task_id,)
                 )

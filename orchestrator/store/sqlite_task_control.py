@@ -54,6 +54,13 @@ class SQLiteTaskControl:
             await cursor.close()
             if changed != 1:
                 return None
+            if transition.status is not None and transition.status.is_terminal:
+                # A task that ends while it waits for a decision (cancelled) takes its approval with it.
+                await connection.execute(
+                    "UPDATE approvals SET status = 'cancelled', decided_at = ?"
+                    " WHERE task_id = ? AND status = 'pending'",
+                    (encode_time(now), task_id),
+                )
             cursor = await connection.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?", (task_id,)
             )

@@ -197,9 +197,12 @@ def test_another_users_or_an_unknown_approval_is_404(alice, bob):
     wrong_task = _decide(alice, workflow_id="task-unknown", approval_id=approval_id, approved=True)
     assert wrong_task.status_code == 404, wrong_task.text
     assert approval_id not in {a["approval_id"] for a in _approvals(bob, status="all")["approvals"]}
-    # Cancelling a waiting task ends it at once; its approval can no longer be decided.
+    # Cancelling a waiting task ends it at once, and its approval with it: no longer pending.
     assert alice.client.post(f"/api/v1/tasks/{task['task_id']}/cancel", json={}).status_code == 202
     assert alice.wait_finished(task["task_id"])["status"] == "CANCELLED"
+    assert approval_id not in {a["approval_id"] for a in _approvals(alice, status="pending")["approvals"]}
+    decided = _approvals(alice, status="decided", limit=100)["approvals"]
+    assert {a["approval_id"]: a["status"] for a in decided}[approval_id] == "cancelled"
     late = _decide(alice, workflow_id=task["task_id"], approval_id=approval_id, approved=True)
     assert late.status_code == 409, late.text
 

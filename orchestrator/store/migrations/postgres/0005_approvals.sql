@@ -1,6 +1,6 @@
 -- Approvals (mirrors sqlite/0005): a human decision a task waits for. A waiting task stays RUNNING
 -- with no worker holding it (claimed_by NULL); the decision (or the expiry) moves it on in one
--- transaction.
+-- transaction. A task that ends while it waits (cancelled) takes its approval with it: 'cancelled'.
 
 CREATE TABLE approvals (
     approval_id          text PRIMARY KEY,
@@ -12,7 +12,7 @@ CREATE TABLE approvals (
     proposed_action_json text NOT NULL DEFAULT '{}',
     reason               text NOT NULL DEFAULT '',
     status               text NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
+        CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'cancelled')),
     requested_at         timestamptz NOT NULL,
     expires_at           timestamptz NOT NULL,
     decided_by           text NOT NULL DEFAULT '',

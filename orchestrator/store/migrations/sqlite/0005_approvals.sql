@@ -1,5 +1,6 @@
 -- Approvals: a human decision a task waits for. A waiting task stays RUNNING with no worker
 -- holding it (claimed_by NULL); the decision (or the expiry) moves it on in one transaction.
+-- A task that ends while it waits (cancelled) takes its approval with it: 'cancelled'.
 
 CREATE TABLE approvals (
     approval_id          TEXT PRIMARY KEY,
@@ -11,7 +12,7 @@ CREATE TABLE approvals (
     proposed_action_json TEXT NOT NULL DEFAULT '{}',
     reason               TEXT NOT NULL DEFAULT '',
     status               TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
+        CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'cancelled')),
     requested_at         TEXT NOT NULL,
     expires_at           TEXT NOT NULL,
     decided_by           TEXT NOT NULL DEFAULT '',
