@@ -9,6 +9,7 @@ import time
 import uuid
 
 import httpx
+import openai
 import pytest
 
 from tests.integration.processes import Gateway
@@ -146,6 +147,25 @@ def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, pa
         response = httpx.get(pair[0].url + path, headers={"X-API-Key": key})
         assert response.status_code == 200, path
         assert "X-RateLimit-Limit-Minute" not in response.headers
+    client.close()
+
+
+def test_the_openai_routes_count_on_the_same_windows_and_refuse_in_openai_shape(deployment, pair) -> None:
+    key = deployment.new_key()
+    client = openai.OpenAI(base_url=pair[1].url + "/v1", api_key=key, max_retries=0, timeout=30)
+    for _ in range(MINUTE_LIMIT - 1):
+        assert httpx.get(pair[0].url + "/api/v1/tasks", headers={"X-API-Key": key}).status_code == 200
+    assert client.models.retrieve("taskgate-small").id == "taskgate-small"
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.models.list()
+    assert raised.value.body == {
+        "message": "Rate limit exceeded",
+        "type": "rate_limit_error",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    assert 50 <= int(raised.value.response.headers["Retry-After"]) <= 60
+    assert raised.value.response.headers["X-RateLimit-Remaining-Minute"] == "0"
     client.close()
 
 
