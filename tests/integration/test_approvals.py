@@ -5,6 +5,7 @@ validation; a stack with a 2-second approval timeout for TIMEOUT; a stack of its
 restart while a task waits.
 """
 
+import concurrent.futures
 import json
 
 import httpx
@@ -167,6 +168,26 @@ def test_rejecting_ends_the_task_failed_with_the_feedback(alice):
     assert "not today" in finished["error"]
     types = _types(alice, task["task_id"])
     assert types[-3:] == ["APPROVAL_DECISION", "WORKFLOW_FAILED", "STREAM_END"]
+    _assert_gap_free(alice, task["task_id"])
+
+
+def test_parallel_decisions_on_one_approval_are_taken_once(stack, alice):
+    task = _wait_pending(alice, alice.submit(QUERY, require_approval=True)["task_id"])
+    body = {"workflow_id": task["task_id"], "approval_id": task["pending_approval"]["approval_id"]}
+
+    def decide(approved: bool) -> tuple[bool, int]:
+        with httpx.Client(base_url=stack.url, headers=alice.headers, timeout=30) as client:
+            response = client.post("/api/v1/approvals/decision", json={**body, "approved": approved})
+            return approved, response.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(decide, [True, False] * 4))
+    winners = [approved for approved, status in answers if status == 200]
+    assert len(winners) == 1, answers
+    assert sorted(status for _, status in answers) == [200] + [409] * 7
+    finished = alice.wait_finished(task["task_id"])
+    assert finished["status"] == ("COMPLETED" if winners[0] else "FAILED")
+    assert _types(alice, task["task_id"]).count("APPROVAL_DECISION") == 1
     _assert_gap_free(alice, task["task_id"])
 
 
