@@ -9,10 +9,7 @@ take the workflow's next seqs in the same transaction.
 import datetime
 import json
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Any
-
-from psycopg import AsyncConnection
 
 from orchestrator.events import Event
 from orchestrator.events import compact_json
@@ -22,6 +19,7 @@ from orchestrator.store.approval_records import ApprovalResolution
 from orchestrator.store.approval_records import ApprovalStatus
 from orchestrator.store.approval_records import NewApproval
 from orchestrator.store.postgres_database import PostgresDatabase
+from orchestrator.store.postgres_events import insert_next_events
 from orchestrator.store.postgres_rows import utc
 from orchestrator.store.records import NewEvent
 from orchestrator.store.records import TaskStatus
@@ -70,7 +68,7 @@ class PostgresApprovals:
                     approval.expires_at,
                 ),
             )
-            return await _insert_events(connection, approval.task_id, (event,), now)
+            return await insert_next_events(connection, approval.task_id, (event,), now)
 
     async def resolve_approval(self, approval_id: str, resolution: ApprovalResolution) -> list[Event] | None:
         """Resolve a pending approval and move its waiting task on, with the events, in one transaction.
@@ -113,7 +111,7 @@ class PostgresApprovals:
             )
             if cursor.rowcount != 1:
                 return []
-            return await _insert_events(connection, task_id, resolution.events, now)
+            return await insert_next_events(connection, task_id, resolution.events, now)
 
     async def get_approval(self, approval_id: str, user_id: str) -> ApprovalRecord | None:
         """Return one of the user's approvals."""
@@ -155,42 +153,6 @@ class PostgresApprovals:
             (now, limit),
         )
         return [_approval_from_row(row) for row in rows]
-
-
-async def _insert_events(
-    connection: AsyncConnection, task_id: str, new_events: Sequence[NewEvent], now: datetime.datetime
-) -> list[Event]:
-    cursor = await connection.execute(
-        "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = %s", (task_id,)
-    )
-    last_seq = (await cursor.fetchone())["last"]
-    stored = [
-        Event(
-            workflow_id=task_id,
-            seq=last_seq + index,
-            type=new_event.type,
-            message=new_event.message,
-            payload=dict(new_event.payload),
-            agent_id=new_event.agent_id,
-            timestamp=now,
-        )
-        for index, new_event in enumerate(new_events, start=1)
-    ]
-    for event in stored:
-        await connection.execute(
-            "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                event.workflow_id,
-                event.seq,
-                event.type,
-                event.agent_id,
-                event.message,
-                event.payload_json,
-                event.timestamp,
-            ),
-        )
-    return stored
 
 
 def _approval_from_row(row: dict[str, Any]) -> ApprovalRecord:

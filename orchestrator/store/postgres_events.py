@@ -1,11 +1,51 @@
 """Workflow events on PostgreSQL: appended under their seq, read back in seq order."""
 
+import datetime
 from collections.abc import Collection
 from collections.abc import Sequence
+
+from psycopg import AsyncConnection
 
 from orchestrator.events import Event
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import event_from_row
+from orchestrator.store.records import NewEvent
+from orchestrator.store.records import number_events
+
+INSERT_EVENT = (
+    "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def event_parameters(event: Event) -> tuple[object, ...]:
+    """Return the parameters of ``INSERT_EVENT`` for an event."""
+    return (
+        event.workflow_id,
+        event.seq,
+        event.type,
+        event.agent_id,
+        event.message,
+        event.payload_json,
+        event.timestamp,
+    )
+
+
+async def insert_next_events(
+    connection: AsyncConnection, workflow_id: str, new_events: Sequence[NewEvent], now: datetime.datetime
+) -> list[Event]:
+    """Store events after the workflow's last seq, in the caller's transaction; return them.
+
+    A writer that takes one of those seqs meanwhile makes an insert fail (UniqueViolation), which
+    rolls the caller's transaction back.
+    """
+    cursor = await connection.execute(
+        "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = %s", (workflow_id,)
+    )
+    stored = number_events(workflow_id, (await cursor.fetchone())["last"], new_events, now)
+    for event in stored:
+        await connection.execute(INSERT_EVENT, event_parameters(event))
+    return stored
 
 
 class PostgresEvents:
@@ -15,19 +55,7 @@ class PostgresEvents:
 
     async def append_event(self, event: Event) -> None:
         """Store an event under the seq it carries; a seq already taken is an error."""
-        await self._db.execute(
-            "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                event.workflow_id,
-                event.seq,
-                event.type,
-                event.agent_id,
-                event.message,
-                event.payload_json,
-                event.timestamp,
-            ),
-        )
+        await self._db.execute(INSERT_EVENT, event_parameters(event))
 
     async def list_events(
         self, workflow_id: str, after_seq: int = 0, limit: int = 500, offset: int = 0

@@ -12,6 +12,7 @@ import psycopg
 
 from orchestrator.events import Event
 from orchestrator.store.postgres_database import PostgresDatabase
+from orchestrator.store.postgres_events import insert_next_events
 from orchestrator.store.postgres_rows import TASK_COLUMNS
 from orchestrator.store.postgres_rows import control_state_from_row
 from orchestrator.store.postgres_rows import task_from_row
@@ -62,40 +63,10 @@ class PostgresTaskControl:
                         " WHERE task_id = %s AND status = 'pending'",
                         (now, task_id),
                     )
-                cursor = await connection.execute(
-                    "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = %s", (task_id,)
-                )
-                last_seq = (await cursor.fetchone())["last"]
-                stored = [
-                    Event(
-                        workflow_id=task_id,
-                        seq=last_seq + index,
-                        type=new_event.type,
-                        message=new_event.message,
-                        payload=dict(new_event.payload),
-                        agent_id=new_event.agent_id,
-                        timestamp=now,
-                    )
-                    for index, new_event in enumerate(transition.events, start=1)
-                ]
-                for event in stored:
-                    await connection.execute(
-                        "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json,"
-                        " timestamp) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            event.workflow_id,
-                            event.seq,
-                            event.type,
-                            event.agent_id,
-                            event.message,
-                            event.payload_json,
-                            event.timestamp,
-                        ),
-                    )
+                return await insert_next_events(connection, task_id, transition.events, now)
         except psycopg.errors.UniqueViolation:
             # A runner recorded an event of the task meanwhile: the task changed, nothing was written.
             return None
-        return stored
 
     async def get_control_states(self, task_ids: Collection[str]) -> dict[str, ControlState]:
         """Return the control state of each of these tasks that exists, by task id."""

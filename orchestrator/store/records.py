@@ -3,7 +3,10 @@
 import dataclasses
 import datetime
 import enum
+from collections.abc import Sequence
 from typing import Any
+
+from orchestrator.events import Event
 
 
 class TaskStatus(enum.StrEnum):
@@ -254,6 +257,24 @@ class NewEvent:
     message: str = ""
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
     agent_id: str = ""
+
+
+def number_events(
+    workflow_id: str, last_seq: int, new_events: Sequence[NewEvent], now: datetime.datetime
+) -> list[Event]:
+    """Return new events of a workflow numbered after ``last_seq``, stamped ``now``."""
+    return [
+        Event(
+            workflow_id=workflow_id,
+            seq=last_seq + index,
+            type=new_event.type,
+            message=new_event.message,
+            payload=dict(new_event.payload),
+            agent_id=new_event.agent_id,
+            timestamp=now,
+        )
+        for index, new_event in enumerate(new_events, start=1)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,8 @@ from orchestrator.store.records import TokenUsage
 from orchestrator.store.sqlite_approvals import SQLiteApprovals
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time
+from orchestrator.store.sqlite_events import INSERT_EVENT
+from orchestrator.store.sqlite_events import event_parameters
 from orchestrator.store.sqlite_identity import SQLiteIdentity
 from orchestrator.store.sqlite_rows import event_from_row
 from orchestrator.store.sqlite_rows import session_from_row
@@ -291,19 +293,7 @@ class SQLiteStore(
 
     async def append_event(self, event: Event) -> None:
         """Store an event under the seq it carries; a seq already taken is an error."""
-        await self._db.write(
-            "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.workflow_id,
-                event.seq,
-                event.type,
-                event.agent_id,
-                event.message,
-                event.payload_json,
-                encode_time(event.timestamp),
-            ),
-        )
+        await self._db.write(INSERT_EVENT, event_parameters(event))
 
     async def list_events(
         self, workflow_id: str, after_seq: int = 0, limit: int = 500, offset: int = 0

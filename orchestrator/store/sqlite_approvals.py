@@ -10,10 +10,7 @@ import datetime
 import json
 import sqlite3
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Any
-
-import aiosqlite
 
 from orchestrator.events import Event
 from orchestrator.events import compact_json
@@ -27,6 +24,7 @@ from orchestrator.store.records import TaskStatus
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import decode_time
 from orchestrator.store.sqlite_database import encode_time
+from orchestrator.store.sqlite_events import insert_next_events
 from taskgate.rfc3339 import utc_now
 
 _SELECT = "SELECT approvals.*, tasks.query AS query FROM approvals JOIN tasks USING (task_id)"
@@ -72,7 +70,7 @@ class SQLiteApprovals:
                     encode_time(approval.expires_at),
                 ),
             )
-            return await _insert_events(connection, approval.task_id, (event,), now)
+            return await insert_next_events(connection, approval.task_id, (event,), now)
 
     async def resolve_approval(self, approval_id: str, resolution: ApprovalResolution) -> list[Event] | None:
         """Resolve a pending approval and move its waiting task on, with the events, in one transaction.
@@ -118,7 +116,7 @@ class SQLiteApprovals:
             await cursor.close()
             if changed != 1:
                 return []
-            return await _insert_events(connection, task_id, resolution.events, now)
+            return await insert_next_events(connection, task_id, resolution.events, now)
 
     async def get_approval(self, approval_id: str, user_id: str) -> ApprovalRecord | None:
         """Return one of the user's approvals."""
@@ -160,43 +158,6 @@ class SQLiteApprovals:
             (encode_time(now), limit),
         )
         return [_approval_from_row(row) for row in rows]
-
-
-async def _insert_events(
-    connection: aiosqlite.Connection, task_id: str, new_events: Sequence[NewEvent], now: datetime.datetime
-) -> list[Event]:
-    cursor = await connection.execute(
-        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?", (task_id,)
-    )
-    row = await cursor.fetchone()
-    await cursor.close()
-    stored = [
-        Event(
-            workflow_id=task_id,
-            seq=row[0] + index,
-            type=new_event.type,
-            message=new_event.message,
-            payload=dict(new_event.payload),
-            agent_id=new_event.agent_id,
-            timestamp=now,
-        )
-        for index, new_event in enumerate(new_events, start=1)
-    ]
-    for event in stored:
-        await connection.execute(
-            "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.workflow_id,
-                event.seq,
-                event.type,
-                event.agent_id,
-                event.message,
-                event.payload_json,
-                encode_time(event.timestamp),
-            ),
-        )
-    return stored
 
 
 def _approval_from_row(row: sqlite3.Row) -> ApprovalRecord:

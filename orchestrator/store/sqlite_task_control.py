@@ -10,6 +10,7 @@ from orchestrator.store.records import TaskStatus
 from orchestrator.store.records import TaskTransition
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time
+from orchestrator.store.sqlite_events import insert_next_events
 from orchestrator.store.sqlite_rows import control_state_from_row
 from orchestrator.store.sqlite_rows import task_from_row
 from taskgate.rfc3339 import utc_now
@@ -61,38 +62,7 @@ class SQLiteTaskControl:
                     " WHERE task_id = ? AND status = 'pending'",
                     (encode_time(now), task_id),
                 )
-            cursor = await connection.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE workflow_id = ?", (task_id,)
-            )
-            row = await cursor.fetchone()
-            await cursor.close()
-            stored = [
-                Event(
-                    workflow_id=task_id,
-                    seq=row[0] + index,
-                    type=new_event.type,
-                    message=new_event.message,
-                    payload=dict(new_event.payload),
-                    agent_id=new_event.agent_id,
-                    timestamp=now,
-                )
-                for index, new_event in enumerate(transition.events, start=1)
-            ]
-            for event in stored:
-                await connection.execute(
-                    "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        event.workflow_id,
-                        event.seq,
-                        event.type,
-                        event.agent_id,
-                        event.message,
-                        event.payload_json,
-                        encode_time(event.timestamp),
-                    ),
-                )
-        return stored
+            return await insert_next_events(connection, task_id, transition.events, now)
 
     async def get_control_states(self, task_ids: Collection[str]) -> dict[str, ControlState]:
         """Return the control state of each of these tasks that exists, by task id."""
