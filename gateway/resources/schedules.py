@@ -174,6 +174,17 @@ class ScheduleResource:
         resp.status = falcon.HTTP_204
 
 
+def state_change_body(
+    response: schedules_pb2.PauseScheduleResponse | schedules_pb2.ResumeScheduleResponse,
+) -> dict[str, Any]:
+    """Return the answer to a pause or resume: whether it worked, and the next run (null: paused)."""
+    return {
+        "success": response.success,
+        "message": response.message,
+        "next_run_at": timestamp(response, "next_run_at"),
+    }
+
+
 @falcon.before(require_valid_id, "schedule_id")
 class SchedulePauseResource:
     """``/api/v1/schedules/{schedule_id}/pause``: stop it from firing."""
@@ -186,11 +197,7 @@ class SchedulePauseResource:
         """Pause the schedule; next_run_at is null while paused."""
         reason = schedule_reason(req.context.json)
         response = self._orchestrator.pause_schedule(schedule_id, reason, call_context(req))
-        resp.media = {
-            "success": response.success,
-            "message": response.message,
-            "next_run_at": timestamp(response, "next_run_at"),
-        }
+        resp.media = state_change_body(response)
 
 
 @falcon.before(require_valid_id, "schedule_id")
@@ -205,11 +212,7 @@ class ScheduleResumeResource:
         """Resume the schedule and answer its next run."""
         reason = schedule_reason(req.context.json)
         response = self._orchestrator.resume_schedule(schedule_id, reason, call_context(req))
-        resp.media = {
-            "success": response.success,
-            "message": response.message,
-            "next_run_at": timestamp(response, "next_run_at"),
-        }
+        resp.media = state_change_body(response)
 
 
 @falcon.before(require_valid_id, "schedule_id")
