@@ -8,8 +8,16 @@ cost. Between two chunks it reaches a checkpoint, so pause and cancel take effec
 A refused connection, a 429 or a 5xx before any of the answer has streamed is retried with
 exponential backoff (a ``Retry-After`` is honoured), at most ``max_retries`` times; anything else
 ends the task FAILED with an error that says what went wrong.
+
+A task with a budget (``options.max_budget_usd``, set by schedules; ``budget.py``) fails before the
+call when the budget does not pay for its estimated prompt. Otherwise ``max_tokens`` asks for no
+more answer than the budget pays for (a cap over ``MAX_SENT_TOKEN_CAP`` is not sent: servers refuse
+a ``max_tokens`` over what the model can write), and a stream that passes the budget anyway is cut
+off, the answer so far kept and its usage estimated. An answer the budget cut short, either way,
+has its ``LLM_OUTPUT`` marked ``truncated_by_budget``.
 """
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +31,11 @@ from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import Runner
 from orchestrator.runners.base import RunResult
 from orchestrator.runners.base import RunTask
+from orchestrator.runners.budget import cost_usd
+from orchestrator.runners.budget import require_prompt_covered
+from orchestrator.runners.budget import run_budget
+from orchestrator.runners.budget import truncation_payload
+from orchestrator.runners.simulated import CHARS_PER_TOKEN
 from orchestrator.runners.simulated import estimate_tokens
 from orchestrator.settings import OpenAIRunnerSettings
 
@@ -31,6 +44,11 @@ AGENT_ID = "openai-agent"
 # The member of a task's context the gateway's OpenAI-compatible routes fill (openai_requests.py).
 OPENAI_CONTEXT_KEY = "openai"
 MAX_RETRY_AFTER_SECONDS = 30.0
+#: The finish reason of an answer that stopped at ``max_tokens``.
+LENGTH_FINISH_REASON = "length"
+#: The largest budget cap sent as ``max_tokens``. Servers refuse a ``max_tokens`` over what the model
+#: can write, which the runner does not know; a larger cap is kept by cutting the stream instead.
+MAX_SENT_TOKEN_CAP = 4096
 _MAX_ERROR_DETAIL = 200
 
 
@@ -38,6 +56,39 @@ class ModelCallError(OrchestratorError):
     """The model server could not answer; the message, shown as the task's error, says why."""
 
     default_message = "The model server could not answer"
+
+
+@dataclasses.dataclass
+class StreamedAnswer:
+    """What one streamed call has produced so far, kept within ``char_limit`` characters (None: any)."""
+
+    char_limit: int | None = None
+    parts: list[str] = dataclasses.field(default_factory=list)
+    chars: int = 0
+    server_usage: dict[str, int] = dataclasses.field(default_factory=dict)
+    finish_reason: str | None = None
+    #: Whether more arrived than ``char_limit`` allows, so the rest of the stream went unread.
+    cut_off: bool = False
+
+    @property
+    def text(self) -> str:
+        """The answer so far."""
+        return "".join(self.parts)
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """The server's token counts; none for an answer cut off (they would describe what was not kept)."""
+        return {} if self.cut_off else self.server_usage
+
+    def add(self, delta: str) -> str:
+        """Keep a delta, shortened to what the limit leaves; return the part kept ("" when none)."""
+        if self.char_limit is not None and self.chars + len(delta) > self.char_limit:
+            delta = delta[: max(0, self.char_limit - self.chars)]
+            self.cut_off = True
+        if delta:
+            self.parts.append(delta)
+            self.chars += len(delta)
+        return delta
 
 
 class _RetryableError(Exception):
@@ -91,12 +142,31 @@ def request_body(task: RunTask, model: str) -> dict[str, Any]:
     return body
 
 
+def limit_answer_tokens(body: dict[str, Any], cap: int | None) -> bool:
+    """Ask for at most ``cap`` answer tokens; return whether the budget's cap is the limit sent.
+
+    A smaller ``max_tokens`` the task asked for is kept (then the budget is not what limits it),
+    and a cap over ``MAX_SENT_TOKEN_CAP`` is not sent (the stream is cut at it instead).
+    """
+    if cap is None or cap > MAX_SENT_TOKEN_CAP:
+        return False
+    asked = body.get("max_tokens")
+    if asked is not None and asked < cap:
+        return False
+    body["max_tokens"] = cap
+    return True
+
+
 def price(
     prices: Mapping[str, tuple[float, float]], model: str, prompt_tokens: int, completion_tokens: int
 ) -> float:
     """Return the cost in USD of a call (0 for a model without a configured price)."""
-    prompt_price, completion_price = prices.get(model, (0.0, 0.0))
-    return round((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000, 8)
+    return cost_usd(prompt_tokens, completion_tokens, *model_prices(prices, model))
+
+
+def model_prices(prices: Mapping[str, tuple[float, float]], model: str) -> tuple[float, float]:
+    """Return a model's prompt and completion prices per 1,000 tokens (0 for one without a price)."""
+    return prices.get(model, (0.0, 0.0))
 
 
 def parse_data_line(line: str) -> dict[str, Any] | None:
@@ -121,6 +191,15 @@ def chunk_delta(chunk: Mapping[str, Any]) -> str:
     delta = choices[0].get("delta")
     content = delta.get("content") if isinstance(delta, Mapping) else None
     return content if isinstance(content, str) else ""
+
+
+def chunk_finish_reason(chunk: Mapping[str, Any]) -> str | None:
+    """Return the ``finish_reason`` a streamed chunk gives (None when it gives none)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        return None
+    reason = choices[0].get("finish_reason")
+    return reason if isinstance(reason, str) else None
 
 
 def error_detail(body: bytes) -> str:
@@ -159,13 +238,18 @@ class OpenAICompatibleRunner(Runner):
         task = ctx.task
         settings = self._settings
         model = settings.models.get(task.model_tier) or settings.models["small"]
+        prices = model_prices(settings.prices, model)
         body = request_body(task, model)
+        estimated_prompt_tokens = estimate_tokens(compact_json(body["messages"]))
+        budget = run_budget(task)
         await ctx.emit(
             events.AGENT_STARTED,
             "OpenAI-compatible agent started",
             {"model": model, "mode": task.mode, "provider": PROVIDER},
             AGENT_ID,
         )
+        cap = require_prompt_covered(budget, estimated_prompt_tokens, *prices)
+        limited_by_budget = limit_answer_tokens(body, cap)
         await ctx.emit(
             events.AGENT_THINKING,
             "Calling the model",
@@ -173,36 +257,38 @@ class OpenAICompatibleRunner(Runner):
             AGENT_ID,
         )
         await ctx.report_progress(0.2)
-        answer, usage = await self._answer_with_retries(ctx, body)
-        prompt_tokens = usage.get("prompt_tokens") or estimate_tokens(compact_json(body["messages"]))
+        char_limit = None if cap is None else cap * CHARS_PER_TOKEN
+        streamed = await self._answer_with_retries(ctx, body, char_limit)
+        answer, usage = streamed.text, streamed.usage
+        prompt_tokens = usage.get("prompt_tokens") or estimated_prompt_tokens
         completion_tokens = usage.get("completion_tokens") or estimate_tokens(answer)
-        cost_usd = price(settings.prices, model, prompt_tokens, completion_tokens)
+        cost = price(settings.prices, model, prompt_tokens, completion_tokens)
         usage_payload = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "cost_usd": cost_usd,
+            "cost_usd": cost,
         }
-        await ctx.emit(
-            events.LLM_OUTPUT,
-            answer,
-            {"response": answer, "usage": usage_payload, "model": model, "provider": PROVIDER},
-            AGENT_ID,
-        )
+        output = {"response": answer, "usage": usage_payload, "model": model, "provider": PROVIDER}
+        if budget is not None and truncated_by_budget(streamed, limited_by_budget):
+            output |= truncation_payload(budget)
+        await ctx.emit(events.LLM_OUTPUT, answer, output, AGENT_ID)
         await ctx.report_progress(0.9)
         await ctx.emit(
             events.AGENT_COMPLETED, "OpenAI-compatible agent completed", {"usage": usage_payload}, AGENT_ID
         )
-        return RunResult(answer, prompt_tokens, completion_tokens, cost_usd, model, PROVIDER)
+        return RunResult(answer, prompt_tokens, completion_tokens, cost, model, PROVIDER)
 
-    async def _answer_with_retries(self, ctx: RunContext, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
+    async def _answer_with_retries(
+        self, ctx: RunContext, body: dict[str, Any], char_limit: int | None
+    ) -> StreamedAnswer:
         settings = self._settings
         attempts = settings.max_retries + 1
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._answer(ctx, body)
+                return await self._answer(ctx, body, char_limit)
             except _RetryableError as ex:
                 if attempt >= attempts:
                     raise ModelCallError(f"{ex.reason}; gave up after {attempts} attempts") from None
@@ -218,8 +304,8 @@ class OpenAICompatibleRunner(Runner):
                 await ctx.sleep(delay)
                 await ctx.checkpoint()
 
-    async def _answer(self, ctx: RunContext, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
-        """Make one streamed call; return the answer and the usage the server reported."""
+    async def _answer(self, ctx: RunContext, body: dict[str, Any], char_limit: int | None) -> StreamedAnswer:
+        """Make one streamed call; return the answer, cut at ``char_limit``, and the server's usage."""
         settings = self._settings
         timeout = httpx.Timeout(
             settings.read_timeout_seconds,
@@ -229,8 +315,7 @@ class OpenAICompatibleRunner(Runner):
         headers = {"Accept": "text/event-stream"}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
-        parts: list[str] = []
-        usage: dict[str, int] = {}
+        streamed = StreamedAnswer(char_limit)
         try:
             async with (
                 httpx.AsyncClient(timeout=timeout, transport=self._transport) as client,
@@ -239,23 +324,16 @@ class OpenAICompatibleRunner(Runner):
                 ) as response,
             ):
                 await _check_status(response)
-                index = 0
                 async for line in response.aiter_lines():
                     chunk = parse_data_line(line)
                     if chunk is None:
                         continue
-                    if "error" in chunk:
-                        detail = error_detail(json.dumps(chunk).encode())
-                        raise ModelCallError(f"The model server reported an error: {detail or 'no detail'}")
-                    delta = chunk_delta(chunk)
-                    if delta:
-                        parts.append(delta)
-                        await ctx.emit(events.LLM_PARTIAL, delta, {"delta": delta, "index": index}, AGENT_ID)
-                        index += 1
-                        await ctx.checkpoint()
-                    usage = _usage(chunk.get("usage")) or usage
+                    await _take_chunk(ctx, streamed, chunk)
+                    if streamed.cut_off:
+                        # Past the budget (the server ignored max_tokens): leaving closes the response.
+                        break
         except httpx.TimeoutException as ex:
-            if isinstance(ex, httpx.ConnectTimeout | httpx.PoolTimeout) and not parts:
+            if isinstance(ex, httpx.ConnectTimeout | httpx.PoolTimeout) and not streamed.parts:
                 raise _RetryableError("The model server did not accept the connection in time") from None
             raise ModelCallError(
                 f"The model server did not answer within {settings.read_timeout_seconds:g} s"
@@ -266,12 +344,31 @@ class OpenAICompatibleRunner(Runner):
                 if isinstance(ex, httpx.ConnectError)
                 else "The connection to the model server was lost"
             )
-            if parts:
+            if streamed.parts:
                 raise ModelCallError(reason + " mid-answer") from None
             raise _RetryableError(reason) from None
         except httpx.HTTPError:
             raise ModelCallError("The model server call failed") from None
-        return "".join(parts), usage
+        return streamed
+
+
+def truncated_by_budget(streamed: StreamedAnswer, limited_by_budget: bool) -> bool:
+    """Whether the budget cut the answer short: cut off here, or stopped at the budget's max_tokens."""
+    return streamed.cut_off or (limited_by_budget and streamed.finish_reason == LENGTH_FINISH_REASON)
+
+
+async def _take_chunk(ctx: RunContext, streamed: StreamedAnswer, chunk: Mapping[str, Any]) -> None:
+    """Add a streamed chunk to the answer, emitting the part of its delta kept as ``LLM_PARTIAL``."""
+    if "error" in chunk:
+        detail = error_detail(json.dumps(chunk).encode())
+        raise ModelCallError(f"The model server reported an error: {detail or 'no detail'}")
+    delta = streamed.add(chunk_delta(chunk))
+    if delta:
+        index = len(streamed.parts) - 1
+        await ctx.emit(events.LLM_PARTIAL, delta, {"delta": delta, "index": index}, AGENT_ID)
+        await ctx.checkpoint()
+    streamed.server_usage = _usage(chunk.get("usage")) or streamed.server_usage
+    streamed.finish_reason = chunk_finish_reason(chunk) or streamed.finish_reason
 
 
 async def _check_status(response: httpx.Response) -> None:

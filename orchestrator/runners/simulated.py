@@ -8,6 +8,10 @@ A task's ``context.simulation`` object shapes a run for load tests and demos (do
 ``step_seconds`` replaces the orchestrator's step pause for this task; ``approval_tool`` names a
 tool the run proposes after analysing, marked as needing approval. Values out of range are
 clamped; values of the wrong type are ignored.
+
+A task with a budget (``options.max_budget_usd``, set by schedules; ``budget.py``) fails after
+``AGENT_STARTED`` when the budget does not pay for its prompt, and otherwise has its answer cut
+to the words the budget pays for, its ``LLM_OUTPUT`` then marked ``truncated_by_budget``.
 """
 
 import dataclasses
@@ -25,6 +29,10 @@ from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import Runner
 from orchestrator.runners.base import RunResult
 from orchestrator.runners.base import RunTask
+from orchestrator.runners.budget import cost_usd
+from orchestrator.runners.budget import require_prompt_covered
+from orchestrator.runners.budget import run_budget
+from orchestrator.runners.budget import truncation_payload
 from orchestrator.runners.simulated_answers import compose_answer
 
 PROVIDER = "taskgate-simulated"
@@ -41,7 +49,7 @@ PRICES_PER_1K_TOKENS = {
     "taskgate-sim-medium": (0.0025, 0.01),
     "taskgate-sim-large": (0.01, 0.03),
 }
-_CHARS_PER_TOKEN = 4
+CHARS_PER_TOKEN = 4
 _MIN_CHUNKS = 3
 _MAX_CHUNKS = 8
 _WORDS_PER_CHUNK = 5
@@ -112,18 +120,23 @@ class SimulatedRunner(Runner):
         if simulation.partials is not None:
             answer = pad_answer(answer, simulation.partials)
         prompt_tokens = estimate_tokens(prompt_text(task))
-        completion_tokens = estimate_tokens(answer)
-        cost_usd = price(model, prompt_tokens, completion_tokens)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "cost_usd": cost_usd,
-        }
+        budget = run_budget(task)
 
         await ctx.emit(
             events.AGENT_STARTED, "Simulated agent started", {"model": model, "mode": task.mode}, AGENT_ID
         )
+        # Before any of the answer, as the OpenAI-compatible runner does before calling its model.
+        cap = require_prompt_covered(budget, prompt_tokens, *PRICES_PER_1K_TOKENS[model])
+        kept = truncate_to_tokens(answer, cap)
+        truncated, answer = kept != answer, kept
+        completion_tokens = estimate_tokens(answer)
+        cost = price(model, prompt_tokens, completion_tokens)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "cost_usd": cost,
+        }
         await _wait_steps(ctx, simulation, 1.0)
         # The earlier turns of the session are part of the prompt; the payload says how many it got.
         await ctx.emit(
@@ -140,16 +153,14 @@ class SimulatedRunner(Runner):
         for index, chunk in enumerate(chunks):
             await ctx.emit(events.LLM_PARTIAL, chunk, {"delta": chunk, "index": index}, AGENT_ID)
             await _wait_steps(ctx, simulation, 0.5)
-        await ctx.emit(
-            events.LLM_OUTPUT,
-            answer,
-            {"response": answer, "usage": usage, "model": model, "provider": PROVIDER},
-            AGENT_ID,
-        )
+        output = {"response": answer, "usage": usage, "model": model, "provider": PROVIDER}
+        if truncated and budget is not None:
+            output |= truncation_payload(budget)
+        await ctx.emit(events.LLM_OUTPUT, answer, output, AGENT_ID)
         await ctx.report_progress(0.9)
         await _wait_steps(ctx, simulation, 1.0)
         await ctx.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
-        return RunResult(answer, prompt_tokens, completion_tokens, cost_usd, model, PROVIDER)
+        return RunResult(answer, prompt_tokens, completion_tokens, cost, model, PROVIDER)
 
 
 async def _call_approved_tool(ctx: RunContext, tool: str, query: str) -> None:
@@ -190,13 +201,28 @@ def prompt_text(task: RunTask) -> str:
 
 def estimate_tokens(text: str) -> int:
     """Estimate tokens the usual way: about four characters each, at least one."""
-    return max(1, math.ceil(len(text) / _CHARS_PER_TOKEN))
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
 def price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     """Return the cost in USD of a call to a simulated model."""
-    prompt_price, completion_price = PRICES_PER_1K_TOKENS[model]
-    return round((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000, 8)
+    return cost_usd(prompt_tokens, completion_tokens, *PRICES_PER_1K_TOKENS[model])
+
+
+def truncate_to_tokens(text: str, max_tokens: int | None) -> str:
+    """Return the longest run of whole words of a text estimated at no more than ``max_tokens``.
+
+    None leaves the text whole; when even its first word is too long, that word is cut.
+    """
+    limit = None if max_tokens is None else max_tokens * CHARS_PER_TOKEN
+    if limit is None or len(text) <= limit:
+        return text
+    kept = ""
+    for word in re.findall(r"\s*\S+", text):
+        if len(kept) + len(word) > limit:
+            break
+        kept += word
+    return kept or text[:limit]
 
 
 def pad_answer(answer: str, partials: int) -> str:

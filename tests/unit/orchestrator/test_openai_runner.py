@@ -8,11 +8,14 @@ import pytest
 
 from orchestrator.runners.base import RunTask
 from orchestrator.runners.base import SessionTurn
+from orchestrator.runners.openai_compatible import MAX_SENT_TOKEN_CAP
 from orchestrator.runners.openai_compatible import ModelCallError
 from orchestrator.runners.openai_compatible import OpenAICompatibleRunner
 from orchestrator.runners.openai_compatible import chat_messages
 from orchestrator.runners.openai_compatible import chunk_delta
+from orchestrator.runners.openai_compatible import chunk_finish_reason
 from orchestrator.runners.openai_compatible import error_detail
+from orchestrator.runners.openai_compatible import limit_answer_tokens
 from orchestrator.runners.openai_compatible import parse_data_line
 from orchestrator.runners.openai_compatible import price
 from orchestrator.runners.openai_compatible import request_body
@@ -93,6 +96,33 @@ def test_stream_lines_are_parsed() -> None:
     assert retry_after_seconds("3600") == 30.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+def test_the_finish_reason_of_a_chunk_is_read() -> None:
+    assert chunk_finish_reason({"choices": [{"delta": {}, "finish_reason": "length"}]}) == "length"
+    assert chunk_finish_reason(delta("hi")) is None
+    assert chunk_finish_reason({"choices": []}) is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "cap", "sent", "limited_by_budget"),
+    [
+        (None, None, None, False),
+        (None, 40, 40, True),
+        (100, 40, 40, True),
+        (40, 40, 40, True),
+        (9, 40, 9, False),
+        (None, MAX_SENT_TOKEN_CAP + 1, None, False),
+    ],
+)
+def test_the_budget_cap_is_sent_as_max_tokens_unless_the_task_asks_for_less(
+    asked, cap, sent, limited_by_budget
+) -> None:
+    context = {"openai": {"max_tokens": asked}} if asked is not None else {}
+    body = request_body(task(context=context), "gpt-test")
+
+    assert limit_answer_tokens(body, cap) is limited_by_budget
+    assert body.get("max_tokens") == sent
 
 
 def test_price_uses_the_configured_price_and_zero_for_an_unknown_model() -> None:
