@@ -28,6 +28,8 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import TaskStateError
 from orchestrator.events import Event
+from orchestrator.runners.base import RunContext
+from orchestrator.runners.base import RunTask
 from orchestrator.store.approval_records import ApprovalFilter
 from orchestrator.store.approval_records import ApprovalRecord
 from orchestrator.store.approval_records import ApprovalResolution
@@ -88,6 +90,27 @@ class Decision:
 def task_action(query: str, mode: str) -> dict[str, Any]:
     """Return the action a task submitted with ``require_approval`` proposes: to run its query."""
     return {"action": "run_task", "query": query, "mode": mode}
+
+
+async def approve_task(ctx: RunContext) -> RunTask:
+    """Have a task submitted with ``require_approval`` approved before any runner starts it.
+
+    Returns the task as approved: the approved action's ``query`` (the approver may have changed
+    it) replaces the task's. Until a decision it ends the run here (ApprovalNeeded), so a runner,
+    whichever it is, never does anything unapproved, and the run that starts over repeats nothing.
+    """
+    task = ctx.task
+    action = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
+    await ctx.emit(
+        events.AGENT_THINKING, "Carrying out the approved action", {"approved_action": dict(action)}
+    )
+    return dataclasses.replace(task, query=approved_query(action, task.query))
+
+
+def approved_query(action: Mapping[str, Any], query: str) -> str:
+    """Return the query an approved action asks to answer: its ``query`` if it has a usable one."""
+    approved = action.get("query")
+    return approved if isinstance(approved, str) and approved.strip() else query
 
 
 def approved_action(approvals: list[ApprovalRecord], step: str) -> Mapping[str, Any] | None:

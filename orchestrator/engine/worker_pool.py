@@ -23,6 +23,7 @@ from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.engine.approvals import DEFAULT_TIMEOUT_SECONDS as DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from orchestrator.engine.approvals import ApprovalNeeded
+from orchestrator.engine.approvals import approve_task
 from orchestrator.engine.approvals import park_for_approval
 from orchestrator.engine.continuation import require_session_budget
 from orchestrator.engine.continuation import session_history
@@ -209,6 +210,9 @@ class WorkerPool:
             try:
                 await self._record_start(task, recorder)
                 run_task = await self._run_task(task)
+                if run_task.requires_approval:
+                    approving = TaskRunContext(run_task, recorder, self._store, control)
+                    run_task = await approve_task(approving)
                 result = await self._runner.run(TaskRunContext(run_task, recorder, self._store, control))
                 # A cancel or pause asked during the last step still counts: the end is a checkpoint too.
                 await control.checkpoint()

@@ -21,9 +21,6 @@ import re
 from collections.abc import Mapping
 
 from orchestrator import events
-from orchestrator.engine.approvals import TASK_REASON
-from orchestrator.engine.approvals import TASK_STEP
-from orchestrator.engine.approvals import task_action
 from orchestrator.events import compact_json
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import Runner
@@ -105,18 +102,7 @@ class SimulatedRunner(Runner):
         task = ctx.task
         simulation = Simulation.for_task(task, self._step_seconds)
         model = model_for_tier(task.model_tier)
-        query = task.query
-        if task.requires_approval:
-            # Before anything else, so the run that starts over once approved repeats nothing.
-            action = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
-            await ctx.emit(
-                events.AGENT_THINKING,
-                "Carrying out the approved action",
-                {"approved_action": dict(action)},
-                AGENT_ID,
-            )
-            query = approved_query(action, task.query)
-        answer = compose_answer(query)
+        answer = compose_answer(task.query)
         if simulation.partials is not None:
             answer = pad_answer(answer, simulation.partials)
         prompt_tokens = estimate_tokens(prompt_text(task))
@@ -147,7 +133,7 @@ class SimulatedRunner(Runner):
         )
         await ctx.report_progress(0.2)
         if simulation.approval_tool is not None:
-            await _call_approved_tool(ctx, simulation.approval_tool, query)
+            await _call_approved_tool(ctx, simulation.approval_tool, task.query)
         await _wait_steps(ctx, simulation, 2.0)
         chunks = split_into_chunks(answer, simulation.partials)
         for index, chunk in enumerate(chunks):
@@ -169,12 +155,6 @@ async def _call_approved_tool(ctx: RunContext, tool: str, query: str) -> None:
     action = await ctx.request_approval(f"tool:{tool}", proposed, f"The tool {tool} needs approval")
     await ctx.emit(TOOL_INVOKED, f"Calling {tool}", {"tool": tool, "approved_action": dict(action)}, AGENT_ID)
     await ctx.emit(TOOL_OBSERVATION, f"{tool} returned", {"tool": tool, "result": "simulated"}, AGENT_ID)
-
-
-def approved_query(action: Mapping[str, object], query: str) -> str:
-    """Return the query an approved action asks to answer: its ``query`` if it has a usable one."""
-    approved = action.get("query")
-    return approved if isinstance(approved, str) and approved.strip() else query
 
 
 async def _wait_steps(ctx: RunContext, simulation: Simulation, steps: float) -> None:

@@ -306,3 +306,34 @@ def test_a_failed_task_is_an_openai_server_error(openai_stack, api) -> None:
         )
     assert raised.value.body["code"] == "task_failed"
     assert "HTTP 400" in raised.value.body["message"]
+
+
+def test_a_task_requiring_approval_waits_then_asks_the_model_the_approved_query(api, chat_server) -> None:
+    response = api.post("/api/v1/tasks", json={"query": "stream once approved", "require_approval": True})
+    assert response.status_code == 200, response.text
+    task_id = response.json()["task_id"]
+
+    def waiting() -> dict | None:
+        task = api.get(f"/api/v1/tasks/{task_id}").json()
+        return task if task["pending_approval"] else None
+
+    task = wait_until(waiting, timeout=15, what=f"task {task_id} to wait for approval")
+    assert task["status"] == "RUNNING"
+    assert task["pending_approval"]["proposed_action"]["query"] == "stream once approved"
+    assert chat_server.bodies_for("stream once approved") == []
+    decision = api.post(
+        "/api/v1/approvals/decision",
+        json={
+            "workflow_id": task_id,
+            "approval_id": task["pending_approval"]["approval_id"],
+            "approved": True,
+            "modified_action": {"action": "run_task", "query": "stream the approved query"},
+        },
+    )
+    assert decision.status_code == 200, decision.text
+    done = wait_until(lambda: finished(api, task_id), timeout=30, what=f"task {task_id} to finish")
+    assert done["status"] == "COMPLETED", done
+    assert done["result"] == "".join(DELTAS)
+    # The model is asked only once, and only what the approver approved.
+    assert len(chat_server.bodies_for("stream the approved query")) == 1
+    assert chat_server.bodies_for("stream once approved") == []

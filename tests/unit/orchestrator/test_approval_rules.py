@@ -10,6 +10,7 @@ from orchestrator.engine.approvals import MAX_SWEEP_SECONDS
 from orchestrator.engine.approvals import MIN_SWEEP_SECONDS
 from orchestrator.engine.approvals import Decision
 from orchestrator.engine.approvals import approved_action
+from orchestrator.engine.approvals import approved_query
 from orchestrator.engine.approvals import check_feedback
 from orchestrator.engine.approvals import decision_resolution
 from orchestrator.engine.approvals import expiry_resolution
@@ -20,7 +21,6 @@ from orchestrator.engine.task_control import ControlRequest
 from orchestrator.engine.task_control import decide_cancel
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.runners.base import RunTask
-from orchestrator.runners.simulated import approved_query
 from orchestrator.store.approval_records import ApprovalRecord
 from orchestrator.store.approval_records import ApprovalStatus
 from orchestrator.store.approval_records import NewApproval
@@ -145,7 +145,7 @@ def test_approval_is_required_at_the_top_level_or_in_the_context(options, contex
     assert run_task.requires_approval is required
 
 
-def test_the_simulated_runner_answers_the_approved_query():
+def test_an_approved_task_answers_the_approved_query():
     assert approved_query({"query": "What is 6*7?"}, "What is 2+2?") == "What is 6*7?"
     assert approved_query({"query": " "}, "What is 2+2?") == "What is 2+2?"
     assert approved_query({"action": "run_task"}, "What is 2+2?") == "What is 2+2?"

@@ -1,10 +1,11 @@
-"""The simulated runner's approvals: the task's own, and a tool marked as needing approval."""
+"""Approvals of a run: the task's own (asked by the engine), and a tool the simulated runner marks."""
 
 import asyncio
 
 import pytest
 
 from orchestrator.engine.approvals import ApprovalNeeded
+from orchestrator.engine.approvals import approve_task
 from orchestrator.runners.base import RunTask
 from orchestrator.runners.simulated import SimulatedRunner
 from orchestrator.runners.simulated import Simulation
@@ -30,13 +31,13 @@ def _run(ctx: RecordingContext):
     return asyncio.run(SimulatedRunner(step_seconds=0).run(ctx))
 
 
-def test_a_task_requiring_approval_asks_before_anything_else():
+def test_a_task_requiring_approval_asks_before_any_runner_starts():
     ctx = ApprovingContext(
         RunTask("task-1", "What is 2+2?", "standard", "small", options={"require_approval": True}), {}
     )
 
     with pytest.raises(ApprovalNeeded) as raised:
-        _run(ctx)
+        asyncio.run(approve_task(ctx))
 
     assert raised.value.step == "task"
     assert raised.value.proposed_action == {"action": "run_task", "query": "What is 2+2?", "mode": "standard"}
@@ -47,10 +48,12 @@ def test_an_approved_modified_action_is_what_the_run_answers():
     task = RunTask("task-1", "What is 2+2?", "standard", "small", context={"require_approval": True})
     ctx = ApprovingContext(task, {"task": {"action": "run_task", "query": "What is 6*7?"}})
 
-    result = _run(ctx)
+    approved = asyncio.run(approve_task(ctx))
+    result = _run(ApprovingContext(approved, {}))
 
     assert ctx.events[0][0] == "AGENT_THINKING"
     assert ctx.events[0][2] == {"approved_action": {"action": "run_task", "query": "What is 6*7?"}}
+    assert approved.query == "What is 6*7?"
     assert "42" in result.result_text
 
 
