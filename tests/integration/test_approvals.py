@@ -286,6 +286,26 @@ def test_no_decision_within_the_approval_timeout_ends_the_task_timeout(tmp_path)
         stack.stop()
 
 
+def test_waiting_tasks_hold_no_worker_slot(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_WORKER_CONCURRENCY="2")
+    try:
+        gina = _user(stack, "gina@example.com")
+        # Twice as many waiting tasks as the replica runs at once: each asks, parks and frees its slot.
+        waiting = [gina.submit(QUERY, require_approval=True)["task_id"] for _ in range(4)]
+        pending = [_wait_pending(gina, task_id) for task_id in waiting]
+        assert {task["status"] for task in pending} == {"RUNNING"}
+        plain = gina.wait_finished(gina.submit(QUERY)["task_id"])
+        assert plain["status"] == "COMPLETED"
+        for task in pending:
+            approval_id = task["pending_approval"]["approval_id"]
+            response = _decide(gina, workflow_id=task["task_id"], approval_id=approval_id, approved=True)
+            assert response.status_code == 200, response.text
+        assert {gina.wait_finished(task_id)["status"] for task_id in waiting} == {"COMPLETED"}
+        gina.client.close()
+    finally:
+        stack.stop()
+
+
 def test_a_waiting_task_survives_a_restart_and_completes_once_approved(tmp_path):
     stack = start_stack(tmp_path)
     try:
