@@ -1,5 +1,6 @@
 # taskgate: `make run` starts everything locally, `make test` runs the whole suite,
-# `make bench` measures task throughput on each store and thousands of SSE watchers (docs/benchmarks.md).
+# `make bench` measures task throughput on each store, thousands of SSE watchers, and the
+# OpenAI-compatible routes and waiting approvals (docs/benchmarks.md).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -18,6 +19,7 @@ test: $(TEST_STAMP) test-servers check-protos lint
 bench: $(TEST_STAMP) test-servers
 	$(PY) -m bench.task_throughput
 	$(PY) -m bench.stream_watchers
+	$(PY) -m bench.agent_routes
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
