@@ -238,18 +238,24 @@ class ScheduleEngine:
 
         A replica that stopped (or lost the database) between claiming a run and storing its task
         leaves the run without one; the run still fires once, late, with the task id it was given.
+        One that stopped after storing the task but before marking the run only needs the mark.
+        Only unmarked runs are read, so the sweep costs the same however many runs there were.
         """
         before = self._clock() - ORPHAN_AGE
         started = 0
-        for task_id, schedule_id, user_id in await self._store.schedule_runs_without_task(before, DUE_BATCH):
-            schedule = await self._store.get_schedule(schedule_id, user_id)
-            if schedule is None:
+        for run in await self._store.unconfirmed_schedule_runs(before, DUE_BATCH):
+            if run.task_stored:
+                await self._confirm(run.task_id)
+                continue
+            schedule = await self._store.get_schedule(run.schedule_id, run.user_id)
+            if schedule is None:  # deleted since: there is nothing to start
+                await self._confirm(run.task_id)
                 continue
             try:
-                await self._start_task(schedule, task_id)
+                await self._start_task(schedule, run.task_id)
             except Exception:
                 # Another replica stored it first (the task id is taken), or the store is away.
-                logger.warning("could not start an orphaned schedule run", extra={"workflow_id": task_id})
+                logger.warning("could not start an orphaned schedule run", extra={"workflow_id": run.task_id})
                 continue
             started += 1
         return started
@@ -275,6 +281,14 @@ class ScheduleEngine:
             )
         )
         self._wake_workers()
+        await self._confirm(task_id)
+
+    async def _confirm(self, task_id: str) -> None:
+        """Mark a run's task as stored; if the store is away, the next sweep marks it instead."""
+        try:
+            await self._store.confirm_schedule_run(task_id)
+        except UnavailableError:
+            logger.warning("could not mark a schedule run as started", extra={"workflow_id": task_id})
 
     async def _change(
         self,

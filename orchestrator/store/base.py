@@ -35,6 +35,7 @@ from orchestrator.store.records import UsageStats
 from orchestrator.store.records import UserRecord
 from orchestrator.store.schedule_records import ScheduleRecord
 from orchestrator.store.schedule_records import ScheduleRun
+from orchestrator.store.schedule_records import UnconfirmedRun
 
 
 class Store(abc.ABC):
@@ -424,10 +425,15 @@ class Store(abc.ABC):
         """Return pending approvals whose time ran out, oldest expiry first."""
 
     @abc.abstractmethod
-    async def schedule_runs_without_task(
+    async def unconfirmed_schedule_runs(
         self, triggered_before: datetime.datetime, limit: int
-    ) -> list[tuple[str, str, str]]:
-        """Return (task_id, schedule_id, user_id) of the runs claimed before a time whose task is missing.
+    ) -> list[UnconfirmedRun]:
+        """Return runs claimed before a time and not yet marked as having their task, oldest first.
 
-        A replica that stopped between claiming a run and storing its task leaves such a run.
+        A replica that stopped between claiming a run and storing its task (or between storing it
+        and marking the run) leaves such a run; only those are read, not every run ever made.
         """
+
+    @abc.abstractmethod
+    async def confirm_schedule_run(self, task_id: str) -> None:
+        """Mark a run as having its task stored, so the sweep for unstarted runs skips it."""

@@ -13,6 +13,7 @@ from orchestrator.store.records import SUCCESSFUL_STATUSES
 from orchestrator.store.schedule_records import ACTIVE
 from orchestrator.store.schedule_records import ScheduleRecord
 from orchestrator.store.schedule_records import ScheduleRun
+from orchestrator.store.schedule_records import UnconfirmedRun
 
 # A schedule with its run counts, read from the tasks its runs started.
 _SCHEDULE_SELECT = """
@@ -257,14 +258,22 @@ class PostgresSchedules:
         ]
         return runs, total["count"]
 
-    async def schedule_runs_without_task(
+    async def unconfirmed_schedule_runs(
         self, triggered_before: datetime.datetime, limit: int
-    ) -> list[tuple[str, str, str]]:
-        """Return (task_id, schedule_id, user_id) of the runs claimed before a time whose task is missing."""
+    ) -> list[UnconfirmedRun]:
+        """Return runs claimed before a time and not yet marked as having their task, oldest first."""
         rows = await self._db.fetch_all(
-            "SELECT r.task_id, r.schedule_id, s.user_id FROM schedule_runs r"
-            " JOIN schedules s ON s.id = r.schedule_id LEFT JOIN tasks t ON t.task_id = r.task_id"
-            " WHERE t.task_id IS NULL AND r.triggered_at < %s ORDER BY r.position LIMIT %s",
+            "SELECT r.task_id, r.schedule_id, s.user_id, t.task_id IS NOT NULL AS task_stored"
+            " FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id"
+            " LEFT JOIN tasks t ON t.task_id = r.task_id"
+            " WHERE NOT r.task_stored AND r.triggered_at < %s ORDER BY r.position LIMIT %s",
             (triggered_before, limit),
         )
-        return [(row["task_id"], row["schedule_id"], row["user_id"]) for row in rows]
+        return [
+            UnconfirmedRun(row["task_id"], row["schedule_id"], row["user_id"], bool(row["task_stored"]))
+            for row in rows
+        ]
+
+    async def confirm_schedule_run(self, task_id: str) -> None:
+        """Mark a run as having its task stored, so the sweep for unstarted runs skips it."""
+        await self._db.execute("UPDATE schedule_runs SET task_stored = true WHERE task_id = %s", (task_id,))

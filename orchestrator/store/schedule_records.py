@@ -46,3 +46,13 @@ class ScheduleRun:
     triggered_at: datetime.datetime
     manual: bool
     task: TaskRecord | None
+
+
+@dataclasses.dataclass(frozen=True)
+class UnconfirmedRun:
+    """A claimed run not yet marked as having its task stored, and whether the task is there."""
+
+    task_id: str
+    schedule_id: str
+    user_id: str
+    task_stored: bool

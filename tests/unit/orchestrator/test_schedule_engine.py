@@ -181,7 +181,8 @@ def test_the_per_user_cap_and_the_field_rules(tmp_path):
 
 def test_migration_0006_applies_before_0005_and_0005_still_applies_when_it_arrives(tmp_path, monkeypatch):
     everything = load_migrations("sqlite")
-    without_5 = [migration for migration in everything if migration.version != 5]
+    # As a database that had 0006 but not 0005 had nothing later either.
+    without_5 = [migration for migration in everything if migration.version != 5 and migration.version <= 6]
 
     async def scenario():
         store = await SQLiteStore.open(f"sqlite:///{tmp_path}/taskgate.db")
@@ -195,7 +196,7 @@ def test_migration_0006_applies_before_0005_and_0005_still_applies_when_it_arriv
 
     first, second, third = asyncio.run(scenario())
     assert 6 in first and 5 not in first
-    assert second == ([5] if any(m.version == 5 for m in everything) else [])
+    assert second == [m.version for m in everything if m.version == 5 or m.version > 6]
     assert third == []
 
 
@@ -247,3 +248,73 @@ def test_a_run_claimed_by_a_replica_that_stopped_before_storing_its_task_still_s
     assert claimed
     assert (too_soon, started, again) == (0, 1, 0)
     assert task is not None and task.query == "Summarise the news"
+
+
+def test_a_run_whose_task_was_stored_but_not_marked_is_marked_and_not_started_again(tmp_path):
+    async def scenario():
+        store = await open_store(tmp_path)
+        clock = Clock(START)
+        engine = engine_of(store, clock)
+        schedule = await engine.create(ALICE, DRAFT)
+        clock.now = START + datetime.timedelta(minutes=1, seconds=1)
+        fired = await engine.fire_due()
+        # Every run a replica started is marked, so the sweep has nothing to read.
+        marked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
+        (run,), _ = await store.list_schedule_runs(schedule.schedule_id, 10, 0)
+        # A replica that stopped between storing the task and marking its run.
+        await store._db.write("UPDATE schedule_runs SET task_stored = 0 WHERE task_id = ?", (run.task_id,))
+        clock.now = START + datetime.timedelta(minutes=1, seconds=50)
+        unmarked = await store.unconfirmed_schedule_runs(clock.now, 100)
+        started = await engine.start_orphaned_runs()
+        after = await store.unconfirmed_schedule_runs(clock.now, 100)
+        _, total = await store.list_tasks(ALICE.user_id, 100, 0)
+        await store.close()
+        return fired, marked, unmarked, started, after, total
+
+    fired, marked, unmarked, started, after, total = asyncio.run(scenario())
+    assert fired == 1 and marked == []
+    assert [run.task_stored for run in unmarked] == [True]
+    assert started == 0 and after == []
+    assert total == 1
+
+
+def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatch):
+    everything = load_migrations("sqlite")
+    before_7 = [migration for migration in everything if migration.version < 7]
+
+    async def scenario():
+        store = await SQLiteStore.open(f"sqlite:///{tmp_path}/taskgate.db")
+        monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: before_7)
+        await store.migrate()
+        clock = Clock(START)
+        engine = ScheduleEngine(store, lambda: None, 60, 50, clock=clock)
+        schedule = await engine.create(ALICE, DRAFT)
+        due = schedule.next_run_at
+        # One run with its task (claimed and stored) and one without (the claim alone).
+        await store.claim_schedule_run(
+            schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "t-1", START
+        )
+        real_confirm = store.confirm_schedule_run  # its column arrives with 0007
+
+        async def no_mark(task_id):
+            return None
+
+        monkeypatch.setattr(store, "confirm_schedule_run", no_mark)
+        await engine._start_task(schedule, "t-1")
+        monkeypatch.setattr(store, "confirm_schedule_run", real_confirm)
+        await store.claim_schedule_run(
+            schedule.schedule_id,
+            due + datetime.timedelta(minutes=1),
+            due + datetime.timedelta(minutes=2),
+            "t-2",
+            START,
+        )
+        monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
+        applied = await store.migrate()
+        unmarked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
+        await store.close()
+        return applied, unmarked
+
+    applied, unmarked = asyncio.run(scenario())
+    assert 7 in applied
+    assert [(run.task_id, run.task_stored) for run in unmarked] == [("t-2", False)]
