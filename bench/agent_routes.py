@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import dataclasses
 import math
-import os
 import pathlib
 import statistics
 import sys
@@ -46,6 +45,9 @@ from collections.abc import Callable
 
 import httpx
 
+from bench.proc_readings import cpu_seconds
+from bench.proc_readings import process_tree
+from bench.proc_readings import rss_mb
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -67,7 +69,6 @@ PARK_TIMEOUT_SECONDS = 240.0
 QUERY = "What is 2+2?"
 CHAT_MODEL = "taskgate-small"
 DONE_LINE = "data: [DONE]"
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class AnswerError(Exception):
@@ -132,35 +133,6 @@ ROUTES: dict[str, Callable[[httpx.Client, str], None]] = {
     "/v1/chat/completions, stream": ask_chat_stream,
 }
 BASELINE = "native: submit + SSE done + GET"
-
-
-# /proc readings.
-
-
-def process_tree(pid: int) -> list[int]:
-    """Return a process and its descendants (a gunicorn master and its workers)."""
-    with contextlib.suppress(OSError):
-        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [pid, *(grandchild for child in children for grandchild in process_tree(int(child)))]
-    return [pid]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """Return the CPU time (user and system, every thread) the processes have used so far."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    """Return a process's resident set size (VmRSS), in MB."""
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 # Load from client threads.
@@ -387,7 +359,7 @@ def snapshot(client: httpx.Client, key: str, pid: int, quiet_seconds: float, wor
     cpu = cpu_seconds([pid])
     time.sleep(quiet_seconds)
     quiet_cpu = cpu_seconds([pid]) - cpu
-    rss = rss_mb(pid)
+    rss = rss_mb([pid])
     plain = [plain_task_ms(client, key) for _ in range(PLAIN_SAMPLES)]
     listing = [list_ms(client, key) for _ in range(LIST_SAMPLES)]
     return Snapshot(

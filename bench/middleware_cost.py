@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -35,6 +34,8 @@ import time
 import httpx
 import redis
 
+from bench.proc_readings import cpu_seconds
+from bench.proc_readings import process_tree
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -54,7 +55,6 @@ CONFIGURATIONS = {
     "rate limit off": {"TASKGATE_RATE_LIMIT_DISABLED": "1"},
 }
 _SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass
@@ -120,20 +120,6 @@ def load_with_threads(url: str, key: str, seconds: float, connections: int) -> R
     for thread in threads:
         thread.join()
     return Run(requests=sum(counts), seconds=seconds, errors=sum(errors), p50_ms=None, p99_ms=None)
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return the CPU time (user and system) a process and its children so far have used."""
-    total = 0.0
-    for process in [pid, *_descendants(pid)]:
-        fields = pathlib.Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
-        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return total
-
-
-def _descendants(pid: int) -> list[int]:
-    children = [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return [grandchild for child in children for grandchild in [child, *_descendants(child)]]
 
 
 def script_calls(client: redis.Redis) -> int:
@@ -225,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(rounds):
             for label, gateway in gateways.items():
                 stats_client.config_resetstat()
-                gateway_cpu, redis_cpu = cpu_seconds(gateway.process.pid), cpu_seconds(redis_pid)
+                gateway_pids = process_tree(gateway.process.pid)
+                gateway_cpu, redis_cpu = cpu_seconds(gateway_pids), cpu_seconds([redis_pid])
                 run = load(gateway.url + path, key, seconds, args.connections)
                 requests = max(run.requests, 1)
-                run.gateway_cpu_us = (cpu_seconds(gateway.process.pid) - gateway_cpu) / requests * 1e6
-                run.redis_cpu_us = (cpu_seconds(redis_pid) - redis_cpu) / requests * 1e6
+                run.gateway_cpu_us = (cpu_seconds(gateway_pids) - gateway_cpu) / requests * 1e6
+                run.redis_cpu_us = (cpu_seconds([redis_pid]) - redis_cpu) / requests * 1e6
                 scripts_per_request[label].append(script_calls(stats_client) / requests)
                 runs[label].append(run)
         stats_client.close()

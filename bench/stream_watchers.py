@@ -54,6 +54,10 @@ import urllib.parse
 import httpx
 
 from bench import sse_watchers
+from bench.proc_readings import cpu_seconds
+from bench.proc_readings import machine_busy_seconds
+from bench.proc_readings import process_tree
+from bench.proc_readings import rss_mb
 from taskgate import wire
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
@@ -79,7 +83,6 @@ HEALTH_INTERVAL_SECONDS = 0.05
 # Slack on top of what a phase should take, for the waits that bound it.
 READY_SLACK_SECONDS = 30.0
 DRAIN_SECONDS = 30.0
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,46 +209,6 @@ class HealthProbe(threading.Thread):
 
 
 # /proc readings.
-
-
-def _children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(child) for child in children]
-    return []
-
-
-def process_tree(pid: int) -> list[int]:
-    """Return a process and its descendants."""
-    return [pid, *(grandchild for child in _children(pid) for grandchild in process_tree(child))]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """Return the CPU time (user and system, every thread) the processes have used so far."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return total
-
-
-def machine_busy_seconds() -> float:
-    """Return the CPU time all cores of the machine have spent busy so far (everything but idle)."""
-    fields = [int(value) for value in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / _CLOCK_TICKS
-
-
-def rss_mb(pids: list[int]) -> float:
-    """Return the sum of the processes' resident set sizes (VmRSS), in MB."""
-    total_kb = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
 
 
 def socket_count(pid: int) -> int:
