@@ -48,10 +48,8 @@ import httpx
 from bench.proc_readings import cpu_seconds
 from bench.proc_readings import process_tree
 from bench.proc_readings import rss_mb
-from tests.integration.processes import Gateway
-from tests.integration.processes import Orchestrator
-from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
+from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
 
 MAX_REQUESTS = 2000
@@ -234,26 +232,17 @@ def divide(numerator: float, denominator: float) -> float:
 @contextlib.contextmanager
 def running_stack(work: pathlib.Path, **overrides: str):
     """Start an orchestrator and a gateway; yield them and an API key."""
-    with contextlib.ExitStack() as cleanup:
-        settings = {
-            "TASKGATE_LOG_LEVEL": "WARNING",
-            "TASKGATE_SIM_STEP_SECONDS": "0",
-            "TASKGATE_RATE_LIMIT_DISABLED": "1",
-            **overrides,
-        }
-        env = base_env(work, **settings)
-        orchestrator = Orchestrator(
-            env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
-            log_path=work / "orchestrator.log",
-        )  # fmt: skip
-        orchestrator.start()
-        cleanup.callback(orchestrator.stop)
-        gateway = Gateway(
-            env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=work / "gateway.log"
-        )
-        gateway.start()
-        cleanup.callback(gateway.stop)
-        yield orchestrator, gateway, create_api_key(env, "bench@example.com")
+    settings = {
+        "TASKGATE_LOG_LEVEL": "WARNING",
+        "TASKGATE_SIM_STEP_SECONDS": "0",
+        "TASKGATE_RATE_LIMIT_DISABLED": "1",
+        **overrides,
+    }
+    stack = start_stack(work, **settings)
+    try:
+        yield stack.orchestrator, stack.gateway, create_api_key(stack.env, "bench@example.com")
+    finally:
+        stack.stop()
 
 
 @contextlib.contextmanager

@@ -287,7 +287,7 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: before_7)
         await store.migrate()
         clock = Clock(START)
-        engine = ScheduleEngine(store, lambda: None, 60, 50, clock=clock)
+        engine = engine_of(store, clock)
         schedule = await engine.create(ALICE, DRAFT)
         due = schedule.next_run_at
         # One run with its task (claimed and stored) and one without (the claim alone).
