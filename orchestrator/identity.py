@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import grpc
 
 from orchestrator.caller import Caller
+from orchestrator.domain.accounts import ApiKeyRecord
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.store.base import Store
-from orchestrator.store.records import ApiKeyRecord
 from taskgate import wire
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix

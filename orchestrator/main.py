@@ -21,6 +21,7 @@ from orchestrator.bus import EventBus
 from orchestrator.bus import InProcessEventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.control_signals import InProcessControlSignals
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.engine.accounts import AccountEngine
 from orchestrator.engine.api_keys import ApiKeyEngine
 from orchestrator.engine.approvals import ApprovalEngine
@@ -44,7 +45,6 @@ from orchestrator.settings import SettingsError
 from orchestrator.settings import split_address
 from orchestrator.store import open_store
 from orchestrator.store.base import Store
-from orchestrator.store.records import UserRecord
 from orchestrator.tokens import TokenIssuer
 from taskgate import dev_bypass
 from taskgate.api_keys import generate_api_key

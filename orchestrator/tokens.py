@@ -9,8 +9,8 @@ import datetime
 import hashlib
 import secrets
 
-from orchestrator.store.identity_records import NewRefreshToken
-from orchestrator.store.records import UserRecord
+from orchestrator.domain.accounts import NewRefreshToken
+from orchestrator.domain.accounts import UserRecord
 from taskgate.access_tokens import AccessClaims
 from taskgate.access_tokens import issue_access_token
 

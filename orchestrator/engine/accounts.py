@@ -10,15 +10,15 @@ import dataclasses
 import logging
 
 from orchestrator.caller import Caller
+from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewApiKey
+from orchestrator.domain.accounts import RefreshOutcome
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UserNotFoundError
 from orchestrator.passwords import PasswordHasher
 from orchestrator.store.base import Store
-from orchestrator.store.identity_records import NewAccount
-from orchestrator.store.identity_records import NewApiKey
-from orchestrator.store.identity_records import RefreshOutcome
-from orchestrator.store.records import UserRecord
 from orchestrator.tokens import MAX_REFRESH_TOKEN_CHARACTERS
 from orchestrator.tokens import TokenIssuer
 from orchestrator.tokens import TokenPair

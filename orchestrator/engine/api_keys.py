@@ -12,14 +12,14 @@ import logging
 import re
 
 from orchestrator.caller import Caller
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import RateLimitOverrides
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import ApiKeyNotFoundError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import PermissionDeniedError
 from orchestrator.errors import UserNotFoundError
 from orchestrator.store.base import Store
-from orchestrator.store.identity_records import RateLimitOverrides
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import UserRecord
 from taskgate.account_rules import printable
 from taskgate.api_keys import generate_api_key
 from taskgate.api_keys import hash_api_key

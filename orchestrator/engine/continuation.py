@@ -12,11 +12,11 @@ used; the session then takes no more tasks.
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.tasks import TaskRecord
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import SessionBudgetExhaustedError
 from orchestrator.runners.base import SessionTurn
 from orchestrator.store.base import Store
-from orchestrator.store.records import TaskRecord
 
 # Earlier turns a runner gets: the latest completed ones, enough for a conversation's thread
 # without letting a long session's prompt grow without bound.

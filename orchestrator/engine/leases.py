@@ -17,8 +17,8 @@ import logging
 from typing import Protocol
 
 from orchestrator.bus import EventBus
+from orchestrator.domain.task_control import recovery_transition
 from orchestrator.engine.recorder import apply_transition
-from orchestrator.engine.task_control import recovery_transition
 from orchestrator.store.base import Store
 
 logger = logging.getLogger(__name__)

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.bus import EventBus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 from orchestrator.store.base import Store
-from orchestrator.store.records import TaskTransition
 from taskgate.rfc3339 import utc_now
 
 
@@ -18,7 +18,7 @@ class EventRecorder:
     what lets a stream hand over from replay to live without a gap. Only one recorder exists per
     running task, so the seq is counted here rather than in the database. The one exception is a
     task its runner holds at a pause: a resume records its event meanwhile (see
-    ``orchestrator.engine.task_control``), and the runner calls ``resync`` before going on.
+    ``orchestrator.domain.task_control``), and the runner calls ``resync`` before going on.
     """
 
     def __init__(self, store: Store, bus: EventBus, workflow_id: str, last_seq: int = 0) -> None:

@@ -21,17 +21,17 @@ from typing import Any
 
 from orchestrator import events
 from orchestrator.control_signals import ControlSignals
+from orchestrator.domain.task_control import CANCELLED_ERROR
+from orchestrator.domain.task_control import cancelled_event
+from orchestrator.domain.task_control import paused_event
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskGuard
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.engine.recorder import EventRecorder
-from orchestrator.engine.task_control import CANCELLED_ERROR
-from orchestrator.engine.task_control import cancelled_event
-from orchestrator.engine.task_control import paused_event
 from orchestrator.store.base import Store
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import TaskGuard
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TaskTransition
 
 logger = logging.getLogger(__name__)
 

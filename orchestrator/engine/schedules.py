@@ -15,6 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.caller import Caller
+from orchestrator.domain.schedules import ACTIVE
+from orchestrator.domain.schedules import PAUSED
+from orchestrator.domain.schedules import ScheduleRecord
+from orchestrator.domain.schedules import ScheduleRun
+from orchestrator.domain.tasks import NewTask
 from orchestrator.engine import schedule_rules
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.submission import validate_submission
@@ -24,11 +29,6 @@ from orchestrator.errors import UnavailableError
 from orchestrator.identifiers import new_session_id
 from orchestrator.identifiers import new_task_id
 from orchestrator.store.base import Store
-from orchestrator.store.records import NewTask
-from orchestrator.store.schedule_records import ACTIVE
-from orchestrator.store.schedule_records import PAUSED
-from orchestrator.store.schedule_records import ScheduleRecord
-from orchestrator.store.schedule_records import ScheduleRun
 from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger(__name__)

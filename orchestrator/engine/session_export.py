@@ -9,11 +9,11 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.tasks import TaskRecord
 from orchestrator.errors import SessionTooLargeError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskRecord
 from taskgate.rfc3339 import format_datetime
 
 EXPORT_FORMAT = "taskgate.session.v1"

@@ -9,6 +9,11 @@ import datetime
 import re
 
 from orchestrator.caller import Caller
+from orchestrator.domain.sessions import SearchHit
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.engine.session_export import export_document
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import SessionNotFoundError
@@ -16,11 +21,6 @@ from orchestrator.errors import SessionTooLargeError
 from orchestrator.events import LLM_PARTIAL
 from orchestrator.events import Event
 from orchestrator.store.base import Store
-from orchestrator.store.records import SearchHit
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import UsageStats
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import TITLE_RULE
 from taskgate.session_titles import valid_title

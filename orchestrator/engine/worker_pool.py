@@ -21,6 +21,11 @@ import logging
 from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
+from orchestrator.domain.task_control import recovery_transition
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.engine.approvals import DEFAULT_TIMEOUT_SECONDS as DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from orchestrator.engine.approvals import ApprovalNeeded
 from orchestrator.engine.approvals import approve_task
@@ -35,16 +40,11 @@ from orchestrator.engine.run_control import RunLost
 from orchestrator.engine.run_control import RunningControls
 from orchestrator.engine.run_control import RunStopped
 from orchestrator.engine.run_control import timeout_budget
-from orchestrator.engine.task_control import recovery_transition
 from orchestrator.errors import OrchestratorError
 from orchestrator.runners.base import Runner
 from orchestrator.runners.base import RunResult
 from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
-from orchestrator.store.records import TaskOutcome
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 import grpc
 
+from orchestrator.domain.approvals import ApprovalFilter
+from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.engine.approvals import ApprovalEngine
 from orchestrator.engine.approvals import Decision
 from orchestrator.engine.approvals import check_feedback
@@ -14,8 +16,6 @@ from orchestrator.services.fields import page
 from orchestrator.services.fields import require_id
 from orchestrator.services.messages import timestamp
 from orchestrator.services.status import unary_errors
-from orchestrator.store.approval_records import ApprovalFilter
-from orchestrator.store.approval_records import ApprovalRecord
 from taskgate.orchestrator.v1 import approvals_pb2
 from taskgate.orchestrator.v1 import approvals_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2

@@ -2,9 +2,9 @@
 
 import datetime
 
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.services.messages import timestamp
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import UserRecord
 from orchestrator.tokens import TokenPair
 from taskgate.orchestrator.v1 import auth_pb2
 

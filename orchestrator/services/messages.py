@@ -5,11 +5,11 @@ import datetime
 from google.protobuf import timestamp_pb2
 
 from orchestrator.caller import Caller
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2

@@ -1,11 +1,11 @@
 """Converting schedules and their runs to their protobuf messages."""
 
+from orchestrator.domain.schedules import ACTIVE
+from orchestrator.domain.schedules import PAUSED
+from orchestrator.domain.schedules import ScheduleRecord
+from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.events import compact_json
 from orchestrator.services.messages import timestamp
-from orchestrator.store.schedule_records import ACTIVE
-from orchestrator.store.schedule_records import PAUSED
-from orchestrator.store.schedule_records import ScheduleRecord
-from orchestrator.store.schedule_records import ScheduleRun
 from taskgate.orchestrator.v1 import schedules_pb2
 
 _STATUS_TO_PROTO = {

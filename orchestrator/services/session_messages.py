@@ -2,15 +2,15 @@
 
 import datetime
 
+from orchestrator.domain.sessions import SearchHit
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import TaskRecord
 from orchestrator.engine.sessions import Turn
 from orchestrator.engine.sessions import is_active
 from orchestrator.events import compact_json
 from orchestrator.services.messages import event_to_proto
 from orchestrator.services.messages import timestamp
-from orchestrator.store.records import SearchHit
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import UsageStats
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import sessions_pb2
 

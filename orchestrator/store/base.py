@@ -10,32 +10,32 @@ import datetime
 from collections.abc import Collection
 from collections.abc import Sequence
 
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewRefreshToken
+from orchestrator.domain.accounts import RateLimitOverrides
+from orchestrator.domain.accounts import RefreshRotation
+from orchestrator.domain.accounts import UserCredentials
+from orchestrator.domain.accounts import UserRecord
+from orchestrator.domain.approvals import ApprovalFilter
+from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import ApprovalResolution
+from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.schedules import ScheduleRecord
+from orchestrator.domain.schedules import ScheduleRun
+from orchestrator.domain.schedules import UnconfirmedRun
+from orchestrator.domain.sessions import SearchHit
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
-from orchestrator.store.approval_records import ApprovalFilter
-from orchestrator.store.approval_records import ApprovalRecord
-from orchestrator.store.approval_records import ApprovalResolution
-from orchestrator.store.approval_records import NewApproval
-from orchestrator.store.identity_records import NewAccount
-from orchestrator.store.identity_records import NewRefreshToken
-from orchestrator.store.identity_records import RateLimitOverrides
-from orchestrator.store.identity_records import RefreshRotation
-from orchestrator.store.identity_records import UserCredentials
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import NewTask
-from orchestrator.store.records import SearchHit
-from orchestrator.store.records import SessionRecord
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskOutcome
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TaskTransition
-from orchestrator.store.records import UsageStats
-from orchestrator.store.records import UserRecord
-from orchestrator.store.schedule_records import ScheduleRecord
-from orchestrator.store.schedule_records import ScheduleRun
-from orchestrator.store.schedule_records import UnconfirmedRun
 
 
 class Store(abc.ABC):

@@ -11,18 +11,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.approvals import ApprovalFilter
+from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import ApprovalResolution
+from orchestrator.domain.approvals import ApprovalStatus
+from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.events import Event
 from orchestrator.events import compact_json
-from orchestrator.store.approval_records import ApprovalFilter
-from orchestrator.store.approval_records import ApprovalRecord
-from orchestrator.store.approval_records import ApprovalResolution
-from orchestrator.store.approval_records import ApprovalStatus
-from orchestrator.store.approval_records import NewApproval
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_events import insert_next_events
 from orchestrator.store.postgres_rows import utc
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import TaskStatus
 from taskgate.rfc3339 import utc_now
 
 _SELECT = "SELECT approvals.*, tasks.query AS query FROM approvals JOIN tasks USING (task_id)"

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from psycopg import AsyncConnection
 
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import number_events
 from orchestrator.events import Event
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import event_from_row
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import number_events
 
 INSERT_EVENT = (
     "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"

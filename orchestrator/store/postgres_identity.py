@@ -12,20 +12,20 @@ from collections.abc import Sequence
 
 import psycopg
 
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewRefreshToken
+from orchestrator.domain.accounts import RateLimitOverrides
+from orchestrator.domain.accounts import RefreshOutcome
+from orchestrator.domain.accounts import RefreshRotation
+from orchestrator.domain.accounts import UserCredentials
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
-from orchestrator.store.identity_records import NewAccount
-from orchestrator.store.identity_records import NewRefreshToken
-from orchestrator.store.identity_records import RateLimitOverrides
-from orchestrator.store.identity_records import RefreshOutcome
-from orchestrator.store.identity_records import RefreshRotation
-from orchestrator.store.identity_records import UserCredentials
 from orchestrator.store.postgres_database import Connection
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import api_key_from_row
 from orchestrator.store.postgres_rows import user_from_row
 from orchestrator.store.postgres_rows import utc
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import UserRecord
 from taskgate.rfc3339 import utc_now
 
 EMAIL_TAKEN_MESSAGE = "A user with this email exists"

@@ -4,16 +4,16 @@ import datetime
 import json
 from typing import Any
 
+from orchestrator.domain.schedules import ACTIVE
+from orchestrator.domain.schedules import ScheduleRecord
+from orchestrator.domain.schedules import ScheduleRun
+from orchestrator.domain.schedules import UnconfirmedRun
+from orchestrator.domain.sessions import FAILED_STATUSES
+from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import TASK_COLUMNS
 from orchestrator.store.postgres_rows import task_from_row
 from orchestrator.store.postgres_rows import utc
-from orchestrator.store.records import FAILED_STATUSES
-from orchestrator.store.records import SUCCESSFUL_STATUSES
-from orchestrator.store.schedule_records import ACTIVE
-from orchestrator.store.schedule_records import ScheduleRecord
-from orchestrator.store.schedule_records import ScheduleRun
-from orchestrator.store.schedule_records import UnconfirmedRun
 
 # A schedule with its run counts, read from the tasks its runs started.
 _SCHEDULE_SELECT = """

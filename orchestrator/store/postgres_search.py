@@ -7,12 +7,12 @@ without stop words, under a GIN index. All terms must match (``plainto_tsquery``
 import datetime
 from collections.abc import Sequence
 
+from orchestrator.domain.sessions import SearchHit
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import utc
-from orchestrator.store.records import SearchHit
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
-from orchestrator.store.records import UsageStats
 
 SEARCH_CONFIGURATION = "taskgate_search"
 SNIPPET_MARK = "**"

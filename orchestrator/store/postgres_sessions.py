@@ -10,6 +10,12 @@ from typing import Any
 
 import psycopg
 
+from orchestrator.domain.sessions import FAILED_STATUSES
+from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.events import compact_json
 from orchestrator.store.postgres_database import Connection
@@ -17,12 +23,6 @@ from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_rows import TASK_COLUMNS
 from orchestrator.store.postgres_rows import session_from_row
 from orchestrator.store.postgres_rows import task_from_row
-from orchestrator.store.records import FAILED_STATUSES
-from orchestrator.store.records import SUCCESSFUL_STATUSES
-from orchestrator.store.records import SessionRecord
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
 from taskgate.rfc3339 import utc_now
 
 # A session with its task aggregates; each sub-select reads the tasks_session_* indexes.

@@ -10,16 +10,16 @@ from typing import Any
 
 import psycopg
 
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 from orchestrator.store.postgres_database import PostgresDatabase
 from orchestrator.store.postgres_events import insert_next_events
 from orchestrator.store.postgres_rows import TASK_COLUMNS
 from orchestrator.store.postgres_rows import control_state_from_row
 from orchestrator.store.postgres_rows import task_from_row
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TaskTransition
 from taskgate.rfc3339 import utc_now
 
 _CONTROL_COLUMNS = (

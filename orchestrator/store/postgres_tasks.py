@@ -8,6 +8,11 @@ the database clock (``now()``), which every replica shares, never from a replica
 import dataclasses
 from collections.abc import Collection
 
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.errors import SessionBudgetExhaustedError
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.events import compact_json
@@ -17,11 +22,6 @@ from orchestrator.store.postgres_rows import session_from_row
 from orchestrator.store.postgres_rows import task_from_row
 from orchestrator.store.postgres_sessions import insert_session
 from orchestrator.store.postgres_sessions import new_session
-from orchestrator.store.records import NewTask
-from orchestrator.store.records import TaskOutcome
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
 

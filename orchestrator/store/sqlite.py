@@ -6,18 +6,18 @@ import sqlite3
 import uuid
 from collections.abc import Collection
 
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import SessionBudgetExhaustedError
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
 from orchestrator.store.base import Store
-from orchestrator.store.records import NewTask
-from orchestrator.store.records import SessionRecord
-from orchestrator.store.records import TaskOutcome
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
 from orchestrator.store.sqlite_approvals import SQLiteApprovals
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time

@@ -12,15 +12,15 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.approvals import ApprovalFilter
+from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import ApprovalResolution
+from orchestrator.domain.approvals import ApprovalStatus
+from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.events import Event
 from orchestrator.events import compact_json
-from orchestrator.store.approval_records import ApprovalFilter
-from orchestrator.store.approval_records import ApprovalRecord
-from orchestrator.store.approval_records import ApprovalResolution
-from orchestrator.store.approval_records import ApprovalStatus
-from orchestrator.store.approval_records import NewApproval
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import TaskStatus
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import decode_time
 from orchestrator.store.sqlite_database import encode_time

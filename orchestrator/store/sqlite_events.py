@@ -5,9 +5,9 @@ from collections.abc import Sequence
 
 import aiosqlite
 
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import number_events
 from orchestrator.events import Event
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import number_events
 from orchestrator.store.sqlite_database import encode_time
 
 INSERT_EVENT = (

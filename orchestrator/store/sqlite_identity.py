@@ -12,15 +12,15 @@ from collections.abc import Sequence
 
 import aiosqlite
 
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewRefreshToken
+from orchestrator.domain.accounts import RateLimitOverrides
+from orchestrator.domain.accounts import RefreshOutcome
+from orchestrator.domain.accounts import RefreshRotation
+from orchestrator.domain.accounts import UserCredentials
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
-from orchestrator.store.identity_records import NewAccount
-from orchestrator.store.identity_records import NewRefreshToken
-from orchestrator.store.identity_records import RateLimitOverrides
-from orchestrator.store.identity_records import RefreshOutcome
-from orchestrator.store.identity_records import RefreshRotation
-from orchestrator.store.identity_records import UserCredentials
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import UserRecord
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import decode_time
 from orchestrator.store.sqlite_database import encode_time

@@ -3,14 +3,14 @@
 import json
 import sqlite3
 
+from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import UserRecord
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.events import Event
-from orchestrator.store.records import ApiKeyRecord
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import SessionRecord
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
-from orchestrator.store.records import UserRecord
 from orchestrator.store.sqlite_database import decode_time
 
 

@@ -4,13 +4,13 @@ import datetime
 import json
 import sqlite3
 
+from orchestrator.domain.schedules import ACTIVE
+from orchestrator.domain.schedules import ScheduleRecord
+from orchestrator.domain.schedules import ScheduleRun
+from orchestrator.domain.schedules import UnconfirmedRun
+from orchestrator.domain.sessions import FAILED_STATUSES
+from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
 from orchestrator.events import compact_json
-from orchestrator.store.records import FAILED_STATUSES
-from orchestrator.store.records import SUCCESSFUL_STATUSES
-from orchestrator.store.schedule_records import ACTIVE
-from orchestrator.store.schedule_records import ScheduleRecord
-from orchestrator.store.schedule_records import ScheduleRun
-from orchestrator.store.schedule_records import UnconfirmedRun
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import decode_time
 from orchestrator.store.sqlite_database import encode_time

@@ -9,15 +9,15 @@ import sqlite3
 from collections.abc import Collection
 from collections.abc import Sequence
 
+from orchestrator.domain.sessions import FAILED_STATUSES
+from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
+from orchestrator.domain.sessions import SearchHit
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.events import Event
-from orchestrator.store.records import FAILED_STATUSES
-from orchestrator.store.records import SUCCESSFUL_STATUSES
-from orchestrator.store.records import SearchHit
-from orchestrator.store.records import SessionSummary
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
-from orchestrator.store.records import UsageStats
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import decode_time
 from orchestrator.store.sqlite_database import encode_time

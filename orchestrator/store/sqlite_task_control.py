@@ -3,11 +3,11 @@
 from collections.abc import Collection
 from typing import Any
 
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TaskTransition
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.sqlite_database import encode_time
 from orchestrator.store.sqlite_events import insert_next_events

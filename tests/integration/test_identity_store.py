@@ -5,14 +5,14 @@ import datetime
 
 import pytest
 
+from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewApiKey
+from orchestrator.domain.accounts import NewRefreshToken
+from orchestrator.domain.accounts import RateLimitOverrides
+from orchestrator.domain.accounts import RefreshOutcome
+from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.store import open_store
-from orchestrator.store.identity_records import NewAccount
-from orchestrator.store.identity_records import NewApiKey
-from orchestrator.store.identity_records import NewRefreshToken
-from orchestrator.store.identity_records import RateLimitOverrides
-from orchestrator.store.identity_records import RefreshOutcome
-from orchestrator.store.records import UserRecord
 from taskgate.rfc3339 import utc_now
 
 pytestmark = pytest.mark.integration

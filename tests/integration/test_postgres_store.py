@@ -7,9 +7,9 @@ import subprocess
 import httpx
 import pytest
 
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.store.postgres import PostgresStore
-from orchestrator.store.records import NewTask
-from orchestrator.store.records import TaskStatus
 from tests.integration.processes import REPO
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key

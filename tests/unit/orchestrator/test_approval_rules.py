@@ -5,6 +5,12 @@ import datetime
 
 import pytest
 
+from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import ApprovalStatus
+from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.task_control import ControlRequest
+from orchestrator.domain.task_control import decide_cancel
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.engine.approvals import APPROVAL_DECISION
 from orchestrator.engine.approvals import MAX_SWEEP_SECONDS
 from orchestrator.engine.approvals import MIN_SWEEP_SECONDS
@@ -17,14 +23,8 @@ from orchestrator.engine.approvals import expiry_resolution
 from orchestrator.engine.approvals import parse_modified_action
 from orchestrator.engine.approvals import requested_event
 from orchestrator.engine.approvals import sweep_interval
-from orchestrator.engine.task_control import ControlRequest
-from orchestrator.engine.task_control import decide_cancel
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.runners.base import RunTask
-from orchestrator.store.approval_records import ApprovalRecord
-from orchestrator.store.approval_records import ApprovalStatus
-from orchestrator.store.approval_records import NewApproval
-from orchestrator.store.records import TaskStatus
 from tests.unit.orchestrator.test_task_control_rules import task
 
 NOW = datetime.datetime(2026, 11, 23, 14, 0, tzinfo=datetime.UTC)

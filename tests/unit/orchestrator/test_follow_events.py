@@ -5,9 +5,9 @@ import asyncio
 import pytest
 
 from orchestrator.bus import InProcessEventBus
+from orchestrator.domain.tasks import NewTask
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.events import Event
-from orchestrator.store.records import NewTask
 from orchestrator.store.sqlite import SQLiteStore
 from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError

@@ -5,10 +5,10 @@ import asyncio
 
 from orchestrator import events
 from orchestrator.bus import InProcessEventBus
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskStatus
 from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.events import Event
-from orchestrator.store.records import NewTask
-from orchestrator.store.records import TaskStatus
 from orchestrator.store.sqlite import SQLiteStore
 from orchestrator.streaming import follow_events
 

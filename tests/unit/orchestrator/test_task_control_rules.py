@@ -5,19 +5,19 @@ import datetime
 
 import pytest
 
+from orchestrator.domain.task_control import ControlRequest
+from orchestrator.domain.task_control import decide_cancel
+from orchestrator.domain.task_control import decide_pause
+from orchestrator.domain.task_control import decide_resume
+from orchestrator.domain.task_control import recovery_transition
+from orchestrator.domain.task_control import visible_control_state
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import TaskGuard
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.engine.run_control import timeout_budget
-from orchestrator.engine.task_control import ControlRequest
-from orchestrator.engine.task_control import decide_cancel
-from orchestrator.engine.task_control import decide_pause
-from orchestrator.engine.task_control import decide_resume
-from orchestrator.engine.task_control import recovery_transition
-from orchestrator.engine.task_control import visible_control_state
 from orchestrator.errors import TaskStateError
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import TaskGuard
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TokenUsage
 
 NOW = datetime.datetime(2026, 11, 23, 14, 0, tzinfo=datetime.UTC)
 REQUEST = ControlRequest("user-1", "a reason", NOW)

@@ -4,7 +4,7 @@ import dataclasses
 import datetime
 from typing import Any
 
-from orchestrator.store.records import TaskRecord
+from orchestrator.domain.tasks import TaskRecord
 
 ACTIVE = "ACTIVE"
 PAUSED = "PAUSED"

@@ -12,13 +12,13 @@ import dataclasses
 import datetime
 
 from orchestrator import events
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskGuard
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
 from orchestrator.errors import TaskStateError
-from orchestrator.store.records import ControlState
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import TaskGuard
-from orchestrator.store.records import TaskRecord
-from orchestrator.store.records import TaskStatus
-from orchestrator.store.records import TaskTransition
 
 FINISHED_MESSAGE = "Task has already finished"
 ALREADY_PAUSED_MESSAGE = "Task is already paused"

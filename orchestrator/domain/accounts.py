@@ -1,10 +1,50 @@
-"""The values the store reads and writes for accounts: registrations, logins, refresh tokens, keys."""
+"""Users, API keys and the values of accounts: registrations, logins, refresh tokens."""
 
 import dataclasses
 import datetime
 import enum
 
-from orchestrator.store.records import UserRecord
+
+@dataclasses.dataclass(frozen=True)
+class UserRecord:
+    """A user; every user belongs to one tenant."""
+
+    id: str
+    tenant_id: str
+    email: str
+    username: str
+    role: str
+    tier: str
+    created_at: datetime.datetime
+    # The display name given at registration.
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored API key: its lookup prefix and hash, never the key itself."""
+
+    id: str
+    user_id: str
+    tenant_id: str
+    name: str
+    key_prefix: str
+    key_hash: str
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime | None = None
+    expires_at: datetime.datetime | None = None
+    revoked_at: datetime.datetime | None = None
+    description: str = ""
+    scopes: tuple[str, ...] = ()
+    # Overrides of the tier's limits an admin set on this key; None: the tier's.
+    rate_limit_per_minute: int | None = None
+    rate_limit_per_hour: int | None = None
+
+    def is_usable(self, now: datetime.datetime) -> bool:
+        """Whether the key is neither revoked nor expired at ``now``."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
 
 
 @dataclasses.dataclass(frozen=True)

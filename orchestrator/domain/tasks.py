@@ -1,4 +1,4 @@
-"""The values the store reads and writes: users, API keys, sessions, tasks."""
+"""Tasks as the orchestrator knows them: statuses, records, outcomes and the transitions between them."""
 
 import dataclasses
 import datetime
@@ -24,75 +24,6 @@ class TaskStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """Whether the task will never change state again."""
         return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT)
-
-
-@dataclasses.dataclass(frozen=True)
-class UserRecord:
-    """A user; every user belongs to one tenant."""
-
-    id: str
-    tenant_id: str
-    email: str
-    username: str
-    role: str
-    tier: str
-    created_at: datetime.datetime
-    # The display name given at registration.
-    name: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiKeyRecord:
-    """A stored API key: its lookup prefix and hash, never the key itself."""
-
-    id: str
-    user_id: str
-    tenant_id: str
-    name: str
-    key_prefix: str
-    key_hash: str
-    created_at: datetime.datetime
-    last_used_at: datetime.datetime | None = None
-    expires_at: datetime.datetime | None = None
-    revoked_at: datetime.datetime | None = None
-    description: str = ""
-    scopes: tuple[str, ...] = ()
-    # Overrides of the tier's limits an admin set on this key; None: the tier's.
-    rate_limit_per_minute: int | None = None
-    rate_limit_per_hour: int | None = None
-
-    def is_usable(self, now: datetime.datetime) -> bool:
-        """Whether the key is neither revoked nor expired at ``now``."""
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > now
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionRecord:
-    """A conversation: the tasks submitted with the same session id, and what they consumed."""
-
-    id: str
-    user_id: str
-    tenant_id: str
-    title: str
-    tokens_used: int
-    cost_usd: float
-    task_count: int
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-    deleted_at: datetime.datetime | None = None
-    # No budget when None; otherwise tasks stop being accepted once tokens_used reaches it.
-    token_budget: int | None = None
-    # The context of the task that started the session.
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # When a task of the session was last submitted or changed status.
-    last_activity_at: datetime.datetime | None = None
-
-    @property
-    def budget_exhausted(self) -> bool:
-        """Whether the session has a token budget and has used all of it."""
-        return self.token_budget is not None and self.tokens_used >= self.token_budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +54,6 @@ class NewTask:
     options: dict[str, Any]
     # The token budget of the session, used only when this task starts it.
     session_token_budget: int | None = None
-
-
-# Task control: what the owner asked of a task (records of the transitions are at the end).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,48 +118,6 @@ class TaskOutcome:
     usage: TokenUsage = TokenUsage()
     model_used: str = ""
     provider: str = ""
-
-
-# Sessions.
-
-# A session's successful tasks completed; its failed ones failed or timed out. Cancelled tasks are
-# neither: stopping one was the user's choice.
-SUCCESSFUL_STATUSES = (TaskStatus.COMPLETED,)
-FAILED_STATUSES = (TaskStatus.FAILED, TaskStatus.TIMEOUT)
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionSummary:
-    """A session with the aggregates of its tasks, as the session list shows it."""
-
-    session: SessionRecord
-    successful_tasks: int = 0
-    failed_tasks: int = 0
-    latest_task_query: str = ""
-    latest_task_status: TaskStatus | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchHit:
-    """A task whose query or result matched a full-text search, with the matching passage."""
-
-    task_id: str
-    session_id: str
-    snippet: str
-    created_at: datetime.datetime
-
-
-@dataclasses.dataclass(frozen=True)
-class UsageStats:
-    """What a user's tasks and sessions amounted to over a window of time."""
-
-    tasks_by_status: dict[TaskStatus, int]
-    sessions_total: int
-    sessions_active: int
-    usage: TokenUsage
-
-
-# Task control: the compare-and-set transitions of a task's status and control state.
 
 
 @dataclasses.dataclass(frozen=True)

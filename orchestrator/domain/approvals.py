@@ -6,8 +6,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.store.records import NewEvent
-from orchestrator.store.records import TaskStatus
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskStatus
 
 
 class ApprovalStatus(enum.StrEnum):
