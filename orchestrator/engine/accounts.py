@@ -1,4 +1,4 @@
-"""The account engine: registration, login, refresh-token rotation, and describing the caller.
+"""The account engine: registration, login, refresh-token rotation, describing the caller, and roles.
 
 Every failure to log in or refresh says the same thing (``INVALID_LOGIN_MESSAGE`` /
 ``INVALID_REFRESH_MESSAGE``): which part was wrong is never revealed, and an unknown email costs
@@ -14,6 +14,7 @@ from orchestrator.domain.accounts import NewAccount
 from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import RefreshOutcome
 from orchestrator.domain.accounts import UserRecord
+from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UserNotFoundError
@@ -128,12 +129,48 @@ class AccountEngine:
             raise UserNotFoundError()
         return user
 
+    async def find_or_create_user(self, email: str) -> UserRecord:
+        """Return the user with this email; when absent, create a ``user`` without a password in a new tenant.
+
+        This is how an operator's command gives someone an API key before they ever register.
+        """
+        normalised = _checked_email(email)
+        user = await self._store.find_user_by_email(normalised)
+        if user is not None:
+            return user
+        try:
+            user = await self._store.create_user(normalised, account_rules.default_username(normalised))
+        except AlreadyExistsError:
+            # Created meanwhile by another command or a registration; that account is the one.
+            user = await self._store.find_user_by_email(normalised)
+            if user is None:
+                raise
+            return user
+        logger.info("user created", extra={"user_id": user.id, "tenant_id": user.tenant_id})
+        return user
+
+    async def set_role(self, email: str, role: str) -> UserRecord:
+        """Give the user with this email a role (user, admin or owner); UserNotFoundError if there is none."""
+        if role not in account_rules.ROLES:
+            raise InvalidArgumentError("role", f"role must be one of {', '.join(account_rules.ROLES)}")
+        user = await self._store.set_user_role(_checked_email(email), role)
+        if user is None:
+            raise UserNotFoundError()
+        logger.info("user role set", extra={"user_id": user.id, "role": role})
+        return user
+
+
+def _checked_email(raw: str) -> str:
+    """Return a well-formed email in lower case, or raise InvalidArgumentError."""
+    email = account_rules.normalise_email(raw)
+    if email is None:
+        raise InvalidArgumentError("email", f"email {account_rules.EMAIL_RULE}")
+    return email
+
 
 def _checked_form(form: RegistrationForm) -> str:
     """Return the normalised email of a registration, or raise InvalidArgumentError for a bad field."""
-    email = account_rules.normalise_email(form.email)
-    if email is None:
-        raise InvalidArgumentError("email", f"email {account_rules.EMAIL_RULE}")
+    email = _checked_email(form.email)
     if not account_rules.valid_password(form.password):
         raise InvalidArgumentError("password", f"password {account_rules.PASSWORD_RULE}")
     if form.username and not account_rules.valid_username(form.username):

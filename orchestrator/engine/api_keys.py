@@ -4,6 +4,7 @@ A key of someone else is ApiKeyNotFoundError exactly like a missing one. Rate-li
 set by an ``admin`` or ``owner`` (the role stored for the caller's account, not the one a token
 carries) on any key of their own tenant; a key of another tenant is not found, a ``user`` is
 refused. The key itself is shown once, when it is created; only its hash and prefix are kept.
+An operator may also give an account a key chosen outside (the development key of ``taskgate run``).
 """
 
 import dataclasses
@@ -23,7 +24,9 @@ from orchestrator.store.base import Store
 from taskgate.account_rules import printable
 from taskgate.api_keys import generate_api_key
 from taskgate.api_keys import hash_api_key
+from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
+from taskgate.api_keys import normalise_api_key
 from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ SCOPE_RULE = "scopes must be at most 20 names of 1..64 characters: a-z first, th
 MAX_RATE_LIMIT = 1_000_000_000
 RATE_LIMIT_RULE = f"must be a whole number from 1 to {MAX_RATE_LIMIT}, or 0 for the tier's limit"
 MANAGING_ROLES = ("admin", "owner")
+API_KEY_RULE = "api_key must be sk_ followed by 64 hex characters"
 _SCOPE = re.compile(r"^[a-z][a-z0-9:._\-]{0,63}$")
 
 
@@ -76,20 +80,21 @@ class ApiKeyEngine:
 
     async def create_key(self, caller: Caller, request: KeyRequest) -> CreatedKey:
         """Create a key for the caller and return it with its secret."""
-        _check_key_request(request, utc_now())
-        user = await self._account(caller)
         api_key = generate_api_key()
-        record = await self._store.create_api_key(
-            user,
-            request.name,
-            lookup_prefix(api_key),
-            hash_api_key(api_key),
-            expires_at=request.expires_at,
-            description=request.description,
-            scopes=request.scopes,
-        )
-        logger.info("api key created", extra={"user_id": user.id, "api_key_id": record.id})
-        return CreatedKey(record, api_key)
+        return CreatedKey(await self._store_key(caller, api_key, request), api_key)
+
+    async def adopt_key(self, caller: Caller, api_key: str, request: KeyRequest) -> ApiKeyRecord:
+        """Store a key chosen outside as one of the caller's, unless it is stored already; return its record.
+
+        A key already stored is left as it is, whoever it belongs to: adopting it again changes nothing.
+        """
+        key = normalise_api_key(api_key)
+        if key is None:
+            raise InvalidArgumentError("api_key", API_KEY_RULE)
+        for record, _ in await self._store.find_api_keys(lookup_prefix(key)):
+            if key_matches(key, record.key_hash):
+                return record
+        return await self._store_key(caller, key, request)
 
     async def revoke_key(self, caller: Caller, key_id: str) -> None:
         """Revoke one of the caller's keys; it stops working on every gateway within the key-cache TTL."""
@@ -120,6 +125,22 @@ class ApiKeyEngine:
             raise ApiKeyNotFoundError()
         logger.info("api key rate limits set", extra={"user_id": user.id, "api_key_id": key_id})
         return updated
+
+    async def _store_key(self, caller: Caller, api_key: str, request: KeyRequest) -> ApiKeyRecord:
+        """Check a new key's fields and store its prefix and hash for the caller."""
+        _check_key_request(request, utc_now())
+        user = await self._account(caller)
+        record = await self._store.create_api_key(
+            user,
+            request.name,
+            lookup_prefix(api_key),
+            hash_api_key(api_key),
+            expires_at=request.expires_at,
+            description=request.description,
+            scopes=request.scopes,
+        )
+        logger.info("api key created", extra={"user_id": user.id, "api_key_id": record.id})
+        return record
 
     async def _account(self, caller: Caller) -> UserRecord:
         user = await self._store.get_user(caller.user_id)
