@@ -12,18 +12,5 @@ USERNAME = "dev"
 ROLE = "owner"
 TIER = "free"
 
+# The switch, read by taskgate.shared_settings and refused there outside dev and test.
 NAME = "TASKGATE_SKIP_AUTH"
-_SWITCH_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-_ALLOWED_ENVIRONMENTS = ("dev", "test")
-
-
-def enabled(raw: str | None, env: str) -> bool:
-    """Read the switch (None when unset); raise ValueError, one line, when it is on outside dev/test."""
-    if raw is None:
-        return False
-    value = _SWITCH_VALUES.get(raw.strip().lower())
-    if value is None:
-        raise ValueError(f"{NAME} must be 1 or 0")
-    if value and env not in _ALLOWED_ENVIRONMENTS:
-        raise ValueError(f"{NAME}=1 is allowed only when TASKGATE_ENV is dev or test, not {env}; unset it")
-    return value

@@ -9,10 +9,11 @@ and ``taskgate run`` (which makes a new service token each run) has a new one ea
 import hashlib
 import hmac
 
+from taskgate.environment import RELAXED_ENVIRONMENTS
+
 NAME = "TASKGATE_JWT_SECRET"
 MIN_BYTES = 32
 _MIN_DISTINCT_CHARACTERS = 10
-_RELAXED_ENVIRONMENTS = ("dev", "test")
 _DERIVATION_LABEL = b"taskgate jwt secret v1"
 # Defaults shipped by frameworks, tutorials and sample configs, and tell-tale placeholder words.
 _WELL_KNOWN = frozenset(
@@ -65,7 +66,7 @@ def resolve(configured: str | None, env: str, service_token: str) -> str:
 
     ``configured`` is the variable's value (None when unset or blank).
     """
-    if env in _RELAXED_ENVIRONMENTS:
+    if env in RELAXED_ENVIRONMENTS:
         if configured is None:
             return derive_from_service_token(service_token)
         return configured

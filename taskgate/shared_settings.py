@@ -1,0 +1,76 @@
+"""The settings both services read, read by one function so the gateway and the orchestrator agree.
+
+The two processes must hold the same service token and the same JWT secret (derived from the
+token in dev and test), and they read the environment, the log level, the identity switches, the
+Redis URL and the stream write deadline from the same variables; each of those is read here only.
+"""
+
+import dataclasses
+
+from taskgate import dev_bypass
+from taskgate import jwt_secret
+from taskgate.environment import ENVIRONMENTS
+from taskgate.environment import RELAXED_ENVIRONMENTS
+from taskgate.environment import Environment
+from taskgate.environment import SettingsError
+
+SERVICE_TOKEN = "TASKGATE_SERVICE_TOKEN"  # noqa: S105 - a variable name, not a secret
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SERVICE_TOKEN_CHARACTERS = 32
+# dev and test accept a shorter token, such as a developer's memorable one.
+MIN_SERVICE_TOKEN_CHARACTERS_RELAXED = 16
+MAX_ISSUER_CHARACTERS = 256
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedSettings:
+    """The values both services' settings take from the same variables."""
+
+    env: str
+    service_token: str = dataclasses.field(repr=False)
+    log_level: str
+    # Identity: the secret access tokens are signed with (see taskgate.jwt_secret), their issuer,
+    # and the development bypass.
+    jwt_secret: str = dataclasses.field(repr=False)
+    jwt_issuer: str
+    skip_auth: bool
+    # The URL may hold a password.
+    redis_url: str | None = dataclasses.field(repr=False)
+    # A write to a stream's client that makes no progress for this long cuts the client off.
+    stream_write_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, environment: Environment) -> "SharedSettings":
+        """Read and check the shared variables, raising SettingsError naming the first bad one."""
+        env = environment.choice("TASKGATE_ENV", "dev", ENVIRONMENTS)
+        minimum = (
+            MIN_SERVICE_TOKEN_CHARACTERS_RELAXED
+            if env in RELAXED_ENVIRONMENTS
+            else MIN_SERVICE_TOKEN_CHARACTERS
+        )
+        service_token = environment.required_secret(SERVICE_TOKEN, minimum)
+        try:
+            secret = jwt_secret.resolve(environment.raw(jwt_secret.NAME), env, service_token)
+        except ValueError as ex:
+            raise SettingsError(str(ex)) from None
+        return cls(
+            env=env,
+            service_token=service_token,
+            log_level=environment.choice("TASKGATE_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            jwt_secret=secret,
+            jwt_issuer=environment.string("TASKGATE_JWT_ISSUER", "taskgate", MAX_ISSUER_CHARACTERS),
+            skip_auth=dev_only_switch(environment, dev_bypass.NAME, env),
+            redis_url=environment.url("TASKGATE_REDIS_URL", REDIS_SCHEMES),
+            stream_write_timeout_seconds=environment.number(
+                "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=3600.0
+            ),
+        )
+
+
+def dev_only_switch(environment: Environment, name: str, env: str) -> bool:
+    """Read a switch that may only be on in the dev and test environments."""
+    value = environment.boolean(name)
+    if value and env not in RELAXED_ENVIRONMENTS:
+        raise SettingsError(f"{name}=1 is allowed only when TASKGATE_ENV is dev or test, not {env}; unset it")
+    return value
