@@ -8,8 +8,8 @@ from gateway.errors import ApiError
 from gateway.errors import ValidationError
 from gateway.errors import error_for_status
 from gateway.middleware.body_limit import is_chunked
-from gateway.validation import ID_RULE
-from gateway.validation import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 
 # `curl -d '{...}'` labels its body as a form; such a body (or an unlabelled one) is taken when it
 # is JSON, so the one-line curl examples work, and is 415 otherwise. Any other type is 415 outright.

@@ -1,20 +1,15 @@
-"""Field validation shared by the resources: the id pattern, query integers, collected errors."""
+"""Field validation shared by the resources: query integers and ids, collected errors."""
 
 import re
 
 import falcon
 
 from gateway.errors import ValidationError
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9:_\-.]{1,128}$")
-ID_RULE = "must match ^[A-Za-z0-9:_\\-.]{1,128}$"
 INT32_MAX = 2**31 - 1
-_DIGITS = re.compile(r"^[0-9]{1,10}$")
-
-
-def is_valid_id(value: object) -> bool:
-    """Return whether a value is a string id of API.md (1..128 of ``[A-Za-z0-9:_\\-.]``)."""
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 class FieldErrors:
@@ -40,7 +35,7 @@ def int_query_param(
     raw = req.get_param(name)
     if raw is None:
         return default
-    if _DIGITS.match(raw) is None or not minimum <= int(raw) <= maximum:
+    if _DIGITS.fullmatch(raw) is None or not minimum <= int(raw) <= maximum:
         errors.add(name, f"must be an integer from {minimum} to {maximum}")
         return default
     return int(raw)

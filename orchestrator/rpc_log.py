@@ -8,7 +8,6 @@ reflection are logged at DEBUG, so probes do not flood the log.
 
 import inspect
 import logging
-import re
 import time
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -18,13 +17,12 @@ from typing import Any
 import grpc
 
 from taskgate import wire
+from taskgate.identifiers import is_valid_id
+from taskgate.trace_context import trace_id_from_traceparent
 
 logger = logging.getLogger("orchestrator.rpc")
 
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
-# Values a client sends are logged only in the shapes the gateway sends them.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
@@ -54,9 +52,10 @@ def correlation_fields(metadata: Sequence[tuple[str, Any]] | None) -> dict[str, 
     """Return the well-formed request id and traceparent of a call's metadata."""
     fields = {}
     for key, value in metadata or ():
-        if key == wire.REQUEST_ID and isinstance(value, str) and _REQUEST_ID.match(value):
+        # Values a client sends are logged only in the shapes the gateway accepts them in.
+        if key == wire.REQUEST_ID and is_valid_id(value):
             fields["request_id"] = value
-        elif key == wire.TRACEPARENT and isinstance(value, str) and _TRACEPARENT.match(value):
+        elif key == wire.TRACEPARENT and isinstance(value, str) and trace_id_from_traceparent(value):
             fields["traceparent"] = value
     return fields
 

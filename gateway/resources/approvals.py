@@ -15,11 +15,11 @@ from gateway.caller import CallContext
 from gateway.caller import call_context
 from gateway.hooks import require_json_object
 from gateway.resources.serialization import timestamp
-from gateway.validation import ID_RULE
 from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
-from gateway.validation import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import approvals_pb2
 
 MAX_FEEDBACK_CHARACTERS = 2000

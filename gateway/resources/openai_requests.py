@@ -17,8 +17,8 @@ from gateway.resources.openai_models import ServedModel
 from gateway.resources.openai_models import find_model
 from gateway.resources.task_requests import MAX_CONTEXT_BYTES
 from gateway.resources.task_requests import MAX_QUERY_CHARACTERS
-from gateway.validation import ID_RULE
-from gateway.validation import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import tasks_pb2
 
 ROLES = ("system", "developer", "user", "assistant", "tool")

@@ -11,9 +11,9 @@ from gateway.caller import CallContext
 from gateway.caller import call_context
 from gateway.client_write_deadline import WriteDeadline
 from gateway.metrics import CountedStream
-from gateway.validation import ID_RULE
 from gateway.validation import FieldErrors
-from gateway.validation import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _EVENT_ID = re.compile(r"^[0-9]{1,18}$")

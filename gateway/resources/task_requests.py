@@ -8,12 +8,12 @@ import falcon
 from gateway.resources.serialization import STATUS_NAMES
 from gateway.resources.serialization import status_value
 from gateway.resources.session_requests import token_budget
-from gateway.validation import ID_RULE
 from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
 from gateway.validation import id_query_param
 from gateway.validation import int_query_param
-from gateway.validation import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2

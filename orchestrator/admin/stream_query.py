@@ -16,8 +16,8 @@ import falcon.asgi
 from orchestrator.caller import Caller
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.errors import TaskNotFoundError
-from orchestrator.identifiers import is_valid_id
 from taskgate import wire
+from taskgate.identifiers import is_valid_id
 
 _MAX_EVENT_ID_DIGITS = 18
 _EVENT_TYPE_PATTERN = re.compile(r"^[A-Za-z_.]{1,64}$")

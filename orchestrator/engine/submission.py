@@ -5,8 +5,8 @@ import json
 from typing import Any
 
 from orchestrator.errors import InvalidArgumentError
-from orchestrator.identifiers import ID_RULE
-from orchestrator.identifiers import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 
 MODES = ("simple", "standard", "complex", "supervisor")
 MODEL_TIERS = ("small", "medium", "large")
@@ -57,7 +57,7 @@ def validate_submission(submission: TaskSubmission) -> ValidSubmission:
         raise InvalidArgumentError("query", f"query must be 1..{MAX_QUERY_CHARACTERS} characters")
     session_id = submission.session_id or None
     if session_id is not None and not is_valid_id(session_id):
-        raise InvalidArgumentError("session_id", f"session_id must be {ID_RULE}")
+        raise InvalidArgumentError("session_id", f"session_id {ID_RULE}")
     options: dict[str, Any] = {
         "model_tier": _choice("model_tier", submission.model_tier, MODEL_TIERS, DEFAULT_MODEL_TIER),
         "require_approval": submission.require_approval,

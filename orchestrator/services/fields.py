@@ -1,14 +1,14 @@
 """Checks of request fields shared by the servicers; each failure names its field."""
 
 from orchestrator.errors import InvalidArgumentError
-from orchestrator.identifiers import ID_RULE
-from orchestrator.identifiers import is_valid_id
+from taskgate.identifiers import ID_RULE
+from taskgate.identifiers import is_valid_id
 
 
 def require_id(field: str, value: str) -> str:
     """Return an id field that has the allowed shape; raise InvalidArgumentError otherwise."""
     if not is_valid_id(value):
-        raise InvalidArgumentError(field, f"{field} must be {ID_RULE}")
+        raise InvalidArgumentError(field, f"{field} {ID_RULE}")
     return value
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from gateway.middleware.request_id import accepted_request_id
-from gateway.middleware.request_id import trace_id_from_traceparent
+from taskgate.trace_context import trace_id_from_traceparent
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
