@@ -1,20 +1,13 @@
 """The gRPC server: every servicer of the contract, health checking and reflection."""
 
-from collections.abc import Callable
-from typing import Any
+import dataclasses
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from orchestrator.engine.approvals import ApprovalEngine
-from orchestrator.engine.schedules import ScheduleEngine
-from orchestrator.engine.sessions import SessionEngine
-from orchestrator.engine.tasks import TaskEngine
-from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
 from orchestrator.services.approvals import ApprovalServiceServicer
 from orchestrator.services.auth import AuthServiceServicer
@@ -22,8 +15,6 @@ from orchestrator.services.events import EventServiceServicer
 from orchestrator.services.schedules import ScheduleServiceServicer
 from orchestrator.services.sessions import SessionServiceServicer
 from orchestrator.services.tasks import TaskServiceServicer
-from orchestrator.services.unimplemented import quiet_unimplemented
-from orchestrator.settings import OrchestratorSettings
 from taskgate.orchestrator.v1 import approvals_pb2
 from taskgate.orchestrator.v1 import approvals_pb2_grpc
 from taskgate.orchestrator.v1 import auth_pb2
@@ -62,50 +53,30 @@ class BindError(RuntimeError):
     """The gRPC listen address could not be bound."""
 
 
-async def create_server(
-    settings: OrchestratorSettings,
-    engine: TaskEngine,
-    callers: CallerResolver,
-    sessions: SessionEngine,
-    auth: AuthServiceServicer,
-    schedules: ScheduleEngine,
-    approvals: ApprovalEngine,
-) -> tuple[grpc.aio.Server, int]:
-    """Build the gRPC server bound to ``settings.grpc_addr`` (port 0 picks one); return it and its port.
+@dataclasses.dataclass(frozen=True)
+class Servicers:
+    """One servicer per service of the contract, built by the composition root (``orchestrator.app``)."""
 
-    The server is not started. RPCs not built yet answer UNIMPLEMENTED.
+    tasks: TaskServiceServicer
+    events: EventServiceServicer
+    auth: AuthServiceServicer
+    sessions: SessionServiceServicer
+    approvals: ApprovalServiceServicer
+    schedules: ScheduleServiceServicer
+
+
+async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Server, int]:
+    """Build the gRPC server bound to ``address`` (port 0 picks one); return it and its port.
+
+    The server is not started.
     """
     server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
-    registrations: tuple[tuple[Callable[[Any, grpc.aio.Server], None], Any, ServiceDescriptor], ...] = (
-        (
-            tasks_pb2_grpc.add_TaskServiceServicer_to_server,
-            TaskServiceServicer(engine, callers),
-            TASK_SERVICE,
-        ),
-        (
-            events_pb2_grpc.add_EventServiceServicer_to_server,
-            EventServiceServicer(engine, callers),
-            EVENT_SERVICE,
-        ),
-        (auth_pb2_grpc.add_AuthServiceServicer_to_server, auth, AUTH_SERVICE),
-        (
-            sessions_pb2_grpc.add_SessionServiceServicer_to_server,
-            SessionServiceServicer(sessions, callers),
-            SESSION_SERVICE,
-        ),
-        (
-            approvals_pb2_grpc.add_ApprovalServiceServicer_to_server,
-            ApprovalServiceServicer(approvals, callers),
-            APPROVAL_SERVICE,
-        ),
-        (
-            schedules_pb2_grpc.add_ScheduleServiceServicer_to_server,
-            ScheduleServiceServicer(schedules, callers),
-            SCHEDULE_SERVICE,
-        ),
-    )
-    for add_to_server, servicer, service in registrations:
-        add_to_server(quiet_unimplemented(servicer, service), server)
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
+    events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, server)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)
+    sessions_pb2_grpc.add_SessionServiceServicer_to_server(servicers.sessions, server)
+    approvals_pb2_grpc.add_ApprovalServiceServicer_to_server(servicers.approvals, server)
+    schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(servicers.schedules, server)
 
     health_servicer = health.aio.HealthServicer()
     for name in ("", *SERVICE_NAMES):
@@ -116,9 +87,9 @@ async def create_server(
         server,
     )
     try:
-        port = server.add_insecure_port(settings.grpc_addr)
+        port = server.add_insecure_port(address)
     except RuntimeError as ex:
-        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={settings.grpc_addr}") from ex
+        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={address}") from ex
     if port == 0:
-        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={settings.grpc_addr}")
+        raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={address}")
     return server, port

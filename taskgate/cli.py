@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+from taskgate import account_rules
 from taskgate import api_keys
 
 STATE_DIR = pathlib.Path(".taskgate")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     user_commands = users.add_subparsers(dest="users_command", required=True)
     set_role = user_commands.add_parser("set-role", help="give a user the role user, admin or owner")
     set_role.add_argument("--email", required=True)
-    set_role.add_argument("--role", required=True, choices=("user", "admin", "owner"))
+    set_role.add_argument("--role", required=True, choices=account_rules.ROLES)
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -53,22 +54,44 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_serve()
     if args.command == "migrate":
-        from orchestrator.main import migrate
+        from orchestrator.commands import migrate
 
         migrate(_offline_settings())
         print("migrations applied")
         return 0
     if args.command == "users":
-        from orchestrator.main import set_user_role
+        return run_set_role(args.email, args.role)
+    return run_create_key(args.email, args.name)
 
-        if not set_user_role(_offline_settings(), args.email, args.role):
-            print(f"taskgate: no user with the email {args.email}", file=sys.stderr)
-            return 1
-        print(f"{args.email} is now {args.role}")
-        return 0
-    from orchestrator.main import create_api_key
 
-    print(create_api_key(_offline_settings(), args.email, args.name))
+def run_set_role(email: str, role: str) -> int:
+    """Give a user a role through the account engine; print what happened and return the exit status."""
+    from orchestrator.commands import set_user_role
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.errors import UserNotFoundError
+
+    try:
+        set_user_role(_offline_settings(), email, role)
+    except UserNotFoundError:
+        print(f"taskgate: no user with the email {email}", file=sys.stderr)
+        return 1
+    except OrchestratorError as ex:
+        print(f"taskgate: {ex.public_message}", file=sys.stderr)
+        return 2
+    print(f"{email} is now {role}")
+    return 0
+
+
+def run_create_key(email: str, name: str) -> int:
+    """Create an API key (and its user if new) through the engines; print the key, shown this once."""
+    from orchestrator.commands import create_api_key
+    from orchestrator.errors import OrchestratorError
+
+    try:
+        print(create_api_key(_offline_settings(), email, name))
+    except OrchestratorError as ex:
+        print(f"taskgate: {ex.public_message}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -181,8 +204,8 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 def run_all() -> int:
     """Start the orchestrator and the gateway in the foreground until Ctrl-C or one of them dies."""
     from gateway.settings import GatewaySettings
-    from orchestrator.main import ensure_api_key
-    from orchestrator.main import migrate
+    from orchestrator.commands import ensure_api_key
+    from orchestrator.commands import migrate
     from orchestrator.settings import OrchestratorSettings
     from orchestrator.settings import SettingsError
 

@@ -1,0 +1,351 @@
+"""The one place the orchestrator is wired: store, event bus, engines, servicers, servers.
+
+``build_orchestrator`` opens the store (migrated), the event bus and the control signals named
+by the settings (``orchestrator.backends``), and builds over them the engines, the worker pool,
+the lease keeper, the scheduler, the gRPC servicers and the admin stream server.
+``Orchestrator.start`` makes both servers listen and the background loops run; ``stop`` undoes
+everything in reverse. A test passes its own store, bus, control signals or runner; what it
+passes in, it closes itself.
+
+``open_account_engines`` builds only the store and the account engines, for the commands that
+change accounts without serving (``orchestrator.commands``), so they obey the same rules.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from orchestrator.admin.app import create_admin_app
+from orchestrator.admin.server import AdminServer
+from orchestrator.admin.stream_metrics import StreamMetrics
+from orchestrator.backends import StartupError
+from orchestrator.backends import open_control_signals
+from orchestrator.backends import open_event_bus
+from orchestrator.backends import open_migrated_store
+from orchestrator.bus import EventBus
+from orchestrator.control_signals import ControlSignals
+from orchestrator.domain.accounts import UserRecord
+from orchestrator.engine.accounts import AccountEngine
+from orchestrator.engine.api_keys import ApiKeyEngine
+from orchestrator.engine.approvals import ApprovalEngine
+from orchestrator.engine.leases import LeaseKeeper
+from orchestrator.engine.scheduler import Scheduler
+from orchestrator.engine.schedules import ScheduleEngine
+from orchestrator.engine.sessions import SessionEngine
+from orchestrator.engine.tasks import TaskEngine
+from orchestrator.engine.worker_pool import WorkerPool
+from orchestrator.identity import ApiKeyAuthenticator
+from orchestrator.identity import CallerResolver
+from orchestrator.passwords import PasswordHasher
+from orchestrator.runners.base import Runner
+from orchestrator.runners.simulated import SimulatedRunner
+from orchestrator.server import BindError
+from orchestrator.server import Servicers
+from orchestrator.server import create_server
+from orchestrator.services.approvals import ApprovalServiceServicer
+from orchestrator.services.auth import AuthServiceServicer
+from orchestrator.services.events import EventServiceServicer
+from orchestrator.services.schedules import ScheduleServiceServicer
+from orchestrator.services.sessions import SessionServiceServicer
+from orchestrator.services.tasks import TaskServiceServicer
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.settings import split_address
+from orchestrator.store.base import Store
+from orchestrator.tokens import TokenIssuer
+from taskgate import dev_bypass
+from taskgate.rfc3339 import utc_now
+
+logger = logging.getLogger("orchestrator")
+
+WORKER_SHUTDOWN_GRACE_SECONDS = 5.0
+GRPC_SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountEngines:
+    """What changes accounts: users and their roles, and API keys."""
+
+    accounts: AccountEngine
+    api_keys: ApiKeyEngine
+
+
+@dataclasses.dataclass(frozen=True)
+class Engines:
+    """Every rule of the orchestrator, one engine per area; servicers and the admin app call these."""
+
+    tasks: TaskEngine
+    sessions: SessionEngine
+    accounts: AccountEngine
+    api_keys: ApiKeyEngine
+    approvals: ApprovalEngine
+    schedules: ScheduleEngine
+
+
+def build_account_engines(settings: OrchestratorSettings, store: Store) -> AccountEngines:
+    """Build the account and API-key engines over a store."""
+    tokens = TokenIssuer(settings.jwt_secret, settings.jwt_issuer)
+    return AccountEngines(AccountEngine(store, PasswordHasher(), tokens), ApiKeyEngine(store))
+
+
+@contextlib.asynccontextmanager
+async def open_account_engines(
+    settings: OrchestratorSettings, *, store: Store | None = None
+) -> AsyncIterator[AccountEngines]:
+    """Open the migrated store (unless given) and yield the account engines over it; close what it opened."""
+    async with contextlib.AsyncExitStack() as resources:
+        if store is None:
+            store = await open_migrated_store(settings)
+            resources.push_async_callback(store.close)
+        yield build_account_engines(settings, store)
+
+
+class Orchestrator:
+    """One orchestrator's parts, built by ``build_orchestrator``; ``start`` runs them and ``stop`` ends them.
+
+    Also an async context manager: ``async with await build_orchestrator(settings) as orchestrator``
+    starts it on entry and stops it on exit. ``grpc_port`` and ``admin_port`` are the bound ports
+    once started (the settings may ask for port 0).
+    """
+
+    def __init__(
+        self,
+        settings: OrchestratorSettings,
+        *,
+        store: Store,
+        bus: EventBus,
+        engines: Engines,
+        pool: WorkerPool,
+        leases: LeaseKeeper,
+        scheduler: Scheduler,
+        servicers: Servicers,
+        admin: AdminServer,
+        resources: contextlib.AsyncExitStack,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.engines = engines
+        self.pool = pool
+        self.leases = leases
+        self.scheduler = scheduler
+        self.servicers = servicers
+        self.admin = admin
+        self.grpc_port = 0
+        self.admin_port = 0
+        # What build_orchestrator opened, and what start started: each closed in reverse by stop.
+        self._resources = resources
+        self._running = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        """Recover interrupted tasks, make the admin and gRPC servers listen, then start working.
+
+        Raises StartupError when a server cannot listen; whatever had started is stopped again.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self._running.aclose()
+            raise
+        grpc_host = split_address(self.settings.grpc_addr)[0]
+        logger.info(
+            f"orchestrator ready grpc={grpc_host}:{self.grpc_port} "
+            f"admin={self.settings.admin_host}:{self.admin_port}",
+            extra={"grpc_port": self.grpc_port, "admin_port": self.admin_port, "env": self.settings.env},
+        )
+
+    async def stop(self) -> None:
+        """Stop working and listening in the reverse order of ``start``, then close what was opened.
+
+        Running tasks get a grace period to finish while their watchers are still connected.
+        """
+        await self._running.aclose()
+        await self._resources.aclose()
+
+    async def __aenter__(self) -> "Orchestrator":
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _start(self) -> None:
+        running = self._running
+        if self.store.single_replica:
+            await self.pool.recover_interrupted()
+        if self.settings.skip_auth:
+            await _ensure_dev_bypass_user(self.store)
+
+        try:
+            self.admin_port = await self.admin.start()
+        except OSError as ex:
+            raise StartupError(
+                f"cannot listen on TASKGATE_ADMIN_ADDR={self.settings.admin_addr}: {ex.strerror}"
+            ) from ex
+        running.push_async_callback(self.admin.stop)
+
+        try:
+            grpc_server, self.grpc_port = await create_server(self.settings.grpc_addr, self.servicers)
+        except BindError as ex:
+            raise StartupError(str(ex)) from ex
+        await grpc_server.start()
+        running.push_async_callback(grpc_server.stop, GRPC_SHUTDOWN_GRACE_SECONDS)
+
+        self.leases.start()
+        running.push_async_callback(self.leases.stop)
+        self.pool.start()
+        running.push_async_callback(self.pool.stop, WORKER_SHUTDOWN_GRACE_SECONDS)
+        self.scheduler.start()
+        running.push_async_callback(self.scheduler.stop)
+        approval_expiry = asyncio.create_task(self.engines.approvals.expire_forever(), name="approval-expiry")
+        running.push_async_callback(_cancel_and_wait, approval_expiry)
+
+
+async def build_orchestrator(
+    settings: OrchestratorSettings,
+    *,
+    store: Store | None = None,
+    bus: EventBus | None = None,
+    signals: ControlSignals | None = None,
+    runner: Runner | None = None,
+) -> Orchestrator:
+    """Build the orchestrator the settings describe, with any part given used instead of its own.
+
+    The store, given or opened, is migrated. Nothing listens or runs until ``start``. Raises
+    StartupError when the database or Redis cannot be reached.
+    """
+    worker_id = _worker_id(settings)
+    resources = contextlib.AsyncExitStack()
+    try:
+        if store is None:
+            store = await open_migrated_store(settings)
+            resources.push_async_callback(store.close)
+        else:
+            await store.migrate()
+        if bus is None:
+            bus = await open_event_bus(settings, worker_id)
+            resources.push_async_callback(bus.close)
+        # Task control: pause, resume and cancel reach the replica running the task through these.
+        if signals is None:
+            signals = await open_control_signals(settings, worker_id)
+            resources.push_async_callback(signals.close)
+    except BaseException:
+        await resources.aclose()
+        raise
+
+    pool = WorkerPool(
+        store,
+        bus,
+        runner or _runner(settings),
+        settings.worker_concurrency,
+        worker_id,
+        signals,
+        default_timeout_seconds=settings.task_timeout_seconds,
+        lease_seconds=settings.lease_seconds,
+        approval_timeout_seconds=settings.approval_timeout_seconds,
+    )
+    account_engines = build_account_engines(settings, store)
+    engines = Engines(
+        tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals),
+        sessions=SessionEngine(store),
+        accounts=account_engines.accounts,
+        api_keys=account_engines.api_keys,
+        approvals=ApprovalEngine(store, bus, pool.wake, settings.approval_timeout_seconds),
+        schedules=ScheduleEngine(
+            store, pool.wake, settings.schedule_min_interval_seconds, settings.schedule_max_per_user
+        ),
+    )
+    authenticator = ApiKeyAuthenticator(store)
+    resources.push_async_callback(authenticator.close)
+    callers = CallerResolver(settings.service_token, authenticator)
+    admin = AdminServer(
+        create_admin_app(
+            engines.tasks,
+            settings.service_token,
+            StreamMetrics(bus.watcher_count),
+            ping_seconds=settings.sse_ping_seconds,
+            write_timeout_seconds=settings.stream_write_timeout_seconds,
+        ),
+        settings.admin_host,
+        settings.admin_port,
+        ping_seconds=settings.sse_ping_seconds,
+    )
+    return Orchestrator(
+        settings,
+        store=store,
+        bus=bus,
+        engines=engines,
+        pool=pool,
+        leases=LeaseKeeper(store, bus, pool, worker_id, settings.lease_seconds),
+        scheduler=Scheduler(engines.schedules, settings.scheduler_poll_seconds),
+        servicers=_servicers(engines, callers),
+        admin=admin,
+        resources=resources,
+    )
+
+
+def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
+    """Build one servicer per service over the engines."""
+    return Servicers(
+        tasks=TaskServiceServicer(engines.tasks, callers),
+        events=EventServiceServicer(engines.tasks, callers),
+        auth=AuthServiceServicer(callers, engines.accounts, engines.api_keys),
+        sessions=SessionServiceServicer(engines.sessions, callers),
+        approvals=ApprovalServiceServicer(engines.approvals, callers),
+        schedules=ScheduleServiceServicer(engines.schedules, callers),
+    )
+
+
+def _runner(settings: OrchestratorSettings) -> Runner:
+    """Return the runner TASKGATE_RUNNER names: the simulated agent, or an OpenAI-compatible server."""
+    if settings.openai is not None:
+        # Imported only when configured, like the Redis clients.
+        from orchestrator.runners.openai_compatible import OpenAICompatibleRunner
+
+        return OpenAICompatibleRunner(settings.openai)
+    return SimulatedRunner(settings.sim_step_seconds)
+
+
+def _worker_id(settings: OrchestratorSettings) -> str:
+    """Name this process's life in claims: ``<replica id>:<random>``.
+
+    The replica id shows which replica ran a task; the random part keeps a restarted replica from
+    mistaking the leases of its previous life for its own.
+    """
+    return f"{settings.replica_id}:{uuid.uuid4().hex[:8]}"
+
+
+async def _ensure_dev_bypass_user(store: Store) -> None:
+    """Make sure the account of the development bypass's fixed user exists."""
+    await store.ensure_user(
+        UserRecord(
+            dev_bypass.USER_ID,
+            dev_bypass.TENANT_ID,
+            dev_bypass.EMAIL,
+            dev_bypass.USERNAME,
+            dev_bypass.ROLE,
+            dev_bypass.TIER,
+            utc_now(),
+        )
+    )
+    logger.warning(
+        "TASKGATE_SKIP_AUTH is on: requests without credentials act as the development user",
+        extra={"user_id": dev_bypass.USER_ID},
+    )
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,69 @@
+"""Opening what the orchestrator keeps its state and messages in: the store, the event bus, control signals.
+
+Each opener names the setting to look at when it cannot reach its server (``StartupError``), and
+never repeats a URL, which can carry a password.
+"""
+
+import sqlite3
+
+from orchestrator.bus import EventBus
+from orchestrator.bus import InProcessEventBus
+from orchestrator.control_signals import ControlSignals
+from orchestrator.control_signals import InProcessControlSignals
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.store import open_store
+from orchestrator.store.base import Store
+
+
+class StartupError(RuntimeError):
+    """The orchestrator could not start; the message says which setting to look at."""
+
+
+async def open_migrated_store(settings: OrchestratorSettings) -> Store:
+    """Open the store TASKGATE_DATABASE_URL names and apply its pending migrations."""
+    try:
+        store = await open_store(settings.database_url)
+    except (OSError, sqlite3.Error) as ex:
+        # The URL itself is not repeated: a database URL can carry a password.
+        reason = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        raise StartupError(f"cannot open the database named by TASKGATE_DATABASE_URL: {reason}") from ex
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def open_event_bus(settings: OrchestratorSettings, origin: str) -> EventBus:
+    """Return the in-process bus, or with TASKGATE_REDIS_URL the Redis Streams bus, started."""
+    if settings.redis_url is None:
+        return InProcessEventBus()
+    # Imported only when configured: the embedded default starts without loading a Redis client.
+    from orchestrator.redis_bus import RedisStreamsEventBus
+    from orchestrator.redis_client import connect
+
+    bus = RedisStreamsEventBus(connect(settings.redis_url), origin)
+    try:
+        await bus.start()
+    except OSError as ex:
+        await bus.close()
+        # The URL itself is not repeated: it can carry a password.
+        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
+    return bus
+
+
+async def open_control_signals(settings: OrchestratorSettings, origin: str) -> ControlSignals:
+    """Return in-process control signals, or with TASKGATE_REDIS_URL the Redis pub/sub ones, started."""
+    if settings.redis_url is None:
+        return InProcessControlSignals()
+    from orchestrator.redis_client import connect
+    from orchestrator.redis_control_signals import RedisControlSignals
+
+    signals = RedisControlSignals(connect(settings.redis_url), origin)
+    try:
+        await signals.start()
+    except OSError as ex:
+        await signals.close()
+        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
+    return signals
