@@ -1,1 +1,1 @@
-"""Runners: what actually does a task's work (the simulated agent now, an LLM runner later)."""
+"""Runners: what actually does a task's work (the simulated agent, or an OpenAI-compatible LLM server)."""
