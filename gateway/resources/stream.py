@@ -1,6 +1,5 @@
 """``GET /api/v1/stream/sse``: the live event stream, reverse-proxied from the admin stream server."""
 
-import re
 from typing import Protocol
 
 import falcon
@@ -14,9 +13,8 @@ from gateway.metrics import CountedStream
 from gateway.validation import FieldErrors
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
-
-_EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_EVENT_ID = re.compile(r"^[0-9]{1,18}$")
+from taskgate.stream_parameters import parse_last_event_id
+from taskgate.stream_parameters import parse_types
 
 
 class StreamOpener(Protocol):
@@ -33,20 +31,21 @@ def stream_request(req: falcon.Request) -> StreamRequest:
     if not is_valid_id(workflow_id):
         errors.add("workflow_id", f"is required and {ID_RULE}")
     types: tuple[str, ...] = ()
-    raw_types = req.get_param("types")
-    if raw_types is not None:
-        types = tuple(item.strip() for item in raw_types.split(","))
-        if not all(_EVENT_TYPE.match(item) for item in types):
-            errors.add("types", "must be a comma-separated list of event types such as LLM_OUTPUT")
+    try:
+        types = parse_types(req.get_param("types"))
+    except ValueError as ex:
+        errors.add("types", str(ex))
     last_event_id = None
-    header = req.get_header("Last-Event-ID") or None
-    raw_last_event_id = header if header is not None else req.get_param("last_event_id")
+    header = (req.get_header("Last-Event-ID") or "").strip()
+    if header:
+        field, raw_last_event_id = "Last-Event-ID", header
+    else:
+        field, raw_last_event_id = "last_event_id", req.get_param("last_event_id")
     if raw_last_event_id is not None:
-        field = "Last-Event-ID" if header is not None else "last_event_id"
-        if _EVENT_ID.match(raw_last_event_id.strip()):
-            last_event_id = int(raw_last_event_id)
-        else:
-            errors.add(field, "must be a non-negative integer")
+        try:
+            last_event_id = parse_last_event_id(raw_last_event_id)
+        except ValueError as ex:
+            errors.add(field, str(ex))
     errors.raise_if_any()
     return StreamRequest(workflow_id=workflow_id, types=types, last_event_id=last_event_id)
 

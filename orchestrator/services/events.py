@@ -16,10 +16,10 @@ from orchestrator.services.status import streaming_errors
 from orchestrator.services.status import unary_errors
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import events_pb2_grpc
+from taskgate.stream_parameters import event_types
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-MAX_TYPES = 64
 
 
 class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
@@ -49,10 +49,12 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         workflow_id = require_id("workflow_id", request.workflow_id)
         if request.after_seq < 0:
             raise InvalidArgumentError("after_seq", "after_seq must be 0 or more")
-        if len(request.types) > MAX_TYPES:
-            raise InvalidArgumentError("types", f"types must name at most {MAX_TYPES} event types")
+        try:
+            types = event_types(request.types)
+        except ValueError as ex:
+            raise InvalidArgumentError("types", f"types {ex}") from None
         await self._engine.require_workflow(caller, workflow_id)
-        follower = self._engine.follow(workflow_id, request.after_seq, list(request.types))
+        follower = self._engine.follow(workflow_id, request.after_seq, list(types))
         async with contextlib.aclosing(follower.events()) as events:
             async for event in events:
                 if event is not None:
