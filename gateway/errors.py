@@ -16,14 +16,13 @@ import falcon
 import grpc
 
 from gateway.metrics import UPSTREAM_ERRORS
+from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
 UNAUTHORIZED_CHALLENGE = 'Bearer realm="taskgate"'
 RETRY_AFTER_SECONDS = "1"
 _MAX_DETAIL_LENGTH = 500
-# The trailing metadata key naming the invalid field of an INVALID_ARGUMENT (orchestrator.services.status).
-_INVALID_FIELD_KEY = "taskgate-invalid-field"
 _MAX_FIELD_LENGTH = 64
 
 
@@ -143,7 +142,7 @@ def _invalid_field(ex: grpc.RpcError) -> str | None:
     trailing = getattr(ex, "trailing_metadata", None)
     metadata = trailing() if callable(trailing) else None
     for key, value in metadata or ():
-        if key == _INVALID_FIELD_KEY and isinstance(value, str) and len(value) <= _MAX_FIELD_LENGTH:
+        if key == wire.INVALID_FIELD and isinstance(value, str) and len(value) <= _MAX_FIELD_LENGTH:
             return value
     return None
 

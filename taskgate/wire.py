@@ -1,7 +1,7 @@
-"""Names that carry caller identity between the gateway and the orchestrator.
+"""The gRPC metadata keys between the gateway and the orchestrator, defined once for both.
 
-The same names serve as gRPC metadata keys and as HTTP headers to the admin stream server
-(HTTP header names are case-insensitive, gRPC metadata keys are lower case).
+The identity and correlation names serve as gRPC metadata keys and as HTTP headers to the admin
+stream server (HTTP header names are case-insensitive, gRPC metadata keys are lower case).
 """
 
 SERVICE_TOKEN = "x-taskgate-service-token"  # noqa: S105 - a header name, not a secret
@@ -11,3 +11,6 @@ ROLE = "x-taskgate-role"
 API_KEY = "x-api-key"
 REQUEST_ID = "x-request-id"
 TRACEPARENT = "traceparent"
+# Trailing metadata of an INVALID_ARGUMENT naming the invalid request field; the gateway puts it
+# in the error body's details.
+INVALID_FIELD = "taskgate-invalid-field"

@@ -19,6 +19,7 @@ from orchestrator.errors import PermissionDeniedError
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UnavailableError
 from orchestrator.streaming import StreamOverflowError
+from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,6 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
 Response = TypeVar("Response")
 
 
-# Trailing metadata naming the invalid field of an INVALID_ARGUMENT.
-FIELD_METADATA_KEY = "taskgate-invalid-field"
-
-
 def status_code(error: OrchestratorError) -> grpc.StatusCode:
     """Return the status code of a domain error."""
     for error_type, code in _STATUS_CODES:
@@ -52,7 +49,7 @@ def status_code(error: OrchestratorError) -> grpc.StatusCode:
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
     if isinstance(error, InvalidArgumentError):
         # The gateway turns this into the error body's details (gateway.errors.error_for_rpc).
-        context.set_trailing_metadata(((FIELD_METADATA_KEY, error.field),))
+        context.set_trailing_metadata(((wire.INVALID_FIELD, error.field),))
     if isinstance(error, OrchestratorError):
         await context.abort(status_code(error), error.public_message)
     if isinstance(error, StreamOverflowError):
