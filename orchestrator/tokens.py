@@ -16,8 +16,6 @@ from taskgate.access_tokens import issue_access_token
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a fixed prefix, not a secret
 REFRESH_TOKEN_LIFETIME = datetime.timedelta(days=30)
-# Longer than any token this issues; anything longer is refused before it is hashed.
-MAX_REFRESH_TOKEN_CHARACTERS = 128
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,8 @@ PASSWORD_RULE = f"must be {MIN_PASSWORD_CHARACTERS}..{MAX_PASSWORD_CHARACTERS} c
 USERNAME_RULE = f"must be 1..{MAX_USERNAME_CHARACTERS} characters of letters, digits, . _ -"
 NAME_RULE = f"must be at most {MAX_NAME_CHARACTERS} printable characters"
 ROLES = ("user", "admin", "owner")
+# Longer than any refresh token the orchestrator issues; anything longer is refused before it is hashed.
+MAX_REFRESH_TOKEN_CHARACTERS = 128
 # One @, no white space, a dot in the domain, no dot at either end of a part, no empty label.
 _EMAIL = re.compile(
     r"^(?!\.)[^\s\x00-\x1f\x7f@\"(),:;<>\[\\\]]+(?<!\.)@(?=.{1,253}$)(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}$"

@@ -13,18 +13,18 @@ from google.protobuf import timestamp_pb2
 
 from gateway.validation import FieldErrors
 from taskgate import account_rules
+from taskgate.account_rules import MAX_REFRESH_TOKEN_CHARACTERS
 from taskgate.account_rules import printable
+from taskgate.api_key_rules import MAX_DESCRIPTION_CHARACTERS
+from taskgate.api_key_rules import MAX_NAME_CHARACTERS
+from taskgate.api_key_rules import MAX_RATE_LIMIT
+from taskgate.api_key_rules import SCOPES_RULE
+from taskgate.api_key_rules import valid_scopes
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.rfc3339 import parse_datetime
 from taskgate.rfc3339 import utc_now
 
-MAX_KEY_NAME_CHARACTERS = 100
-MAX_DESCRIPTION_CHARACTERS = 500
-MAX_SCOPES = 20
-MAX_RATE_LIMIT = 1_000_000_000
-MAX_REFRESH_TOKEN_CHARACTERS = 128
 RATE_LIMIT_FIELDS = ("rate_limit_per_minute", "rate_limit_per_hour")
-_SCOPE = re.compile(r"^[a-z][a-z0-9:._\-]{0,63}$")
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$")
 
 
@@ -80,10 +80,10 @@ def create_key_request(body: dict[str, Any]) -> auth_pb2.CreateApiKeyRequest:
     if (
         not isinstance(name, str)
         or not name.strip()
-        or len(name) > MAX_KEY_NAME_CHARACTERS
+        or len(name) > MAX_NAME_CHARACTERS
         or not printable(name)
     ):
-        errors.add("name", f"is required: 1..{MAX_KEY_NAME_CHARACTERS} printable characters, not blank")
+        errors.add("name", f"is required: 1..{MAX_NAME_CHARACTERS} printable characters, not blank")
     else:
         request.name = name
     description = body.get("description")
@@ -105,12 +105,10 @@ def create_key_request(body: dict[str, Any]) -> auth_pb2.CreateApiKeyRequest:
             request.expires_at.CopyFrom(_timestamp(when))
     scopes = body.get("scopes")
     if scopes is not None:
-        if _valid_scopes(scopes):
+        if isinstance(scopes, list) and valid_scopes(scopes):
             request.scopes.extend(scopes)
         else:
-            errors.add(
-                "scopes", f"must be a list of at most {MAX_SCOPES} names: a-z first, then a-z 0-9 : . _ -"
-            )
+            errors.add("scopes", f"must be a list of {SCOPES_RULE}")
     errors.raise_if_any()
     return request
 
@@ -154,11 +152,3 @@ def _timestamp(value: datetime.datetime) -> timestamp_pb2.Timestamp:
     message = timestamp_pb2.Timestamp()
     message.FromDatetime(value)
     return message
-
-
-def _valid_scopes(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) <= MAX_SCOPES
-        and all(isinstance(scope, str) and _SCOPE.match(scope) for scope in value)
-    )

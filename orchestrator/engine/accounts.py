@@ -20,11 +20,11 @@ from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UserNotFoundError
 from orchestrator.passwords import PasswordHasher
 from orchestrator.store.base import Store
-from orchestrator.tokens import MAX_REFRESH_TOKEN_CHARACTERS
 from orchestrator.tokens import TokenIssuer
 from orchestrator.tokens import TokenPair
 from orchestrator.tokens import hash_refresh_token
 from taskgate import account_rules
+from taskgate.account_rules import MAX_REFRESH_TOKEN_CHARACTERS
 from taskgate.api_keys import generate_api_key
 from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import lookup_prefix

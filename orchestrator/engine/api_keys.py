@@ -10,7 +10,6 @@ An operator may also give an account a key chosen outside (the development key o
 import dataclasses
 import datetime
 import logging
-import re
 
 from orchestrator.caller import Caller
 from orchestrator.domain.accounts import ApiKeyRecord
@@ -22,6 +21,11 @@ from orchestrator.errors import PermissionDeniedError
 from orchestrator.errors import UserNotFoundError
 from orchestrator.store.base import Store
 from taskgate.account_rules import printable
+from taskgate.api_key_rules import MAX_DESCRIPTION_CHARACTERS
+from taskgate.api_key_rules import MAX_NAME_CHARACTERS
+from taskgate.api_key_rules import MAX_RATE_LIMIT
+from taskgate.api_key_rules import SCOPES_RULE
+from taskgate.api_key_rules import valid_scopes
 from taskgate.api_keys import generate_api_key
 from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
@@ -31,15 +35,9 @@ from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger(__name__)
 
-MAX_NAME_CHARACTERS = 100
-MAX_DESCRIPTION_CHARACTERS = 500
-MAX_SCOPES = 20
-SCOPE_RULE = "scopes must be at most 20 names of 1..64 characters: a-z first, then a-z 0-9 : . _ -"
-MAX_RATE_LIMIT = 1_000_000_000
 RATE_LIMIT_RULE = f"must be a whole number from 1 to {MAX_RATE_LIMIT}, or 0 for the tier's limit"
 MANAGING_ROLES = ("admin", "owner")
 API_KEY_RULE = "api_key must be sk_ followed by 64 hex characters"
-_SCOPE = re.compile(r"^[a-z][a-z0-9:._\-]{0,63}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +165,7 @@ def _check_key_request(request: KeyRequest, now: datetime.datetime) -> None:
         raise InvalidArgumentError(
             "description", f"description must be at most {MAX_DESCRIPTION_CHARACTERS} printable characters"
         )
-    if len(request.scopes) > MAX_SCOPES or not all(_SCOPE.match(scope) for scope in request.scopes):
-        raise InvalidArgumentError("scopes", SCOPE_RULE)
+    if not valid_scopes(request.scopes):
+        raise InvalidArgumentError("scopes", f"scopes must be {SCOPES_RULE}")
     if request.expires_at is not None and request.expires_at <= now:
         raise InvalidArgumentError("expires_at", "expires_at must be in the future")
