@@ -18,12 +18,12 @@ from gateway.resources.serialization import timestamp
 from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
+from taskgate.approval_rules import MAX_ACTION_BYTES
+from taskgate.approval_rules import MAX_FEEDBACK_CHARACTERS
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import approvals_pb2
 
-MAX_FEEDBACK_CHARACTERS = 2000
-MAX_ACTION_BYTES = 64 * 1024
 STATUS_FILTERS = {
     "pending": approvals_pb2.APPROVAL_FILTER_PENDING,
     "decided": approvals_pb2.APPROVAL_FILTER_DECIDED,

@@ -10,8 +10,8 @@ import dataclasses
 import falcon
 
 from gateway.openai_errors import model_not_found
-from gateway.resources.task_requests import MODEL_TIERS
-from gateway.resources.task_requests import MODES
+from taskgate.task_rules import MODEL_TIERS
+from taskgate.task_rules import MODES
 
 MODEL_PREFIX = "taskgate-"
 OWNED_BY = "taskgate"

@@ -15,11 +15,11 @@ from gateway.openai_errors import invalid_request
 from gateway.openai_errors import model_not_found
 from gateway.resources.openai_models import ServedModel
 from gateway.resources.openai_models import find_model
-from gateway.resources.task_requests import MAX_CONTEXT_BYTES
-from gateway.resources.task_requests import MAX_QUERY_CHARACTERS
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.task_rules import MAX_CONTEXT_BYTES
+from taskgate.task_rules import MAX_QUERY_CHARACTERS
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MESSAGES = 1000

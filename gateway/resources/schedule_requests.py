@@ -9,9 +9,9 @@ from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
 from taskgate.orchestrator.v1 import schedules_pb2
+from taskgate.task_rules import MAX_CONTEXT_BYTES
+from taskgate.task_rules import MAX_REASON_CHARACTERS
 
-MAX_CONTEXT_BYTES = 64 * 1024
-MAX_REASON_CHARACTERS = 1000
 _TEXT_FIELDS = ("name", "description", "cron_expression", "timezone", "task_query")
 _REQUIRED_FIELDS = ("name", "cron_expression", "task_query")
 _STATUSES = {

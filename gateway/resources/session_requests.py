@@ -9,14 +9,15 @@ from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import sessions_pb2
+from taskgate.session_rules import BUDGET_RULE
+from taskgate.session_rules import CONTEXT_BUDGET_KEY
+from taskgate.session_rules import DEFAULT_STATS_DAYS
+from taskgate.session_rules import MAX_SEARCH_CHARACTERS
+from taskgate.session_rules import MAX_STATS_DAYS
+from taskgate.session_rules import MAX_TOKEN_BUDGET
 from taskgate.session_titles import TITLE_RULE
 from taskgate.session_titles import valid_title
 
-MAX_TOKEN_BUDGET = 2**63 - 1
-BUDGET_RULE = "must be a whole number of tokens, at least 1"
-MAX_SEARCH_CHARACTERS = 256
-DEFAULT_STATS_DAYS = 30
-MAX_STATS_DAYS = 365
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -31,8 +32,8 @@ def token_budget(body: dict[str, Any], errors: FieldErrors) -> int | None:
     field = "token_budget"
     if value is None:
         context = body.get("context")
-        value = context.get("token_budget") if isinstance(context, dict) else None
-        field = "context.token_budget"
+        value = context.get(CONTEXT_BUDGET_KEY) if isinstance(context, dict) else None
+        field = f"context.{CONTEXT_BUDGET_KEY}"
         if value is None:
             return None
     if type(value) is not int or not 1 <= value <= MAX_TOKEN_BUDGET:

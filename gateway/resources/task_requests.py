@@ -17,16 +17,16 @@ from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.task_rules import MAX_CONTEXT_BYTES
+from taskgate.task_rules import MAX_OVERRIDE_CHARACTERS
+from taskgate.task_rules import MAX_QUERY_CHARACTERS
+from taskgate.task_rules import MAX_REASON_CHARACTERS
+from taskgate.task_rules import MAX_TIMEOUT_SECONDS
+from taskgate.task_rules import MODEL_TIERS
+from taskgate.task_rules import MODES
+from taskgate.task_rules import RESEARCH_STRATEGIES
 
-MAX_QUERY_CHARACTERS = 10_000
-MAX_CONTEXT_BYTES = 64 * 1024
-MAX_OVERRIDE_CHARACTERS = 128
-MODES = ("simple", "standard", "complex", "supervisor")
-MODEL_TIERS = ("small", "medium", "large")
-RESEARCH_STRATEGIES = ("quick", "standard", "deep", "academic")
 _CHOICES = {"mode": MODES, "model_tier": MODEL_TIERS, "research_strategy": RESEARCH_STRATEGIES}
-MAX_TIMEOUT_SECONDS = 86_400
-MAX_REASON_CHARACTERS = 1000
 _INT_RANGES = {
     "max_iterations": (1, 50),
     "max_concurrent_agents": (1, 20),

@@ -39,6 +39,8 @@ from orchestrator.events import Event
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
+from taskgate.approval_rules import MAX_ACTION_BYTES
+from taskgate.approval_rules import MAX_FEEDBACK_CHARACTERS
 from taskgate.rfc3339 import format_datetime
 from taskgate.rfc3339 import utc_now
 
@@ -50,8 +52,6 @@ APPROVAL_DECISION = "APPROVAL_DECISION"
 TASK_STEP = "task"
 TASK_REASON = "The task was submitted with require_approval"
 DEFAULT_TIMEOUT_SECONDS = 86_400.0
-MAX_FEEDBACK_CHARACTERS = 2000
-MAX_ACTION_BYTES = 64 * 1024
 EXPIRY_BATCH = 100
 MAX_SWEEP_SECONDS = 30.0
 MIN_SWEEP_SECONDS = 0.5

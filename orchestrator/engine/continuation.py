@@ -17,12 +17,13 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import SessionBudgetExhaustedError
 from orchestrator.runners.base import SessionTurn
 from orchestrator.store.base import Store
+from taskgate.session_rules import BUDGET_RULE
+from taskgate.session_rules import CONTEXT_BUDGET_KEY
+from taskgate.session_rules import MAX_TOKEN_BUDGET
 
 # Earlier turns a runner gets: the latest completed ones, enough for a conversation's thread
 # without letting a long session's prompt grow without bound.
 HISTORY_TURNS = 10
-MAX_TOKEN_BUDGET = 2**63 - 1
-CONTEXT_BUDGET_KEY = "token_budget"
 
 
 def session_token_budget(token_budget: int | None, context: Mapping[str, Any]) -> int | None:
@@ -37,7 +38,7 @@ def session_token_budget(token_budget: int | None, context: Mapping[str, Any]) -
 
 def _checked(field: str, value: object) -> int:
     if type(value) is not int or not 1 <= value <= MAX_TOKEN_BUDGET:
-        raise InvalidArgumentError(field, f"{field} must be a whole number of tokens, at least 1")
+        raise InvalidArgumentError(field, f"{field} {BUDGET_RULE}")
     return value
 
 

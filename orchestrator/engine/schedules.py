@@ -30,10 +30,10 @@ from orchestrator.identifiers import new_session_id
 from orchestrator.identifiers import new_task_id
 from orchestrator.store.base import Store
 from taskgate.rfc3339 import utc_now
+from taskgate.task_rules import MAX_REASON_CHARACTERS
 
 logger = logging.getLogger(__name__)
 
-MAX_REASON_CHARACTERS = 1000
 DUE_BATCH = 100
 STATUSES = (ACTIVE, PAUSED)
 # A change re-reads the schedule when a run was claimed under it; more attempts than this means it

@@ -22,6 +22,9 @@ from orchestrator.events import LLM_PARTIAL
 from orchestrator.events import Event
 from orchestrator.store.base import Store
 from taskgate.rfc3339 import utc_now
+from taskgate.session_rules import DEFAULT_STATS_DAYS
+from taskgate.session_rules import MAX_SEARCH_CHARACTERS
+from taskgate.session_rules import MAX_STATS_DAYS
 from taskgate.session_titles import TITLE_RULE
 from taskgate.session_titles import valid_title
 
@@ -34,9 +37,6 @@ TURN_EXCLUDED_TYPES = (LLM_PARTIAL,)
 EXPORT_PAGE_SIZE = 100
 # An export is one gRPC message and one HTTP body: past this many events it is refused, not cut.
 MAX_EXPORT_EVENTS = 50_000
-MAX_SEARCH_CHARACTERS = 256
-DEFAULT_STATS_DAYS = 30
-MAX_STATS_DAYS = 365
 # Words as the full-text index sees them: letters and digits (the underscore separates, as there).
 _WORD = re.compile(r"[^\W_]+")
 

@@ -7,16 +7,16 @@ from typing import Any
 from orchestrator.errors import InvalidArgumentError
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
+from taskgate.task_rules import MAX_CONTEXT_BYTES
+from taskgate.task_rules import MAX_OVERRIDE_CHARACTERS
+from taskgate.task_rules import MAX_QUERY_CHARACTERS
+from taskgate.task_rules import MAX_TIMEOUT_SECONDS
+from taskgate.task_rules import MODEL_TIERS
+from taskgate.task_rules import MODES
+from taskgate.task_rules import RESEARCH_STRATEGIES
 
-MODES = ("simple", "standard", "complex", "supervisor")
-MODEL_TIERS = ("small", "medium", "large")
-RESEARCH_STRATEGIES = ("quick", "standard", "deep", "academic")
 DEFAULT_MODE = "standard"
 DEFAULT_MODEL_TIER = "small"
-MAX_QUERY_CHARACTERS = 10_000
-MAX_CONTEXT_BYTES = 64 * 1024
-MAX_OVERRIDE_CHARACTERS = 128
-MAX_TIMEOUT_SECONDS = 86_400
 
 
 @dataclasses.dataclass(frozen=True)

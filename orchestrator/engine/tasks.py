@@ -33,8 +33,8 @@ from orchestrator.identifiers import new_task_id
 from orchestrator.store.base import Store
 from orchestrator.streaming import EventFollower
 from taskgate.rfc3339 import utc_now
+from taskgate.task_rules import MAX_REASON_CHARACTERS
 
-MAX_REASON_CHARACTERS = 1000
 # A control request re-reads the task and decides again when the task changed under it; more
 # attempts than this means it keeps changing, and the caller is told to try again.
 CONTROL_ATTEMPTS = 5

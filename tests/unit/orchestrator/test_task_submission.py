@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from orchestrator.engine.submission import MAX_CONTEXT_BYTES
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.submission import validate_submission
 from orchestrator.errors import InvalidArgumentError
+from taskgate.task_rules import MAX_CONTEXT_BYTES
 
 
 def test_defaults_and_normalisation():
