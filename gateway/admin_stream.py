@@ -20,7 +20,6 @@ from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
-STREAM_PATH = "/stream/sse"
 _ERROR_BODY_LIMIT = 64 * 1024
 _READ_SIZE = 64 * 1024
 # An upstream frame longer than this is not SSE we understand; the stream is ended.
@@ -97,7 +96,7 @@ class AdminStreamClient:
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
-        self._path = parts.path.rstrip("/") + STREAM_PATH
+        self._path = parts.path.rstrip("/") + wire.ADMIN_SSE_PATH
         self._service_token = service_token
         self._connect_timeout = connect_timeout_seconds
         self._read_timeout = read_timeout_seconds

@@ -25,10 +25,10 @@ from gateway.websocket_handshake import HandshakeResponse
 from gateway.websocket_handshake import accept_value
 from gateway.websocket_handshake import parse_response_head
 from gateway.websocket_handshake import upgrade_request
+from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
-STREAM_WS_PATH = "/stream/ws"
 _HEAD_END = b"\r\n\r\n"
 _MAX_HEAD_BYTES = 16 * 1024
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -63,7 +63,7 @@ class AdminWebSocketClient:
         self._host = parts.hostname or ""
         self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
         self._host_header = parts.netloc.rpartition("@")[2]
-        self._path = parts.path.rstrip("/") + STREAM_WS_PATH
+        self._path = parts.path.rstrip("/") + wire.ADMIN_WEBSOCKET_PATH
         self._service_token = service_token
         self._timeout = timeout_seconds
 

@@ -1,7 +1,8 @@
-"""The gRPC metadata keys between the gateway and the orchestrator, defined once for both.
+"""The names on the wire between the gateway and the orchestrator, defined once for both.
 
-The identity and correlation names serve as gRPC metadata keys and as HTTP headers to the admin
-stream server (HTTP header names are case-insensitive, gRPC metadata keys are lower case).
+The gRPC metadata keys; the identity and correlation ones also serve as HTTP headers to the admin
+stream server (HTTP header names are case-insensitive, gRPC metadata keys are lower case), whose
+paths are here too.
 """
 
 SERVICE_TOKEN = "x-taskgate-service-token"  # noqa: S105 - a header name, not a secret
@@ -14,3 +15,7 @@ TRACEPARENT = "traceparent"
 # Trailing metadata of an INVALID_ARGUMENT naming the invalid request field; the gateway puts it
 # in the error body's details.
 INVALID_FIELD = "taskgate-invalid-field"
+
+# The admin stream server's event streams, as Server-Sent Events and over WebSocket.
+ADMIN_SSE_PATH = "/stream/sse"
+ADMIN_WEBSOCKET_PATH = "/stream/ws"

@@ -25,6 +25,7 @@ from orchestrator.admin.stream_query import error_body
 from orchestrator.admin.websocket import WebSocketConnections
 from orchestrator.admin.websocket import WebSocketStreamResource
 from orchestrator.engine.tasks import TaskEngine
+from taskgate import wire
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def create_admin_app(
     app.set_error_serializer(_serialize_error)
     app.add_route("/health", HealthResource())
     app.add_route("/metrics", MetricsResource(metrics))
-    app.add_route("/stream/sse", StreamResource(engine, service_token, ping_seconds, metrics))
-    app.add_route("/stream/ws", WebSocketStreamResource(engine, service_token, metrics))
+    app.add_route(wire.ADMIN_SSE_PATH, StreamResource(engine, service_token, ping_seconds, metrics))
+    app.add_route(wire.ADMIN_WEBSOCKET_PATH, WebSocketStreamResource(engine, service_token, metrics))
     connections = WebSocketConnections(app, metrics, write_timeout_seconds)
     return _WatchConnection(connections, metrics, write_timeout_seconds)
