@@ -6,30 +6,10 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.rfc3339 import format_datetime
-
-_STATUS_PREFIX = "TASK_STATUS_"
-STATUS_NAMES = tuple(
-    name.removeprefix(_STATUS_PREFIX)
-    for name, value in common_pb2.TaskStatus.items()
-    if value != common_pb2.TASK_STATUS_UNSPECIFIED
-)
-
-
-def status_name(status: int) -> str:
-    """Return the API's name of a task status (``QUEUED``, ``RUNNING``, …)."""
-    return common_pb2.TaskStatus.Name(status).removeprefix(_STATUS_PREFIX)
-
-
-def status_value(name: str) -> int:
-    """Return the enum value of an API status name, any case; raise ValueError for an unknown one."""
-    upper = name.upper()
-    if upper not in STATUS_NAMES:
-        raise ValueError(f"unknown task status {name!r}")
-    return common_pb2.TaskStatus.Value(_STATUS_PREFIX + upper)
+from taskgate.task_statuses import status_name
 
 
 def timestamp(message: Any, field: str) -> str | None:

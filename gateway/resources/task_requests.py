@@ -5,8 +5,6 @@ from typing import Any
 
 import falcon
 
-from gateway.resources.serialization import STATUS_NAMES
-from gateway.resources.serialization import status_value
 from gateway.resources.session_requests import token_budget
 from gateway.validation import INT32_MAX
 from gateway.validation import FieldErrors
@@ -25,6 +23,8 @@ from taskgate.task_rules import MAX_TIMEOUT_SECONDS
 from taskgate.task_rules import MODEL_TIERS
 from taskgate.task_rules import MODES
 from taskgate.task_rules import RESEARCH_STRATEGIES
+from taskgate.task_statuses import STATUS_NAMES
+from taskgate.task_statuses import status_value
 
 _CHOICES = {"mode": MODES, "model_tier": MODEL_TIERS, "research_strategy": RESEARCH_STRATEGIES}
 _INT_RANGES = {

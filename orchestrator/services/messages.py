@@ -14,8 +14,8 @@ from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
-
-_STATUS_PREFIX = "TASK_STATUS_"
+from taskgate.task_statuses import status_name
+from taskgate.task_statuses import status_value
 
 
 def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -29,16 +29,16 @@ def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp | None
 
 def status_to_proto(status: TaskStatus) -> int:
     """Return the protobuf enum value of a task status."""
-    return common_pb2.TaskStatus.Value(_STATUS_PREFIX + status.value)
+    return status_value(status.value)
 
 
 def status_from_proto(value: int) -> TaskStatus | None:
     """Return the task status of a protobuf enum value; None for UNSPECIFIED."""
     try:
-        name = common_pb2.TaskStatus.Name(value)
+        name = status_name(value)
     except ValueError:
         raise InvalidArgumentError("status", "status must be one of the task statuses") from None
-    return None if name == "TASK_STATUS_UNSPECIFIED" else TaskStatus(name.removeprefix(_STATUS_PREFIX))
+    return None if name is None else TaskStatus(name)
 
 
 def task_to_proto(task: TaskRecord) -> tasks_pb2.Task:

@@ -35,13 +35,6 @@ def completed_task(**fields) -> tasks_pb2.Task:
     return tasks_pb2.Task(**values)
 
 
-def test_every_status_has_its_api_name() -> None:
-    names = [serialization.status_name(value) for value in range(1, 8)]
-    assert names == ["QUEUED", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
-    assert tuple(names) == serialization.STATUS_NAMES
-    assert serialization.status_value("timeout") == common_pb2.TASK_STATUS_TIMEOUT
-
-
 def test_a_completed_task_in_full() -> None:
     assert serialization.task_detail(completed_task()) == {
         "task_id": "t-1",
