@@ -101,11 +101,27 @@ class TaskRecord:
     control: ControlState = ControlState()
     # Seconds the task ran (paused time excluded) before its current run: what its timeout has used.
     run_seconds: float = 0.0
+    # Counts the claims of the task: each claim and each take-over of an expired lease adds one, so
+    # a worker that lost its claim can never change the task, even if it claims it again later.
+    claim_epoch: int = 0
+
+    @property
+    def claim(self) -> "Claim":
+        """The claim a worker holds on this task as it was read."""
+        return Claim(self.claimed_by or "", self.claim_epoch)
 
     @property
     def workflow_id(self) -> str:
         """The workflow id, which is the task id."""
         return self.task_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """Which worker runs a task, and in which of the task's claims (its fencing token)."""
+
+    worker_id: str
+    epoch: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +144,15 @@ class TaskGuard:
     claimed_by: str | None
     pause_requested: bool
     cancel_requested: bool
+    claim_epoch: int = 0
 
     @classmethod
     def of(cls, task: TaskRecord) -> "TaskGuard":
         """Return the guard that holds as long as the task is as it was read."""
-        return cls(task.status, task.claimed_by, task.control.pause_requested, task.control.cancel_requested)
+        control = task.control
+        return cls(
+            task.status, task.claimed_by, control.pause_requested, control.cancel_requested, task.claim_epoch
+        )
 
 
 @dataclasses.dataclass(frozen=True)

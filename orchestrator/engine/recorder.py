@@ -2,9 +2,13 @@
 
 import asyncio
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.bus import EventBus
+from orchestrator.domain.tasks import Claim
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 from orchestrator.store.base import Store
@@ -61,6 +65,20 @@ class EventRecorder:
         """Apply a guarded transition of the task with its events (the next seqs); False if it did not."""
         async with self._lock:
             stored = await self._store.transition_task(self._workflow_id, transition)
+            if stored is None:
+                return False
+            for event in stored:
+                self._last_seq = event.seq
+                await self._bus.publish(event)
+        return True
+
+    async def record_finish(self, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]) -> bool:
+        """End the task with its outcome and events (the next seqs), if ``claim`` still holds it.
+
+        False when the claim was lost (another worker took the task over): nothing was written.
+        """
+        async with self._lock:
+            stored = await self._store.finish_task(self._workflow_id, claim, outcome, new_events)
             if stored is None:
                 return False
             for event in stored:

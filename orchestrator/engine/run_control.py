@@ -24,6 +24,7 @@ from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.task_control import CANCELLED_ERROR
 from orchestrator.domain.task_control import cancelled_event
 from orchestrator.domain.task_control import paused_event
+from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskGuard
@@ -82,6 +83,7 @@ class RunControl:
         self._store = store
         self._recorder = recorder
         self._worker_id = worker_id
+        self._claim = Claim(worker_id, task.claim_epoch)
         self._timeout_seconds = timeout_seconds
         self._clock = clock
         self._state = task.control
@@ -173,7 +175,13 @@ class RunControl:
         """Move the task from RUNNING to PAUSED with its event; False if its state changed first."""
         used_seconds = self._used_seconds + self._clock() - self._run_started
         transition = TaskTransition(
-            TaskGuard(TaskStatus.RUNNING, self._worker_id, pause_requested=True, cancel_requested=False),
+            TaskGuard(
+                TaskStatus.RUNNING,
+                self._worker_id,
+                pause_requested=True,
+                cancel_requested=False,
+                claim_epoch=self._claim.epoch,
+            ),
             self._state,
             status=TaskStatus.PAUSED,
             run_seconds=used_seconds,
@@ -200,7 +208,7 @@ class RunControl:
             # A resume set the task RUNNING for this worker, unless another replica took it over
             # meanwhile (and parked it): then it is not this worker's to run any more.
             task = await self._store.get_task(self._task_id, self._user_id)
-            if task is None or task.status != TaskStatus.RUNNING or task.claimed_by != self._worker_id:
+            if task is None or task.status != TaskStatus.RUNNING or task.claim != self._claim:
                 raise RunLost()
         # A resume recorded its event while the task was held: the next seq follows it.
         await self._recorder.resync()

@@ -22,6 +22,8 @@ from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.task_control import recovery_transition
+from orchestrator.domain.task_control import stream_end_event
+from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
@@ -296,14 +298,10 @@ class WorkerPool:
 
     async def _complete(self, task: TaskRecord, recorder: EventRecorder, result: RunResult) -> None:
         usage = TokenUsage(result.prompt_tokens, result.completion_tokens, result.cost_usd)
-        # The status is written before the terminal events, so whoever saw `done` reads the final task.
-        await self._store.finish_task(
-            task.task_id,
-            TaskOutcome(
-                TaskStatus.COMPLETED, result.result_text, "", usage, result.model_used, result.provider
-            ),
+        outcome = TaskOutcome(
+            TaskStatus.COMPLETED, result.result_text, "", usage, result.model_used, result.provider
         )
-        await recorder.emit(
+        completed = NewEvent(
             events.WORKFLOW_COMPLETED,
             "Workflow completed",
             {
@@ -318,14 +316,21 @@ class WorkerPool:
                 },
             },
         )
-        await recorder.emit(events.STREAM_END, "Stream ended")
+        await self._finish(task, recorder, outcome, completed)
 
     async def _stop_run(self, task: TaskRecord, recorder: EventRecorder, stopped: RunStopped) -> None:
-        await self._store.finish_task(task.task_id, TaskOutcome(stopped.status, error=stopped.error))
-        await recorder.emit(stopped.event.type, stopped.event.message, stopped.event.payload)
-        await recorder.emit(events.STREAM_END, "Stream ended")
+        await self._finish(task, recorder, TaskOutcome(stopped.status, error=stopped.error), stopped.event)
 
     async def _fail(self, task: TaskRecord, recorder: EventRecorder, message: str = FAILED_MESSAGE) -> None:
-        await self._store.finish_task(task.task_id, TaskOutcome(TaskStatus.FAILED, error=message))
-        await recorder.emit(events.WORKFLOW_FAILED, message, {"error": message})
-        await recorder.emit(events.STREAM_END, "Stream ended")
+        failed = NewEvent(events.WORKFLOW_FAILED, message, {"error": message})
+        await self._finish(task, recorder, TaskOutcome(TaskStatus.FAILED, error=message), failed)
+
+    async def _finish(
+        self, task: TaskRecord, recorder: EventRecorder, outcome: TaskOutcome, terminal: NewEvent
+    ) -> None:
+        """End the task with its terminal event and STREAM_END, if this worker's claim still holds."""
+        if not await recorder.record_finish(task.claim, outcome, (terminal, stream_end_event())):
+            logger.warning(
+                "task ended elsewhere after its lease was taken over; this outcome is dropped",
+                extra={"workflow_id": task.task_id, "status": str(outcome.status)},
+            )

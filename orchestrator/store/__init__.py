@@ -1,7 +1,6 @@
-"""Durable state behind one interface (``Store``), with one implementation per database."""
+"""Durable state behind one interface (``Store``), written once in SQL for SQLite and PostgreSQL."""
 
 from orchestrator.store.base import Store
-from orchestrator.store.sqlite import SQLiteStore
 from orchestrator.store.sqlite_database import URL_PREFIX as SQLITE_URL_PREFIX
 
 POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
@@ -9,11 +8,19 @@ POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
 
 async def open_store(database_url: str) -> Store:
     """Open the store a database URL names; the caller migrates it and closes it."""
+    from orchestrator.store.sql_store import SQLStore
+
     if database_url.startswith(SQLITE_URL_PREFIX):
-        return await SQLiteStore.open(database_url)
+        from orchestrator.store.sqlite_database import SQLiteDatabase
+        from orchestrator.store.sqlite_search import SQLiteTaskSearch
+
+        database = await SQLiteDatabase.open(database_url)
+        return SQLStore(database, SQLiteTaskSearch(database))
     if database_url.startswith(POSTGRES_URL_PREFIXES):
         # Imported only when configured: the embedded default starts without loading libpq.
-        from orchestrator.store.postgres import PostgresStore
+        from orchestrator.store.postgres_database import PostgresDatabase
+        from orchestrator.store.postgres_search import PostgresTaskSearch
 
-        return await PostgresStore.open(database_url)
+        database = await PostgresDatabase.open(database_url)
+        return SQLStore(database, PostgresTaskSearch(database))
     raise ValueError("unsupported database URL: use sqlite:///path or postgresql://…")

@@ -1,7 +1,7 @@
 """The store interface: every durable read and write the orchestrator makes goes through it.
 
-One implementation per database (``SQLiteStore`` now, a PostgreSQL one later); the engine and
-the servicers only see this interface. Reads that take a ``user_id`` are scoped to that user: a
+One implementation (``SQLStore``) serves SQLite and PostgreSQL; the engine and the servicers only
+see this interface. Reads that take a ``user_id`` are scoped to that user: a
 row of someone else is reported exactly like a missing one.
 """
 
@@ -28,6 +28,7 @@ from orchestrator.domain.sessions import SearchHit
 from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
@@ -146,12 +147,6 @@ class Store(abc.ABC):
         """Set the rate-limit overrides of a key of the tenant; return the key, None when there is none."""
 
     # Sessions.
-
-    @abc.abstractmethod
-    async def create_session(
-        self, user_id: str, tenant_id: str, session_id: str | None = None, title: str = ""
-    ) -> SessionRecord:
-        """Create a session (with a new id unless one is given)."""
 
     @abc.abstractmethod
     async def get_session(
@@ -280,10 +275,15 @@ class Store(abc.ABC):
         """Record how far a running task is (0..1)."""
 
     @abc.abstractmethod
-    async def finish_task(self, task_id: str, outcome: TaskOutcome) -> None:
-        """Record a task's terminal state, and add its usage to its session."""
+    async def finish_task(
+        self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
+    ) -> list[Event] | None:
+        """End a task ``claim`` holds (RUNNING, or PAUSED at its runner) with its outcome and events.
 
-    # Events.
+        The task's status, its usage added to its session and its events (numbered after the last)
+        commit in one transaction or not at all. A worker whose claim was taken over changes nothing
+        and gets None.
+        """
 
     @abc.abstractmethod
     async def append_event(self, event: Event) -> None:

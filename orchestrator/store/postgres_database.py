@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -19,6 +18,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from orchestrator.errors import UnavailableError
+from orchestrator.store.database import Database
+from orchestrator.store.database import Parameters
+from orchestrator.store.database import Row
+from orchestrator.store.database import Transaction
+from orchestrator.store.dialect import PostgresDialect
 from orchestrator.store.migrations import Migration
 from orchestrator.store.migrations import load_migrations
 
@@ -36,12 +40,31 @@ _CONNECTION_SETTINGS = {"options": "-c TimeZone=UTC", "connect_timeout": CONNECT
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
-class PostgresDatabase:
+class PostgresTransaction(Transaction):
+    """Statements on one pooled connection, inside its transaction."""
+
+    def __init__(self, connection: Connection, dialect: PostgresDialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        cursor = await self._connection.execute(self._dialect.translate(sql), parameters)
+        return cursor.rowcount
+
+    async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        """Run a query (or a write with ``RETURNING``); return every row."""
+        cursor = await self._connection.execute(self._dialect.translate(sql), parameters)
+        return await cursor.fetchall()
+
+
+class PostgresDatabase(Database):
     """The connection pool of one PostgreSQL database."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
         self._unavailable = False
+        self.dialect = PostgresDialect()
 
     @classmethod
     async def open(
@@ -97,43 +120,35 @@ class PostgresDatabase:
             logger.info("database reachable again")
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         """Lend a connection inside a transaction: committed on success, rolled back on error."""
         async with self.connection() as connection, connection.transaction():
-            yield connection
+            yield PostgresTransaction(connection, self.dialect)
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> int:
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
         """Run one statement on its own; return the number of rows it changed."""
         async with self.connection() as connection:
-            cursor = await connection.execute(sql, parameters)
-            return cursor.rowcount
+            return await PostgresTransaction(connection, self.dialect).execute(sql, parameters)
 
-    async def fetch_all(
-        self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()
-    ) -> list[dict[str, Any]]:
+    async def returning(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        """Run one writing statement with ``RETURNING`` on its own; return the rows it produced."""
+        return await self.fetch_all(sql, parameters)
+
+    async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run one statement on its own and return every row it produced."""
         async with self.connection() as connection:
-            cursor = await connection.execute(sql, parameters)
-            return await cursor.fetchall()
+            return await PostgresTransaction(connection, self.dialect).fetch_all(sql, parameters)
 
-    async def fetch_one(
-        self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()
-    ) -> dict[str, Any] | None:
-        """Run one statement on its own and return its first row."""
-        async with self.connection() as connection:
-            cursor = await connection.execute(sql, parameters)
-            return await cursor.fetchone()
-
-    async def migrate(self, dialect: str = "postgres") -> list[int]:
+    async def migrate(self) -> list[int]:
         """Apply the migrations not yet recorded in ``schema_migrations``; return the versions applied.
 
         All of it is one transaction under an advisory lock: DDL is transactional in PostgreSQL, so
         a failed migration leaves nothing half applied, and a second replica waits for the first
         and then finds nothing left to do.
         """
-        migrations: list[Migration] = await asyncio.to_thread(load_migrations, dialect)
+        migrations: list[Migration] = await asyncio.to_thread(load_migrations, self.dialect.name)
         newly_applied = []
-        async with self.transaction() as connection:
+        async with self.connection() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             await connection.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"

@@ -8,23 +8,27 @@ its own thread, so no query blocks the event loop.
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import pathlib
 import sqlite3
 from collections.abc import AsyncIterator
-from collections.abc import Iterable
 from typing import Any
 
 import aiosqlite
 
+from orchestrator.store.database import Database
+from orchestrator.store.database import Parameters
+from orchestrator.store.database import Row
+from orchestrator.store.database import Transaction
+from orchestrator.store.dialect import SQLITE_CLOCK_FUNCTION
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.dialect import sqlite_clock
 from orchestrator.store.migrations import Migration
 from orchestrator.store.migrations import load_migrations
 
 logger = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -38,22 +42,6 @@ def database_path(url: str) -> pathlib.Path:
     if not url.startswith(URL_PREFIX) or url == URL_PREFIX:
         raise ValueError("a SQLite URL looks like sqlite:///relative/path or sqlite:////absolute/path")
     return pathlib.Path(url[len(URL_PREFIX) :])
-
-
-def encode_time(value: datetime.datetime | None) -> str | None:
-    """Return the stored form of a time: fixed-width UTC text, so text order is time order."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use aware UTC times")
-    return value.astimezone(datetime.UTC).strftime(_TIME_FORMAT)
-
-
-def decode_time(text: str | None) -> datetime.datetime | None:
-    """Return the aware UTC datetime of a stored time."""
-    if text is None:
-        return None
-    return datetime.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=datetime.UTC)
 
 
 def split_statements(script: str) -> list[str]:
@@ -76,13 +64,42 @@ def _is_only_comments(text: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
-class SQLiteDatabase:
+def _arguments(parameters: Parameters) -> Any:
+    return parameters if isinstance(parameters, dict) else tuple(parameters)
+
+
+class SQLiteTransaction(Transaction):
+    """Statements on the writer connection, inside its immediate transaction."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        cursor = await self._connection.execute(sql, _arguments(parameters))
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        """Run a query (or a write with ``RETURNING``); return every row."""
+        cursor = await self._connection.execute(sql, _arguments(parameters))
+        rows = list(await cursor.fetchall())
+        await cursor.close()
+        return rows
+
+
+class SQLiteDatabase(Database):
     """The writer and reader connections of one SQLite file."""
+
+    dialect = Dialect()
+    single_replica = True
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._in_transaction = SQLiteTransaction(writer)
 
     @classmethod
     async def open(cls, url: str) -> "SQLiteDatabase":
@@ -105,6 +122,7 @@ class SQLiteDatabase:
         connection.row_factory = sqlite3.Row
         for pragma in _PRAGMAS:
             await connection.execute(pragma)
+        await connection.create_function(SQLITE_CLOCK_FUNCTION, 1, sqlite_clock)
         return connection
 
     async def close(self) -> None:
@@ -114,63 +132,42 @@ class SQLiteDatabase:
         await self._reader.close()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
         """Hold the write lock and an immediate transaction; commit on success, roll back on error."""
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
-                yield self._writer
+                yield self._in_transaction
                 await self._writer.execute("COMMIT")
             except BaseException:
                 if self._writer.in_transaction:
                     await self._writer.execute("ROLLBACK")
                 raise
 
-    async def write(self, sql: str, parameters: Iterable[Any] = ()) -> int:
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
         """Run one writing statement on its own; return the number of rows it changed."""
         async with self._write_lock:
-            cursor = await self._writer.execute(sql, tuple(parameters))
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+            return await self._in_transaction.execute(sql, parameters)
 
-    async def write_returning(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Row | None:
-        """Run one ``... RETURNING`` statement on its own; return the first row it produced."""
-        async with self._write_lock:
-            cursor = await self._writer.execute(sql, tuple(parameters))
-            row = await cursor.fetchone()
-            await cursor.fetchall()
-            await cursor.close()
-            return row
-
-    async def write_returning_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    async def returning(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run one ``... RETURNING`` statement on its own; return every row it produced."""
         async with self._write_lock:
-            cursor = await self._writer.execute(sql, tuple(parameters))
-            rows = list(await cursor.fetchall())
-            await cursor.close()
-            return rows
+            return await self._in_transaction.fetch_all(sql, parameters)
 
-    async def fetch_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run a query on the reader connection and return every row."""
-        return list(await self._reader.execute_fetchall(sql, tuple(parameters)))
+        return list(await self._reader.execute_fetchall(sql, _arguments(parameters)))
 
-    async def fetch_one(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Row | None:
-        """Run a query on the reader connection and return its first row."""
-        rows = await self.fetch_all(sql, parameters)
-        return rows[0] if rows else None
-
-    async def migrate(self, dialect: str = "sqlite") -> list[int]:
+    async def migrate(self) -> list[int]:
         """Apply the migrations not yet recorded in ``schema_migrations``; return the versions applied."""
-        migrations: list[Migration] = await asyncio.to_thread(load_migrations, dialect)
+        migrations: list[Migration] = await asyncio.to_thread(load_migrations, self.dialect.name)
         async with self.transaction() as connection:
             await connection.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            applied = {
-                row[0] for row in await connection.execute_fetchall("SELECT version FROM schema_migrations")
-            }
+            rows = await connection.fetch_all("SELECT version FROM schema_migrations")
+            applied = {row["version"] for row in rows}
             newly_applied = []
             for migration in migrations:
                 if migration.version in applied:
@@ -179,7 +176,7 @@ class SQLiteDatabase:
                     await connection.execute(statement)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, encode_time(datetime.datetime.now(datetime.UTC))),
+                    (migration.version, migration.name, sqlite_clock()),
                 )
                 newly_applied.append(migration.version)
         for version in newly_applied:

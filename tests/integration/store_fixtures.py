@@ -125,7 +125,10 @@ def new_task(
 async def start_task(
     store: Store, task: NewTask, worker: str = "worker-1", lease_seconds: float = 60.0
 ) -> TaskRecord:
-    """Store a task and claim it for ``worker`` (no other task may be QUEUED); return it RUNNING."""
+    """Store a task and claim it for ``worker`` (no other task may be QUEUED); return it RUNNING.
+
+    The record returned carries the claim (``.claim``) that ``Store.finish_task`` asks for.
+    """
     await store.create_task(task)
     claimed = await store.claim_next(worker, lease_seconds)
     assert claimed is not None and claimed.task_id == task.task_id
@@ -196,13 +199,3 @@ def approval(
         requested_at=requested_at,
         expires_at=expires_at or requested_at + datetime.timedelta(hours=1),
     )
-
-
-def xfail_on(request, database: str, reason: str) -> None:
-    """Mark the running test an expected failure on one database only (``sqlite`` or ``postgres``).
-
-    For a behaviour the interface promises and one implementation gets wrong today: the other
-    database still fails the test if it breaks.
-    """
-    if request.node.callspec.params.get("database_url") == database:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=reason))

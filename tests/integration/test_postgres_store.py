@@ -1,4 +1,4 @@
-"""PostgresStore against a real PostgreSQL: migrations, claims and leases under concurrency, outages."""
+"""The store on a real PostgreSQL: migrations, claims and leases under concurrency, outages."""
 
 import asyncio
 import collections
@@ -9,7 +9,8 @@ import pytest
 
 from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskStatus
-from orchestrator.store.postgres import PostgresStore
+from orchestrator.store import open_store
+from orchestrator.store.base import Store
 from tests.integration.processes import REPO
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
@@ -29,8 +30,8 @@ def new_task(number: int) -> NewTask:
     )
 
 
-async def open_stores(url: str, count: int) -> list[PostgresStore]:
-    return [await PostgresStore.open(url) for _ in range(count)]
+async def open_stores(url: str, count: int) -> list[Store]:
+    return [await open_store(url) for _ in range(count)]
 
 
 @pytest.fixture()
@@ -75,7 +76,7 @@ def test_concurrent_claims_from_several_replicas_get_each_task_once(database_url
                 await stores[0].create_task(new_task(number))
             claims: collections.Counter[str] = collections.Counter()
 
-            async def claim_all(store: PostgresStore, worker: str) -> None:
+            async def claim_all(store: Store, worker: str) -> None:
                 while (task := await store.claim_next(worker, 30)) is not None:
                     claims[task.task_id] += 1
 

@@ -197,7 +197,9 @@ def test_an_approval_is_resolved_once_and_moves_its_waiting_task_on(database_url
     run(database_url, scenario)
 
 
-def test_an_approved_task_is_claimed_again_and_a_task_gone_meanwhile_only_resolves_its_approval(database_url):
+def test_an_approved_task_is_claimed_again_and_a_task_no_longer_waiting_only_resolves_its_approval(
+    database_url,
+):
     async def scenario(store):
         first = await parked_task(store, "task-1", "approval-1")
         [decision] = await store.resolve_approval("approval-1", approved())
@@ -214,13 +216,21 @@ def test_an_approved_task_is_claimed_again_and_a_task_gone_meanwhile_only_resolv
         assert listed[1] == await store.get_approval("approval-2", ALICE.user_id)
         assert await store.list_task_approvals("no-such-task") == []
 
-        # The task ended some other way while it waited: the decision is recorded, the task stays.
-        await store.finish_task("task-1", TaskOutcome(TaskStatus.TIMEOUT, error="too slow"))
-        events_before = await store.count_events("task-1")
+        # Parking released the claim: the worker that parked the task cannot end it any more.
+        outcome = TaskOutcome(TaskStatus.TIMEOUT, error="too slow")
+        assert await store.finish_task("task-1", rerun.claim, outcome, (NewEvent(events.STREAM_END),)) is None
+        waiting = await store.get_task("task-1", ALICE.user_id)
+        assert (waiting.status, waiting.claimed_by) == (TaskStatus.RUNNING, None)
+        assert await store.count_events("task-1") == asked_again.seq
+
+        # The task moved on some other way while it waited (a transition that ends it closes the
+        # approval too: see the next test): the decision is recorded, the task stays as it is.
+        requeued = TaskTransition(TaskGuard.of(waiting), waiting.control, status=TaskStatus.QUEUED)
+        assert await store.transition_task("task-1", requeued) == []
         assert await store.resolve_approval("approval-2", approved()) == []
         assert (await store.get_approval("approval-2", ALICE.user_id)).status == ApprovalStatus.APPROVED
-        assert (await store.get_task("task-1", ALICE.user_id)).status == TaskStatus.TIMEOUT
-        assert await store.count_events("task-1") == events_before
+        assert (await store.get_task("task-1", ALICE.user_id)).status == TaskStatus.QUEUED
+        assert await store.count_events("task-1") == asked_again.seq
 
     run(database_url, scenario)
 

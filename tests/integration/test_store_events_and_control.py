@@ -192,7 +192,7 @@ def test_claimed_tasks_are_the_running_ones_and_the_paused_ones_still_held(datab
         await start_task(store, new_task("running"), "worker-1")
         held = await start_task(store, new_task("held", owner=BOB, session_id="session-bob"), "worker-2")
         parked = await start_task(store, new_task("parked"), "worker-1")
-        await start_task(store, new_task("finished"), "worker-2")
+        finished = await start_task(store, new_task("finished"), "worker-2")
         await store.create_task(new_task("queued"))
 
         hold = TaskTransition(
@@ -214,7 +214,8 @@ def test_claimed_tasks_are_the_running_ones_and_the_paused_ones_still_held(datab
             None,
             12.5,
         )
-        await store.finish_task("finished", TaskOutcome(TaskStatus.COMPLETED, "done"))
+        done = TaskOutcome(TaskStatus.COMPLETED, "done")
+        assert await store.finish_task("finished", finished.claim, done, ()) == []
 
         claimed = await store.list_claimed_tasks()
         assert [(task.task_id, task.status, task.claimed_by) for task in claimed] == [

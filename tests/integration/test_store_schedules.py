@@ -201,8 +201,9 @@ def test_each_due_run_is_claimed_exactly_once_and_its_runs_are_listed_newest_fir
         ]
         # A run's task is None until it is stored, then read live.
         assert all(each.task is None for each in runs)
-        await start_task(store, new_task("run-1"))
-        await store.finish_task("run-1", TaskOutcome(TaskStatus.COMPLETED, "ok"))
+        started = await start_task(store, new_task("run-1"))
+        ok = TaskOutcome(TaskStatus.COMPLETED, "ok")
+        assert await store.finish_task("run-1", started.claim, ok, ()) == []
         page, total = await store.list_schedule_runs("sched-1", 1, 2)
         assert total == 3 and [each.task_id for each in page] == ["run-1"]
         assert page[0].task == await store.get_task("run-1", ALICE.user_id)
@@ -224,8 +225,8 @@ def test_run_counts_come_from_the_tasks_the_runs_started(database_url):
         }
         for number, (task_id, status) in enumerate(outcomes.items()):
             assert await store.add_manual_run("sched-1", ALICE.user_id, task_id, BASE + number * HOUR)
-            await start_task(store, new_task(task_id))
-            await store.finish_task(task_id, TaskOutcome(status))
+            started = await start_task(store, new_task(task_id))
+            assert await store.finish_task(task_id, started.claim, TaskOutcome(status), ()) == []
         assert await store.add_manual_run("sched-1", ALICE.user_id, "not-stored", BASE + 9 * HOUR)
         assert await store.add_manual_run("sched-1", ALICE.user_id, "queued", BASE + 9 * HOUR)
         await store.create_task(new_task("queued"))

@@ -1,10 +1,9 @@
 """Sessions in the store, the same contract on SQLite and on a real PostgreSQL.
 
-Creating, reading, listing with their tasks' aggregates, renaming and deleting sessions; a session's
-tasks, its history and its events; full-text search over tasks and usage statistics.
+Sessions as their first task creates them; reading, listing with their tasks' aggregates, renaming
+and deleting them; a session's tasks, its history and its events; full-text search over tasks and
+usage statistics.
 """
-
-import dataclasses
 
 import pytest
 
@@ -12,9 +11,9 @@ from orchestrator import events
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
-from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import SessionNotFoundError
 from taskgate.rfc3339 import utc_now
+from taskgate.session_titles import title_from_query
 from tests.integration.store_fixtures import ALICE
 from tests.integration.store_fixtures import BOB
 from tests.integration.store_fixtures import database_url as database_url
@@ -23,7 +22,6 @@ from tests.integration.store_fixtures import frozen_clock as frozen_clock
 from tests.integration.store_fixtures import new_task
 from tests.integration.store_fixtures import run
 from tests.integration.store_fixtures import start_task
-from tests.integration.store_fixtures import xfail_on
 
 pytestmark = pytest.mark.integration
 
@@ -32,43 +30,43 @@ NO_USAGE = TokenUsage()
 
 async def finished_task(store, task, status=TaskStatus.COMPLETED, result="", usage=NO_USAGE):
     """Store, claim and finish a task (no other task may be QUEUED); return it as stored."""
-    await start_task(store, task)
-    await store.finish_task(task.task_id, TaskOutcome(status, result=result, usage=usage))
+    claimed = await start_task(store, task)
+    outcome = TaskOutcome(status, result=result, usage=usage)
+    assert await store.finish_task(task.task_id, claimed.claim, outcome, ()) == []
     return await store.get_task(task.task_id, task.user_id)
 
 
-def test_a_session_is_created_read_renamed_and_soft_deleted_by_its_owner_only(database_url):
+def test_a_session_is_created_by_its_first_task_read_renamed_and_soft_deleted_by_its_owner_only(
+    database_url,
+):
     async def scenario(store):
         before = utc_now()
-        created = await store.create_session(ALICE.user_id, ALICE.tenant_id, "session-1", "Trip plans")
+        first = await store.create_task(new_task("task-1", query="Trip plans\tfor  May", context={"days": 3}))
+        created = await store.get_session("session-1", ALICE.user_id)
         assert (created.id, created.user_id, created.tenant_id, created.title) == (
             "session-1",
             ALICE.user_id,
             ALICE.tenant_id,
-            "Trip plans",
+            title_from_query("Trip plans\tfor  May"),
         )
+        assert created.title == "Trip plans for May"
         assert (created.tokens_used, created.cost_usd, created.task_count, created.deleted_at) == (
             0,
             0,
-            0,
+            1,
             None,
         )
-        assert (created.token_budget, created.context) == (None, {})
+        assert (created.token_budget, created.context) == (None, {"days": 3})
         assert before <= created.created_at == created.updated_at <= utc_now()
-        stored = await store.get_session("session-1", ALICE.user_id)
-        assert stored.last_activity_at == created.created_at
-        assert stored == dataclasses.replace(created, last_activity_at=stored.last_activity_at)
+        assert created.created_at == created.last_activity_at == first.created_at
+        assert await store.get_session("session-1", ALICE.user_id) == created
 
-        generated = await store.create_session(ALICE.user_id, ALICE.tenant_id)
-        other = await store.create_session(ALICE.user_id, ALICE.tenant_id)
-        assert generated.id and generated.id != other.id and generated.title == ""
-        assert (await store.get_session(generated.id, ALICE.user_id)).id == generated.id
-        # Ids are global: a taken one is refused, whoever holds it.
-        with pytest.raises(AlreadyExistsError):
-            await store.create_session(ALICE.user_id, ALICE.tenant_id, "session-1")
-        with pytest.raises(AlreadyExistsError):
-            await store.create_session(BOB.user_id, BOB.tenant_id, "session-1")
+        # Ids are global: another user's task naming the session finds no session of theirs.
+        with pytest.raises(SessionNotFoundError):
+            await store.create_task(new_task("task-bob", owner=BOB, session_id="session-1"))
+        assert await store.get_task("task-bob", BOB.user_id) is None
         assert await store.get_session("session-1", BOB.user_id) is None
+        assert await store.get_session("session-1", ALICE.user_id) == created
         assert await store.get_session("no-such-session", ALICE.user_id) is None
 
         assert not await store.rename_session("session-1", BOB.user_id, "Mine now")
@@ -90,8 +88,9 @@ def test_a_session_is_created_read_renamed_and_soft_deleted_by_its_owner_only(da
         assert await store.get_session("session-1", ALICE.user_id, include_deleted=True) == deleted
         assert not await store.rename_session("session-1", ALICE.user_id, "Back")
         with pytest.raises(SessionNotFoundError):
-            await store.create_task(new_task("task-1", session_id="session-1"))
-        assert await store.get_task("task-1", ALICE.user_id) is None
+            await store.create_task(new_task("task-2", session_id="session-1"))
+        assert await store.get_task("task-2", ALICE.user_id) is None
+        assert await store.get_session("session-1", ALICE.user_id, include_deleted=True) == deleted
 
     run(database_url, scenario)
 
@@ -102,7 +101,9 @@ def test_sessions_are_listed_most_recently_active_first_with_their_task_aggregat
         await finished_task(store, new_task("t2", session_id="busy"), TaskStatus.FAILED)
         await finished_task(store, new_task("t3", session_id="busy"), TaskStatus.TIMEOUT)
         await finished_task(store, new_task("t4", session_id="busy"), TaskStatus.CANCELLED)
-        await store.create_session(ALICE.user_id, ALICE.tenant_id, "empty", "Nothing yet")
+        # A session whose only task was cancelled: that task is neither successful nor failed.
+        cancelled = new_task("t0", session_id="idle", query="Never mind")
+        await finished_task(store, cancelled, TaskStatus.CANCELLED)
         await store.create_task(new_task("t5", session_id="busy", query="What next?"))
         await store.create_task(new_task("t6", session_id="quiet"))
         await store.create_task(new_task("t-bob", owner=BOB, session_id="bob-1"))
@@ -111,31 +112,23 @@ def test_sessions_are_listed_most_recently_active_first_with_their_task_aggregat
             summaries, total = page
             return [summary.session.id for summary in summaries], total
 
-        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["quiet", "busy", "empty"], 3)
+        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["quiet", "busy", "idle"], 3)
         busy = await store.get_session_summary("busy", ALICE.user_id)
         assert (busy.successful_tasks, busy.failed_tasks) == (1, 2)
         assert (busy.latest_task_query, busy.latest_task_status) == ("What next?", TaskStatus.QUEUED)
         assert busy.session == await store.get_session("busy", ALICE.user_id)
         assert busy.session.task_count == 5
-        empty = await store.get_session_summary("empty", ALICE.user_id)
-        assert (
-            empty.successful_tasks,
-            empty.failed_tasks,
-            empty.latest_task_query,
-            empty.latest_task_status,
-        ) == (
-            0,
-            0,
-            "",
-            None,
-        )
+        idle = await store.get_session_summary("idle", ALICE.user_id)
+        assert (idle.successful_tasks, idle.failed_tasks) == (0, 0)
+        assert (idle.latest_task_query, idle.latest_task_status) == ("Never mind", TaskStatus.CANCELLED)
+        assert (idle.session.title, idle.session.task_count) == ("Never mind", 1)
         summaries, _ = await store.list_sessions(ALICE.user_id, 10, 0)
-        assert summaries[1] == busy and summaries[2] == empty
+        assert summaries[1] == busy and summaries[2] == idle
 
         # A task changing status is activity; a rename is not.
         assert (await store.claim_next("worker-1", 60)).task_id == "t5"
-        assert await store.rename_session("empty", ALICE.user_id, "Still nothing")
-        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["busy", "quiet", "empty"], 3)
+        assert await store.rename_session("idle", ALICE.user_id, "Still idle")
+        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["busy", "quiet", "idle"], 3)
         busy = await store.get_session_summary("busy", ALICE.user_id)
         assert busy.latest_task_status == TaskStatus.RUNNING
         assert busy.session.last_activity_at >= busy.session.created_at
@@ -145,7 +138,7 @@ def test_sessions_are_listed_most_recently_active_first_with_their_task_aggregat
         assert ids(await store.list_sessions(BOB.user_id, 10, 0)) == (["bob-1"], 1)
         assert await store.get_session_summary("busy", BOB.user_id) is None
         assert await store.delete_session("quiet", ALICE.user_id)
-        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["busy", "empty"], 2)
+        assert ids(await store.list_sessions(ALICE.user_id, 10, 0)) == (["busy", "idle"], 2)
 
     run(database_url, scenario)
 
@@ -153,7 +146,7 @@ def test_sessions_are_listed_most_recently_active_first_with_their_task_aggregat
 def test_sessions_active_in_one_instant_are_listed_latest_created_first(database_url, frozen_clock):
     async def scenario(store):
         for session_id in ("session-b", "session-c", "session-a"):
-            await store.create_session(ALICE.user_id, ALICE.tenant_id, session_id)
+            await store.create_task(new_task(f"task-{session_id}", session_id=session_id))
         summaries, _ = await store.list_sessions(ALICE.user_id, 10, 0)
         assert [summary.session.id for summary in summaries] == ["session-a", "session-c", "session-b"]
 
@@ -273,14 +266,7 @@ def test_search_finds_a_users_tasks_holding_every_term_as_stems(database_url):
     run(database_url, scenario)
 
 
-def test_search_folds_accents(database_url, request):
-    xfail_on(
-        request,
-        "postgres",
-        "the PostgreSQL search configuration does not fold accents (no unaccent), while SQLite's"
-        " tokenizer removes diacritics: docs/api.md promises accents folded",
-    )
-
+def test_search_folds_accents(database_url):
     async def scenario(store):
         await store.create_task(new_task("cafe", query="Best café in Lyon"))
         hits, total = await store.search_tasks(ALICE.user_id, ["cafe"], 10, 0)
@@ -289,14 +275,7 @@ def test_search_folds_accents(database_url, request):
     run(database_url, scenario)
 
 
-def test_search_ranks_equal_matches_newest_first(database_url, frozen_clock, request):
-    xfail_on(
-        request,
-        "sqlite",
-        "search_tasks on SQLite orders equal matches created in one instant oldest first (nothing"
-        " breaks the created_at tie), while PostgreSQL puts the latest inserted first; docs/api.md:"
-        " best match first, then newest",
-    )
+def test_search_ranks_equal_matches_newest_first(database_url, frozen_clock):
 
     async def scenario(store):
         for task_id in ("older", "newer"):

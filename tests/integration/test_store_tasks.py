@@ -9,6 +9,10 @@ import datetime
 
 import pytest
 
+from orchestrator import events
+from orchestrator.domain.task_control import stream_end_event
+from orchestrator.domain.tasks import Claim
+from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskGuard
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
@@ -26,10 +30,11 @@ from tests.integration.store_fixtures import frozen_clock as frozen_clock
 from tests.integration.store_fixtures import new_task
 from tests.integration.store_fixtures import run
 from tests.integration.store_fixtures import start_task
-from tests.integration.store_fixtures import xfail_on
 
 pytestmark = pytest.mark.integration
 
+COMPLETED_EVENTS = (NewEvent(events.WORKFLOW_COMPLETED, "Workflow completed"), stream_end_event())
+FAILED_EVENTS = (NewEvent(events.WORKFLOW_FAILED, "Workflow failed"), stream_end_event())
 LONG_QUERY = "Summarise\tthe quarterly report\nand list every risk the finance team raised in the appendix"
 
 
@@ -87,6 +92,7 @@ def test_a_task_is_stored_queued_in_its_session_which_it_creates_if_absent(datab
             None,
             None,
         )
+        assert created.claim_epoch == 0
         assert abs(seconds_from_now(created.created_at)) < 5
         assert await store.get_task("task-1", ALICE.user_id) == created
         # Someone else's task reads exactly like a missing one.
@@ -120,7 +126,7 @@ def test_a_task_is_stored_queued_in_its_session_which_it_creates_if_absent(datab
 
 def test_finishing_adds_usage_to_the_session_until_its_budget_refuses_more_tasks(database_url):
     async def scenario(store):
-        await start_task(store, new_task("task-1", budget=100))
+        first = await start_task(store, new_task("task-1", budget=100))
         await store.update_task_progress("task-1", 0.4)
         assert (await store.get_task("task-1", ALICE.user_id)).progress == pytest.approx(0.4)
         await store.update_task_progress("task-1", 1.7)
@@ -131,7 +137,9 @@ def test_finishing_adds_usage_to_the_session_until_its_budget_refuses_more_tasks
         outcome = TaskOutcome(
             TaskStatus.COMPLETED, "4", "", TokenUsage(25, 35, 0.25), model_used="gpt-test", provider="openai"
         )
-        await store.finish_task("task-1", outcome)
+        recorded = await store.finish_task("task-1", first.claim, outcome, COMPLETED_EVENTS)
+        assert [(e.seq, e.type) for e in recorded] == [(1, events.WORKFLOW_COMPLETED), (2, events.STREAM_END)]
+        assert await store.list_events("task-1") == recorded
         task = await store.get_task("task-1", ALICE.user_id)
         assert (task.status, task.progress, task.result, task.error) == (TaskStatus.COMPLETED, 1.0, "4", "")
         assert (task.usage, task.model_used, task.provider) == (
@@ -143,13 +151,17 @@ def test_finishing_adds_usage_to_the_session_until_its_budget_refuses_more_tasks
         assert task.lease_expires_at is None
         session = await store.get_session("session-1", ALICE.user_id)
         assert (session.tokens_used, session.cost_usd, session.budget_exhausted) == (60, 0.25, False)
+        # The claim ended with the task: finishing it again records nothing and adds no usage.
+        assert await store.finish_task("task-1", first.claim, outcome, COMPLETED_EVENTS) is None
+        assert await store.get_session("session-1", ALICE.user_id) == session
+        assert await store.count_events("task-1") == 2
 
         # A failed task keeps the progress it reached, and its usage counts too.
-        await start_task(store, new_task("task-2"))
+        second = await start_task(store, new_task("task-2"))
         await store.update_task_progress("task-2", 0.5)
-        await store.finish_task(
-            "task-2", TaskOutcome(TaskStatus.FAILED, error="boom", usage=TokenUsage(30, 10, 0.5))
-        )
+        failed = TaskOutcome(TaskStatus.FAILED, error="boom", usage=TokenUsage(30, 10, 0.5))
+        recorded = await store.finish_task("task-2", second.claim, failed, FAILED_EVENTS)
+        assert [e.type for e in recorded] == [events.WORKFLOW_FAILED, events.STREAM_END]
         task = await store.get_task("task-2", ALICE.user_id)
         assert (task.status, task.progress, task.error, task.result) == (TaskStatus.FAILED, 0.5, "boom", "")
         session = await store.get_session("session-1", ALICE.user_id)
@@ -160,10 +172,9 @@ def test_finishing_adds_usage_to_the_session_until_its_budget_refuses_more_tasks
         assert await store.get_task("task-3", ALICE.user_id) is None
         assert (await store.get_session("session-1", ALICE.user_id)).task_count == 2
         # A session without a budget never runs out.
-        await start_task(store, new_task("task-4", session_id="session-2"))
-        await store.finish_task(
-            "task-4", TaskOutcome(TaskStatus.COMPLETED, usage=TokenUsage(10**6, 10**6, 9.0))
-        )
+        fourth = await start_task(store, new_task("task-4", session_id="session-2"))
+        huge = TaskOutcome(TaskStatus.COMPLETED, usage=TokenUsage(10**6, 10**6, 9.0))
+        assert await store.finish_task("task-4", fourth.claim, huge, ()) == []
         await store.create_task(new_task("task-5", session_id="session-2"))
         assert (await store.get_session("session-2", ALICE.user_id)).tokens_used == 2 * 10**6
 
@@ -238,6 +249,7 @@ def test_claim_next_gives_each_queued_task_once_oldest_first(database_url):
             "worker-1",
         )
         assert claimed.started_at is not None and claimed.started_at >= claimed.created_at
+        assert claimed.claim == Claim("worker-1", 1)
         assert 25 < seconds_from_now(claimed.lease_expires_at) <= 31
         assert await store.get_task("task-1", ALICE.user_id) == claimed
 
@@ -271,6 +283,7 @@ def test_a_claimed_task_requeued_keeps_its_first_start(database_url):
         assert await store.transition_task("task-1", parked) == []
         again = await store.claim_next("worker-2", 30)
         assert (again.task_id, again.claimed_by, again.started_at) == ("task-1", "worker-2", first.started_at)
+        assert again.claim_epoch == first.claim_epoch + 1
 
     run(database_url, scenario)
 
@@ -279,21 +292,27 @@ def test_leases_are_renewed_by_their_holder_and_expired_ones_taken_over(database
     async def scenario(store):
         assert await store.renew_leases("worker-1", [], 60) == []
         held = await start_task(store, new_task("held"), "worker-1", lease_seconds=5)
+        assert held.claim == Claim("worker-1", 1)
         renewed_from = utc_now()
         assert await store.renew_leases("worker-1", ["held", "no-such-task"], 120) == []
         held = await store.get_task("held", ALICE.user_id)
         assert held.lease_expires_at >= renewed_from + datetime.timedelta(seconds=115)
+        assert held.claim == Claim("worker-1", 1)
         # Another worker's renewal changes nothing and learns the task is not its own.
         assert await store.renew_leases("worker-2", ["held"], 1) == ["held"]
         assert (await store.get_task("held", ALICE.user_id)).lease_expires_at == held.lease_expires_at
 
-        await start_task(store, new_task("lapsed-a"), "dead", lease_seconds=0)
-        await start_task(store, new_task("lapsed-b"), "dead", lease_seconds=-30)
+        lapsed = [
+            await start_task(store, new_task("lapsed-a"), "dead", lease_seconds=0),
+            await start_task(store, new_task("lapsed-b"), "dead", lease_seconds=-30),
+        ]
         await store.create_task(new_task("queued"))
         taken = await store.take_over_expired_leases("rescuer", 60, 10)
         assert sorted(task.task_id for task in taken) == ["lapsed-a", "lapsed-b"]
+        epochs = {task.task_id: task.claim_epoch for task in lapsed}
         for task in taken:
             assert (task.status, task.claimed_by) == (TaskStatus.RUNNING, "rescuer")
+            assert task.claim_epoch == epochs[task.task_id] + 1
             assert 55 < seconds_from_now(task.lease_expires_at) <= 61
         # The previous holder's renewal tells it to stop running them, and leaves their leases alone.
         assert sorted(await store.renew_leases("dead", ["lapsed-a", "lapsed-b"], 600)) == [
@@ -306,27 +325,21 @@ def test_leases_are_renewed_by_their_holder_and_expired_ones_taken_over(database
         assert (await store.get_task("queued", ALICE.user_id)).status == TaskStatus.QUEUED
 
         # A caller's own lapsed lease (a renewal that failed) comes back to it too.
-        await store.claim_next("self", -1)
+        lapsed_own = await store.claim_next("self", -1)
+        assert lapsed_own.claim == Claim("self", 1)
         [own] = await store.take_over_expired_leases("self", 60, 10)
-        assert (own.task_id, own.claimed_by) == ("queued", "self")
+        assert (own.task_id, own.claim) == ("queued", Claim("self", 2))
 
         # Finished tasks have no lease to renew or take over.
-        await store.finish_task("held", TaskOutcome(TaskStatus.COMPLETED, "done"))
+        done = TaskOutcome(TaskStatus.COMPLETED, "done")
+        assert await store.finish_task("held", held.claim, done, COMPLETED_EVENTS) is not None
         assert await store.renew_leases("worker-1", ["held"], 60) == []
         assert (await store.get_task("held", ALICE.user_id)).lease_expires_at is None
 
     run(database_url, scenario)
 
 
-def test_expired_leases_are_taken_over_most_overdue_first_at_most_limit_at_a_time(database_url, request):
-    xfail_on(
-        request,
-        "postgres",
-        "take_over_expired_leases takes over more than `limit` tasks on PostgreSQL: the plan runs its"
-        " IN (SELECT ... LIMIT ... FOR UPDATE SKIP LOCKED) once per candidate row (a nested loop semi"
-        " join), so LIMIT bounds each run, not the take-over",
-    )
-
+def test_expired_leases_are_taken_over_most_overdue_first_at_most_limit_at_a_time(database_url):
     async def scenario(store):
         for task_id, lease in (("overdue-10", -10), ("overdue-30", -30), ("overdue-20", -20)):
             await start_task(store, new_task(task_id), "dead", lease_seconds=lease)

@@ -8,7 +8,8 @@ from orchestrator.bus import InProcessEventBus
 from orchestrator.domain.tasks import NewTask
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.events import Event
-from orchestrator.store.sqlite import SQLiteStore
+from orchestrator.store import open_store as open_sql_store
+from orchestrator.store.base import Store
 from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError
 from orchestrator.streaming import follow_events
@@ -16,8 +17,8 @@ from orchestrator.streaming import follow_events
 WORKFLOW = "task-1"
 
 
-async def open_store(tmp_path) -> SQLiteStore:
-    store = await SQLiteStore.open(f"sqlite:///{tmp_path}/db/taskgate.db")
+async def open_store(tmp_path) -> Store:
+    store = await open_sql_store(f"sqlite:///{tmp_path}/db/taskgate.db")
     await store.migrate()
     await store.create_task(NewTask(WORKFLOW, "u1", "t1", "s1", "query", "standard", {}, {}))
     return store
@@ -85,7 +86,7 @@ class HandOverStore:
     subscribed, and that stores and publishes seq 4 and 5 during the replay.
     """
 
-    def __init__(self, store: SQLiteStore, bus: InProcessEventBus) -> None:
+    def __init__(self, store: Store, bus: InProcessEventBus) -> None:
         self._store = store
         self._bus = bus
         self._reads = 0

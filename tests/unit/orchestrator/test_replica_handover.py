@@ -9,14 +9,15 @@ from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.events import Event
-from orchestrator.store.sqlite import SQLiteStore
+from orchestrator.store import open_store as open_sql_store
+from orchestrator.store.base import Store
 from orchestrator.streaming import follow_events
 
 WORKFLOW = "task-1"
 
 
-async def open_store(tmp_path, *task_ids: str) -> SQLiteStore:
-    store = await SQLiteStore.open(f"sqlite:///{tmp_path}/db/taskgate.db")
+async def open_store(tmp_path, *task_ids: str) -> Store:
+    store = await open_sql_store(f"sqlite:///{tmp_path}/db/taskgate.db")
     await store.migrate()
     for task_id in task_ids or (WORKFLOW,):
         await store.create_task(NewTask(task_id, "u1", "t1", "s1", "query", "standard", {}, {}))

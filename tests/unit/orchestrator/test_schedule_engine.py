@@ -12,7 +12,8 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import ScheduleNotFoundError
 from orchestrator.store import sqlite_database
 from orchestrator.store.migrations import load_migrations
-from orchestrator.store.sqlite import SQLiteStore
+from orchestrator.store import open_store as open_sql_store
+from orchestrator.store.base import Store
 
 ALICE = Caller("user-alice", "tenant-a")
 BOB = Caller("user-bob", "tenant-b")
@@ -30,8 +31,8 @@ class Clock:
         return self.now
 
 
-async def open_store(tmp_path) -> SQLiteStore:
-    store = await SQLiteStore.open(f"sqlite:///{tmp_path}/taskgate.db")
+async def open_store(tmp_path) -> Store:
+    store = await open_sql_store(f"sqlite:///{tmp_path}/taskgate.db")
     await store.migrate()
     return store
 
@@ -185,7 +186,7 @@ def test_migration_0006_applies_before_0005_and_0005_still_applies_when_it_arriv
     without_5 = [migration for migration in everything if migration.version != 5 and migration.version <= 6]
 
     async def scenario():
-        store = await SQLiteStore.open(f"sqlite:///{tmp_path}/taskgate.db")
+        store = await open_sql_store(f"sqlite:///{tmp_path}/taskgate.db")
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: without_5)
         first = await store.migrate()
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
@@ -262,7 +263,7 @@ def test_a_run_whose_task_was_stored_but_not_marked_is_marked_and_not_started_ag
         marked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
         (run,), _ = await store.list_schedule_runs(schedule.schedule_id, 10, 0)
         # A replica that stopped between storing the task and marking its run.
-        await store._db.write("UPDATE schedule_runs SET task_stored = 0 WHERE task_id = ?", (run.task_id,))
+        await store.database.execute("UPDATE schedule_runs SET task_stored = 0 WHERE task_id = ?", (run.task_id,))
         clock.now = START + datetime.timedelta(minutes=1, seconds=50)
         unmarked = await store.unconfirmed_schedule_runs(clock.now, 100)
         started = await engine.start_orphaned_runs()
@@ -283,7 +284,7 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
     before_7 = [migration for migration in everything if migration.version < 7]
 
     async def scenario():
-        store = await SQLiteStore.open(f"sqlite:///{tmp_path}/taskgate.db")
+        store = await open_sql_store(f"sqlite:///{tmp_path}/taskgate.db")
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: before_7)
         await store.migrate()
         clock = Clock(START)

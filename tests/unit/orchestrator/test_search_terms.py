@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator.engine.sessions import search_terms
 from orchestrator.errors import InvalidArgumentError
-from orchestrator.store.sqlite_sessions import fts_query
+from orchestrator.store.sqlite_search import fts_query
 
 
 def test_terms_are_the_distinct_words_lower_cased_in_order():

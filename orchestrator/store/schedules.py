@@ -1,8 +1,13 @@
-"""The SQLite store's schedules and schedule runs (migration 0006), mixed into ``SQLiteStore``."""
+"""Schedules and the runs they started: created under a per-user cap, fired once per tick.
+
+A tick is claimed by a compare-and-set on ``next_run_at``: the UPDATE only matches while the
+schedule is ACTIVE and its next run is still the one the caller read, so however many replicas
+claim the same tick at once, exactly one changes the row (on PostgreSQL the others wait on its row
+lock, then find the condition false). The per-user cap holds under parallel creates because each
+create takes an advisory lock named after the user (SQLite's single writer already serialises).
+"""
 
 import datetime
-import json
-import sqlite3
 
 from orchestrator.domain.schedules import ACTIVE
 from orchestrator.domain.schedules import ScheduleRecord
@@ -11,30 +16,42 @@ from orchestrator.domain.schedules import UnconfirmedRun
 from orchestrator.domain.sessions import FAILED_STATUSES
 from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
 from orchestrator.events import compact_json
-from orchestrator.store.sqlite_database import SQLiteDatabase
-from orchestrator.store.sqlite_database import decode_time
-from orchestrator.store.sqlite_database import encode_time
-from orchestrator.store.sqlite_rows import task_from_row
+from orchestrator.store.database import Database
+from orchestrator.store.database import Row
+from orchestrator.store.database import marks
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import json_value
+from orchestrator.store.rows import stored_time
+from orchestrator.store.rows import task_from_row
 
+_SUCCESSFUL = tuple(str(status) for status in SUCCESSFUL_STATUSES)
+_FAILED = tuple(str(status) for status in FAILED_STATUSES)
 
-def _marks(count: int) -> str:
-    return ", ".join("?" for _ in range(count))
-
-
-# A schedule with its run counts, read from the tasks its runs started.
+# A schedule with its run counts, read from the tasks its runs started; its parameters
+# (``_COUNT_PARAMETERS``) come first, before those of the conditions appended to it.
 _SCHEDULE_SELECT = f"""
 SELECT s.*,
     (SELECT COUNT(*) FROM schedule_runs r WHERE r.schedule_id = s.id) AS total_runs,
     (SELECT COUNT(*) FROM schedule_runs r JOIN tasks t ON t.task_id = r.task_id
-        WHERE r.schedule_id = s.id AND t.status IN ({_marks(len(SUCCESSFUL_STATUSES))})) AS successful_runs,
+        WHERE r.schedule_id = s.id AND t.status IN ({marks(_SUCCESSFUL)})) AS successful_runs,
     (SELECT COUNT(*) FROM schedule_runs r JOIN tasks t ON t.task_id = r.task_id
-        WHERE r.schedule_id = s.id AND t.status IN ({_marks(len(FAILED_STATUSES))})) AS failed_runs
+        WHERE r.schedule_id = s.id AND t.status IN ({marks(_FAILED)})) AS failed_runs
 FROM schedules s
-"""  # noqa: S608
-_COUNT_PARAMETERS = (*(str(s) for s in SUCCESSFUL_STATUSES), *(str(s) for s in FAILED_STATUSES))
+"""  # noqa: S608 (only placeholders are interpolated)
+_COUNT_PARAMETERS = (*_SUCCESSFUL, *_FAILED)
+
+_INSERT_RUN = (
+    "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+# Names the advisory lock that serialises the creations of one user's schedules (the same name
+# the former PostgreSQL store locked, so replicas of both versions exclude each other).
+_CREATE_LOCK_PREFIX = "taskgate.schedules:"
 
 
-def _schedule_from_row(row: sqlite3.Row) -> ScheduleRecord:
+def schedule_from_row(row: Row) -> ScheduleRecord:
+    """Return the ScheduleRecord of a row of ``_SCHEDULE_SELECT`` (a schedule with its run counts)."""
     return ScheduleRecord(
         schedule_id=row["id"],
         user_id=row["user_id"],
@@ -44,15 +61,15 @@ def _schedule_from_row(row: sqlite3.Row) -> ScheduleRecord:
         cron_expression=row["cron_expression"],
         timezone=row["timezone"],
         task_query=row["task_query"],
-        task_context=json.loads(row["task_context_json"]),
+        task_context=json_value(row["task_context_json"]),
         max_budget_per_run_usd=row["max_budget_per_run_usd"],
         timeout_seconds=row["timeout_seconds"],
         status=row["status"],
-        created_at=decode_time(row["created_at"]),
-        updated_at=decode_time(row["updated_at"]),
-        next_run_at=decode_time(row["next_run_at"]),
-        last_run_at=decode_time(row["last_run_at"]),
-        paused_at=decode_time(row["paused_at"]),
+        created_at=stored_time(row["created_at"]),
+        updated_at=stored_time(row["updated_at"]),
+        next_run_at=stored_time(row["next_run_at"]),
+        last_run_at=stored_time(row["last_run_at"]),
+        paused_at=stored_time(row["paused_at"]),
         pause_reason=row["pause_reason"],
         total_runs=row["total_runs"],
         successful_runs=row["successful_runs"],
@@ -60,22 +77,26 @@ def _schedule_from_row(row: sqlite3.Row) -> ScheduleRecord:
     )
 
 
-class SQLiteSchedules:
+class ScheduleQueries:
     """Creating, reading, changing and firing schedules; listing their runs with their tasks."""
 
-    _db: SQLiteDatabase
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     async def create_schedule(self, schedule: ScheduleRecord, max_per_user: int) -> bool:
         """Store a new schedule unless its user has ``max_per_user`` already; return whether stored."""
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
-                "SELECT COUNT(*) FROM schedules WHERE user_id = ?", (schedule.user_id,)
+        dialect = self._db.dialect
+        lock = dialect.advisory_lock()
+        async with self._db.transaction() as transaction:
+            if lock is not None:
+                # Held until commit: a parallel create for this user counts after this one's insert.
+                await transaction.execute(lock, (_CREATE_LOCK_PREFIX + schedule.user_id,))
+            row = await transaction.fetch_one(
+                "SELECT COUNT(*) AS total FROM schedules WHERE user_id = ?", (schedule.user_id,)
             )
-            (count,) = await cursor.fetchone()
-            await cursor.close()
-            if count >= max_per_user:
+            if row["total"] >= max_per_user:
                 return False
-            await connection.execute(
+            await transaction.execute(
                 "INSERT INTO schedules (id, user_id, tenant_id, name, description, cron_expression, timezone,"
                 " task_query, task_context_json, max_budget_per_run_usd, timeout_seconds, status, created_at,"
                 " updated_at, next_run_at, last_run_at, paused_at, pause_reason)"
@@ -93,11 +114,11 @@ class SQLiteSchedules:
                     schedule.max_budget_per_run_usd,
                     schedule.timeout_seconds,
                     schedule.status,
-                    encode_time(schedule.created_at),
-                    encode_time(schedule.updated_at),
-                    encode_time(schedule.next_run_at),
-                    encode_time(schedule.last_run_at),
-                    encode_time(schedule.paused_at),
+                    dialect.encode_time(schedule.created_at),
+                    dialect.encode_time(schedule.updated_at),
+                    dialect.encode_time(schedule.next_run_at),
+                    dialect.encode_time(schedule.last_run_at),
+                    dialect.encode_time(schedule.paused_at),
                     schedule.pause_reason,
                 ),
             )
@@ -109,22 +130,29 @@ class SQLiteSchedules:
             _SCHEDULE_SELECT + " WHERE s.id = ? AND s.user_id = ?",
             (*_COUNT_PARAMETERS, schedule_id, user_id),
         )
-        return _schedule_from_row(row) if row else None
+        return schedule_from_row(row) if row else None
 
     async def list_schedules(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[ScheduleRecord], int]:
         """Return one page of the user's schedules (of one status if given), newest first, and the total."""
-        where = " WHERE s.user_id = ? AND (? IS NULL OR s.status = ?)"
+        conditions = ["s.user_id = ?"]
+        parameters: list[object] = [user_id]
+        if status is not None:
+            conditions.append("s.status = ?")
+            parameters.append(status)
+        where = " WHERE " + " AND ".join(conditions)
         rows = await self._db.fetch_all(
-            _SCHEDULE_SELECT + where + " ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?",
-            (*_COUNT_PARAMETERS, user_id, status, status, limit, offset),
+            _SCHEDULE_SELECT
+            + where
+            + f" ORDER BY s.created_at DESC, s.id{self._db.dialect.binary_collation} DESC LIMIT ? OFFSET ?",
+            (*_COUNT_PARAMETERS, *parameters, limit, offset),
         )
         count = await self._db.fetch_one(
-            "SELECT COUNT(*) FROM schedules s" + where,  # noqa: S608
-            (user_id, status, status),
+            "SELECT COUNT(*) AS total FROM schedules s" + where,  # noqa: S608
+            parameters,
         )
-        return [_schedule_from_row(row) for row in rows], count[0]
+        return [schedule_from_row(row) for row in rows], count["total"] if count else 0
 
     async def save_schedule(
         self, schedule: ScheduleRecord, expected_next_run_at: datetime.datetime | None
@@ -133,11 +161,12 @@ class SQLiteSchedules:
 
         A run claimed meanwhile moved next_run_at: nothing is written, and the caller reads again.
         """
-        changed = await self._db.write(
+        encode = self._db.dialect.encode_time
+        changed = await self._db.execute(
             "UPDATE schedules SET name = ?, description = ?, cron_expression = ?, timezone = ?,"
             " task_query = ?, task_context_json = ?, max_budget_per_run_usd = ?, timeout_seconds = ?,"
             " status = ?, updated_at = ?, next_run_at = ?, paused_at = ?, pause_reason = ?"
-            " WHERE id = ? AND user_id = ? AND next_run_at IS ?",
+            " WHERE id = ? AND user_id = ? AND next_run_at IS NOT DISTINCT FROM ?",
             (
                 schedule.name,
                 schedule.description,
@@ -148,36 +177,37 @@ class SQLiteSchedules:
                 schedule.max_budget_per_run_usd,
                 schedule.timeout_seconds,
                 schedule.status,
-                encode_time(schedule.updated_at),
-                encode_time(schedule.next_run_at),
-                encode_time(schedule.paused_at),
+                encode(schedule.updated_at),
+                encode(schedule.next_run_at),
+                encode(schedule.paused_at),
                 schedule.pause_reason,
                 schedule.schedule_id,
                 schedule.user_id,
-                encode_time(expected_next_run_at),
+                encode(expected_next_run_at),
             ),
         )
         return changed > 0
 
     async def delete_schedule(self, schedule_id: str, user_id: str) -> bool:
         """Delete one of the user's schedules and its run links (not the tasks); return whether it existed."""
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+        async with self._db.transaction() as transaction:
+            deleted = await transaction.execute(
                 "DELETE FROM schedules WHERE id = ? AND user_id = ?", (schedule_id, user_id)
             )
-            deleted = cursor.rowcount
-            await cursor.close()
             if deleted:
-                await connection.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+                await transaction.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
         return deleted > 0
 
     async def due_schedules(self, now: datetime.datetime, limit: int) -> list[ScheduleRecord]:
         """Return ACTIVE schedules whose next run is at or before ``now``, the most overdue first."""
+        # The status as a literal, like the condition of the partial index of due schedules, so
+        # every plan (a generic one too) can read that index.
         rows = await self._db.fetch_all(
-            _SCHEDULE_SELECT + " WHERE s.status = ? AND s.next_run_at <= ? ORDER BY s.next_run_at LIMIT ?",
-            (*_COUNT_PARAMETERS, ACTIVE, encode_time(now), limit),
+            _SCHEDULE_SELECT + f" WHERE s.status = '{ACTIVE}' AND s.next_run_at <= ?"
+            " ORDER BY s.next_run_at LIMIT ?",
+            (*_COUNT_PARAMETERS, self._db.dialect.encode_time(now), limit),
         )
-        return [_schedule_from_row(row) for row in rows]
+        return [schedule_from_row(row) for row in rows]
 
     async def claim_schedule_run(
         self,
@@ -187,24 +217,22 @@ class SQLiteSchedules:
         task_id: str,
         now: datetime.datetime,
     ) -> bool:
-        """Claim the run due at ``due`` for a task id, moving next_run_at on; return whether claimed.
+        """Claim the run due at ``due`` for a task id and move next_run_at on; return whether claimed.
 
-        The update only matches while next_run_at is still ``due`` and the schedule ACTIVE, so of
-        several callers exactly one claims each run; the run row is written in the same transaction.
+        The update only matches while next_run_at is still ``due`` and the schedule ACTIVE: of
+        several replicas the first to update wins, and the others (on PostgreSQL blocked on the row
+        until it commits) then match nothing. The run row is written in the same transaction.
         """
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+        encode = self._db.dialect.encode_time
+        async with self._db.transaction() as transaction:
+            claimed = await transaction.execute(
                 "UPDATE schedules SET next_run_at = ?, last_run_at = ?"
                 " WHERE id = ? AND status = ? AND next_run_at = ?",
-                (encode_time(next_run_at), encode_time(now), schedule_id, ACTIVE, encode_time(due)),
+                (encode(next_run_at), encode(now), schedule_id, ACTIVE, encode(due)),
             )
-            claimed = cursor.rowcount
-            await cursor.close()
             if claimed:
-                await connection.execute(
-                    "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
-                    " VALUES (?, ?, ?, ?, 0)",
-                    (schedule_id, task_id, encode_time(due), encode_time(now)),
+                await transaction.execute(
+                    _INSERT_RUN, (schedule_id, task_id, encode(due), encode(now), False)
                 )
         return claimed > 0
 
@@ -212,19 +240,14 @@ class SQLiteSchedules:
         self, schedule_id: str, user_id: str, task_id: str, now: datetime.datetime
     ) -> bool:
         """Record a run started by hand (next_run_at is left alone); return whether the schedule exists."""
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+        encode = self._db.dialect.encode_time
+        async with self._db.transaction() as transaction:
+            found = await transaction.execute(
                 "UPDATE schedules SET last_run_at = ? WHERE id = ? AND user_id = ?",
-                (encode_time(now), schedule_id, user_id),
+                (encode(now), schedule_id, user_id),
             )
-            found = cursor.rowcount
-            await cursor.close()
             if found:
-                await connection.execute(
-                    "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
-                    " VALUES (?, ?, ?, ?, 1)",
-                    (schedule_id, task_id, encode_time(now), encode_time(now)),
-                )
+                await transaction.execute(_INSERT_RUN, (schedule_id, task_id, encode(now), encode(now), True))
         return found > 0
 
     async def list_schedule_runs(
@@ -232,42 +255,46 @@ class SQLiteSchedules:
     ) -> tuple[list[ScheduleRun], int]:
         """Return one page of a schedule's runs, newest first, each with its task, and the total."""
         rows = await self._db.fetch_all(
-            "SELECT * FROM schedule_runs WHERE schedule_id = ? ORDER BY position DESC LIMIT ? OFFSET ?",
+            "SELECT task_id, scheduled_for, triggered_at, manual FROM schedule_runs"
+            " WHERE schedule_id = ? ORDER BY position DESC LIMIT ? OFFSET ?",
             (schedule_id, limit, offset),
         )
-        total = await self._db.fetch_one(
-            "SELECT COUNT(*) FROM schedule_runs WHERE schedule_id = ?", (schedule_id,)
+        count = await self._db.fetch_one(
+            "SELECT COUNT(*) AS total FROM schedule_runs WHERE schedule_id = ?", (schedule_id,)
         )
         task_ids = [row["task_id"] for row in rows]
         tasks = {}
         if task_ids:
             task_rows = await self._db.fetch_all(
-                f"SELECT * FROM tasks WHERE task_id IN ({_marks(len(task_ids))})",  # noqa: S608
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id IN ({marks(task_ids)})",  # noqa: S608
                 task_ids,
             )
             tasks = {task_row["task_id"]: task_from_row(task_row) for task_row in task_rows}
         runs = [
             ScheduleRun(
                 task_id=row["task_id"],
-                scheduled_for=decode_time(row["scheduled_for"]),
-                triggered_at=decode_time(row["triggered_at"]),
+                scheduled_for=stored_time(row["scheduled_for"]),
+                triggered_at=stored_time(row["triggered_at"]),
                 manual=bool(row["manual"]),
                 task=tasks.get(row["task_id"]),
             )
             for row in rows
         ]
-        return runs, total[0]
+        return runs, count["total"] if count else 0
 
     async def unconfirmed_schedule_runs(
         self, triggered_before: datetime.datetime, limit: int
     ) -> list[UnconfirmedRun]:
         """Return runs claimed before a time and not yet marked as having their task, oldest first."""
+        dialect = self._db.dialect
+        # A literal, not a parameter: only then does every plan (a generic one too) match the
+        # partial index of unconfirmed runs, and read those rather than every run ever made.
         rows = await self._db.fetch_all(
             "SELECT r.task_id, r.schedule_id, s.user_id, t.task_id IS NOT NULL AS task_stored"
             " FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id"
             " LEFT JOIN tasks t ON t.task_id = r.task_id"
-            " WHERE r.task_stored = 0 AND r.triggered_at < ? ORDER BY r.position LIMIT ?",
-            (encode_time(triggered_before), limit),
+            f" WHERE r.task_stored = {dialect.false} AND r.triggered_at < ? ORDER BY r.position LIMIT ?",
+            (dialect.encode_time(triggered_before), limit),
         )
         return [
             UnconfirmedRun(row["task_id"], row["schedule_id"], row["user_id"], bool(row["task_stored"]))
@@ -276,4 +303,4 @@ class SQLiteSchedules:
 
     async def confirm_schedule_run(self, task_id: str) -> None:
         """Mark a run as having its task stored, so the sweep for unstarted runs skips it."""
-        await self._db.write("UPDATE schedule_runs SET task_stored = 1 WHERE task_id = ?", (task_id,))
+        await self._db.execute("UPDATE schedule_runs SET task_stored = ? WHERE task_id = ?", (True, task_id))

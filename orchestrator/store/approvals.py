@@ -1,0 +1,239 @@
+"""Approvals: parking a task for a decision, resolving it, and the caller's lists.
+
+A task waiting for a decision stays RUNNING with no worker holding it (``claimed_by`` NULL), so no
+runner, lease or recovery touches it. Resolving is one transaction whose deciding statement is a
+conditional UPDATE of the approval (only a pending one changes), so of two replicas (or a decision
+and the expiry sweep) resolving one approval at once exactly one wins; the task's new status and
+the events, under the workflow's next seqs, go in the same transaction. It locks the task first,
+as a cancel does (task, then its pending approval), so a decision racing a cancel waits instead
+of deadlocking, and an event writer of the task (whose foreign-key check shares the task's row
+lock) finishes before the decision reads the next seq.
+"""
+
+import datetime
+import json
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.domain.approvals import ApprovalFilter
+from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import ApprovalResolution
+from orchestrator.domain.approvals import ApprovalStatus
+from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.events import Event
+from orchestrator.events import compact_json
+from orchestrator.store.database import Database
+from orchestrator.store.database import Row
+from orchestrator.store.database import Transaction
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.events import insert_next_events
+from orchestrator.store.rows import json_value
+from orchestrator.store.rows import stored_time
+from taskgate.rfc3339 import utc_now
+
+_SELECT = "SELECT approvals.*, tasks.query AS query FROM approvals JOIN tasks USING (task_id)"
+_FILTERS = {
+    ApprovalFilter.PENDING: " AND approvals.status = 'pending'",
+    ApprovalFilter.DECIDED: " AND approvals.status <> 'pending'",
+    ApprovalFilter.ALL: "",
+}
+
+
+class _SeqTakenError(Exception):
+    """Another writer stored an event of the workflow under a seq this change was about to use."""
+
+
+class ApprovalQueries:
+    """Approvals: stored when a running task asks, resolved once, listed for their user."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def park_for_approval(
+        self, approval: NewApproval, worker_id: str, run_seconds: float, event: NewEvent
+    ) -> list[Event] | None:
+        """Store an approval, release its RUNNING task from its worker, with the event; None: not held."""
+        dialect = self._db.dialect
+        now = utc_now()
+        try:
+            async with self._db.transaction() as transaction:
+                changed = await transaction.execute(
+                    "UPDATE tasks SET claimed_by = NULL, lease_expires_at = NULL, run_seconds = ?,"
+                    " updated_at = ? WHERE task_id = ? AND status = ? AND claimed_by = ?"
+                    " AND cancel_requested = ?",
+                    (
+                        run_seconds,
+                        dialect.encode_time(now),
+                        approval.task_id,
+                        TaskStatus.RUNNING.value,
+                        worker_id,
+                        False,
+                    ),
+                )
+                if changed != 1:
+                    return None
+                await transaction.execute(
+                    "INSERT INTO approvals (approval_id, task_id, user_id, tenant_id, step,"
+                    " proposed_action_json, reason, status, requested_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        approval.approval_id,
+                        approval.task_id,
+                        approval.user_id,
+                        approval.tenant_id,
+                        approval.step,
+                        compact_json(dict(approval.proposed_action)),
+                        approval.reason,
+                        dialect.encode_time(approval.requested_at),
+                        dialect.encode_time(approval.expires_at),
+                    ),
+                )
+                return await _record_events(transaction, dialect, approval.task_id, (event,), now)
+        except _SeqTakenError:
+            # An event of the task was recorded meanwhile: the task changed, nothing was written.
+            return None
+
+    async def resolve_approval(self, approval_id: str, resolution: ApprovalResolution) -> list[Event] | None:
+        """Resolve a pending approval and move its waiting task on, with the events, in one transaction.
+
+        None: the approval was not pending (someone resolved it first), nothing written. A task no
+        longer waiting (cancelled meanwhile) keeps its state and gets no events.
+        """
+        dialect = self._db.dialect
+        now = utc_now()
+        try:
+            async with self._db.transaction() as transaction:
+                # Lock the task before the approval: a cancel locks the task and then its pending
+                # approval, so taking them in the same order makes the two wait, never deadlock.
+                # Nothing on SQLite, whose single writer already serialises them.
+                await transaction.fetch_one(
+                    "SELECT task_id FROM tasks WHERE task_id ="
+                    f" (SELECT task_id FROM approvals WHERE approval_id = ?){dialect.for_update}",
+                    (approval_id,),
+                )
+                row = await transaction.fetch_one(
+                    "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, feedback = ?,"
+                    " modified_action_json = ? WHERE approval_id = ? AND status = 'pending'"
+                    " RETURNING task_id",
+                    (
+                        resolution.status.value,
+                        resolution.decided_by,
+                        dialect.encode_time(resolution.decided_at),
+                        resolution.feedback,
+                        _action_json(resolution.modified_action),
+                        approval_id,
+                    ),
+                )
+                if row is None:
+                    return None
+                task_id = row["task_id"]
+                changed = await transaction.execute(
+                    "UPDATE tasks SET status = :status, error = :error, updated_at = :now,"
+                    " completed_at = CASE WHEN :terminal THEN :now ELSE completed_at END"
+                    " WHERE task_id = :task_id AND status = :running AND claimed_by IS NULL",
+                    {
+                        "status": resolution.task_status.value,
+                        "error": resolution.task_error,
+                        "now": dialect.encode_time(now),
+                        "terminal": resolution.task_status.is_terminal,
+                        "task_id": task_id,
+                        "running": TaskStatus.RUNNING.value,
+                    },
+                )
+                if changed != 1:
+                    return []
+                return await _record_events(transaction, dialect, task_id, resolution.events, now)
+        except _SeqTakenError:
+            # An event of the task was recorded meanwhile: the approval stays pending, nothing was written.
+            return None
+
+    async def get_approval(self, approval_id: str, user_id: str) -> ApprovalRecord | None:
+        """Return one of the user's approvals."""
+        row = await self._db.fetch_one(
+            f"{_SELECT} WHERE approvals.approval_id = ? AND approvals.user_id = ?",  # noqa: S608
+            (approval_id, user_id),
+        )
+        return _approval_from_row(row) if row else None
+
+    async def list_task_approvals(self, task_id: str) -> list[ApprovalRecord]:
+        """Return every approval of a task, oldest first."""
+        rows = await self._db.fetch_all(
+            f"{_SELECT} WHERE approvals.task_id = ? ORDER BY approvals.requested_at",  # noqa: S608
+            (task_id,),
+        )
+        return [_approval_from_row(row) for row in rows]
+
+    async def list_approvals(
+        self, user_id: str, which: ApprovalFilter, limit: int, offset: int
+    ) -> tuple[list[ApprovalRecord], int]:
+        """Return one page of the user's approvals, newest first, and how many match."""
+        where = "WHERE approvals.user_id = ?" + _FILTERS[which]
+        rows = await self._db.fetch_all(
+            f"{_SELECT} {where} ORDER BY approvals.requested_at DESC,"  # noqa: S608
+            f" approvals.approval_id{self._db.dialect.binary_collation} LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        total = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS total FROM approvals {where}",  # noqa: S608
+            (user_id,),
+        )
+        return [_approval_from_row(row) for row in rows], total["total"] if total else 0
+
+    async def list_expired_approvals(self, now: datetime.datetime, limit: int) -> list[ApprovalRecord]:
+        """Return pending approvals whose time ran out, oldest expiry first."""
+        rows = await self._db.fetch_all(
+            f"{_SELECT} WHERE approvals.status = 'pending' AND approvals.expires_at <= ?"  # noqa: S608
+            " ORDER BY approvals.expires_at LIMIT ?",
+            (self._db.dialect.encode_time(now), limit),
+        )
+        return [_approval_from_row(row) for row in rows]
+
+
+async def _record_events(
+    transaction: Transaction,
+    dialect: Dialect,
+    workflow_id: str,
+    new_events: Sequence[NewEvent],
+    now: datetime.datetime,
+) -> list[Event]:
+    """Store the change's events under the next seqs; a seq taken meanwhile raises ``_SeqTakenError``.
+
+    Only a conflict on the events' seqs is turned into ``_SeqTakenError``: a duplicate approval (same
+    id, or a step asked twice) still raises the database's own error, as it always did.
+    """
+    try:
+        return await insert_next_events(transaction, dialect, workflow_id, new_events, now)
+    except dialect.unique_violation as ex:
+        # Raised inside the transaction, so it is rolled back on its way out.
+        raise _SeqTakenError() from ex
+
+
+def _approval_from_row(row: Row) -> ApprovalRecord:
+    """Return the ApprovalRecord of a row of ``_SELECT`` (an approval with its task's query)."""
+    modified = row["modified_action_json"]
+    return ApprovalRecord(
+        approval_id=row["approval_id"],
+        task_id=row["task_id"],
+        user_id=row["user_id"],
+        tenant_id=row["tenant_id"],
+        step=row["step"],
+        proposed_action=json_value(row["proposed_action_json"]),
+        reason=row["reason"],
+        status=ApprovalStatus(row["status"]),
+        requested_at=stored_time(row["requested_at"]),
+        expires_at=stored_time(row["expires_at"]),
+        query=row["query"],
+        decided_by=row["decided_by"],
+        decided_at=stored_time(row["decided_at"]),
+        feedback=row["feedback"],
+        # Stored as '' when the approver changed nothing.
+        modified_action=json.loads(modified) if modified else None,
+    )
+
+
+def _action_json(action: Mapping[str, Any] | None) -> str:
+    """Return the stored form of a modified action: '' when there is none."""
+    return "" if action is None else compact_json(dict(action))

@@ -1,0 +1,141 @@
+"""What differs between SQLite and PostgreSQL, in one place; every query is written once, for both.
+
+Queries are written with ``?`` (positional) or ``:name`` (named) parameters, which SQLite reads
+as they are; for PostgreSQL each statement is translated once to psycopg's ``%s`` and
+``%(name)s`` and cached. Beyond that the two differ only in what a ``Dialect`` answers: how a time
+is stored, which error a duplicate key raises, the column that keeps insertion order, row locks,
+advisory locks, the clock leases are measured by, and how emails are compared.
+"""
+
+import datetime
+import functools
+import re
+import sqlite3
+from typing import Any
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# A quoted string or identifier, a cast (``::``), a named parameter, ``?`` or a literal ``%``.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_]\w*)|\?|%")
+
+_PYFORMAT = {"?": "%s", "%": "%%"}
+
+#: The SQLite function that reads the clock leases are measured by (registered on each connection).
+SQLITE_CLOCK_FUNCTION = "taskgate_now"
+
+
+def encode_text_time(value: datetime.datetime | None) -> str | None:
+    """Return the stored form of a time in SQLite: fixed-width UTC text, so text order is time order."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use aware UTC times")
+    return value.astimezone(datetime.UTC).strftime(TIME_FORMAT)
+
+
+def sqlite_clock(seconds_from_now: float = 0.0) -> str:
+    """Return the stored form of now plus some seconds: the clock of SQLite's leases."""
+    now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return now.strftime(TIME_FORMAT)
+
+
+class Dialect:
+    """The small differences between the databases; the base class is the SQLite answer."""
+
+    name = "sqlite"
+    #: The column that numbers rows in insertion order, for stable tie-breaks.
+    insertion_order = "rowid"
+    #: Appended to a SELECT that must lock its rows for the rest of the transaction.
+    for_update = ""
+    #: Appended to a SELECT that picks rows to claim: locks them and skips rows others hold.
+    for_update_skip_locked = ""
+    #: Appended to an ORDER BY term so text sorts by code point on both databases.
+    binary_collation = ""
+    #: The exception a duplicate primary or unique key raises.
+    unique_violation: type[Exception] = sqlite3.IntegrityError
+    #: The literal false in a condition that must match a partial index on a boolean column
+    #: (SQLite's are written ``= 0``; PostgreSQL reads ``= false`` as the ``NOT column`` of its own).
+    false = "0"
+
+    def translate(self, sql: str) -> str:
+        """Return a statement in the driver's parameter style."""
+        return sql
+
+    def encode_time(self, value: datetime.datetime | None) -> Any:
+        """Return a time as the database stores it."""
+        return encode_text_time(value)
+
+    def now(self) -> str:
+        """SQL for the current time of the clock leases use (every replica shares it)."""
+        return f"{SQLITE_CLOCK_FUNCTION}(0)"
+
+    def seconds_from_now(self, parameter: str) -> str:
+        """SQL for the time a number of seconds (the parameter named) after ``now()``."""
+        return f"{SQLITE_CLOCK_FUNCTION}(:{parameter})"
+
+    def email_equals(self, parameter: str) -> str:
+        """SQL comparing ``email`` with a parameter, case-insensitively (the column is NOCASE)."""
+        return f"email = :{parameter}"
+
+    def advisory_lock(self) -> str | None:
+        """SQL locking a name (one text parameter) until the transaction ends; None: writes are serial."""
+        return None
+
+    def lock_table_writes(self, table: str) -> str | None:
+        """SQL making other writers of a table wait until the transaction ends; None: writes are serial."""
+        return None
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL: native times, identity columns, row locks and the database's own clock."""
+
+    name = "postgres"
+    insertion_order = "position"
+    for_update = " FOR UPDATE"
+    for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
+    binary_collation = ' COLLATE "C"'
+    false = "false"
+
+    def __init__(self) -> None:
+        import psycopg  # Imported here: the embedded default starts without loading libpq.
+
+        self.unique_violation = psycopg.errors.UniqueViolation
+
+    def translate(self, sql: str) -> str:
+        """Return a statement with psycopg's ``%s`` / ``%(name)s`` parameters (cached per statement)."""
+        return _to_pyformat(sql)
+
+    def encode_time(self, value: datetime.datetime | None) -> Any:
+        """Return a time as the database stores it: a ``timestamptz`` takes the datetime itself."""
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use aware UTC times")
+        return value
+
+    def now(self) -> str:
+        """SQL for the database's clock, which every replica shares."""
+        return "now()"
+
+    def seconds_from_now(self, parameter: str) -> str:
+        """SQL for the time a number of seconds (the parameter named) after ``now()``."""
+        return f"now() + make_interval(secs => :{parameter})"
+
+    def email_equals(self, parameter: str) -> str:
+        """SQL comparing ``email`` with a parameter, case-insensitively (as its unique index does)."""
+        return f"lower(email) = lower(:{parameter})"
+
+    def advisory_lock(self) -> str | None:
+        """SQL taking a transaction-scoped advisory lock named by one text parameter."""
+        return "SELECT pg_advisory_xact_lock(hashtext(?))"
+
+    def lock_table_writes(self, table: str) -> str | None:
+        """SQL making other writers of a table, and other such locks of it, wait; reads go on."""
+        return f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_pyformat(sql: str) -> str:
+    def replace(match: re.Match) -> str:
+        if match.group(1):
+            return f"%({match.group(1)})s"
+        return _PYFORMAT.get(match.group(0), match.group(0))
+
+    return _TOKEN.sub(replace, sql)

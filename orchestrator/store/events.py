@@ -1,0 +1,112 @@
+"""Workflow events: appended under their seq, read back in seq order.
+
+``insert_next_events`` is how every state change records its events: inside the change's own
+transaction, under the workflow's next seqs. On SQLite nothing writes between reading the last seq
+and the inserts (one writer); on PostgreSQL a writer that took one of those seqs meanwhile makes
+an insert fail with a unique violation, which rolls the whole change back.
+"""
+
+import datetime
+from collections.abc import Collection
+from collections.abc import Sequence
+
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import number_events
+from orchestrator.events import Event
+from orchestrator.store.database import Database
+from orchestrator.store.database import Transaction
+from orchestrator.store.database import marks
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.rows import event_from_row
+
+INSERT_EVENT = (
+    "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def event_parameters(event: Event, dialect: Dialect) -> tuple[object, ...]:
+    """Return the parameters of ``INSERT_EVENT`` for an event."""
+    return (
+        event.workflow_id,
+        event.seq,
+        event.type,
+        event.agent_id,
+        event.message,
+        event.payload_json,
+        dialect.encode_time(event.timestamp),
+    )
+
+
+async def insert_next_events(
+    transaction: Transaction,
+    dialect: Dialect,
+    workflow_id: str,
+    new_events: Sequence[NewEvent],
+    now: datetime.datetime,
+) -> list[Event]:
+    """Store events after the workflow's last seq, in the caller's transaction; return them."""
+    last = await transaction.fetch_one(
+        "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = ?", (workflow_id,)
+    )
+    stored = number_events(workflow_id, last["last"] if last else 0, new_events, now)
+    for event in stored:
+        await transaction.execute(INSERT_EVENT, event_parameters(event, dialect))
+    return stored
+
+
+class EventLog:
+    """The events of every workflow."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def append_event(self, event: Event) -> None:
+        """Store an event under the seq it carries; a seq already taken is an error."""
+        await self._db.execute(INSERT_EVENT, event_parameters(event, self._db.dialect))
+
+    async def list_events(
+        self, workflow_id: str, after_seq: int = 0, limit: int = 500, offset: int = 0
+    ) -> list[Event]:
+        """Return the workflow's events with seq > after_seq, in seq order, one page at a time."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM events WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ? OFFSET ?",
+            (workflow_id, after_seq, limit, offset),
+        )
+        return [event_from_row(row) for row in rows]
+
+    async def count_events(self, workflow_id: str) -> int:
+        """Return how many events a workflow has."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS total FROM events WHERE workflow_id = ?", (workflow_id,)
+        )
+        return row["total"] if row else 0
+
+    async def last_event_seq(self, workflow_id: str, event_type: str | None = None) -> int:
+        """Return the highest seq of the workflow's events (of one type if given), 0 when none."""
+        sql = "SELECT MAX(seq) AS last FROM events WHERE workflow_id = ?"
+        if event_type is None:
+            row = await self._db.fetch_one(sql, (workflow_id,))
+        else:
+            row = await self._db.fetch_one(sql + " AND type = ?", (workflow_id, event_type))
+        return row["last"] if row and row["last"] is not None else 0
+
+    async def workflow_owner(self, workflow_id: str) -> str | None:
+        """Return the user id owning a workflow, None when there is no such workflow."""
+        row = await self._db.fetch_one("SELECT user_id FROM tasks WHERE task_id = ?", (workflow_id,))
+        return row["user_id"] if row else None
+
+    async def list_workflow_events(
+        self, workflow_ids: Sequence[str], exclude_types: Collection[str], limit: int
+    ) -> list[Event]:
+        """Return at most ``limit`` events of several workflows, by workflow id then seq, types excluded."""
+        if not workflow_ids:
+            return []
+        excluded = list(exclude_types)
+        type_condition = f" AND type NOT IN ({marks(excluded)})" if excluded else ""
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM events WHERE workflow_id IN ({marks(workflow_ids)}){type_condition}"
+            f" ORDER BY workflow_id{self._db.dialect.binary_collation}, seq LIMIT ?",
+            (*workflow_ids, *excluded, limit),
+        )
+        return [event_from_row(row) for row in rows]

@@ -1,0 +1,2 @@
+-- api_keys in insertion order: SQLite's rowid already numbers them, so there is nothing to add here;
+-- this version keeps the numbering of both databases' migrations the same (PostgreSQL adds a column).

@@ -1,0 +1,2 @@
+-- Search folds accents: SQLite's FTS5 tokenizer already removes diacritics (migration 0003),
+-- so there is nothing to change here; this version keeps both databases' numbering the same.

@@ -1,0 +1,230 @@
+"""Sessions: creating, reading, listing with their task aggregates, renaming, deleting, usage.
+
+A session is created with its first task (``tasks.py`` calls ``insert_session``); everything else
+about sessions is here, scoped to the user who owns them.
+"""
+
+import datetime
+
+from orchestrator.domain.sessions import FAILED_STATUSES
+from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.sessions import SessionSummary
+from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
+from orchestrator.events import compact_json
+from orchestrator.store.database import Database
+from orchestrator.store.database import Row
+from orchestrator.store.database import Transaction
+from orchestrator.store.database import named_list
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import session_from_row
+from orchestrator.store.rows import task_from_row
+from taskgate.rfc3339 import utc_now
+
+
+def new_session(
+    session_id: str, user_id: str, tenant_id: str, title: str, now: datetime.datetime
+) -> SessionRecord:
+    """Return a new, empty session."""
+    return SessionRecord(session_id, user_id, tenant_id, title, 0, 0.0, 0, now, now)
+
+
+async def insert_session(
+    transaction: Transaction, dialect: Dialect, session: SessionRecord, if_absent: bool = False
+) -> None:
+    """Insert a session row; with ``if_absent`` an existing session of that id is left as it is."""
+    statement = (
+        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
+        " context_json, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    if if_absent:
+        statement += " ON CONFLICT (id) DO NOTHING"
+    await transaction.execute(
+        statement,
+        (
+            session.id,
+            session.user_id,
+            session.tenant_id,
+            session.title,
+            dialect.encode_time(session.created_at),
+            dialect.encode_time(session.updated_at),
+            session.token_budget,
+            compact_json(session.context),
+            dialect.encode_time(session.created_at),
+        ),
+    )
+
+
+# The statuses a session's summary counts, as ``IN (…)`` lists of named parameters.
+_SUCCESSFUL, _SUCCESSFUL_VALUES = named_list("successful", [status.value for status in SUCCESSFUL_STATUSES])
+_FAILED, _FAILED_VALUES = named_list("failed", [status.value for status in FAILED_STATUSES])
+_SUMMARY_PARAMETERS = {**_SUCCESSFUL_VALUES, **_FAILED_VALUES}
+
+
+def _summary_select(dialect: Dialect) -> str:
+    """Return a select of sessions with the aggregates of their tasks, for a ``WHERE`` to follow.
+
+    One correlated sub-select per aggregate, each reading the ``tasks_session_*`` indexes; the
+    latest task is the one created last, the one inserted last when two share a time.
+    """
+    latest = (
+        "FROM tasks t WHERE t.session_id = s.id"
+        f" ORDER BY t.created_at DESC, t.{dialect.insertion_order} DESC LIMIT 1"
+    )
+    return (
+        "SELECT s.*,"
+        f" (SELECT COUNT(*) FROM tasks t WHERE t.session_id = s.id AND t.status IN ({_SUCCESSFUL}))"
+        " AS successful_tasks,"
+        f" (SELECT COUNT(*) FROM tasks t WHERE t.session_id = s.id AND t.status IN ({_FAILED}))"
+        " AS failed_tasks,"
+        f" (SELECT t.query {latest}) AS latest_task_query,"
+        f" (SELECT t.status {latest}) AS latest_task_status"
+        " FROM sessions s"
+    )
+
+
+def _summary_from_row(row: Row) -> SessionSummary:
+    status = row["latest_task_status"]
+    return SessionSummary(
+        session=session_from_row(row),
+        successful_tasks=row["successful_tasks"],
+        failed_tasks=row["failed_tasks"],
+        latest_task_query=row["latest_task_query"] or "",
+        latest_task_status=TaskStatus(status) if status else None,
+    )
+
+
+class SessionQueries:
+    """A user's sessions: reading, listing with their task aggregates, renaming, deleting, usage.
+
+    Every method is scoped to one user: another user's session reads as missing.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def get_session(
+        self, session_id: str, user_id: str, include_deleted: bool = False
+    ) -> SessionRecord | None:
+        """Return one of the user's sessions that is not deleted (or deleted too, if asked)."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM sessions WHERE id = ? AND user_id = ? AND (deleted_at IS NULL OR ?)",
+            (session_id, user_id, include_deleted),
+        )
+        return session_from_row(row) if row else None
+
+    async def list_sessions(self, user_id: str, limit: int, offset: int) -> tuple[list[SessionSummary], int]:
+        """Return one page of the user's sessions not deleted, most recently active first, and the total."""
+        dialect = self._db.dialect
+        total = await self._db.fetch_value(
+            "SELECT COUNT(*) AS total FROM sessions WHERE user_id = ? AND deleted_at IS NULL", (user_id,)
+        )
+        rows = await self._db.fetch_all(
+            _summary_select(dialect) + " WHERE s.user_id = :user_id AND s.deleted_at IS NULL"
+            f" ORDER BY s.last_activity_at DESC, s.{dialect.insertion_order} DESC"
+            " LIMIT :limit OFFSET :offset",
+            {**_SUMMARY_PARAMETERS, "user_id": user_id, "limit": limit, "offset": offset},
+        )
+        return [_summary_from_row(row) for row in rows], total or 0
+
+    async def get_session_summary(self, session_id: str, user_id: str) -> SessionSummary | None:
+        """Return one of the user's sessions that is not deleted, with the aggregates of its tasks."""
+        row = await self._db.fetch_one(
+            _summary_select(self._db.dialect)
+            + " WHERE s.id = :session_id AND s.user_id = :user_id AND s.deleted_at IS NULL",
+            {**_SUMMARY_PARAMETERS, "session_id": session_id, "user_id": user_id},
+        )
+        return _summary_from_row(row) if row else None
+
+    async def rename_session(self, session_id: str, user_id: str, title: str) -> bool:
+        """Set the title of one of the user's sessions that is not deleted; return whether it exists."""
+        changed = await self._db.execute(
+            "UPDATE sessions SET title = ?, updated_at = ?"
+            " WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
+            (title, self._db.dialect.encode_time(utc_now()), session_id, user_id),
+        )
+        return changed > 0
+
+    async def delete_session(self, session_id: str, user_id: str) -> bool:
+        """Soft-delete one of the user's sessions; return whether the user has it, deleted or not.
+
+        Deleting a deleted session leaves it as it is: its deletion time and last update stay.
+        """
+        now = self._db.dialect.encode_time(utc_now())
+        changed = await self._db.execute(
+            "UPDATE sessions SET deleted_at = COALESCE(deleted_at, :now),"
+            " updated_at = CASE WHEN deleted_at IS NULL THEN :now ELSE updated_at END"
+            " WHERE id = :session_id AND user_id = :user_id",
+            {"now": now, "session_id": session_id, "user_id": user_id},
+        )
+        return changed > 0
+
+    async def list_session_tasks(
+        self, session_id: str, user_id: str, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]:
+        """Return one page of the user's tasks in a session, oldest first, and how many there are."""
+        total = await self._db.fetch_value(
+            "SELECT COUNT(*) AS total FROM tasks WHERE session_id = ? AND user_id = ?",
+            (session_id, user_id),
+        )
+        rows = await self._db.fetch_all(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = ? AND user_id = ?"
+            f" ORDER BY created_at, {self._db.dialect.insertion_order} LIMIT ? OFFSET ?",
+            (session_id, user_id, limit, offset),
+        )
+        return [task_from_row(row) for row in rows], total or 0
+
+    async def session_history(
+        self, session_id: str, user_id: str, before: datetime.datetime, limit: int
+    ) -> list[TaskRecord]:
+        """Return the session's latest ``limit`` COMPLETED tasks created before ``before``, oldest first."""
+        dialect = self._db.dialect
+        rows = await self._db.fetch_all(
+            f"SELECT {TASK_COLUMNS} FROM tasks"
+            " WHERE session_id = ? AND user_id = ? AND status = ? AND created_at < ?"
+            f" ORDER BY created_at DESC, {dialect.insertion_order} DESC LIMIT ?",
+            (session_id, user_id, TaskStatus.COMPLETED.value, dialect.encode_time(before), limit),
+        )
+        return [task_from_row(row) for row in reversed(rows)]
+
+    async def usage_stats(
+        self, user_id: str, since: datetime.datetime, active_since: datetime.datetime
+    ) -> UsageStats:
+        """Aggregate the user's tasks and sessions of a window of time.
+
+        Tasks created since ``since`` count whatever became of their sessions; sessions count when
+        not deleted and active since ``since``, and as active when active since ``active_since``.
+        """
+        dialect = self._db.dialect
+        task_rows = await self._db.fetch_all(
+            "SELECT status, COUNT(*) AS tasks, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
+            " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
+            " COALESCE(SUM(cost_usd), 0) AS cost_usd"
+            " FROM tasks WHERE user_id = ? AND created_at >= ? GROUP BY status",
+            (user_id, dialect.encode_time(since)),
+        )
+        session_row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS total,"
+            " COALESCE(SUM(CASE WHEN last_activity_at >= :active_since THEN 1 ELSE 0 END), 0) AS active"
+            " FROM sessions"
+            " WHERE user_id = :user_id AND deleted_at IS NULL AND last_activity_at >= :since",
+            {
+                "active_since": dialect.encode_time(active_since),
+                "user_id": user_id,
+                "since": dialect.encode_time(since),
+            },
+        )
+        by_status = {TaskStatus(row["status"]): row["tasks"] for row in task_rows}
+        # PostgreSQL sums bigints as numeric: the totals become int and float here, as on SQLite.
+        usage = TokenUsage(
+            prompt_tokens=int(sum(row["prompt_tokens"] for row in task_rows)),
+            completion_tokens=int(sum(row["completion_tokens"] for row in task_rows)),
+            cost_usd=float(sum(row["cost_usd"] for row in task_rows)),
+        )
+        if session_row is None:
+            return UsageStats(by_status, 0, 0, usage)
+        return UsageStats(by_status, session_row["total"], int(session_row["active"]), usage)

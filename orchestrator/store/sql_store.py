@@ -1,0 +1,132 @@
+"""The store: every query written once, grouped by area, over one database and its dialect.
+
+``SQLStore`` holds one object per area and answers each ``Store`` method by handing it to the area
+that owns it (``answered_by``): a newcomer finds a method's SQL in the module of its area. Only
+full-text search has one implementation per database (FTS5, tsvector).
+"""
+
+from typing import Any
+
+from orchestrator.store.approvals import ApprovalQueries
+from orchestrator.store.base import Store
+from orchestrator.store.database import Database
+from orchestrator.store.events import EventLog
+from orchestrator.store.identity import IdentityQueries
+from orchestrator.store.schedules import ScheduleQueries
+from orchestrator.store.search import TaskSearch
+from orchestrator.store.sessions import SessionQueries
+from orchestrator.store.task_control import TaskControlQueries
+from orchestrator.store.tasks import TaskQueue
+
+
+class answered_by:  # noqa: N801 (read as a declaration: ``get_task = answered_by("tasks")``)
+    """A ``Store`` method answered by the method of the same name of one of the store's areas."""
+
+    def __init__(self, area: str) -> None:
+        self.area = area
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, store: Any, owner: type | None = None) -> Any:
+        if store is None:
+            return self
+        return getattr(getattr(store, self.area), self.name)
+
+
+class SQLStore(Store):
+    """Users, API keys, sessions, tasks, events, approvals and schedules in one SQL database."""
+
+    def __init__(self, database: Database, search: TaskSearch) -> None:
+        self.database = database
+        self.single_replica = database.single_replica
+        self.identity = IdentityQueries(database)
+        self.sessions = SessionQueries(database)
+        self.search = search
+        self.tasks = TaskQueue(database)
+        self.control = TaskControlQueries(database)
+        self.events = EventLog(database)
+        self.schedules = ScheduleQueries(database)
+        self.approvals = ApprovalQueries(database)
+
+    async def migrate(self) -> list[int]:
+        """Apply the schema migrations not applied yet; return the versions applied now."""
+        return await self.database.migrate()
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.database.close()
+
+    # Users, API keys, accounts and refresh tokens.
+    create_user = answered_by("identity")
+    get_user = answered_by("identity")
+    find_user_by_email = answered_by("identity")
+    create_api_key = answered_by("identity")
+    find_api_keys = answered_by("identity")
+    touch_api_key = answered_by("identity")
+    create_account = answered_by("identity")
+    ensure_user = answered_by("identity")
+    find_user_credentials = answered_by("identity")
+    set_user_role = answered_by("identity")
+    create_refresh_token = answered_by("identity")
+    rotate_refresh_token = answered_by("identity")
+    list_api_keys = answered_by("identity")
+    revoke_api_key = answered_by("identity")
+    get_tenant_api_key = answered_by("identity")
+    set_api_key_rate_limits = answered_by("identity")
+
+    # Sessions, their tasks and usage.
+    get_session = answered_by("sessions")
+    list_sessions = answered_by("sessions")
+    get_session_summary = answered_by("sessions")
+    rename_session = answered_by("sessions")
+    delete_session = answered_by("sessions")
+    list_session_tasks = answered_by("sessions")
+    session_history = answered_by("sessions")
+    usage_stats = answered_by("sessions")
+    search_tasks = answered_by("search")
+
+    # The task queue.
+    create_task = answered_by("tasks")
+    get_task = answered_by("tasks")
+    list_tasks = answered_by("tasks")
+    claim_next = answered_by("tasks")
+    renew_leases = answered_by("tasks")
+    take_over_expired_leases = answered_by("tasks")
+    update_task_progress = answered_by("tasks")
+    finish_task = answered_by("tasks")
+
+    # Events.
+    append_event = answered_by("events")
+    list_events = answered_by("events")
+    count_events = answered_by("events")
+    last_event_seq = answered_by("events")
+    workflow_owner = answered_by("events")
+    list_workflow_events = answered_by("events")
+
+    # Task control.
+    transition_task = answered_by("control")
+    get_control_states = answered_by("control")
+    list_claimed_tasks = answered_by("control")
+
+    # Schedules.
+    create_schedule = answered_by("schedules")
+    get_schedule = answered_by("schedules")
+    list_schedules = answered_by("schedules")
+    save_schedule = answered_by("schedules")
+    delete_schedule = answered_by("schedules")
+    due_schedules = answered_by("schedules")
+    claim_schedule_run = answered_by("schedules")
+    add_manual_run = answered_by("schedules")
+    list_schedule_runs = answered_by("schedules")
+    unconfirmed_schedule_runs = answered_by("schedules")
+    confirm_schedule_run = answered_by("schedules")
+
+    # Approvals.
+    park_for_approval = answered_by("approvals")
+    resolve_approval = answered_by("approvals")
+    get_approval = answered_by("approvals")
+    list_task_approvals = answered_by("approvals")
+    list_approvals = answered_by("approvals")
+    list_expired_approvals = answered_by("approvals")

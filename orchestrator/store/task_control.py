@@ -1,0 +1,140 @@
+"""Task control: guarded transitions with their events, control states, and the tasks workers hold.
+
+A transition is one conditional UPDATE (the guard: status, claim and epoch, control flags) and its
+events under the workflow's next seqs, in one transaction. On PostgreSQL the UPDATE locks the task
+row, so two replicas changing one task at once are serialised and the second finds the guard broken.
+"""
+
+from collections.abc import Collection
+from typing import Any
+
+from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
+from orchestrator.events import Event
+from orchestrator.store.database import Database
+from orchestrator.store.database import marks
+from orchestrator.store.events import insert_next_events
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import control_state_from_row
+from orchestrator.store.rows import task_from_row
+from taskgate.rfc3339 import utc_now
+
+_CONTROL_COLUMNS = (
+    "task_id, pause_requested, paused_at, pause_reason, paused_by,"
+    " cancel_requested, cancel_reason, cancelled_by"
+)
+# Well under SQLite's limit on the number of parameters of one statement.
+_IDS_PER_QUERY = 500
+
+
+class TaskControlQueries:
+    """Changes of a task's status and control state, each with the events that record it."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
+        """Apply a transition if the task still matches its guard, with its events, in one transaction."""
+        dialect = self._db.dialect
+        now = utc_now()
+        assignments, parameters = _assignments(transition, dialect.encode_time(now), dialect)
+        guard = transition.guard
+        parameters.update(
+            task_id=task_id,
+            guard_status=guard.status.value,
+            guard_claimed_by=guard.claimed_by,
+            guard_epoch=guard.claim_epoch,
+            guard_pause=guard.pause_requested,
+            guard_cancel=guard.cancel_requested,
+        )
+        try:
+            async with self._db.transaction() as transaction:
+                changed = await transaction.execute(
+                    f"UPDATE tasks SET {', '.join(assignments)} WHERE task_id = :task_id"
+                    " AND status = :guard_status AND claimed_by IS NOT DISTINCT FROM :guard_claimed_by"
+                    " AND claim_epoch = :guard_epoch"
+                    " AND pause_requested = :guard_pause AND cancel_requested = :guard_cancel",
+                    parameters,
+                )
+                if changed != 1:
+                    return None
+                if transition.status is not None and transition.status.is_terminal:
+                    await cancel_pending_approval(transaction, task_id, parameters["now"])
+                return await insert_next_events(transaction, dialect, task_id, transition.events, now)
+        except dialect.unique_violation:
+            # A runner recorded an event of the task meanwhile: the task changed, nothing was written.
+            return None
+
+    async def get_control_states(self, task_ids: Collection[str]) -> dict[str, ControlState]:
+        """Return the control state of each of these tasks that exists, by task id."""
+        ids = list(dict.fromkeys(task_ids))
+        states: dict[str, ControlState] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            rows = await self._db.fetch_all(
+                f"SELECT {_CONTROL_COLUMNS} FROM tasks WHERE task_id IN ({marks(chunk)})", chunk
+            )
+            states.update((row["task_id"], control_state_from_row(row)) for row in rows)
+        return states
+
+    async def list_claimed_tasks(self) -> list[TaskRecord]:
+        """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""
+        rows = await self._db.fetch_all(
+            # A RUNNING task without a worker waits for an approval: no runner of it is gone.
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN (?, ?) AND claimed_by IS NOT NULL"
+            f" ORDER BY created_at, {self._db.dialect.insertion_order}",
+            (TaskStatus.RUNNING.value, TaskStatus.PAUSED.value),
+        )
+        return [task_from_row(row) for row in rows]
+
+
+async def cancel_pending_approval(transaction: Any, task_id: str, now: Any) -> None:
+    """Close the pending approval of a task that ends while it waits for a decision (cancelled)."""
+    await transaction.execute(
+        "UPDATE approvals SET status = 'cancelled', decided_at = ? WHERE task_id = ? AND status = 'pending'",
+        (now, task_id),
+    )
+
+
+def _assignments(transition: TaskTransition, now: Any, dialect: Any) -> tuple[list[str], dict[str, Any]]:
+    """Return the SET clauses of a transition and their named parameters."""
+    control = transition.control
+    assignments = [
+        "pause_requested = :pause_requested",
+        "paused_at = :paused_at",
+        "pause_reason = :pause_reason",
+        "paused_by = :paused_by",
+        "cancel_requested = :cancel_requested",
+        "cancel_reason = :cancel_reason",
+        "cancelled_by = :cancelled_by",
+        "updated_at = :now",
+    ]
+    parameters: dict[str, Any] = {
+        "pause_requested": control.pause_requested,
+        "paused_at": dialect.encode_time(control.paused_at),
+        "pause_reason": control.pause_reason,
+        "paused_by": control.paused_by,
+        "cancel_requested": control.cancel_requested,
+        "cancel_reason": control.cancel_reason,
+        "cancelled_by": control.cancelled_by,
+        "now": now,
+    }
+    status = transition.status
+    if status is not None:
+        assignments.append("status = :status")
+        parameters["status"] = status.value
+        if status.is_terminal:
+            assignments.append("completed_at = :now")
+    if transition.release:
+        assignments.append("claimed_by = NULL")
+    if transition.release or (status is not None and status.is_terminal):
+        assignments.append("lease_expires_at = NULL")
+    if transition.run_seconds is not None:
+        assignments.append("run_seconds = :run_seconds")
+        parameters["run_seconds"] = transition.run_seconds
+    if transition.error is not None:
+        assignments.append("error = :error")
+        parameters["error"] = transition.error
+    return assignments, parameters

@@ -1,0 +1,276 @@
+"""The task queue: submitting, reading, claiming, leases and finishing.
+
+Claims and lease take-overs pick their rows with the dialect's ``FOR UPDATE SKIP LOCKED`` (nothing
+on SQLite, whose single writer already serialises them), so replicas claiming at once each get
+different tasks and never wait on each other. Lease times come from the database's clock
+(``dialect.now()``), which every replica shares, never from a replica's own.
+"""
+
+import dataclasses
+from collections.abc import Collection
+from collections.abc import Sequence
+
+from orchestrator.domain.tasks import Claim
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
+from orchestrator.errors import SessionBudgetExhaustedError
+from orchestrator.errors import SessionNotFoundError
+from orchestrator.events import Event
+from orchestrator.events import compact_json
+from orchestrator.store.database import Database
+from orchestrator.store.database import marks
+from orchestrator.store.database import named_list
+from orchestrator.store.events import insert_next_events
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import session_from_row
+from orchestrator.store.rows import task_from_row
+from orchestrator.store.sessions import insert_session
+from orchestrator.store.sessions import new_session
+from taskgate.rfc3339 import utc_now
+from taskgate.session_titles import title_from_query
+
+
+class TaskQueue:
+    """Tasks: stored QUEUED, claimed by one worker under a lease, finished once."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create_task(self, task: NewTask) -> TaskRecord:
+        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError."""
+        dialect = self._db.dialect
+        now = utc_now()
+        title = title_from_query(task.query)
+        session = new_session(task.session_id, task.user_id, task.tenant_id, title, now)
+        session = dataclasses.replace(session, token_budget=task.session_token_budget, context=task.context)
+        async with self._db.transaction() as transaction:
+            # Insert the session unless it exists, then lock it: two tasks starting one session at
+            # once never both insert it, and a task never joins a session being deleted.
+            await insert_session(transaction, dialect, session, if_absent=True)
+            session_row = await transaction.fetch_one(
+                f"SELECT * FROM sessions WHERE id = ?{dialect.for_update}", (task.session_id,)
+            )
+            if session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
+                raise SessionNotFoundError()
+            if session_from_row(session_row).budget_exhausted:
+                raise SessionBudgetExhaustedError()
+            await transaction.execute(
+                "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
+                " context_json, options_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task.task_id,
+                    task.user_id,
+                    task.tenant_id,
+                    task.session_id,
+                    task.query,
+                    TaskStatus.QUEUED.value,
+                    task.mode,
+                    compact_json(task.context),
+                    compact_json(task.options),
+                    dialect.encode_time(now),
+                    dialect.encode_time(now),
+                ),
+            )
+            await transaction.execute(
+                "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE id = ?",
+                (dialect.encode_time(now), task.session_id),
+            )
+        return TaskRecord(
+            task_id=task.task_id,
+            user_id=task.user_id,
+            tenant_id=task.tenant_id,
+            session_id=task.session_id,
+            query=task.query,
+            status=TaskStatus.QUEUED,
+            progress=0.0,
+            result="",
+            error="",
+            mode=task.mode,
+            context=task.context,
+            options=task.options,
+            model_used="",
+            provider="",
+            usage=TokenUsage(),
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def get_task(self, task_id: str, user_id: str) -> TaskRecord | None:
+        """Return one of the user's tasks."""
+        row = await self._db.fetch_one(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ? AND user_id = ?",
+            (task_id, user_id),
+        )
+        return task_from_row(row) if row else None
+
+    async def list_tasks(
+        self,
+        user_id: str,
+        limit: int,
+        offset: int,
+        session_id: str | None = None,
+        status: TaskStatus | None = None,
+    ) -> tuple[list[TaskRecord], int]:
+        """Return one page of the user's tasks, newest first, and how many match in total."""
+        conditions = ["user_id = ?"]
+        parameters: list[object] = [user_id]
+        if session_id is not None:
+            conditions.append("session_id = ?")
+            parameters.append(session_id)
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(str(status))
+        where = " AND ".join(conditions)
+        count_row = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS total FROM tasks WHERE {where}",
+            parameters,
+        )
+        rows = await self._db.fetch_all(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {where}"
+            f" ORDER BY created_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ? OFFSET ?",
+            [*parameters, limit, offset],
+        )
+        return [task_from_row(row) for row in rows], count_row["total"] if count_row else 0
+
+    async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
+        """Atomically move the oldest QUEUED task to RUNNING for this worker and return it.
+
+        The sub-select locks the task it picks and skips any another claim has locked, so
+        concurrent claims (from any replica) get different tasks without waiting.
+        """
+        dialect = self._db.dialect
+        rows = await self._db.returning(
+            "UPDATE tasks SET status = :running, started_at = COALESCE(started_at, :now), updated_at = :now,"
+            f" claimed_by = :worker, claim_epoch = claim_epoch + 1,"
+            f" lease_expires_at = {dialect.seconds_from_now('lease')}"
+            " WHERE task_id = (SELECT task_id FROM tasks WHERE status = :queued"
+            f" ORDER BY created_at, {dialect.insertion_order} LIMIT 1{dialect.for_update_skip_locked})"
+            f" AND status = :queued RETURNING {TASK_COLUMNS}",
+            {
+                "running": TaskStatus.RUNNING.value,
+                "queued": TaskStatus.QUEUED.value,
+                "now": dialect.encode_time(utc_now()),
+                "worker": worker_id,
+                "lease": lease_seconds,
+            },
+        )
+        return task_from_row(rows[0]) if rows else None
+
+    async def renew_leases(
+        self, worker_id: str, task_ids: Collection[str], lease_seconds: float
+    ) -> list[str]:
+        """Extend this worker's leases on its running or paused tasks; return the ids others took over."""
+        if not task_ids:
+            return []
+        ids = list(task_ids)
+        dialect = self._db.dialect
+        async with self._db.transaction() as transaction:
+            id_list, id_values = named_list("id", ids)
+            await transaction.execute(
+                f"UPDATE tasks SET lease_expires_at = {dialect.seconds_from_now('lease')}"
+                f" WHERE task_id IN ({id_list}) AND claimed_by = :worker AND status IN (:running, :paused)",
+                {
+                    "lease": lease_seconds,
+                    "worker": worker_id,
+                    "running": TaskStatus.RUNNING.value,
+                    "paused": TaskStatus.PAUSED.value,
+                    **id_values,
+                },
+            )
+            rows = await transaction.fetch_all(
+                f"SELECT task_id FROM tasks WHERE task_id IN ({marks(ids)}) AND claimed_by <> ?",
+                (*ids, worker_id),
+            )
+        return [row["task_id"] for row in rows]
+
+    async def take_over_expired_leases(
+        self, worker_id: str, lease_seconds: float, limit: int
+    ) -> list[TaskRecord]:
+        """Take over running or paused tasks whose lease has expired, and return them.
+
+        Two replicas recovering at once lock different rows (SKIP LOCKED), and the outer
+        conditions are checked again on the locked row, so each task goes to one of them. The
+        picked rows are materialised once: as a plain sub-select PostgreSQL may run it again per
+        candidate row, and the limit would then bound each run rather than the whole take-over.
+        """
+        dialect = self._db.dialect
+        expired = f"status IN (:running, :paused) AND lease_expires_at < {dialect.now()}"
+        rows = await self._db.returning(
+            f"WITH picked AS MATERIALIZED (SELECT task_id FROM tasks WHERE {expired}"
+            f" ORDER BY lease_expires_at LIMIT :limit{dialect.for_update_skip_locked})"
+            " UPDATE tasks SET claimed_by = :worker, claim_epoch = claim_epoch + 1, updated_at = :now,"
+            f" lease_expires_at = {dialect.seconds_from_now('lease')}"
+            f" WHERE task_id IN (SELECT task_id FROM picked) AND {expired} RETURNING {TASK_COLUMNS}",
+            {
+                "worker": worker_id,
+                "now": dialect.encode_time(utc_now()),
+                "lease": lease_seconds,
+                "running": TaskStatus.RUNNING.value,
+                "paused": TaskStatus.PAUSED.value,
+                "limit": limit,
+            },
+        )
+        return [task_from_row(row) for row in rows]
+
+    async def update_task_progress(self, task_id: str, progress: float) -> None:
+        """Record how far a running task is (0..1)."""
+        await self._db.execute(
+            "UPDATE tasks SET progress = ?, updated_at = ? WHERE task_id = ?",
+            (min(max(progress, 0.0), 1.0), self._db.dialect.encode_time(utc_now()), task_id),
+        )
+
+    async def finish_task(
+        self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
+    ) -> list[Event] | None:
+        """End a task with its terminal events, if this claim still holds it; None if not.
+
+        One compare-and-set on the claim (RUNNING or held PAUSED, this worker, this epoch): a
+        worker whose lease was taken over records nothing. The status, the session's usage and the events (the
+        terminal one and STREAM_END) commit together, so no task ends without its STREAM_END.
+        """
+        dialect = self._db.dialect
+        now = utc_now()
+        stored_now = dialect.encode_time(now)
+        usage = outcome.usage
+        async with self._db.transaction() as transaction:
+            changed = await transaction.execute(
+                "UPDATE tasks SET status = :status,"
+                " progress = CASE WHEN :completed THEN 1.0 ELSE progress END,"
+                " result = :result, error = :error, model_used = :model_used, provider = :provider,"
+                " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
+                " total_tokens = :total_tokens, cost_usd = :cost_usd, updated_at = :now,"
+                " completed_at = :now, lease_expires_at = NULL"
+                " WHERE task_id = :task_id AND status IN (:running, :paused)"
+                " AND claimed_by = :worker AND claim_epoch = :epoch",
+                {
+                    "status": outcome.status.value,
+                    "completed": outcome.status == TaskStatus.COMPLETED,
+                    "result": outcome.result,
+                    "error": outcome.error,
+                    "model_used": outcome.model_used,
+                    "provider": outcome.provider,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                    "cost_usd": usage.cost_usd,
+                    "now": stored_now,
+                    "task_id": task_id,
+                    "running": TaskStatus.RUNNING.value,
+                    "paused": TaskStatus.PAUSED.value,
+                    "worker": claim.worker_id,
+                    "epoch": claim.epoch,
+                },
+            )
+            if changed != 1:
+                return None
+            await transaction.execute(
+                "UPDATE sessions SET tokens_used = tokens_used + ?, cost_usd = cost_usd + ?,"
+                " updated_at = ? WHERE id = (SELECT session_id FROM tasks WHERE task_id = ?)",
+                (usage.total_tokens, usage.cost_usd, stored_now, task_id),
+            )
+            return await insert_next_events(transaction, dialect, task_id, new_events, now)

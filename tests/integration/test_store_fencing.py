@@ -1,0 +1,177 @@
+"""Ending a task is one compare-and-set on its claim, committed with its events: on both databases.
+
+A worker whose lease was taken over must never overwrite the outcome the new holder recorded, and
+no task may end without its STREAM_END, whatever fails between the writes.
+"""
+
+import asyncio
+
+import pytest
+
+from orchestrator import events
+from orchestrator.domain.task_control import recovery_transition
+from orchestrator.domain.task_control import stream_end_event
+from orchestrator.domain.tasks import Claim
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
+from orchestrator.store import open_store
+
+pytestmark = pytest.mark.integration
+
+EXPIRED = -1.0
+LEASE = 300.0
+COMPLETED_EVENTS = (NewEvent(events.WORKFLOW_COMPLETED, "Workflow completed"), stream_end_event())
+
+# A STREAM_END that cannot be written stands in for a crash between the status and its events.
+FAIL_STREAM_END = {
+    "sqlite": [
+        "CREATE TRIGGER fail_stream_end BEFORE INSERT ON events WHEN NEW.type = 'STREAM_END'"
+        " BEGIN SELECT RAISE(ABORT, 'the process died here'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION fail_stream_end() RETURNS trigger LANGUAGE plpgsql AS"
+        " $body$ BEGIN RAISE EXCEPTION 'the process died here'; END $body$",
+        "CREATE TRIGGER fail_stream_end BEFORE INSERT ON events FOR EACH ROW"
+        " WHEN (NEW.type = 'STREAM_END') EXECUTE FUNCTION fail_stream_end()",
+    ],
+}
+ALLOW_STREAM_END = {
+    "sqlite": ["DROP TRIGGER fail_stream_end"],
+    "postgres": ["DROP TRIGGER fail_stream_end ON events", "DROP FUNCTION fail_stream_end()"],
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path) -> tuple[str, str]:
+    if request.param == "sqlite":
+        return "sqlite", f"sqlite:///{tmp_path / 'fencing.db'}"
+    return "postgres", request.getfixturevalue("postgres_server").create_database()
+
+
+def run(url: str, scenario) -> None:
+    async def main():
+        store = await open_store(url)
+        try:
+            await store.migrate()
+            await scenario(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+async def queued_task(store, task_id: str = "task-1") -> None:
+    await store.create_task(
+        NewTask(task_id, "user-1", "tenant-1", "session-1", "What is 2+2?", "simple", {}, {})
+    )
+
+
+async def event_types(store, task_id: str = "task-1") -> list[str]:
+    return [event.type for event in await store.list_events(task_id)]
+
+
+def test_a_late_finisher_that_lost_its_claim_records_nothing(database):
+    _, url = database
+
+    async def scenario(store):
+        await queued_task(store)
+        first = await store.claim_next("replica-a", EXPIRED)
+        [taken] = await store.take_over_expired_leases("replica-b", LEASE, limit=10)
+        assert (taken.claimed_by, taken.claim_epoch) == ("replica-b", first.claim_epoch + 1)
+        assert await store.transition_task(taken.task_id, recovery_transition(taken)) is not None
+
+        usage = TokenUsage(100, 50, 0.01)
+        late = TaskOutcome(TaskStatus.COMPLETED, "4", usage=usage)
+        assert await store.finish_task(first.task_id, first.claim, late, COMPLETED_EVENTS) is None
+
+        task = await store.get_task("task-1", "user-1")
+        assert (task.status, task.result, task.usage) == (TaskStatus.FAILED, "", TokenUsage())
+        assert await event_types(store) == [events.WORKFLOW_FAILED, events.STREAM_END]
+        assert (await store.get_session("session-1", "user-1")).tokens_used == 0
+
+    run(url, scenario)
+
+
+def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(database):
+    _, url = database
+
+    async def scenario(store):
+        await queued_task(store)
+        first = await store.claim_next("replica-a", EXPIRED)
+        [again] = await store.take_over_expired_leases("replica-a", LEASE, limit=10)
+        outcome = TaskOutcome(TaskStatus.COMPLETED, "4")
+        assert await store.finish_task(first.task_id, first.claim, outcome, COMPLETED_EVENTS) is None
+        assert await store.transition_task(first.task_id, recovery_transition(first)) is None
+
+        stored = await store.finish_task(again.task_id, again.claim, outcome, COMPLETED_EVENTS)
+        assert [(event.seq, event.type) for event in stored] == [
+            (1, events.WORKFLOW_COMPLETED),
+            (2, events.STREAM_END),
+        ]
+        task = await store.get_task("task-1", "user-1")
+        assert (task.status, task.result, task.progress) == (TaskStatus.COMPLETED, "4", 1.0)
+        assert await store.finish_task(again.task_id, again.claim, outcome, COMPLETED_EVENTS) is None
+
+    run(url, scenario)
+
+
+def test_a_finish_by_a_claim_that_never_held_the_task_changes_nothing(database):
+    _, url = database
+
+    async def scenario(store):
+        await queued_task(store)
+        held = await store.claim_next("replica-a", LEASE)
+        outcome = TaskOutcome(TaskStatus.COMPLETED, "4")
+        for stranger in (Claim("replica-b", held.claim_epoch), Claim("replica-a", held.claim_epoch + 1)):
+            assert await store.finish_task(held.task_id, stranger, outcome, COMPLETED_EVENTS) is None
+        assert (await store.get_task("task-1", "user-1")).status == TaskStatus.RUNNING
+        assert await event_types(store) == []
+
+    run(url, scenario)
+
+
+def test_no_task_ends_without_its_stream_end_whatever_fails_between_the_writes(database):
+    name, url = database
+
+    async def scenario(store):
+        await queued_task(store)
+        held = await store.claim_next("replica-a", LEASE)
+        outcome = TaskOutcome(TaskStatus.COMPLETED, "4", usage=TokenUsage(10, 5, 0.001))
+        for statement in FAIL_STREAM_END[name]:
+            await store.database.execute(statement)
+        with pytest.raises(Exception, match="the process died here"):
+            await store.finish_task(held.task_id, held.claim, outcome, COMPLETED_EVENTS)
+
+        task = await store.get_task("task-1", "user-1")
+        assert (task.status, task.completed_at, task.usage) == (TaskStatus.RUNNING, None, TokenUsage())
+        assert await event_types(store) == []
+        assert (await store.get_session("session-1", "user-1")).tokens_used == 0
+
+        for statement in ALLOW_STREAM_END[name]:
+            await store.database.execute(statement)
+        stored = await store.finish_task(held.task_id, held.claim, outcome, COMPLETED_EVENTS)
+        assert [event.type for event in stored] == [events.WORKFLOW_COMPLETED, events.STREAM_END]
+        assert (await store.get_task("task-1", "user-1")).status == TaskStatus.COMPLETED
+        assert (await store.get_session("session-1", "user-1")).tokens_used == 15
+
+    run(url, scenario)
+
+
+def test_parallel_finishers_of_one_task_record_one_outcome(database):
+    _, url = database
+
+    async def scenario(store):
+        await queued_task(store)
+        held = await store.claim_next("replica-a", LEASE)
+        outcomes = [TaskOutcome(TaskStatus.COMPLETED, str(number)) for number in range(8)]
+        results = await asyncio.gather(
+            *(store.finish_task(held.task_id, held.claim, outcome, COMPLETED_EVENTS) for outcome in outcomes),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, list) for result in results) == 1
+        assert await event_types(store) == [events.WORKFLOW_COMPLETED, events.STREAM_END]
+
+    run(url, scenario)
