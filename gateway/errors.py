@@ -102,8 +102,12 @@ _STATUS_DEFAULTS = {
 def error_for_status(status: int) -> ApiError:
     """Return the gateway's standard error for an HTTP status, with the headers that status needs."""
     message, code = _default_message_and_code(status)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
-    return ApiError(status, message, code, headers=headers)
+    return ApiError(status, message, code, headers=_retry_after(status))
+
+
+def unavailable(message: str) -> ApiError:
+    """Return the 503 ``unavailable``, with Retry-After, for a store the gateway cannot reach now."""
+    return ApiError(503, message, "unavailable", headers=_retry_after(503))
 
 
 def rpc_code(ex: grpc.RpcError) -> grpc.StatusCode:
@@ -188,8 +192,14 @@ def handle_unexpected_error(req: falcon.Request, resp: falcon.Response, ex: Exce
 
 
 def _error_for_mapping(mapping: _GrpcMapping, message: str | None = None) -> ApiError:
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if mapping.status == 503 else None
-    return ApiError(mapping.status, message or mapping.message, mapping.code, headers=headers)
+    return ApiError(
+        mapping.status, message or mapping.message, mapping.code, headers=_retry_after(mapping.status)
+    )
+
+
+def _retry_after(status: int) -> dict[str, str] | None:
+    """Return the Retry-After header a 503 carries (a client may try again shortly), else None."""
+    return {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
 
 
 def _default_message_and_code(status: int) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import falcon
 
 from gateway.errors import RETRY_AFTER_SECONDS
 from gateway.errors import ApiError
+from gateway.errors import unavailable
 from gateway.idempotency.claims import ClaimOutcome
 from gateway.idempotency.claims import PendingClaim
 from gateway.idempotency.records import REPLAYED_HEADERS
@@ -111,12 +112,7 @@ class IdempotencyMiddleware:
             self._outages.record(ex)
             IDEMPOTENCY_DECISIONS.labels(decision="unavailable").inc()
             if self._fail_closed:
-                raise ApiError(
-                    503,
-                    "Idempotency records unavailable",
-                    "unavailable",
-                    headers={"Retry-After": RETRY_AFTER_SECONDS},
-                ) from None
+                raise unavailable("Idempotency records unavailable") from None
             return None
 
 

@@ -9,8 +9,8 @@ default) or refused with 503 (``TASKGATE_RATE_LIMIT_FAIL_CLOSED``).
 
 import falcon
 
-from gateway.errors import RETRY_AFTER_SECONDS
 from gateway.errors import ApiError
+from gateway.errors import unavailable
 from gateway.idempotency.requests import IdempotencyPolicy
 from gateway.metrics import RATE_LIMIT_DECISIONS
 from gateway.rate_limit.headers import rate_limit_headers
@@ -64,12 +64,7 @@ class RateLimitMiddleware:
             self._outages.record(ex)
             if self._fail_closed:
                 RATE_LIMIT_DECISIONS.labels(decision="failed_closed").inc()
-                raise ApiError(
-                    503,
-                    "Rate limiter unavailable",
-                    "unavailable",
-                    headers={"Retry-After": RETRY_AFTER_SECONDS},
-                ) from None
+                raise unavailable("Rate limiter unavailable") from None
             RATE_LIMIT_DECISIONS.labels(decision="failed_open").inc()
             return
         req.context.rate_limit = admission.status
