@@ -2,9 +2,10 @@
 
 A ``Database`` runs one statement on its own (``execute``, ``fetch_one``, ``fetch_all``, and
 ``returning`` for a write that returns rows) or lends a ``Transaction`` that runs several
-atomically. Two drivers implement it: ``SQLiteDatabase`` (aiosqlite) and ``PostgresDatabase``
-(a psycopg async pool). Statements use ``?`` or ``:name`` parameters; the driver's ``dialect``
-translates them and answers for everything else that differs (``orchestrator/store/dialect.py``).
+atomically; both are ``Statements``, so a query helper can take either. Two drivers implement
+it: ``SQLiteDatabase`` (aiosqlite) and ``PostgresDatabase`` (a psycopg async pool). Statements
+use ``?`` or ``:name`` parameters; the driver's ``dialect`` translates them and answers for
+everything else that differs (``orchestrator/store/dialect.py``).
 """
 
 import abc
@@ -20,19 +21,19 @@ Row = Mapping[str, Any]
 Parameters = Sequence[Any] | Mapping[str, Any]
 
 
-class Transaction(abc.ABC):
-    """Statements on one connection inside one transaction: all of them commit, or none."""
+class Statements(abc.ABC):
+    """What runs statements: a transaction, or a database running each statement on its own."""
 
     @abc.abstractmethod
     async def execute(self, sql: str, parameters: Parameters = ()) -> int:
-        """Run a statement; return the number of rows it changed."""
+        """Run a writing statement; return the number of rows it changed."""
 
     @abc.abstractmethod
     async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
-        """Run a query (or a write with ``RETURNING``); return every row."""
+        """Run a query (in a transaction, a write with ``RETURNING`` too); return every row."""
 
     async def fetch_one(self, sql: str, parameters: Parameters = ()) -> Row | None:
-        """Run a query (or a write with ``RETURNING``); return its first row."""
+        """Run a query (in a transaction, a write with ``RETURNING`` too); return its first row."""
         rows = await self.fetch_all(sql, parameters)
         return rows[0] if rows else None
 
@@ -42,8 +43,12 @@ class Transaction(abc.ABC):
         return next(iter(row.values() if isinstance(row, dict) else row)) if row is not None else None
 
 
-class Database(abc.ABC):
-    """One database: single statements, transactions, migrations."""
+class Transaction(Statements):
+    """Statements on one connection inside one transaction: all of them commit, or none."""
+
+
+class Database(Statements):
+    """One database: single statements (each on its own), transactions, migrations."""
 
     dialect: Dialect
     #: True when one orchestrator process owns the database (SQLite): a task still RUNNING when it
@@ -55,26 +60,8 @@ class Database(abc.ABC):
         """Lend a transaction: committed when the block ends, rolled back when it raises."""
 
     @abc.abstractmethod
-    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
-        """Run one writing statement on its own; return the number of rows it changed."""
-
-    @abc.abstractmethod
     async def returning(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run one writing statement with ``RETURNING`` on its own; return the rows it produced."""
-
-    @abc.abstractmethod
-    async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
-        """Run one query on its own; return every row."""
-
-    async def fetch_one(self, sql: str, parameters: Parameters = ()) -> Row | None:
-        """Run one query on its own; return its first row."""
-        rows = await self.fetch_all(sql, parameters)
-        return rows[0] if rows else None
-
-    async def fetch_value(self, sql: str, parameters: Parameters = ()) -> Any:
-        """Run one query on its own; return the first column of its first row (None when no row)."""
-        row = await self.fetch_one(sql, parameters)
-        return next(iter(row.values() if isinstance(row, dict) else row)) if row is not None else None
 
     @abc.abstractmethod
     async def migrate(self) -> list[int]:

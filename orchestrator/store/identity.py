@@ -24,6 +24,7 @@ from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.events import compact_json
 from orchestrator.store.database import Database
+from orchestrator.store.database import Statements
 from orchestrator.store.database import Transaction
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import api_key_from_row
@@ -319,7 +320,7 @@ async def _insert_user(
     )
 
 
-async def _insert_api_key(writer: Database | Transaction, dialect: Dialect, key: ApiKeyRecord) -> None:
+async def _insert_api_key(writer: Statements, dialect: Dialect, key: ApiKeyRecord) -> None:
     """Insert a key, on its own (a database) or as part of a transaction."""
     await writer.execute(
         "INSERT INTO api_keys (id, user_id, tenant_id, name, key_prefix, key_hash, created_at, expires_at,"
