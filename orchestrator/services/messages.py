@@ -1,12 +1,14 @@
 """Converting the store's records and events to their protobuf messages."""
 
 import datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from orchestrator.caller import Caller
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
@@ -41,6 +43,35 @@ def status_from_proto(value: int) -> TaskStatus | None:
     return None if name is None else TaskStatus(name)
 
 
+def usage_to_proto(usage: TokenUsage) -> common_pb2.TokenUsage:
+    """Return the TokenUsage message of tokens and money consumed."""
+    return common_pb2.TokenUsage(
+        total_tokens=usage.total_tokens,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd,
+    )
+
+
+def task_run_fields(task: TaskRecord) -> dict[str, Any]:
+    """Return how a task went as the fields SessionTask and ScheduleRun share; its duration once it ended."""
+    duration_ms = 0
+    if task.started_at is not None and task.completed_at is not None:
+        duration_ms = max(0, round((task.completed_at - task.started_at).total_seconds() * 1000))
+    return {
+        "workflow_id": task.workflow_id,
+        "query": task.query,
+        "status": task.status.value,
+        "result": task.result,
+        "error_message": task.error,
+        "total_tokens": task.usage.total_tokens,
+        "total_cost_usd": task.usage.cost_usd,
+        "duration_ms": duration_ms,
+        "started_at": timestamp(task.started_at),
+        "completed_at": timestamp(task.completed_at),
+    }
+
+
 def task_to_proto(task: TaskRecord) -> tasks_pb2.Task:
     """Return the Task message of a stored task."""
     return tasks_pb2.Task(
@@ -58,12 +89,7 @@ def task_to_proto(task: TaskRecord) -> tasks_pb2.Task:
         context_json=compact_json(task.context),
         model_used=task.model_used,
         provider=task.provider,
-        usage=common_pb2.TokenUsage(
-            total_tokens=task.usage.total_tokens,
-            prompt_tokens=task.usage.prompt_tokens,
-            completion_tokens=task.usage.completion_tokens,
-            cost_usd=task.usage.cost_usd,
-        ),
+        usage=usage_to_proto(task.usage),
         created_at=timestamp(task.created_at),
         updated_at=timestamp(task.updated_at),
         started_at=timestamp(task.started_at),

@@ -5,6 +5,7 @@ from orchestrator.domain.schedules import PAUSED
 from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.events import compact_json
+from orchestrator.services.messages import task_run_fields
 from orchestrator.services.messages import timestamp
 from taskgate.orchestrator.v1 import schedules_pb2
 
@@ -49,19 +50,4 @@ def run_to_proto(run: ScheduleRun) -> schedules_pb2.ScheduleRun:
         return schedules_pb2.ScheduleRun(
             workflow_id=run.task_id, status="QUEUED", triggered_at=timestamp(run.triggered_at)
         )
-    duration_ms = 0
-    if task.started_at is not None and task.completed_at is not None:
-        duration_ms = max(0, round((task.completed_at - task.started_at).total_seconds() * 1000))
-    return schedules_pb2.ScheduleRun(
-        workflow_id=task.workflow_id,
-        query=task.query,
-        status=task.status.value,
-        result=task.result,
-        error_message=task.error,
-        total_tokens=task.usage.total_tokens,
-        total_cost_usd=task.usage.cost_usd,
-        duration_ms=duration_ms,
-        triggered_at=timestamp(run.triggered_at),
-        started_at=timestamp(task.started_at),
-        completed_at=timestamp(task.completed_at),
-    )
+    return schedules_pb2.ScheduleRun(triggered_at=timestamp(run.triggered_at), **task_run_fields(task))

@@ -10,8 +10,9 @@ from orchestrator.engine.sessions import Turn
 from orchestrator.engine.sessions import is_active
 from orchestrator.events import compact_json
 from orchestrator.services.messages import event_to_proto
+from orchestrator.services.messages import task_run_fields
 from orchestrator.services.messages import timestamp
-from taskgate.orchestrator.v1 import common_pb2
+from orchestrator.services.messages import usage_to_proto
 from taskgate.orchestrator.v1 import sessions_pb2
 
 
@@ -40,22 +41,7 @@ def session_to_proto(summary: SessionSummary, now: datetime.datetime) -> session
 
 def session_task_to_proto(task: TaskRecord) -> sessions_pb2.SessionTask:
     """Return the SessionTask message of a task; its duration is known once it has ended."""
-    duration_ms = 0
-    if task.started_at is not None and task.completed_at is not None:
-        duration_ms = max(0, round((task.completed_at - task.started_at).total_seconds() * 1000))
-    return sessions_pb2.SessionTask(
-        task_id=task.task_id,
-        workflow_id=task.workflow_id,
-        query=task.query,
-        status=task.status.value,
-        result=task.result,
-        error_message=task.error,
-        total_tokens=task.usage.total_tokens,
-        total_cost_usd=task.usage.cost_usd,
-        duration_ms=duration_ms,
-        started_at=timestamp(task.started_at),
-        completed_at=timestamp(task.completed_at),
-    )
+    return sessions_pb2.SessionTask(task_id=task.task_id, **task_run_fields(task))
 
 
 def turn_to_proto(turn: Turn, include_payload: bool) -> sessions_pb2.SessionTurn:
@@ -97,10 +83,5 @@ def stats_to_proto(days: int, stats: UsageStats) -> sessions_pb2.GetStatsRespons
         tasks_by_status={status.value: count for status, count in stats.tasks_by_status.items()},
         sessions_total=stats.sessions_total,
         sessions_active=stats.sessions_active,
-        usage=common_pb2.TokenUsage(
-            total_tokens=stats.usage.total_tokens,
-            prompt_tokens=stats.usage.prompt_tokens,
-            completion_tokens=stats.usage.completion_tokens,
-            cost_usd=stats.usage.cost_usd,
-        ),
+        usage=usage_to_proto(stats.usage),
     )
