@@ -58,6 +58,18 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: st
     await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
 
+@contextlib.asynccontextmanager
+async def _statuses(context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
+    """End the call with the status of whatever error escapes the block; an abort passes through."""
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except Exception as ex:
+        await _abort(context, ex, method)
+        raise
+
+
 def unary_errors(
     method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]],
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]:
@@ -65,13 +77,8 @@ def unary_errors(
 
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
-        try:
+        async with _statuses(context, method.__name__):
             return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as ex:
-            await _abort(context, ex, method.__name__)
-            raise
 
     return handler
 
@@ -83,14 +90,11 @@ def streaming_errors(
 
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Response]:
-        try:
-            async with contextlib.aclosing(method(self, request, context)) as responses:
-                async for response in responses:
-                    yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as ex:
-            await _abort(context, ex, method.__name__)
-            raise
+        async with (
+            _statuses(context, method.__name__),
+            contextlib.aclosing(method(self, request, context)) as responses,
+        ):
+            async for response in responses:
+                yield response
 
     return handler
