@@ -5,6 +5,8 @@ never repeats a URL, which can carry a password.
 """
 
 import sqlite3
+from typing import Protocol
+from typing import TypeVar
 
 from orchestrator.bus import EventBus
 from orchestrator.bus import InProcessEventBus
@@ -35,6 +37,28 @@ async def open_migrated_store(settings: OrchestratorSettings) -> Store:
     return store
 
 
+class _RedisService(Protocol):
+    """A Redis-backed part that connects on ``start`` and lets go on ``close``."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+_Service = TypeVar("_Service", bound=_RedisService)
+
+
+async def _started_on_redis(service: _Service) -> _Service:
+    """Start a Redis-backed service; when Redis cannot be reached, close it and name the setting."""
+    try:
+        await service.start()
+    except OSError as ex:
+        await service.close()
+        # The URL itself is not repeated: it can carry a password.
+        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
+    return service
+
+
 async def open_event_bus(settings: OrchestratorSettings, origin: str) -> EventBus:
     """Return the in-process bus, or with TASKGATE_REDIS_URL the Redis Streams bus, started."""
     if settings.redis_url is None:
@@ -43,14 +67,7 @@ async def open_event_bus(settings: OrchestratorSettings, origin: str) -> EventBu
     from orchestrator.redis_bus import RedisStreamsEventBus
     from orchestrator.redis_client import connect
 
-    bus = RedisStreamsEventBus(connect(settings.redis_url), origin)
-    try:
-        await bus.start()
-    except OSError as ex:
-        await bus.close()
-        # The URL itself is not repeated: it can carry a password.
-        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
-    return bus
+    return await _started_on_redis(RedisStreamsEventBus(connect(settings.redis_url), origin))
 
 
 async def open_control_signals(settings: OrchestratorSettings, origin: str) -> ControlSignals:
@@ -60,10 +77,4 @@ async def open_control_signals(settings: OrchestratorSettings, origin: str) -> C
     from orchestrator.redis_client import connect
     from orchestrator.redis_control_signals import RedisControlSignals
 
-    signals = RedisControlSignals(connect(settings.redis_url), origin)
-    try:
-        await signals.start()
-    except OSError as ex:
-        await signals.close()
-        raise StartupError(f"cannot reach Redis named by TASKGATE_REDIS_URL: {ex}") from ex
-    return signals
+    return await _started_on_redis(RedisControlSignals(connect(settings.redis_url), origin))
