@@ -1,7 +1,13 @@
 """TaskService: submit, read and list tasks; pause, resume and cancel them, and read their control state."""
 
-import grpc
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import TypeVar
 
+import grpc
+from google.protobuf.message import Message
+
+from orchestrator.caller import Caller
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
@@ -19,6 +25,9 @@ from taskgate.orchestrator.v1 import tasks_pb2_grpc
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 QUEUED_MESSAGE = "Task queued"
+
+ControlRequest = tasks_pb2.CancelTaskRequest | tasks_pb2.PauseTaskRequest | tasks_pb2.ResumeTaskRequest
+ControlResponse = TypeVar("ControlResponse", bound=Message)
 
 
 class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
@@ -93,30 +102,34 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.CancelTaskResponse:
         """Cancel a task: at once when it has no runner, else at its runner's next checkpoint."""
-        caller = await self._callers.resolve_call(context)
-        task_id = require_id("task_id", request.task_id)
-        message = await self._engine.cancel(caller, task_id, request.reason)
-        return tasks_pb2.CancelTaskResponse(success=True, message=message, task_id=task_id)
+        return await self._control(self._engine.cancel, tasks_pb2.CancelTaskResponse, request, context)
 
     @unary_errors
     async def PauseTask(  # noqa: N802
         self, request: tasks_pb2.PauseTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.PauseTaskResponse:
         """Pause a task: at once when it is queued, else at its runner's next checkpoint."""
-        caller = await self._callers.resolve_call(context)
-        task_id = require_id("task_id", request.task_id)
-        message = await self._engine.pause(caller, task_id, request.reason)
-        return tasks_pb2.PauseTaskResponse(success=True, message=message, task_id=task_id)
+        return await self._control(self._engine.pause, tasks_pb2.PauseTaskResponse, request, context)
 
     @unary_errors
     async def ResumeTask(  # noqa: N802
         self, request: tasks_pb2.ResumeTaskRequest, context: grpc.aio.ServicerContext
     ) -> tasks_pb2.ResumeTaskResponse:
         """Let a paused task continue."""
+        return await self._control(self._engine.resume, tasks_pb2.ResumeTaskResponse, request, context)
+
+    async def _control(
+        self,
+        action: Callable[[Caller, str, str], Awaitable[str]],
+        response_type: type[ControlResponse],
+        request: ControlRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> ControlResponse:
+        """Apply a pause, resume or cancel to one of the caller's tasks; answer what the engine said."""
         caller = await self._callers.resolve_call(context)
         task_id = require_id("task_id", request.task_id)
-        message = await self._engine.resume(caller, task_id, request.reason)
-        return tasks_pb2.ResumeTaskResponse(success=True, message=message, task_id=task_id)
+        message = await action(caller, task_id, request.reason)
+        return response_type(success=True, message=message, task_id=task_id)
 
     @unary_errors
     async def GetControlState(  # noqa: N802
