@@ -19,10 +19,10 @@ from orchestrator.services.auth_messages import api_key_to_proto
 from orchestrator.services.auth_messages import current_user_to_proto
 from orchestrator.services.auth_messages import token_pair_to_proto
 from orchestrator.services.fields import require_id
-from orchestrator.services.messages import principal_to_proto
 from orchestrator.services.status import unary_errors
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import auth_pb2_grpc
+from taskgate.principals import principal_to_proto
 from taskgate.rfc3339 import utc_now
 
 INVALID_KEY_MESSAGE = "Invalid API key"

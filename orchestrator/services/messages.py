@@ -5,14 +5,12 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from orchestrator.caller import Caller
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.events import Event
 from orchestrator.events import compact_json
-from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
@@ -108,18 +106,4 @@ def event_to_proto(event: Event) -> events_pb2.Event:
         timestamp=timestamp(event.timestamp),
         seq=event.seq,
         stream_id=event.stream_id,
-    )
-
-
-def principal_to_proto(caller: Caller) -> auth_pb2.Principal:
-    """Return the Principal message of an API key's caller."""
-    return auth_pb2.Principal(
-        user_id=caller.user_id,
-        tenant_id=caller.tenant_id,
-        role=caller.role,
-        tier=caller.tier,
-        api_key_id=caller.api_key_id,
-        scopes=caller.scopes,
-        rate_limit_per_minute=caller.rate_limit_per_minute,
-        rate_limit_per_hour=caller.rate_limit_per_hour,
     )
