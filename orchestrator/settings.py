@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
 from taskgate.environment import split_address
+from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 
 _REPLICA_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,64}")
@@ -97,33 +98,25 @@ def _is_price(value: object) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class OrchestratorSettings:
-    """Everything the orchestrator process is configured with."""
+class OrchestratorSettings(ServiceSettings):
+    """Everything the orchestrator process is configured with: the shared fields and its own.
 
-    service_token: str = dataclasses.field(repr=False)
-    env: str = "dev"
+    With ``skip_auth`` on, the development bypass's user is made sure of at start-up.
+    """
+
     grpc_addr: str = "127.0.0.1:50052"
     admin_addr: str = "127.0.0.1:8081"
     database_url: str = dataclasses.field(default="sqlite:///.taskgate/taskgate.db", repr=False)
-    redis_url: str | None = dataclasses.field(default=None, repr=False)
     replica_id: str = ""
     lease_seconds: float = 30.0
     worker_concurrency: int = 100
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
-    # A write to a stream's client that makes no progress for this long cuts the client off.
-    stream_write_timeout_seconds: float = 30.0
     # Task control: a task's running-time limit when its request sets none.
     task_timeout_seconds: int = 600
     # How long a task waits for a human decision before it ends TIMEOUT.
     approval_timeout_seconds: float = 86_400.0
-    log_level: str = "INFO"
-    # Identity: the secret access tokens are signed with (see taskgate.jwt_secret), their issuer,
-    # and the development bypass (its user is made sure of at start-up).
-    jwt_secret: str = dataclasses.field(default="", repr=False)
-    jwt_issuer: str = "taskgate"
-    skip_auth: bool = False
     # The runner tasks run on: the simulated agent, or an OpenAI-compatible server (``openai``).
     runner: str = "simulated"
     openai: OpenAIRunnerSettings | None = None
@@ -140,12 +133,10 @@ class OrchestratorSettings:
         shared = SharedSettings.from_env(environment)
         runner = environment.choice("TASKGATE_RUNNER", cls.runner, RUNNERS)
         return cls(
-            env=shared.env,
-            service_token=shared.service_token,
+            **dataclasses.asdict(shared),
             grpc_addr=environment.host_port("TASKGATE_GRPC_ADDR", cls.grpc_addr),
             admin_addr=environment.host_port("TASKGATE_ADMIN_ADDR", cls.admin_addr),
             database_url=_database_url(environment, "TASKGATE_DATABASE_URL", cls.database_url),
-            redis_url=shared.redis_url,
             replica_id=_replica_id(environment, "TASKGATE_REPLICA_ID"),
             lease_seconds=environment.number("TASKGATE_LEASE_SECONDS", cls.lease_seconds, 1.0, 3600.0),
             # 0: this replica serves the API and streams but runs no tasks.
@@ -157,17 +148,12 @@ class OrchestratorSettings:
                 "TASKGATE_SSE_PING_SECONDS", cls.sse_ping_seconds, 0.05, 3600.0
             ),
             stream_buffer=environment.integer("TASKGATE_STREAM_BUFFER", cls.stream_buffer, 1, 1_000_000),
-            stream_write_timeout_seconds=shared.stream_write_timeout_seconds,
             task_timeout_seconds=environment.integer(
                 "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),
             approval_timeout_seconds=environment.number(
                 "TASKGATE_APPROVAL_TIMEOUT_SECONDS", cls.approval_timeout_seconds, 1.0, 2_592_000.0
             ),
-            log_level=shared.log_level,
-            jwt_secret=shared.jwt_secret,
-            jwt_issuer=shared.jwt_issuer,
-            skip_auth=shared.skip_auth,
             runner=runner,
             openai=OpenAIRunnerSettings.from_env(environ) if runner == "openai" else None,
             schedule_min_interval_seconds=environment.integer(
