@@ -10,10 +10,11 @@ of deadlocking, and an event writer of the task (whose foreign-key check shares 
 lock) finishes before the decision reads the next seq.
 """
 
+import contextlib
 import datetime
 import json
+from collections.abc import Iterator
 from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.domain.approvals import ApprovalFilter
@@ -27,7 +28,6 @@ from orchestrator.events import Event
 from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Row
-from orchestrator.store.database import Transaction
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import json_value
@@ -91,7 +91,8 @@ class ApprovalQueries:
                         dialect.encode_time(approval.expires_at),
                     ),
                 )
-                return await _record_events(transaction, dialect, approval.task_id, (event,), now)
+                with _raising_seq_taken(dialect):
+                    return await insert_next_events(transaction, dialect, approval.task_id, (event,), now)
         except _SeqTakenError:
             # An event of the task was recorded meanwhile: the task changed, nothing was written.
             return None
@@ -145,7 +146,8 @@ class ApprovalQueries:
                 )
                 if changed != 1:
                     return []
-                return await _record_events(transaction, dialect, task_id, resolution.events, now)
+                with _raising_seq_taken(dialect):
+                    return await insert_next_events(transaction, dialect, task_id, resolution.events, now)
         except _SeqTakenError:
             # An event of the task was recorded meanwhile: the approval stays pending, nothing was written.
             return None
@@ -192,22 +194,18 @@ class ApprovalQueries:
         return [_approval_from_row(row) for row in rows]
 
 
-async def _record_events(
-    transaction: Transaction,
-    dialect: Dialect,
-    workflow_id: str,
-    new_events: Sequence[NewEvent],
-    now: datetime.datetime,
-) -> list[Event]:
-    """Store the change's events under the next seqs; a seq taken meanwhile raises ``_SeqTakenError``.
+@contextlib.contextmanager
+def _raising_seq_taken(dialect: Dialect) -> Iterator[None]:
+    """Raise ``_SeqTakenError`` for a unique violation of the statements of the block.
 
-    Only a conflict on the events' seqs is turned into ``_SeqTakenError``: a duplicate approval (same
-    id, or a step asked twice) still raises the database's own error, as it always did.
+    Wrapped around only the change's events, so only a conflict on their seqs is turned into
+    ``_SeqTakenError``: a duplicate approval (same id, or a step asked twice) still raises the
+    database's own error, as it always did. Raised inside the transaction, the error rolls it back
+    on its way out.
     """
     try:
-        return await insert_next_events(transaction, dialect, workflow_id, new_events, now)
+        yield
     except dialect.unique_violation as ex:
-        # Raised inside the transaction, so it is rolled back on its way out.
         raise _SeqTakenError() from ex
 
 
