@@ -9,6 +9,11 @@ platform's, not the agent's). Bounded: at most 5,000 tasks and ``--timeout`` sec
 it stops by itself and removes everything it started.
 
     .venv/bin/python -m bench.task_throughput --stores sqlite postgres --tasks 1000 --clients 8
+
+Side by side: ``--trees HEAD_CHECKOUT OTHER_CHECKOUT --rounds 3`` runs each store on the code of
+each checkout in turn (``git worktree add ../before <commit>`` makes one), round after round, so
+both see the same machine; each row also gives the CPU time the orchestrator and the gateway
+spent per task, read from /proc, which moves far less with other load than throughput does.
 """
 
 import argparse
@@ -16,6 +21,7 @@ import contextlib
 import dataclasses
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +29,9 @@ import time
 
 import httpx
 
+from bench.proc_readings import cpu_seconds
+from bench.proc_readings import process_tree
+from tests.integration.processes import REPO
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -45,6 +54,8 @@ class Result:
     submit_seconds: float
     complete_seconds: float
     latencies_ms: list[float]
+    orchestrator_cpu_seconds: float = 0.0
+    gateway_cpu_seconds: float = 0.0
 
     def line(self) -> str:
         """Return the result as one table row."""
@@ -53,8 +64,11 @@ class Result:
         p95 = latencies[int(len(latencies) * 0.95) - 1]
         submitted = self.tasks / self.submit_seconds
         completed = self.tasks / self.complete_seconds
+        orchestrator_ms = self.orchestrator_cpu_seconds * 1000 / self.tasks
+        gateway_ms = self.gateway_cpu_seconds * 1000 / self.tasks
         return (
             f"| {self.label} | {self.tasks} | {submitted:,.0f} | {p50:.1f} | {p95:.1f} | {completed:,.0f} |"
+            f" {orchestrator_ms:.2f} | {gateway_ms:.2f} |"
         )
 
 
@@ -78,8 +92,24 @@ def _completed(url: str, key: str) -> int:
     return response.json()["total_count"]
 
 
-def measure(label: str, url: str, key: str, tasks: int, clients: int, timeout: float) -> Result:
+@dataclasses.dataclass
+class RunningStack:
+    """The gateway URL and API key of a running stack, and its processes (for their CPU time)."""
+
+    url: str
+    key: str
+    orchestrators: list[Orchestrator]
+    gateway: Gateway
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """Return the CPU time the orchestrators and the gateway (master and workers) used so far."""
+        orchestrators = cpu_seconds([orchestrator.process.pid for orchestrator in self.orchestrators])
+        return orchestrators, cpu_seconds(process_tree(self.gateway.process.pid))
+
+
+def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: float) -> Result:
     """Submit ``tasks`` tasks from ``clients`` threads and wait until every one has completed."""
+    url, key = stack.url, stack.key
     latencies: list[float] = []
     errors: list[str] = []
     shares = [tasks // clients + (1 if n < tasks % clients else 0) for n in range(clients)]
@@ -87,6 +117,7 @@ def measure(label: str, url: str, key: str, tasks: int, clients: int, timeout: f
         threading.Thread(target=_submit, args=(url, key, share, latencies, errors)) for share in shares
     ]
     target = _completed(url, key) + tasks
+    orchestrator_cpu, gateway_cpu = stack.cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -101,12 +132,23 @@ def measure(label: str, url: str, key: str, tasks: int, clients: int, timeout: f
             raise RuntimeError(f"{label}: tasks not completed within {timeout:g} s")
         time.sleep(POLL_SECONDS)
     finished = time.perf_counter()
-    return Result(label, tasks, submitted - started, finished - started, latencies)
+    orchestrator_after, gateway_after = stack.cpu_seconds()
+    return Result(
+        label,
+        tasks,
+        submitted - started,
+        finished - started,
+        latencies,
+        orchestrator_after - orchestrator_cpu,
+        gateway_after - gateway_cpu,
+    )
 
 
 @contextlib.contextmanager
-def running_stack(store: str, replicas: int, step_seconds: float, work: pathlib.Path):
-    """Start the servers and processes of one configuration; yield the gateway URL and an API key."""
+def running_stack(
+    store: str, replicas: int, step_seconds: float, work: pathlib.Path, tree: pathlib.Path = REPO
+):
+    """Start the servers and the processes (running the code of ``tree``) of one configuration."""
     with contextlib.ExitStack() as cleanup:
         overrides = {"TASKGATE_SIM_STEP_SECONDS": str(step_seconds), "TASKGATE_LOG_LEVEL": "WARNING"}
         if store == "postgres":
@@ -116,6 +158,7 @@ def running_stack(store: str, replicas: int, step_seconds: float, work: pathlib.
             cleanup.callback(redis.stop)
             overrides.update(TASKGATE_DATABASE_URL=postgres.create_database(), TASKGATE_REDIS_URL=redis.url)
         env = base_env(work, **overrides)
+        orchestrators: list[Orchestrator] = []
         for number in range(replicas):
             replica_env = dict(env)
             if number > 0:
@@ -128,19 +171,33 @@ def running_stack(store: str, replicas: int, step_seconds: float, work: pathlib.
                 grpc_addr=replica_env["TASKGATE_GRPC_ADDR"],
                 admin_url="http://" + replica_env["TASKGATE_ADMIN_ADDR"],
                 log_path=work / f"orchestrator-{number}.log",
+                cwd=tree,
             )
             orchestrator.start()
             cleanup.callback(orchestrator.stop)
+            orchestrators.append(orchestrator)
         gateway = Gateway(
-            env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=work / "gateway.log"
+            env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=work / "gateway.log", cwd=tree
         )
         gateway.start()
         cleanup.callback(gateway.stop)
-        yield gateway.url, create_api_key(env, "bench@example.com")
+        key = create_api_key(env, "bench@example.com", cwd=tree)
+        yield RunningStack(gateway.url, key, orchestrators, gateway)
+
+
+def _store_label(store: str, replicas: int) -> str:
+    return "SQLite, in-process bus" if store == "sqlite" else f"PostgreSQL + Redis, {replicas} replica(s)"
+
+
+def _tree_label(tree: pathlib.Path) -> str:
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return commit.stdout.strip() or tree.name
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark for each store asked for and print a Markdown table."""
+    """Run the benchmark for each store (and checkout, round after round) and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgres"), default=["sqlite", "postgres"])
     parser.add_argument("--replicas", type=int, default=1, help="orchestrator replicas on PostgreSQL (1..4)")
@@ -148,23 +205,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--step-seconds", type=float, default=0.0, help="simulated runner's pause per step")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per store")
+    parser.add_argument(
+        "--trees", nargs="+", type=pathlib.Path, default=[REPO], help="checkouts whose code to run, in turn"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="times to run every store on every checkout")
     args = parser.parse_args(argv)
+    trees = [tree.resolve() for tree in args.trees]
     tasks = max(1, min(args.tasks, MAX_TASKS))
     clients = max(1, min(args.clients, MAX_CLIENTS, tasks))
     replicas = max(1, min(args.replicas, 4))
+    side_by_side = len(trees) > 1
 
-    print("| store | tasks | submitted/s | submit p50 ms | submit p95 ms | completed/s (end to end) |")
-    print("|---|---|---|---|---|---|")
-    for store in args.stores:
-        count = replicas if store == "postgres" else 1
-        label = "SQLite, in-process bus" if store == "sqlite" else f"PostgreSQL + Redis, {count} replica(s)"
-        with (
-            tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
-            running_stack(store, count, args.step_seconds, pathlib.Path(work)) as (url, key),
-        ):
-            measure(label, url, key, min(50, tasks), clients, args.timeout)  # warm-up
-            result = measure(label, url, key, tasks, clients, args.timeout)
-        print(result.line(), flush=True)
+    print(
+        "| store | tasks | submitted/s | submit p50 ms | submit p95 ms | completed/s (end to end)"
+        " | orchestrator CPU ms/task | gateway CPU ms/task |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for _ in range(max(1, args.rounds)):
+        for store in args.stores:
+            for tree in trees:
+                count = replicas if store == "postgres" else 1
+                label = _store_label(store, count)
+                if side_by_side:
+                    label += f", {_tree_label(tree)}"
+                with (
+                    tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
+                    running_stack(store, count, args.step_seconds, pathlib.Path(work), tree) as stack,
+                ):
+                    measure(label, stack, min(50, tasks), clients, args.timeout)  # warm-up
+                    result = measure(label, stack, tasks, clients, args.timeout)
+                print(result.line(), flush=True)
     return 0
 
 

@@ -55,12 +55,14 @@ class Orchestrator:
     admin_url: str
     log_path: pathlib.Path
     process: subprocess.Popen | None = None
+    # The checkout whose code runs (a benchmark compares two side by side).
+    cwd: pathlib.Path = REPO
 
     def start(self) -> "Orchestrator":
         """Start the process and wait until gRPC health answers SERVING."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            taskgate_command("orchestrator"), env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            taskgate_command("orchestrator"), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         wait_until(self._serving, what=f"orchestrator on {self.grpc_addr} (log: {self.log_path})")
         return self
@@ -92,12 +94,14 @@ class Gateway:
     url: str
     log_path: pathlib.Path
     process: subprocess.Popen | None = None
+    # The checkout whose code runs (a benchmark compares two side by side).
+    cwd: pathlib.Path = REPO
 
     def start(self) -> "Gateway":
         """Start gunicorn and wait until /health answers."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            taskgate_command("gateway"), env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            taskgate_command("gateway"), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         wait_until(self._healthy, what=f"gateway on {self.url} (log: {self.log_path})")
         return self
@@ -151,12 +155,12 @@ def base_env(tmp: pathlib.Path, **overrides: str) -> dict:
     return env
 
 
-def create_api_key(env: dict, email: str) -> str:
-    """Create a user and API key through `taskgate keys create` and return the key."""
+def create_api_key(env: dict, email: str, cwd: pathlib.Path = REPO) -> str:
+    """Create a user and API key through `taskgate keys create` (of the checkout ``cwd``); return the key."""
     out = subprocess.run(
         taskgate_command("keys", "create", "--email", email, "--name", "test"),
         env=env,
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
