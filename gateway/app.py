@@ -40,34 +40,60 @@ from gateway.resources.openai_completions import CompletionsResource
 from gateway.resources.openai_models import ModelResource
 from gateway.resources.openai_models import ModelsResource
 from gateway.resources.openapi import OpenApiResource
-from gateway.resources.schedules import SchedulePauseResource
 from gateway.resources.schedules import ScheduleResource
-from gateway.resources.schedules import ScheduleResumeResource
-from gateway.resources.schedules import ScheduleRunsResource
 from gateway.resources.schedules import SchedulesResource
-from gateway.resources.schedules import ScheduleTriggerResource
 from gateway.resources.search import SearchResource
-from gateway.resources.sessions import SessionEventsResource
-from gateway.resources.sessions import SessionExportResource
-from gateway.resources.sessions import SessionHistoryResource
 from gateway.resources.sessions import SessionResource
 from gateway.resources.sessions import SessionsResource
 from gateway.resources.stats import StatsResource
 from gateway.resources.stream import StreamOpener
 from gateway.resources.stream import StreamResource
 from gateway.resources.stream_websocket import StreamWebSocketResource
-from gateway.resources.task_control import TaskCancelResource
-from gateway.resources.task_control import TaskControlStateResource
-from gateway.resources.task_control import TaskPauseResource
-from gateway.resources.task_control import TaskResumeResource
-from gateway.resources.tasks import TaskEventsResource
+from gateway.resources.task_control import TaskControlResource
 from gateway.resources.tasks import TaskResource
 from gateway.resources.tasks import TasksResource
-from gateway.resources.tasks import TaskStreamRedirectResource
-from gateway.resources.tasks import TaskStreamSubmitResource
-from gateway.resources.tasks import TaskTimelineResource
 from gateway.settings import GatewaySettings
 from gateway.websocket_relay import UpgradableApp
+
+# The routes whose resource is built from the orchestrator client alone: path, resource class, and
+# the suffix of its responders where one class answers several paths (falcon's suffixed responders).
+_ORCHESTRATOR_ROUTES = (
+    # Tasks, their control, timeline and streams.
+    ("/api/v1/tasks", TasksResource, None),
+    ("/api/v1/tasks/stream", TasksResource, "stream"),
+    ("/api/v1/tasks/{task_id}", TaskResource, None),
+    ("/api/v1/tasks/{task_id}/events", TaskResource, "events"),
+    ("/api/v1/tasks/{task_id}/timeline", TaskResource, "timeline"),
+    ("/api/v1/tasks/{task_id}/stream", TaskResource, "stream"),
+    ("/api/v1/tasks/{task_id}/cancel", TaskControlResource, "cancel"),
+    ("/api/v1/tasks/{task_id}/pause", TaskControlResource, "pause"),
+    ("/api/v1/tasks/{task_id}/resume", TaskControlResource, "resume"),
+    ("/api/v1/tasks/{task_id}/control-state", TaskControlResource, "state"),
+    # Approvals (human in the loop).
+    ("/api/v1/approvals", ApprovalsResource, None),
+    ("/api/v1/approvals/decision", ApprovalDecisionResource, None),
+    # Sessions, search and stats.
+    ("/api/v1/sessions", SessionsResource, None),
+    ("/api/v1/sessions/{session_id}", SessionResource, None),
+    ("/api/v1/sessions/{session_id}/history", SessionResource, "history"),
+    ("/api/v1/sessions/{session_id}/events", SessionResource, "events"),
+    ("/api/v1/sessions/{session_id}/export", SessionResource, "export"),
+    ("/api/v1/search", SearchResource, None),
+    ("/api/v1/stats", StatsResource, None),
+    # Schedules.
+    ("/api/v1/schedules", SchedulesResource, None),
+    ("/api/v1/schedules/{schedule_id}", ScheduleResource, None),
+    ("/api/v1/schedules/{schedule_id}/pause", ScheduleResource, "pause"),
+    ("/api/v1/schedules/{schedule_id}/resume", ScheduleResource, "resume"),
+    ("/api/v1/schedules/{schedule_id}/trigger", ScheduleResource, "trigger"),
+    ("/api/v1/schedules/{schedule_id}/runs", ScheduleResource, "runs"),
+    # Accounts and API keys (``/api/v1/auth/me`` also needs the tier limits).
+    ("/api/v1/auth/register", RegisterResource, None),
+    ("/api/v1/auth/login", LoginResource, None),
+    ("/api/v1/auth/refresh", RefreshResource, None),
+    ("/api/v1/auth/api-keys", ApiKeysResource, None),
+    ("/api/v1/auth/api-keys/{key_id}", ApiKeyResource, None),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,17 +177,9 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/docs", DocsPageResource())
     app.add_route("/metrics", MetricsResource(settings.metrics_token))
-    app.add_route("/api/v1/tasks", TasksResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}", TaskResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/events", TaskEventsResource(deps.orchestrator))
-    # Task control, timeline and streams.
-    app.add_route("/api/v1/tasks/stream", TaskStreamSubmitResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/stream", TaskStreamRedirectResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/timeline", TaskTimelineResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/cancel", TaskCancelResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/pause", TaskPauseResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/resume", TaskResumeResource(deps.orchestrator))
-    app.add_route("/api/v1/tasks/{task_id}/control-state", TaskControlStateResource(deps.orchestrator))
+    for path, resource_class, suffix in _ORCHESTRATOR_ROUTES:
+        app.add_route(path, resource_class(deps.orchestrator), suffix=suffix)
+    app.add_route("/api/v1/auth/me", CurrentUserResource(deps.orchestrator, settings.rate_limit_tiers))
     app.add_route(
         "/api/v1/stream/sse", StreamResource(deps.admin_stream, settings.stream_write_timeout_seconds)
     )
@@ -172,31 +190,6 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
         "/api/v1/stream/ws",
         StreamWebSocketResource(websocket_upstream, settings.stream_write_timeout_seconds),
     )
-    # Approvals (human in the loop).
-    app.add_route("/api/v1/approvals", ApprovalsResource(deps.orchestrator))
-    app.add_route("/api/v1/approvals/decision", ApprovalDecisionResource(deps.orchestrator))
-    # Sessions, search and stats.
-    app.add_route("/api/v1/sessions", SessionsResource(deps.orchestrator))
-    app.add_route("/api/v1/sessions/{session_id}", SessionResource(deps.orchestrator))
-    app.add_route("/api/v1/sessions/{session_id}/history", SessionHistoryResource(deps.orchestrator))
-    app.add_route("/api/v1/sessions/{session_id}/events", SessionEventsResource(deps.orchestrator))
-    app.add_route("/api/v1/sessions/{session_id}/export", SessionExportResource(deps.orchestrator))
-    app.add_route("/api/v1/search", SearchResource(deps.orchestrator))
-    app.add_route("/api/v1/stats", StatsResource(deps.orchestrator))
-    # Schedules.
-    app.add_route("/api/v1/schedules", SchedulesResource(deps.orchestrator))
-    app.add_route("/api/v1/schedules/{schedule_id}", ScheduleResource(deps.orchestrator))
-    app.add_route("/api/v1/schedules/{schedule_id}/pause", SchedulePauseResource(deps.orchestrator))
-    app.add_route("/api/v1/schedules/{schedule_id}/resume", ScheduleResumeResource(deps.orchestrator))
-    app.add_route("/api/v1/schedules/{schedule_id}/trigger", ScheduleTriggerResource(deps.orchestrator))
-    app.add_route("/api/v1/schedules/{schedule_id}/runs", ScheduleRunsResource(deps.orchestrator))
-    # Accounts and API keys.
-    app.add_route("/api/v1/auth/register", RegisterResource(deps.orchestrator))
-    app.add_route("/api/v1/auth/login", LoginResource(deps.orchestrator))
-    app.add_route("/api/v1/auth/refresh", RefreshResource(deps.orchestrator))
-    app.add_route("/api/v1/auth/me", CurrentUserResource(deps.orchestrator, settings.rate_limit_tiers))
-    app.add_route("/api/v1/auth/api-keys", ApiKeysResource(deps.orchestrator))
-    app.add_route("/api/v1/auth/api-keys/{key_id}", ApiKeyResource(deps.orchestrator))
     # The OpenAI-compatible API.
     app.add_route("/v1/models", ModelsResource())
     app.add_route("/v1/models/{model}", ModelResource())

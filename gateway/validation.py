@@ -1,12 +1,14 @@
-"""Field validation shared by the resources: query integers and ids, collected errors."""
+"""Field validation shared by the resources: query integers and ids, a control reason, collected errors."""
 
 import re
+from typing import Any
 
 import falcon
 
 from gateway.errors import ValidationError
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
+from taskgate.task_rules import MAX_REASON_CHARACTERS
 
 INT32_MAX = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -48,3 +50,15 @@ def id_query_param(req: falcon.Request, name: str, errors: FieldErrors) -> str |
         errors.add(name, ID_RULE)
         return None
     return raw
+
+
+def control_reason(body: dict[str, Any]) -> str:
+    """Return the optional ``reason`` of a task or schedule control body ("" when absent or null)."""
+    reason = body.get("reason")
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
+        errors = FieldErrors()
+        errors.add("reason", f"must be a string of at most {MAX_REASON_CHARACTERS} characters")
+        errors.raise_if_any()
+    return reason

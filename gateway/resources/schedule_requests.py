@@ -10,7 +10,6 @@ from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
 from taskgate.orchestrator.v1 import schedules_pb2
 from taskgate.task_rules import MAX_CONTEXT_BYTES
-from taskgate.task_rules import MAX_REASON_CHARACTERS
 
 _TEXT_FIELDS = ("name", "description", "cron_expression", "timezone", "task_query")
 _REQUIRED_FIELDS = ("name", "cron_expression", "task_query")
@@ -92,18 +91,6 @@ def list_runs_request(req: falcon.Request, schedule_id: str) -> schedules_pb2.Li
     page, page_size = _page(req, errors)
     errors.raise_if_any()
     return schedules_pb2.ListScheduleRunsRequest(schedule_id=schedule_id, page=page, page_size=page_size)
-
-
-def schedule_reason(body: dict[str, Any]) -> str:
-    """Return the optional ``reason`` of a pause or resume body ("" when absent or null)."""
-    reason = body.get("reason")
-    if reason is None:
-        return ""
-    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
-        errors = FieldErrors()
-        errors.add("reason", f"must be a string of at most {MAX_REASON_CHARACTERS} characters")
-        errors.raise_if_any()
-    return reason
 
 
 def _page(req: falcon.Request, errors: FieldErrors) -> tuple[int, int]:

@@ -17,9 +17,9 @@ from gateway.hooks import require_valid_id
 from gateway.resources.schedule_requests import create_schedule_request
 from gateway.resources.schedule_requests import list_runs_request
 from gateway.resources.schedule_requests import list_schedules_request
-from gateway.resources.schedule_requests import schedule_reason
 from gateway.resources.schedule_requests import update_schedule_request
 from gateway.resources.serialization import timestamp
+from gateway.validation import control_reason
 from taskgate.orchestrator.v1 import schedules_pb2
 
 _STATUS_NAMES = {
@@ -143,17 +143,16 @@ class SchedulesResource:
         """List one page of the caller's schedules, newest first."""
         request = list_schedules_request(req)
         response = self._orchestrator.list_schedules(request, call_context(req))
-        resp.media = {
-            "schedules": [schedule_body(schedule) for schedule in response.schedules],
-            "total_count": response.total_count,
-            "page": request.page,
-            "page_size": request.page_size,
-        }
+        schedules = [schedule_body(schedule) for schedule in response.schedules]
+        resp.media = page_body("schedules", schedules, response.total_count, request)
 
 
 @falcon.before(require_valid_id, "schedule_id")
 class ScheduleResource:
-    """``/api/v1/schedules/{schedule_id}``: read, change or delete one of the caller's schedules."""
+    """``/api/v1/schedules/{schedule_id}``: read, change or delete one of the caller's schedules.
+
+    Its ``/pause``, ``/resume``, ``/trigger`` and ``/runs`` are routed here too, each by its suffix.
+    """
 
     def __init__(self, orchestrator: ScheduleApi) -> None:
         self._orchestrator = orchestrator
@@ -173,6 +172,43 @@ class ScheduleResource:
         self._orchestrator.delete_schedule(schedule_id, call_context(req))
         resp.status = falcon.HTTP_204
 
+    @falcon.before(optional_json_object)
+    def on_post_pause(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        """Stop the schedule from firing; next_run_at is null while paused."""
+        reason = control_reason(req.context.json)
+        response = self._orchestrator.pause_schedule(schedule_id, reason, call_context(req))
+        resp.media = state_change_body(response)
+
+    @falcon.before(optional_json_object)
+    def on_post_resume(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        """Let the schedule fire again from the next tick after now, and answer that next run."""
+        reason = control_reason(req.context.json)
+        response = self._orchestrator.resume_schedule(schedule_id, reason, call_context(req))
+        resp.media = state_change_body(response)
+
+    def on_post_trigger(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        """Start one run now (next_run_at stays): 202 with its workflow id."""
+        workflow_id = self._orchestrator.trigger_schedule(schedule_id, call_context(req))
+        resp.status = falcon.HTTP_202
+        resp.media = {"workflow_id": workflow_id}
+
+    def on_get_runs(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        """Return one page of the tasks the schedule started, newest first, with status, result and usage."""
+        request = list_runs_request(req, schedule_id)
+        response = self._orchestrator.list_schedule_runs(request, call_context(req))
+        runs = [run_body(run) for run in response.runs]
+        resp.media = page_body("runs", runs, response.total_count, request)
+
+
+def page_body(
+    name: str,
+    items: list[dict[str, Any]],
+    total_count: int,
+    request: schedules_pb2.ListSchedulesRequest | schedules_pb2.ListScheduleRunsRequest,
+) -> dict[str, Any]:
+    """Return one page of a schedule list: its items under ``name``, the total, and the page asked for."""
+    return {name: items, "total_count": total_count, "page": request.page, "page_size": request.page_size}
+
 
 def state_change_body(
     response: schedules_pb2.PauseScheduleResponse | schedules_pb2.ResumeScheduleResponse,
@@ -183,66 +219,3 @@ def state_change_body(
         "message": response.message,
         "next_run_at": timestamp(response, "next_run_at"),
     }
-
-
-@falcon.before(require_valid_id, "schedule_id")
-class SchedulePauseResource:
-    """``/api/v1/schedules/{schedule_id}/pause``: stop it from firing."""
-
-    def __init__(self, orchestrator: ScheduleApi) -> None:
-        self._orchestrator = orchestrator
-
-    @falcon.before(optional_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        """Pause the schedule; next_run_at is null while paused."""
-        reason = schedule_reason(req.context.json)
-        response = self._orchestrator.pause_schedule(schedule_id, reason, call_context(req))
-        resp.media = state_change_body(response)
-
-
-@falcon.before(require_valid_id, "schedule_id")
-class ScheduleResumeResource:
-    """``/api/v1/schedules/{schedule_id}/resume``: fire again from the next tick after now."""
-
-    def __init__(self, orchestrator: ScheduleApi) -> None:
-        self._orchestrator = orchestrator
-
-    @falcon.before(optional_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        """Resume the schedule and answer its next run."""
-        reason = schedule_reason(req.context.json)
-        response = self._orchestrator.resume_schedule(schedule_id, reason, call_context(req))
-        resp.media = state_change_body(response)
-
-
-@falcon.before(require_valid_id, "schedule_id")
-class ScheduleTriggerResource:
-    """``/api/v1/schedules/{schedule_id}/trigger``: run it once now."""
-
-    def __init__(self, orchestrator: ScheduleApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        """Start one run now (next_run_at stays): 202 with its workflow id."""
-        workflow_id = self._orchestrator.trigger_schedule(schedule_id, call_context(req))
-        resp.status = falcon.HTTP_202
-        resp.media = {"workflow_id": workflow_id}
-
-
-@falcon.before(require_valid_id, "schedule_id")
-class ScheduleRunsResource:
-    """``/api/v1/schedules/{schedule_id}/runs``: the tasks the schedule started, newest first."""
-
-    def __init__(self, orchestrator: ScheduleApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        """Return one page of runs with their tasks' status, result and usage."""
-        request = list_runs_request(req, schedule_id)
-        response = self._orchestrator.list_schedule_runs(request, call_context(req))
-        resp.media = {
-            "runs": [run_body(run) for run in response.runs],
-            "total_count": response.total_count,
-            "page": request.page,
-            "page_size": request.page_size,
-        }

@@ -66,7 +66,10 @@ class SessionsResource:
 
 @falcon.before(require_valid_id, "session_id")
 class SessionResource:
-    """``/api/v1/sessions/{session_id}``: read, rename or delete one of the caller's sessions."""
+    """``/api/v1/sessions/{session_id}``: read, rename or delete one of the caller's sessions.
+
+    Its ``/history``, ``/events`` and ``/export`` are routed here too, each by its suffix.
+    """
 
     def __init__(self, orchestrator: SessionApi) -> None:
         self._orchestrator = orchestrator
@@ -88,16 +91,8 @@ class SessionResource:
         self._orchestrator.delete_session(session_id, call_context(req))
         resp.status = falcon.HTTP_204
 
-
-@falcon.before(require_valid_id, "session_id")
-class SessionHistoryResource:
-    """``/api/v1/sessions/{session_id}/history``: the session's tasks, oldest first."""
-
-    def __init__(self, orchestrator: SessionApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
-        """Return one page of the session's tasks and how many it has."""
+    def on_get_history(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return one page of the session's tasks, oldest first, and how many it has."""
         request = history_request(req, session_id)
         response = self._orchestrator.get_session_history(request, call_context(req))
         resp.media = {
@@ -106,16 +101,8 @@ class SessionHistoryResource:
             "total": response.total,
         }
 
-
-@falcon.before(require_valid_id, "session_id")
-class SessionEventsResource:
-    """``/api/v1/sessions/{session_id}/events``: the session's turns with their events."""
-
-    def __init__(self, orchestrator: SessionApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
-        """Return one page of turns, oldest first; count is the number of turns."""
+    def on_get_events(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return one page of the session's turns with their events, oldest first; count is the turns."""
         request = turns_request(req, session_id)
         response = self._orchestrator.list_session_turns(request, call_context(req))
         resp.media = {
@@ -124,16 +111,8 @@ class SessionEventsResource:
             "turns": [session_serialization.turn(turn, request.include_payload) for turn in response.turns],
         }
 
-
-@falcon.before(require_valid_id, "session_id")
-class SessionExportResource:
-    """``/api/v1/sessions/{session_id}/export``: the whole session as a JSON file to save."""
-
-    def __init__(self, orchestrator: SessionApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
-        """Return the session, its tasks and their events as one JSON document, as an attachment."""
+    def on_get_export(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        """Return the session, its tasks and their events as one JSON document, as a file to save."""
         document = self._orchestrator.export_session(session_id, call_context(req))
         resp.data = document.encode("utf-8")
         resp.content_type = falcon.MEDIA_JSON

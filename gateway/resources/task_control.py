@@ -14,7 +14,7 @@ from gateway.caller import call_context
 from gateway.hooks import optional_json_object
 from gateway.hooks import require_valid_id
 from gateway.resources import serialization
-from gateway.resources.task_requests import control_reason
+from gateway.validation import control_reason
 from taskgate.orchestrator.v1 import tasks_pb2
 
 
@@ -35,61 +35,40 @@ class TaskControlApi(Protocol):
 
 
 @falcon.before(require_valid_id, "task_id")
-class TaskCancelResource:
-    """``/api/v1/tasks/{task_id}/cancel``: stop a task; one that has not started never runs."""
+class TaskControlResource:
+    """``/api/v1/tasks/{task_id}/cancel``, ``/pause``, ``/resume`` and ``/control-state``, by suffix."""
 
     def __init__(self, orchestrator: TaskControlApi) -> None:
         self._orchestrator = orchestrator
 
     @falcon.before(optional_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Record the cancellation and answer 202 ``{success, message}``; a finished task is 409."""
+    def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Stop the task (one not started never runs): 202 ``{success, message}``; a finished one is 409."""
         reason = control_reason(req.context.json)
         response = self._orchestrator.cancel_task(task_id, reason, call_context(req))
-        resp.status = falcon.HTTP_202
-        resp.media = {"success": response.success, "message": response.message}
-
-
-@falcon.before(require_valid_id, "task_id")
-class TaskPauseResource:
-    """``/api/v1/tasks/{task_id}/pause``: hold a task (a queued one is not started while paused)."""
-
-    def __init__(self, orchestrator: TaskControlApi) -> None:
-        self._orchestrator = orchestrator
+        _accepted(resp, success=response.success, message=response.message)
 
     @falcon.before(optional_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Record the pause and answer 202; a paused or finished task is 409."""
+    def on_post_pause(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Hold the task (a queued one is not started while paused): 202; a paused or finished task is 409."""
         reason = control_reason(req.context.json)
         response = self._orchestrator.pause_task(task_id, reason, call_context(req))
-        resp.status = falcon.HTTP_202
-        resp.media = {"success": response.success, "message": response.message, "task_id": response.task_id}
-
-
-@falcon.before(require_valid_id, "task_id")
-class TaskResumeResource:
-    """``/api/v1/tasks/{task_id}/resume``: let a paused task continue."""
-
-    def __init__(self, orchestrator: TaskControlApi) -> None:
-        self._orchestrator = orchestrator
+        _accepted(resp, success=response.success, message=response.message, task_id=response.task_id)
 
     @falcon.before(optional_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Record the resume and answer 202; a task that is not paused is 409."""
+    def on_post_resume(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Let the paused task continue: 202; a task that is not paused is 409."""
         reason = control_reason(req.context.json)
         response = self._orchestrator.resume_task(task_id, reason, call_context(req))
-        resp.status = falcon.HTTP_202
-        resp.media = {"success": response.success, "message": response.message, "task_id": response.task_id}
+        _accepted(resp, success=response.success, message=response.message, task_id=response.task_id)
 
-
-@falcon.before(require_valid_id, "task_id")
-class TaskControlStateResource:
-    """``/api/v1/tasks/{task_id}/control-state``: whether the task is paused or cancelled, by whom, why."""
-
-    def __init__(self, orchestrator: TaskControlApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Return the control state; a pause shows here at once, before the task reaches it."""
+    def on_get_state(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Return whether the task is paused or cancelled, by whom and why; a pause shows at once."""
         response = self._orchestrator.get_control_state(task_id, call_context(req))
         resp.media = serialization.control_state(response)
+
+
+def _accepted(resp: falcon.Response, **body: object) -> None:
+    """Answer 202 with ``body``: the change is stored and takes effect at the task's next checkpoint."""
+    resp.status = falcon.HTTP_202
+    resp.media = body

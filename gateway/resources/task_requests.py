@@ -18,7 +18,6 @@ from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.task_rules import MAX_CONTEXT_BYTES
 from taskgate.task_rules import MAX_OVERRIDE_CHARACTERS
 from taskgate.task_rules import MAX_QUERY_CHARACTERS
-from taskgate.task_rules import MAX_REASON_CHARACTERS
 from taskgate.task_rules import MAX_TIMEOUT_SECONDS
 from taskgate.task_rules import MODEL_TIERS
 from taskgate.task_rules import MODES
@@ -111,18 +110,6 @@ def submit_task_request(body: dict[str, Any]) -> tasks_pb2.SubmitTaskRequest:
 
     errors.raise_if_any()
     return request
-
-
-def control_reason(body: dict[str, Any]) -> str:
-    """Return the optional ``reason`` of a cancel, pause or resume body ("" when absent or null)."""
-    reason = body.get("reason")
-    if reason is None:
-        return ""
-    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
-        errors = FieldErrors()
-        errors.add("reason", f"must be a string of at most {MAX_REASON_CHARACTERS} characters")
-        errors.raise_if_any()
-    return reason
 
 
 def list_tasks_request(req: falcon.Request) -> tasks_pb2.ListTasksRequest:

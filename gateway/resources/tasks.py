@@ -55,7 +55,10 @@ def stream_url(workflow_id: str, params: list[tuple[str, str]] | None = None) ->
 
 
 class TasksResource:
-    """``/api/v1/tasks``: submit a task, list the caller's tasks."""
+    """``/api/v1/tasks``: submit a task, list the caller's tasks.
+
+    ``/api/v1/tasks/stream`` (suffix ``stream``) submits a task and answers the URL of its event stream.
+    """
 
     def __init__(self, orchestrator: TaskApi) -> None:
         self._orchestrator = orchestrator
@@ -63,11 +66,7 @@ class TasksResource:
     @falcon.before(require_json_object)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Queue a task and answer 200 with its ids, echoing them in X-Workflow-ID / X-Session-ID."""
-        request = submit_task_request(req.context.json)
-        response = self._orchestrator.submit_task(request, call_context(req))
-        resp.media = serialization.submitted_task(response)
-        resp.set_header("X-Workflow-ID", response.task.workflow_id)
-        resp.set_header("X-Session-ID", response.task.session_id)
+        resp.media = serialization.submitted_task(self._submit(req, resp))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the caller's tasks, newest first, with the total matching the filter."""
@@ -77,48 +76,10 @@ class TasksResource:
             "total_count": response.total_count,
         }
 
-
-@falcon.before(require_valid_id, "task_id")
-class TaskResource:
-    """``/api/v1/tasks/{task_id}``: one of the caller's tasks."""
-
-    def __init__(self, orchestrator: TaskApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Return the task with its result, usage, pending approval and stored times."""
-        task = self._orchestrator.get_task(task_id, call_context(req))
-        resp.media = serialization.task_detail(task)
-
-
-@falcon.before(require_valid_id, "task_id")
-class TaskEventsResource:
-    """``/api/v1/tasks/{task_id}/events``: a task's stored events in sequence order."""
-
-    def __init__(self, orchestrator: TaskApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Return one page of events and the total number of events."""
-        response = self._orchestrator.list_events(list_events_request(req, task_id), call_context(req))
-        resp.media = {
-            "events": [serialization.event(message) for message in response.events],
-            "count": response.count,
-        }
-
-
-class TaskStreamSubmitResource:
-    """``/api/v1/tasks/stream``: submit a task and get the URL of its event stream."""
-
-    def __init__(self, orchestrator: TaskApi) -> None:
-        self._orchestrator = orchestrator
-
     @falcon.before(require_json_object)
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def on_post_stream(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Queue a task and answer 201 with its ids and ``stream_url``, also in ``Link: rel=stream``."""
-        request = submit_task_request(req.context.json)
-        response = self._orchestrator.submit_task(request, call_context(req))
-        task = response.task
+        task = self._submit(req, resp).task
         url = stream_url(task.workflow_id)
         resp.status = falcon.HTTP_201
         resp.media = {
@@ -128,31 +89,44 @@ class TaskStreamSubmitResource:
             "stream_url": url,
         }
         resp.set_header("Link", f"<{url}>; rel=stream")
-        resp.set_header("X-Workflow-ID", task.workflow_id)
-        resp.set_header("X-Session-ID", task.session_id)
+
+    def _submit(self, req: falcon.Request, resp: falcon.Response) -> tasks_pb2.SubmitTaskResponse:
+        """Queue the task the body describes; echo its ids in X-Workflow-ID and X-Session-ID."""
+        response = self._orchestrator.submit_task(submit_task_request(req.context.json), call_context(req))
+        resp.set_header("X-Workflow-ID", response.task.workflow_id)
+        resp.set_header("X-Session-ID", response.task.session_id)
+        return response
 
 
 @falcon.before(require_valid_id, "task_id")
-class TaskStreamRedirectResource:
-    """``/api/v1/tasks/{task_id}/stream``: a redirect to the task's event stream."""
+class TaskResource:
+    """``/api/v1/tasks/{task_id}``: one of the caller's tasks.
+
+    Its ``/events``, ``/timeline`` and ``/stream`` are routed here too, each by its suffix.
+    """
 
     def __init__(self, orchestrator: TaskApi) -> None:
         self._orchestrator = orchestrator
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Answer 307 to the stream, keeping ``types`` and ``last_event_id``; another's task is 404."""
+        """Return the task with its result, usage, pending approval and stored times."""
+        task = self._orchestrator.get_task(task_id, call_context(req))
+        resp.media = serialization.task_detail(task)
+
+    def on_get_events(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Return one page of the task's stored events in sequence order, and how many there are."""
+        response = self._orchestrator.list_events(list_events_request(req, task_id), call_context(req))
+        resp.media = {
+            "events": [serialization.event(message) for message in response.events],
+            "count": response.count,
+        }
+
+    def on_get_timeline(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Return the summarised events (no LLM_PARTIAL) and their duration, count and count by type."""
+        resp.media = serialization.timeline(self._orchestrator.get_timeline(task_id, call_context(req)))
+
+    def on_get_stream(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        """Answer 307 to the event stream, keeping ``types`` and ``last_event_id``; another's task is 404."""
         self._orchestrator.get_task(task_id, call_context(req))
         kept = [(name, req.get_param(name)) for name in _STREAM_PARAMS if req.get_param(name) is not None]
         raise falcon.HTTPTemporaryRedirect(stream_url(task_id, kept))
-
-
-@falcon.before(require_valid_id, "task_id")
-class TaskTimelineResource:
-    """``/api/v1/tasks/{task_id}/timeline``: a task's events summarised, with statistics."""
-
-    def __init__(self, orchestrator: TaskApi) -> None:
-        self._orchestrator = orchestrator
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        """Return the summarised events (no LLM_PARTIAL) and their duration, count and count by type."""
-        resp.media = serialization.timeline(self._orchestrator.get_timeline(task_id, call_context(req)))

@@ -3,9 +3,9 @@
 import pytest
 
 from gateway.errors import ValidationError
-from gateway.resources.task_requests import control_reason
 from gateway.resources.task_requests import submit_task_request
 from gateway.resources.tasks import stream_url
+from gateway.validation import control_reason
 
 
 @pytest.mark.parametrize(("body", "reason"), [({}, ""), ({"reason": None}, ""), ({"reason": "why"}, "why")])
