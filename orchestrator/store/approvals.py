@@ -31,7 +31,7 @@ from orchestrator.store.database import Row
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import json_value
-from orchestrator.store.rows import stored_time
+from orchestrator.store.rows import record_from_row
 from taskgate.rfc3339 import utc_now
 
 _SELECT = "SELECT approvals.*, tasks.query AS query FROM approvals JOIN tasks USING (task_id)"
@@ -212,21 +212,11 @@ def _raising_seq_taken(dialect: Dialect) -> Iterator[None]:
 def _approval_from_row(row: Row) -> ApprovalRecord:
     """Return the ApprovalRecord of a row of ``_SELECT`` (an approval with its task's query)."""
     modified = row["modified_action_json"]
-    return ApprovalRecord(
-        approval_id=row["approval_id"],
-        task_id=row["task_id"],
-        user_id=row["user_id"],
-        tenant_id=row["tenant_id"],
-        step=row["step"],
+    return record_from_row(
+        ApprovalRecord,
+        row,
         proposed_action=json_value(row["proposed_action_json"]),
-        reason=row["reason"],
         status=ApprovalStatus(row["status"]),
-        requested_at=stored_time(row["requested_at"]),
-        expires_at=stored_time(row["expires_at"]),
-        query=row["query"],
-        decided_by=row["decided_by"],
-        decided_at=stored_time(row["decided_at"]),
-        feedback=row["feedback"],
         # Stored as '' when the approver changed nothing.
         modified_action=json.loads(modified) if modified else None,
     )

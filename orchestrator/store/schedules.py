@@ -21,6 +21,7 @@ from orchestrator.store.database import Row
 from orchestrator.store.database import marks
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import json_value
+from orchestrator.store.rows import record_from_row
 from orchestrator.store.rows import stored_time
 from orchestrator.store.rows import task_from_row
 
@@ -52,28 +53,8 @@ _CREATE_LOCK_PREFIX = "taskgate.schedules:"
 
 def schedule_from_row(row: Row) -> ScheduleRecord:
     """Return the ScheduleRecord of a row of ``_SCHEDULE_SELECT`` (a schedule with its run counts)."""
-    return ScheduleRecord(
-        schedule_id=row["id"],
-        user_id=row["user_id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        description=row["description"],
-        cron_expression=row["cron_expression"],
-        timezone=row["timezone"],
-        task_query=row["task_query"],
-        task_context=json_value(row["task_context_json"]),
-        max_budget_per_run_usd=row["max_budget_per_run_usd"],
-        timeout_seconds=row["timeout_seconds"],
-        status=row["status"],
-        created_at=stored_time(row["created_at"]),
-        updated_at=stored_time(row["updated_at"]),
-        next_run_at=stored_time(row["next_run_at"]),
-        last_run_at=stored_time(row["last_run_at"]),
-        paused_at=stored_time(row["paused_at"]),
-        pause_reason=row["pause_reason"],
-        total_runs=row["total_runs"],
-        successful_runs=row["successful_runs"],
-        failed_runs=row["failed_runs"],
+    return record_from_row(
+        ScheduleRecord, row, schedule_id=row["id"], task_context=json_value(row["task_context_json"])
     )
 
 
