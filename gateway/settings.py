@@ -11,6 +11,7 @@ from gateway.rate_limit.tiers import TierLimits
 from gateway.rate_limit.tiers import parse_tiers
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
+from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.shared_settings import dev_only_switch
 
@@ -23,11 +24,14 @@ _MIN_METRICS_TOKEN_LENGTH = 16
 
 
 @dataclasses.dataclass(frozen=True)
-class GatewaySettings:
-    """Everything the gateway process is configured with; see docs/internals.md for the variables."""
+class GatewaySettings(ServiceSettings):
+    """Everything the gateway process is configured with: the shared fields and its own.
 
-    service_token: str = dataclasses.field(repr=False)
-    env: str = "dev"
+    See docs/internals.md for the variables. Access tokens are verified here with the
+    orchestrator's secret; the development bypass serves requests without credentials as
+    taskgate.dev_bypass's user.
+    """
+
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     worker_class: str = "gevent"
@@ -37,20 +41,11 @@ class GatewaySettings:
     admin_url: str = "http://127.0.0.1:8081"
     api_key_cache_seconds: float = 5.0
     upstream_timeout_seconds: float = 10.0
-    # A write to an event stream's client that makes no progress for this long cuts the client off.
-    stream_write_timeout_seconds: float = 30.0
     max_body_bytes: int = 1048576
-    log_level: str = "INFO"
-    # Identity: access tokens are verified here with the orchestrator's secret (taskgate.jwt_secret);
-    # the development bypass serves requests without credentials as taskgate.dev_bypass's user.
-    jwt_secret: str = dataclasses.field(default="", repr=False)
-    jwt_issuer: str = "taskgate"
-    skip_auth: bool = False
     cors_origins: tuple[str, ...] = ()
     security_headers: frozenset[str] = frozenset(SECURITY_HEADERS)
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
-    # Rate limits and idempotency (gateway.caller_state); the URL may hold a password.
-    redis_url: str | None = dataclasses.field(default=None, repr=False)
+    # Rate limits and idempotency (gateway.caller_state) live in Redis when redis_url is set.
     redis_timeout_seconds: float = 0.5
     rate_limit_tiers: Mapping[str, TierLimits] = dataclasses.field(
         default_factory=lambda: dict(BUILT_IN_TIERS)
@@ -68,8 +63,7 @@ class GatewaySettings:
         environment = Environment(environ)
         shared = SharedSettings.from_env(environment)
         return cls(
-            service_token=shared.service_token,
-            env=shared.env,
+            **dataclasses.asdict(shared),
             bind=_bind_address(environment, "TASKGATE_GATEWAY_BIND", cls.bind),
             workers=environment.integer("TASKGATE_GATEWAY_WORKERS", cls.workers, minimum=1),
             worker_class=environment.choice(
@@ -87,18 +81,12 @@ class GatewaySettings:
             upstream_timeout_seconds=environment.number(
                 "TASKGATE_UPSTREAM_TIMEOUT_SECONDS", cls.upstream_timeout_seconds, above_minimum=True
             ),
-            stream_write_timeout_seconds=shared.stream_write_timeout_seconds,
             max_body_bytes=environment.integer("TASKGATE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1),
-            log_level=shared.log_level,
-            jwt_secret=shared.jwt_secret,
-            jwt_issuer=shared.jwt_issuer,
-            skip_auth=shared.skip_auth,
             cors_origins=_origins(
                 environment, "TASKGATE_CORS_ORIGINS", DEV_CORS_ORIGINS if shared.env == "dev" else ()
             ),
             security_headers=_switches(environment, "TASKGATE_SECURITY_HEADERS", SECURITY_HEADERS),
             metrics_token=environment.secret("TASKGATE_METRICS_TOKEN", _MIN_METRICS_TOKEN_LENGTH),
-            redis_url=shared.redis_url,
             redis_timeout_seconds=environment.number(
                 "TASKGATE_REDIS_TIMEOUT_SECONDS", cls.redis_timeout_seconds, above_minimum=True
             ),
