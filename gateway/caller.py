@@ -5,11 +5,15 @@ import dataclasses
 import falcon
 
 from taskgate.orchestrator.v1 import auth_pb2
+from taskgate.principals import principal_fields
 
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """The user a credential belongs to, with the tenant, role and limits the orchestrator assigned."""
+    """The user a credential belongs to, with the tenant, role and limits the orchestrator assigned.
+
+    Its fields are the Principal message's, by the same names: taskgate.principals copies them.
+    """
 
     user_id: str
     tenant_id: str
@@ -23,16 +27,7 @@ class Principal:
     @classmethod
     def from_proto(cls, message: auth_pb2.Principal) -> "Principal":
         """Build a principal from the orchestrator's ValidateApiKey answer."""
-        return cls(
-            user_id=message.user_id,
-            tenant_id=message.tenant_id,
-            role=message.role,
-            tier=message.tier,
-            api_key_id=message.api_key_id,
-            scopes=tuple(message.scopes),
-            rate_limit_per_minute=message.rate_limit_per_minute,
-            rate_limit_per_hour=message.rate_limit_per_hour,
-        )
+        return cls(**principal_fields(message))
 
 
 @dataclasses.dataclass(frozen=True)
