@@ -8,6 +8,7 @@ create takes an advisory lock named after the user (SQLite's single writer alrea
 """
 
 import datetime
+from typing import Any
 
 from orchestrator.domain.schedules import ACTIVE
 from orchestrator.domain.schedules import ScheduleRecord
@@ -19,6 +20,7 @@ from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Row
 from orchestrator.store.database import marks
+from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import json_value
 from orchestrator.store.rows import record_from_row
@@ -58,6 +60,25 @@ def schedule_from_row(row: Row) -> ScheduleRecord:
     )
 
 
+def _changeable_columns(schedule: ScheduleRecord, dialect: Dialect) -> dict[str, Any]:
+    """Return the columns a save writes (and a create too) by name: all but ids, creation and last run."""
+    return {
+        "name": schedule.name,
+        "description": schedule.description,
+        "cron_expression": schedule.cron_expression,
+        "timezone": schedule.timezone,
+        "task_query": schedule.task_query,
+        "task_context_json": compact_json(schedule.task_context),
+        "max_budget_per_run_usd": schedule.max_budget_per_run_usd,
+        "timeout_seconds": schedule.timeout_seconds,
+        "status": schedule.status,
+        "updated_at": dialect.encode_time(schedule.updated_at),
+        "next_run_at": dialect.encode_time(schedule.next_run_at),
+        "paused_at": dialect.encode_time(schedule.paused_at),
+        "pause_reason": schedule.pause_reason,
+    }
+
+
 class ScheduleQueries:
     """Creating, reading, changing and firing schedules; listing their runs with their tasks."""
 
@@ -77,31 +98,18 @@ class ScheduleQueries:
             )
             if row["total"] >= max_per_user:
                 return False
+            columns = {
+                "id": schedule.schedule_id,
+                "user_id": schedule.user_id,
+                "tenant_id": schedule.tenant_id,
+                "created_at": dialect.encode_time(schedule.created_at),
+                "last_run_at": dialect.encode_time(schedule.last_run_at),
+                **_changeable_columns(schedule, dialect),
+            }
             await transaction.execute(
-                "INSERT INTO schedules (id, user_id, tenant_id, name, description, cron_expression, timezone,"
-                " task_query, task_context_json, max_budget_per_run_usd, timeout_seconds, status, created_at,"
-                " updated_at, next_run_at, last_run_at, paused_at, pause_reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    schedule.schedule_id,
-                    schedule.user_id,
-                    schedule.tenant_id,
-                    schedule.name,
-                    schedule.description,
-                    schedule.cron_expression,
-                    schedule.timezone,
-                    schedule.task_query,
-                    compact_json(schedule.task_context),
-                    schedule.max_budget_per_run_usd,
-                    schedule.timeout_seconds,
-                    schedule.status,
-                    dialect.encode_time(schedule.created_at),
-                    dialect.encode_time(schedule.updated_at),
-                    dialect.encode_time(schedule.next_run_at),
-                    dialect.encode_time(schedule.last_run_at),
-                    dialect.encode_time(schedule.paused_at),
-                    schedule.pause_reason,
-                ),
+                f"INSERT INTO schedules ({', '.join(columns)})"
+                f" VALUES ({', '.join(f':{name}' for name in columns)})",
+                columns,
             )
         return True
 
@@ -142,30 +150,17 @@ class ScheduleQueries:
 
         A run claimed meanwhile moved next_run_at: nothing is written, and the caller reads again.
         """
-        encode = self._db.dialect.encode_time
+        dialect = self._db.dialect
+        columns = _changeable_columns(schedule, dialect)
         changed = await self._db.execute(
-            "UPDATE schedules SET name = ?, description = ?, cron_expression = ?, timezone = ?,"
-            " task_query = ?, task_context_json = ?, max_budget_per_run_usd = ?, timeout_seconds = ?,"
-            " status = ?, updated_at = ?, next_run_at = ?, paused_at = ?, pause_reason = ?"
-            " WHERE id = ? AND user_id = ? AND next_run_at IS NOT DISTINCT FROM ?",
-            (
-                schedule.name,
-                schedule.description,
-                schedule.cron_expression,
-                schedule.timezone,
-                schedule.task_query,
-                compact_json(schedule.task_context),
-                schedule.max_budget_per_run_usd,
-                schedule.timeout_seconds,
-                schedule.status,
-                encode(schedule.updated_at),
-                encode(schedule.next_run_at),
-                encode(schedule.paused_at),
-                schedule.pause_reason,
-                schedule.schedule_id,
-                schedule.user_id,
-                encode(expected_next_run_at),
-            ),
+            f"UPDATE schedules SET {', '.join(f'{name} = :{name}' for name in columns)}"
+            " WHERE id = :id AND user_id = :user_id AND next_run_at IS NOT DISTINCT FROM :expected",
+            {
+                **columns,
+                "id": schedule.schedule_id,
+                "user_id": schedule.user_id,
+                "expected": dialect.encode_time(expected_next_run_at),
+            },
         )
         return changed > 0
 
