@@ -3,7 +3,6 @@
 Another user's schedule is 404 like a missing one (the orchestrator's NOT_FOUND).
 """
 
-import json
 from typing import Any
 from typing import Protocol
 
@@ -18,6 +17,8 @@ from gateway.resources.schedule_requests import create_schedule_request
 from gateway.resources.schedule_requests import list_runs_request
 from gateway.resources.schedule_requests import list_schedules_request
 from gateway.resources.schedule_requests import update_schedule_request
+from gateway.resources.serialization import json_object
+from gateway.resources.serialization import task_run
 from gateway.resources.serialization import timestamp
 from gateway.validation import control_reason
 from taskgate.orchestrator.v1 import schedules_pb2
@@ -99,25 +100,7 @@ def schedule_body(schedule: schedules_pb2.Schedule) -> dict[str, Any]:
 
 def run_body(run: schedules_pb2.ScheduleRun) -> dict[str, Any]:
     """Return a run as an item of ``GET /api/v1/schedules/{id}/runs``."""
-    return {
-        "workflow_id": run.workflow_id,
-        "query": run.query,
-        "status": run.status,
-        "result": run.result or None,
-        "error_message": run.error_message or None,
-        "total_tokens": run.total_tokens,
-        "total_cost_usd": run.total_cost_usd,
-        "duration_ms": run.duration_ms,
-        "triggered_at": timestamp(run, "triggered_at"),
-        "started_at": timestamp(run, "started_at"),
-        "completed_at": timestamp(run, "completed_at"),
-    }
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """Parse a stored context (always a JSON object)."""
-    value = json.loads(text) if text else {}
-    return value if isinstance(value, dict) else {}
+    return {**task_run(run), "triggered_at": timestamp(run, "triggered_at")}
 
 
 class SchedulesResource:

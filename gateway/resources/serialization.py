@@ -7,6 +7,8 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import schedules_pb2
+from taskgate.orchestrator.v1 import sessions_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.rfc3339 import format_datetime
 from taskgate.task_statuses import status_name
@@ -79,6 +81,28 @@ def submitted_task(response: tasks_pb2.SubmitTaskResponse) -> dict[str, Any]:
         "message": response.message or "Task submitted",
         "created_at": timestamp(task, "created_at"),
     }
+
+
+def task_run(message: sessions_pb2.SessionTask | schedules_pb2.ScheduleRun) -> dict[str, Any]:
+    """Return how a task went, the fields a session's history and a schedule's runs both show."""
+    return {
+        "workflow_id": message.workflow_id,
+        "query": message.query,
+        "status": message.status,
+        "result": message.result or None,
+        "error_message": message.error_message or None,
+        "total_tokens": message.total_tokens,
+        "total_cost_usd": message.total_cost_usd,
+        "duration_ms": message.duration_ms,
+        "started_at": timestamp(message, "started_at"),
+        "completed_at": timestamp(message, "completed_at"),
+    }
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Return a stored JSON object, such as a context; {} when it is empty or not an object."""
+    value = _json_or_none(text)
+    return value if isinstance(value, dict) else {}
 
 
 def event(message: events_pb2.Event) -> dict[str, Any]:

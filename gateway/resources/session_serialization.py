@@ -1,9 +1,10 @@
 """Session, turn, search and stats messages to the JSON shapes of API.md."""
 
-import json
 from typing import Any
 
 from gateway.resources.serialization import event
+from gateway.resources.serialization import json_object
+from gateway.resources.serialization import task_run
 from gateway.resources.serialization import timestamp
 from taskgate.orchestrator.v1 import sessions_pb2
 
@@ -33,28 +34,16 @@ def session_detail(session: sessions_pb2.Session) -> dict[str, Any]:
     """Return a session as ``GET /api/v1/sessions/{id}`` shows it: the list item's fields and more."""
     return {
         **session_summary(session),
-        "context": _object(session.context_json),
+        "context": json_object(session.context_json),
         "cost_usd": session.cost_usd,
         "expires_at": timestamp(session, "expires_at"),
     }
 
 
 def session_task(task: sessions_pb2.SessionTask) -> dict[str, Any]:
-    """Return a task as an item of ``GET /api/v1/sessions/{id}/history``."""
-    finished = task.HasField("completed_at")
-    return {
-        "task_id": task.task_id,
-        "workflow_id": task.workflow_id,
-        "query": task.query,
-        "status": task.status,
-        "result": task.result or None,
-        "error_message": task.error_message or None,
-        "total_tokens": task.total_tokens,
-        "total_cost_usd": task.total_cost_usd,
-        "duration_ms": task.duration_ms if finished else None,
-        "started_at": timestamp(task, "started_at"),
-        "completed_at": timestamp(task, "completed_at"),
-    }
+    """Return a task as an item of ``GET /api/v1/sessions/{id}/history`` (duration null until it ends)."""
+    duration_ms = task.duration_ms if task.HasField("completed_at") else None
+    return {"task_id": task.task_id, **task_run(task), "duration_ms": duration_ms}
 
 
 def turn(message: sessions_pb2.SessionTurn, include_payload: bool) -> dict[str, Any]:
@@ -103,11 +92,3 @@ def stats(response: sessions_pb2.GetStatsResponse) -> dict[str, Any]:
         },
         "cost_usd": response.usage.cost_usd,
     }
-
-
-def _object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
