@@ -19,14 +19,10 @@ class PostgresTaskSearch(TaskSearch):
     """Search through the tsvector column: best ``ts_rank`` first, snippets from ``ts_headline``."""
 
     # ``::regconfig`` stays a cast when the statement is translated.
-    matches_sql = (
-        " FROM tasks t"
-        " JOIN sessions s ON s.id = t.session_id"
-        " CROSS JOIN plainto_tsquery('taskgate_search'::regconfig, :terms) AS q"
-        " WHERE t.search_vector @@ q AND t.user_id = :user_id AND s.deleted_at IS NULL"
-    )
+    source_sql = "tasks t CROSS JOIN plainto_tsquery('taskgate_search'::regconfig, :terms) AS q"
+    match_sql = "t.search_vector @@ q"
     snippet_sql = "ts_headline('taskgate_search'::regconfig, t.query || ' ' || t.result, q, :options)"
-    order_sql = "ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.position DESC"
+    rank_sql = "ts_rank(t.search_vector, q) DESC"
 
     def match_parameters(self, terms: Sequence[str]) -> dict[str, Any]:
         """Return the terms as ``plainto_tsquery`` reads them, and ``ts_headline``'s options."""

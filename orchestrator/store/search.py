@@ -20,32 +20,39 @@ SNIPPET_MARK = "**"
 class TaskSearch(abc.ABC):
     """Finds the tasks whose query or result holds every term; a subclass gives its database's SQL."""
 
-    #: ``FROM … WHERE …`` of the caller's matching tasks (aliased ``t``) whose sessions are not
-    #: deleted, with the parameters ``:user_id`` and those of ``match_parameters``.
-    matches_sql: str
+    #: The tables the matches come from, the tasks among them aliased ``t``.
+    source_sql: str
+    #: The condition a matching task meets.
+    match_sql: str
     #: The expression of a match's snippet, each match between ``SNIPPET_MARK``.
     snippet_sql: str
-    #: The ``ORDER BY`` terms: best match first, then newest, then the later inserted (so pages
-    #: never overlap).
-    order_sql: str
+    #: The ``ORDER BY`` term putting the best match first.
+    rank_sql: str
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
     @abc.abstractmethod
     def match_parameters(self, terms: Sequence[str]) -> dict[str, Any]:
-        """Return the parameters ``matches_sql`` and ``snippet_sql`` take, besides ``:user_id``."""
+        """Return the parameters of the SQL above: all but ``:user_id``, ``:limit`` and ``:offset``."""
 
     async def search_tasks(
         self, user_id: str, terms: Sequence[str], limit: int, offset: int
     ) -> tuple[list[SearchHit], int]:
         """Return one page of the user's tasks matching every term, best match first, and the total."""
+        # The caller's matching tasks, sessions not deleted.
+        matches = (
+            f" FROM {self.source_sql} JOIN sessions s ON s.id = t.session_id"
+            f" WHERE {self.match_sql} AND t.user_id = :user_id AND s.deleted_at IS NULL"
+        )
         parameters = {**self.match_parameters(terms), "user_id": user_id, "limit": limit, "offset": offset}
-        total = await self._db.fetch_value("SELECT COUNT(*) AS total" + self.matches_sql, parameters)
+        total = await self._db.fetch_value("SELECT COUNT(*) AS total" + matches, parameters)
+        # Ties of rank and time fall back to insertion order, newest first, so pages never overlap.
         rows = await self._db.fetch_all(
             f"SELECT t.task_id, t.session_id, t.created_at, {self.snippet_sql} AS snippet"
-            + self.matches_sql
-            + f" ORDER BY {self.order_sql} LIMIT :limit OFFSET :offset",
+            + matches
+            + f" ORDER BY {self.rank_sql}, t.created_at DESC, t.{self._db.dialect.insertion_order} DESC"
+            " LIMIT :limit OFFSET :offset",
             parameters,
         )
         hits = [

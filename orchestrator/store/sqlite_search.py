@@ -22,16 +22,14 @@ def fts_query(terms: Sequence[str]) -> str:
 class SQLiteTaskSearch(TaskSearch):
     """Search through the FTS5 index: best rank first, snippets from FTS5's ``snippet()``."""
 
-    # FTS5 finds the matches, the joins scope them.
-    matches_sql = (
-        " FROM task_search"
-        " JOIN task_search_documents d ON d.id = task_search.rowid"
+    # The index's rows, then the tasks they are of.
+    source_sql = (
+        "task_search JOIN task_search_documents d ON d.id = task_search.rowid"
         " JOIN tasks t ON t.task_id = d.task_id"
-        " JOIN sessions s ON s.id = t.session_id"
-        " WHERE task_search MATCH :match AND t.user_id = :user_id AND s.deleted_at IS NULL"
     )
+    match_sql = "task_search MATCH :match"
     snippet_sql = "snippet(task_search, -1, :mark, :mark, :ellipsis, :tokens)"
-    order_sql = "task_search.rank, t.created_at DESC, t.rowid DESC"
+    rank_sql = "task_search.rank"
 
     def match_parameters(self, terms: Sequence[str]) -> dict[str, Any]:
         """Return the FTS5 query of the terms, and ``snippet()``'s marks, ellipsis and length."""
