@@ -55,7 +55,7 @@ class ApprovalQueries:
     async def park_for_approval(
         self, approval: NewApproval, worker_id: str, run_seconds: float, event: NewEvent
     ) -> list[Event] | None:
-        """Store an approval, release its RUNNING task from its worker, with the event; None: not held."""
+        """A guarded UPDATE releases the task, then the approval and its event are inserted, at once."""
         dialect = self._db.dialect
         now = utc_now()
         try:
@@ -98,11 +98,7 @@ class ApprovalQueries:
             return None
 
     async def resolve_approval(self, approval_id: str, resolution: ApprovalResolution) -> list[Event] | None:
-        """Resolve a pending approval and move its waiting task on, with the events, in one transaction.
-
-        None: the approval was not pending (someone resolved it first), nothing written. A task no
-        longer waiting (cancelled meanwhile) keeps its state and gets no events.
-        """
+        """Lock the task, resolve the approval if pending, move the task on if it waits: one transaction."""
         dialect = self._db.dialect
         now = utc_now()
         try:
@@ -153,7 +149,6 @@ class ApprovalQueries:
             return None
 
     async def get_approval(self, approval_id: str, user_id: str) -> ApprovalRecord | None:
-        """Return one of the user's approvals."""
         row = await self._db.fetch_one(
             f"{_SELECT} WHERE approvals.approval_id = ? AND approvals.user_id = ?",  # noqa: S608
             (approval_id, user_id),
@@ -161,7 +156,6 @@ class ApprovalQueries:
         return _approval_from_row(row) if row else None
 
     async def list_task_approvals(self, task_id: str) -> list[ApprovalRecord]:
-        """Return every approval of a task, oldest first."""
         rows = await self._db.fetch_all(
             f"{_SELECT} WHERE approvals.task_id = ? ORDER BY approvals.requested_at",  # noqa: S608
             (task_id,),
@@ -171,7 +165,7 @@ class ApprovalQueries:
     async def list_approvals(
         self, user_id: str, which: ApprovalFilter, limit: int, offset: int
     ) -> tuple[list[ApprovalRecord], int]:
-        """Return one page of the user's approvals, newest first, and how many match."""
+        """Read the page, then count the matching approvals."""
         where = "WHERE approvals.user_id = ?" + _FILTERS[which]
         rows = await self._db.fetch_all(
             f"{_SELECT} {where} ORDER BY approvals.requested_at DESC,"  # noqa: S608
@@ -185,7 +179,6 @@ class ApprovalQueries:
         return [_approval_from_row(row) for row in rows], total["total"] if total else 0
 
     async def list_expired_approvals(self, now: datetime.datetime, limit: int) -> list[ApprovalRecord]:
-        """Return pending approvals whose time ran out, oldest expiry first."""
         rows = await self._db.fetch_all(
             f"{_SELECT} WHERE approvals.status = 'pending' AND approvals.expires_at <= ?"  # noqa: S608
             " ORDER BY approvals.expires_at LIMIT ?",

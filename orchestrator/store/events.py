@@ -62,13 +62,11 @@ class EventLog:
         self._db = database
 
     async def append_event(self, event: Event) -> None:
-        """Store an event under the seq it carries; a seq already taken is an error."""
         await self._db.execute(INSERT_EVENT, event_parameters(event, self._db.dialect))
 
     async def list_events(
         self, workflow_id: str, after_seq: int = 0, limit: int = 500, offset: int = 0
     ) -> list[Event]:
-        """Return the workflow's events with seq > after_seq, in seq order, one page at a time."""
         rows = await self._db.fetch_all(
             "SELECT * FROM events WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ? OFFSET ?",
             (workflow_id, after_seq, limit, offset),
@@ -76,14 +74,12 @@ class EventLog:
         return [event_from_row(row) for row in rows]
 
     async def count_events(self, workflow_id: str) -> int:
-        """Return how many events a workflow has."""
         row = await self._db.fetch_one(
             "SELECT COUNT(*) AS total FROM events WHERE workflow_id = ?", (workflow_id,)
         )
         return row["total"] if row else 0
 
     async def last_event_seq(self, workflow_id: str, event_type: str | None = None) -> int:
-        """Return the highest seq of the workflow's events (of one type if given), 0 when none."""
         sql = "SELECT MAX(seq) AS last FROM events WHERE workflow_id = ?"
         if event_type is None:
             row = await self._db.fetch_one(sql, (workflow_id,))
@@ -92,14 +88,14 @@ class EventLog:
         return row["last"] if row and row["last"] is not None else 0
 
     async def workflow_owner(self, workflow_id: str) -> str | None:
-        """Return the user id owning a workflow, None when there is no such workflow."""
+        """The owner of a workflow is its task's user (the task id is the workflow id)."""
         row = await self._db.fetch_one("SELECT user_id FROM tasks WHERE task_id = ?", (workflow_id,))
         return row["user_id"] if row else None
 
     async def list_workflow_events(
         self, workflow_ids: Sequence[str], exclude_types: Collection[str], limit: int
     ) -> list[Event]:
-        """Return at most ``limit`` events of several workflows, by workflow id then seq, types excluded."""
+        """One query for every workflow, ordered by the binary collation of its id on both databases."""
         if not workflow_ids:
             return []
         excluded = list(exclude_types)

@@ -55,7 +55,7 @@ class IdentityQueries:
     async def create_user(
         self, email: str, username: str, role: str = "user", tier: str = "free"
     ) -> UserRecord:
-        """Create a user in a new tenant; raise AlreadyExistsError when the email is taken."""
+        """Insert the tenant and the user in one transaction; the email's unique index rejects a taken one."""
         user = UserRecord(str(uuid.uuid4()), str(uuid.uuid4()), email, username, role, tier, utc_now())
         try:
             async with self._db.transaction() as transaction:
@@ -65,9 +65,9 @@ class IdentityQueries:
         return user
 
     async def create_account(self, account: NewAccount) -> UserRecord:
-        """Create a user with a password in a new tenant, with its first key and refresh token, at once.
+        """Insert the tenant, the user, the key and the refresh token in one transaction.
 
-        An email taken already (compared case-insensitively) is AlreadyExistsError, and nothing is stored.
+        The unique index on email rejects a taken one, which rolls back all four.
         """
         dialect = self._db.dialect
         now = utc_now()
@@ -106,7 +106,7 @@ class IdentityQueries:
         return user
 
     async def ensure_user(self, user: UserRecord) -> None:
-        """Create this user (and its tenant) under its own ids unless a user with its id or email exists."""
+        """Look for the user and insert it in one transaction, which on PostgreSQL locks writes to users."""
         dialect = self._db.dialect
         async with self._db.transaction() as transaction:
             lock = dialect.lock_table_writes("users")
@@ -122,12 +122,10 @@ class IdentityQueries:
                 await _insert_user(transaction, dialect, user, password_hash=None)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
-        """Return a user by id."""
         row = await self._db.fetch_one(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
         return user_from_row(row) if row else None
 
     async def find_user_by_email(self, email: str) -> UserRecord | None:
-        """Return a user by email (compared case-insensitively)."""
         row = await self._db.fetch_one(
             f"SELECT {USER_COLUMNS} FROM users WHERE {self._db.dialect.email_equals('email')}",
             {"email": email},
@@ -135,7 +133,6 @@ class IdentityQueries:
         return user_from_row(row) if row else None
 
     async def find_user_credentials(self, email: str) -> UserCredentials | None:
-        """Return a user by email (compared case-insensitively) with its password hash."""
         row = await self._db.fetch_one(
             f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE {self._db.dialect.email_equals('email')}",
             {"email": email},
@@ -143,7 +140,6 @@ class IdentityQueries:
         return UserCredentials(user_from_row(row), row["password_hash"]) if row else None
 
     async def set_user_role(self, email: str, role: str) -> UserRecord | None:
-        """Give the user with this email a role; None when there is no such user."""
         rows = await self._db.returning(
             f"UPDATE users SET role = :role WHERE {self._db.dialect.email_equals('email')}"
             f" RETURNING {USER_COLUMNS}",
@@ -163,7 +159,7 @@ class IdentityQueries:
         description: str = "",
         scopes: Sequence[str] = (),
     ) -> ApiKeyRecord:
-        """Store a new key's prefix and hash for a user."""
+        """Insert the key on its own; a unique violation (the key exists) is AlreadyExistsError."""
         key = ApiKeyRecord(
             str(uuid.uuid4()),
             user.id,
@@ -183,7 +179,7 @@ class IdentityQueries:
         return key
 
     async def find_api_keys(self, key_prefix: str) -> list[tuple[ApiKeyRecord, UserRecord]]:
-        """Return the keys with this lookup prefix, each with its owner (usually zero or one)."""
+        """Join each key to its user, whose columns are prefixed ``u_``."""
         rows = await self._db.fetch_all(
             "SELECT k.id, k.user_id, k.tenant_id, k.name, k.key_prefix, k.key_hash, k.created_at,"
             " k.last_used_at, k.expires_at, k.revoked_at, k.description, k.scopes_json,"
@@ -196,14 +192,12 @@ class IdentityQueries:
         return [(api_key_from_row(row), user_from_row(row, prefix="u_")) for row in rows]
 
     async def touch_api_key(self, key_id: str, used_at: datetime.datetime) -> None:
-        """Record that a key was used."""
         await self._db.execute(
             "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
             (self._db.dialect.encode_time(used_at), key_id),
         )
 
     async def list_api_keys(self, user_id: str) -> list[ApiKeyRecord]:
-        """Return every key of a user, revoked and expired ones included, newest first."""
         # Keys created in the same instant: the later inserted first, on both databases.
         rows = await self._db.fetch_all(
             f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = ?"
@@ -213,7 +207,7 @@ class IdentityQueries:
         return [api_key_from_row(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str, user_id: str, now: datetime.datetime) -> bool:
-        """Revoke one of the user's keys (a revoked one stays as it was); return whether the user has it."""
+        """Keep the first revocation's time (``COALESCE``), so revoking again changes nothing."""
         changed = await self._db.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND user_id = ?",
             (self._db.dialect.encode_time(now), key_id, user_id),
@@ -221,7 +215,6 @@ class IdentityQueries:
         return changed > 0
 
     async def get_tenant_api_key(self, key_id: str, tenant_id: str) -> ApiKeyRecord | None:
-        """Return a key of any user of a tenant."""
         row = await self._db.fetch_one(
             f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ? AND tenant_id = ?", (key_id, tenant_id)
         )
@@ -230,7 +223,6 @@ class IdentityQueries:
     async def set_api_key_rate_limits(
         self, key_id: str, tenant_id: str, overrides: RateLimitOverrides
     ) -> ApiKeyRecord | None:
-        """Set the rate-limit overrides of a key of the tenant; return the key, None when there is none."""
         rows = await self._db.returning(
             "UPDATE api_keys SET rate_limit_per_minute = ?, rate_limit_per_hour = ?"
             f" WHERE id = ? AND tenant_id = ? RETURNING {API_KEY_COLUMNS}",
@@ -241,7 +233,7 @@ class IdentityQueries:
     # Refresh tokens.
 
     async def create_refresh_token(self, user_id: str, token: NewRefreshToken) -> None:
-        """Store the first token of a new family for a user, and delete the user's expired tokens."""
+        """Delete the user's expired tokens and insert the new one in one transaction."""
         dialect = self._db.dialect
         now = utc_now()
         async with self._db.transaction() as transaction:
@@ -254,12 +246,7 @@ class IdentityQueries:
     async def rotate_refresh_token(
         self, token_hash: str, replacement: NewRefreshToken, now: datetime.datetime
     ) -> RefreshRotation:
-        """Use a refresh token once: store its replacement in its family and return its user.
-
-        An unknown, expired or revoked token changes nothing. A token used before (a copy is in
-        someone else's hands) revokes every token of its family, the current one included. Two
-        rotations of one token at once are one use and one reuse, never two uses.
-        """
+        """In one transaction: lock the token's row, then revoke its family or use it and add the next."""
         dialect = self._db.dialect
         async with self._db.transaction() as transaction:
             # The row lock makes concurrent rotations of one token take turns: one use, then a

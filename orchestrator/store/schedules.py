@@ -86,7 +86,7 @@ class ScheduleQueries:
         self._db = database
 
     async def create_schedule(self, schedule: ScheduleRecord, max_per_user: int) -> bool:
-        """Store a new schedule unless its user has ``max_per_user`` already; return whether stored."""
+        """Count the user's schedules and insert the new one in one transaction, under the user's lock."""
         dialect = self._db.dialect
         lock = dialect.advisory_lock()
         async with self._db.transaction() as transaction:
@@ -114,7 +114,6 @@ class ScheduleQueries:
         return True
 
     async def get_schedule(self, schedule_id: str, user_id: str) -> ScheduleRecord | None:
-        """Return one of the user's schedules, with its run counts."""
         row = await self._db.fetch_one(
             _SCHEDULE_SELECT + " WHERE s.id = ? AND s.user_id = ?",
             (*_COUNT_PARAMETERS, schedule_id, user_id),
@@ -124,7 +123,7 @@ class ScheduleQueries:
     async def list_schedules(
         self, user_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[ScheduleRecord], int]:
-        """Return one page of the user's schedules (of one status if given), newest first, and the total."""
+        """Read the page with its run counts, then count the matching schedules."""
         conditions = ["s.user_id = ?"]
         parameters: list[object] = [user_id]
         if status is not None:
@@ -146,10 +145,7 @@ class ScheduleQueries:
     async def save_schedule(
         self, schedule: ScheduleRecord, expected_next_run_at: datetime.datetime | None
     ) -> bool:
-        """Write a schedule's fields if next_run_at is still ``expected_next_run_at``; return whether written.
-
-        A run claimed meanwhile moved next_run_at: nothing is written, and the caller reads again.
-        """
+        """One UPDATE whose compare-and-set on next_run_at matches NULL too (``IS NOT DISTINCT FROM``)."""
         dialect = self._db.dialect
         columns = _changeable_columns(schedule, dialect)
         changed = await self._db.execute(
@@ -165,7 +161,7 @@ class ScheduleQueries:
         return changed > 0
 
     async def delete_schedule(self, schedule_id: str, user_id: str) -> bool:
-        """Delete one of the user's schedules and its run links (not the tasks); return whether it existed."""
+        """Delete the schedule, then its runs, in one transaction."""
         async with self._db.transaction() as transaction:
             deleted = await transaction.execute(
                 "DELETE FROM schedules WHERE id = ? AND user_id = ?", (schedule_id, user_id)
@@ -175,7 +171,6 @@ class ScheduleQueries:
         return deleted > 0
 
     async def due_schedules(self, now: datetime.datetime, limit: int) -> list[ScheduleRecord]:
-        """Return ACTIVE schedules whose next run is at or before ``now``, the most overdue first."""
         # The status as a literal, like the condition of the partial index of due schedules, so
         # every plan (a generic one too) can read that index.
         rows = await self._db.fetch_all(
@@ -215,7 +210,7 @@ class ScheduleQueries:
     async def add_manual_run(
         self, schedule_id: str, user_id: str, task_id: str, now: datetime.datetime
     ) -> bool:
-        """Record a run started by hand (next_run_at is left alone); return whether the schedule exists."""
+        """Set last_run_at and insert the run, in one transaction."""
         encode = self._db.dialect.encode_time
         async with self._db.transaction() as transaction:
             found = await transaction.execute(
@@ -229,7 +224,7 @@ class ScheduleQueries:
     async def list_schedule_runs(
         self, schedule_id: str, limit: int, offset: int
     ) -> tuple[list[ScheduleRun], int]:
-        """Return one page of a schedule's runs, newest first, each with its task, and the total."""
+        """Read the page of runs and their count, then all their tasks in one query."""
         rows = await self._db.fetch_all(
             "SELECT task_id, scheduled_for, triggered_at, manual FROM schedule_runs"
             " WHERE schedule_id = ? ORDER BY position DESC LIMIT ? OFFSET ?",
@@ -261,7 +256,7 @@ class ScheduleQueries:
     async def unconfirmed_schedule_runs(
         self, triggered_before: datetime.datetime, limit: int
     ) -> list[UnconfirmedRun]:
-        """Return runs claimed before a time and not yet marked as having their task, oldest first."""
+        """Join each run to its schedule's user and, if stored, its task."""
         dialect = self._db.dialect
         # A literal, not a parameter: only then does every plan (a generic one too) match the
         # partial index of unconfirmed runs, and read those rather than every run ever made.
@@ -278,5 +273,4 @@ class ScheduleQueries:
         ]
 
     async def confirm_schedule_run(self, task_id: str) -> None:
-        """Mark a run as having its task stored, so the sweep for unstarted runs skips it."""
         await self._db.execute("UPDATE schedule_runs SET task_stored = ? WHERE task_id = ?", (True, task_id))

@@ -110,7 +110,6 @@ class SessionQueries:
     async def get_session(
         self, session_id: str, user_id: str, include_deleted: bool = False
     ) -> SessionRecord | None:
-        """Return one of the user's sessions that is not deleted (or deleted too, if asked)."""
         row = await self._db.fetch_one(
             "SELECT * FROM sessions WHERE id = ? AND user_id = ? AND (deleted_at IS NULL OR ?)",
             (session_id, user_id, include_deleted),
@@ -118,7 +117,7 @@ class SessionQueries:
         return session_from_row(row) if row else None
 
     async def list_sessions(self, user_id: str, limit: int, offset: int) -> tuple[list[SessionSummary], int]:
-        """Return one page of the user's sessions not deleted, most recently active first, and the total."""
+        """Count the sessions, then read the page with the aggregates of ``_summary_select``."""
         dialect = self._db.dialect
         total = await self._db.fetch_value(
             "SELECT COUNT(*) AS total FROM sessions WHERE user_id = ? AND deleted_at IS NULL", (user_id,)
@@ -132,7 +131,6 @@ class SessionQueries:
         return [_summary_from_row(row) for row in rows], total or 0
 
     async def get_session_summary(self, session_id: str, user_id: str) -> SessionSummary | None:
-        """Return one of the user's sessions that is not deleted, with the aggregates of its tasks."""
         row = await self._db.fetch_one(
             _summary_select(self._db.dialect)
             + " WHERE s.id = :session_id AND s.user_id = :user_id AND s.deleted_at IS NULL",
@@ -141,7 +139,6 @@ class SessionQueries:
         return _summary_from_row(row) if row else None
 
     async def rename_session(self, session_id: str, user_id: str, title: str) -> bool:
-        """Set the title of one of the user's sessions that is not deleted; return whether it exists."""
         changed = await self._db.execute(
             "UPDATE sessions SET title = ?, updated_at = ?"
             " WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
@@ -150,10 +147,7 @@ class SessionQueries:
         return changed > 0
 
     async def delete_session(self, session_id: str, user_id: str) -> bool:
-        """Soft-delete one of the user's sessions; return whether the user has it, deleted or not.
-
-        Deleting a deleted session leaves it as it is: its deletion time and last update stay.
-        """
+        """``COALESCE`` and ``CASE`` keep a deleted session's deletion time and last update as they were."""
         now = self._db.dialect.encode_time(utc_now())
         changed = await self._db.execute(
             "UPDATE sessions SET deleted_at = COALESCE(deleted_at, :now),"
@@ -166,7 +160,7 @@ class SessionQueries:
     async def list_session_tasks(
         self, session_id: str, user_id: str, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
-        """Return one page of the user's tasks in a session, oldest first, and how many there are."""
+        """Count the tasks, then read the page; ties of creation time in insertion order."""
         total = await self._db.fetch_value(
             "SELECT COUNT(*) AS total FROM tasks WHERE session_id = ? AND user_id = ?",
             (session_id, user_id),
@@ -181,7 +175,7 @@ class SessionQueries:
     async def session_history(
         self, session_id: str, user_id: str, before: datetime.datetime, limit: int
     ) -> list[TaskRecord]:
-        """Return the session's latest ``limit`` COMPLETED tasks created before ``before``, oldest first."""
+        """Read the latest ``limit`` tasks newest first, then turn them round."""
         dialect = self._db.dialect
         rows = await self._db.fetch_all(
             f"SELECT {TASK_COLUMNS} FROM tasks"
@@ -194,11 +188,7 @@ class SessionQueries:
     async def usage_stats(
         self, user_id: str, since: datetime.datetime, active_since: datetime.datetime
     ) -> UsageStats:
-        """Aggregate the user's tasks and sessions of a window of time.
-
-        Tasks created since ``since`` count whatever became of their sessions; sessions count when
-        not deleted and active since ``since``, and as active when active since ``active_since``.
-        """
+        """One query groups the tasks by status with their sums, another counts the sessions."""
         dialect = self._db.dialect
         task_rows = await self._db.fetch_all(
             "SELECT status, COUNT(*) AS tasks, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"

@@ -2,7 +2,9 @@
 
 ``SQLStore`` holds one object per area and answers each ``Store`` method by handing it to the area
 that owns it (``answered_by``): a newcomer finds a method's SQL in the module of its area. Only
-full-text search has one implementation per database (FTS5, tsvector).
+full-text search has one implementation per database (FTS5, tsvector). What a method does is
+written once, in ``Store`` (``base.py``); an area's method says, where there is more to it than
+one statement, how it does it.
 """
 
 from typing import Any
@@ -51,11 +53,9 @@ class SQLStore(Store):
         self.approvals = ApprovalQueries(database)
 
     async def migrate(self) -> list[int]:
-        """Apply the schema migrations not applied yet; return the versions applied now."""
         return await self.database.migrate()
 
     async def close(self) -> None:
-        """Release the database connections."""
         await self.database.close()
 
     # Users, API keys, accounts and refresh tokens.

@@ -36,7 +36,11 @@ class TaskControlQueries:
         self._db = database
 
     async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
-        """Apply a transition if the task still matches its guard, with its events, in one transaction."""
+        """One UPDATE guarded by the task's columns, then the events, in one transaction.
+
+        A terminal status also closes the task's pending approval. A seq of the events taken meanwhile
+        (a runner recorded one) rolls it all back, and is answered None like a guard that failed.
+        """
         dialect = self._db.dialect
         now = utc_now()
         assignments, parameters = _assignments(transition, dialect.encode_time(now), dialect)
@@ -68,7 +72,7 @@ class TaskControlQueries:
             return None
 
     async def get_control_states(self, task_ids: Collection[str]) -> dict[str, ControlState]:
-        """Return the control state of each of these tasks that exists, by task id."""
+        """Read the control columns, a chunk of ``_IDS_PER_QUERY`` ids per query."""
         ids = list(dict.fromkeys(task_ids))
         states: dict[str, ControlState] = {}
         for start in range(0, len(ids), _IDS_PER_QUERY):
@@ -80,7 +84,6 @@ class TaskControlQueries:
         return states
 
     async def list_claimed_tasks(self) -> list[TaskRecord]:
-        """Return every RUNNING task and every PAUSED task a worker still holds, whoever claimed it."""
         rows = await self._db.fetch_all(
             # A RUNNING task without a worker waits for an approval: no runner of it is gone.
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN (?, ?) AND claimed_by IS NOT NULL"

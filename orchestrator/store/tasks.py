@@ -41,7 +41,7 @@ class TaskQueue:
         self._db = database
 
     async def create_task(self, task: NewTask) -> TaskRecord:
-        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError."""
+        """Insert the session unless it exists, lock it, check it and insert the task, in one transaction."""
         dialect = self._db.dialect
         now = utc_now()
         title = title_from_query(task.query)
@@ -101,7 +101,6 @@ class TaskQueue:
         )
 
     async def get_task(self, task_id: str, user_id: str) -> TaskRecord | None:
-        """Return one of the user's tasks."""
         row = await self._db.fetch_one(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ? AND user_id = ?",
             (task_id, user_id),
@@ -116,7 +115,7 @@ class TaskQueue:
         session_id: str | None = None,
         status: TaskStatus | None = None,
     ) -> tuple[list[TaskRecord], int]:
-        """Return one page of the user's tasks, newest first, and how many match in total."""
+        """Count the matching tasks, then read the page; ties of creation time by insertion order."""
         conditions = ["user_id = ?"]
         parameters: list[object] = [user_id]
         if session_id is not None:
@@ -138,10 +137,9 @@ class TaskQueue:
         return [task_from_row(row) for row in rows], count_row["total"] if count_row else 0
 
     async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
-        """Atomically move the oldest QUEUED task to RUNNING for this worker and return it.
+        """One UPDATE of the task its sub-select picks, which locks it and skips any another claim locked.
 
-        The sub-select locks the task it picks and skips any another claim has locked, so
-        concurrent claims (from any replica) get different tasks without waiting.
+        Concurrent claims (from any replica) thus get different tasks without waiting.
         """
         dialect = self._db.dialect
         rows = await self._db.returning(
@@ -164,7 +162,7 @@ class TaskQueue:
     async def renew_leases(
         self, worker_id: str, task_ids: Collection[str], lease_seconds: float
     ) -> list[str]:
-        """Extend this worker's leases on its running or paused tasks; return the ids others took over."""
+        """Extend the leases still this worker's, then read which of the tasks another worker holds."""
         if not task_ids:
             return []
         ids = list(task_ids)
@@ -191,7 +189,7 @@ class TaskQueue:
     async def take_over_expired_leases(
         self, worker_id: str, lease_seconds: float, limit: int
     ) -> list[TaskRecord]:
-        """Take over running or paused tasks whose lease has expired, and return them.
+        """One UPDATE of the expired tasks a materialised sub-select picks, skipping locked rows.
 
         Two replicas recovering at once lock different rows (SKIP LOCKED), and the outer
         conditions are checked again on the locked row, so each task goes to one of them. The
@@ -218,7 +216,7 @@ class TaskQueue:
         return [task_from_row(row) for row in rows]
 
     async def update_task_progress(self, task_id: str, progress: float) -> None:
-        """Record how far a running task is (0..1)."""
+        """Clamp the progress to 0..1 and write it."""
         await self._db.execute(
             "UPDATE tasks SET progress = ?, updated_at = ? WHERE task_id = ?",
             (min(max(progress, 0.0), 1.0), self._db.dialect.encode_time(utc_now()), task_id),
@@ -227,11 +225,11 @@ class TaskQueue:
     async def finish_task(
         self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
     ) -> list[Event] | None:
-        """End a task with its terminal events, if this claim still holds it; None if not.
+        """One compare-and-set on the claim, then the session's usage and the events, in one transaction.
 
-        One compare-and-set on the claim (RUNNING or held PAUSED, this worker, this epoch): a
-        worker whose lease was taken over records nothing. The status, the session's usage and the events (the
-        terminal one and STREAM_END) commit together, so no task ends without its STREAM_END.
+        The claim matches a RUNNING or held PAUSED task of this worker in this epoch: a worker whose
+        lease was taken over records nothing. The status, the usage and the events (the terminal one
+        and STREAM_END) commit together, so no task ends without its STREAM_END.
         """
         dialect = self._db.dialect
         now = utc_now()
