@@ -17,8 +17,7 @@ import logging
 from typing import Protocol
 
 from orchestrator.bus import EventBus
-from orchestrator.domain.task_control import recovery_transition
-from orchestrator.engine.recorder import apply_transition
+from orchestrator.engine.recorder import recover_tasks
 from orchestrator.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -88,18 +87,15 @@ class LeaseKeeper:
                 self._worker_id, self._lease_seconds, RECOVERY_BATCH
             )
             held = set(self._holder.held_task_ids())
-            for task in tasks:
-                if task.task_id in held:
-                    # Still running here: its renewal failed (the database was away); the take-over
-                    # has just renewed its lease.
-                    continue
-                transition = recovery_transition(task)
-                if await apply_transition(self._store, self._bus, task.task_id, transition):
-                    recovered += 1
-                    logger.warning(
-                        "task of a replica that stopped recovered after its lease expired",
-                        extra={"workflow_id": task.task_id, "status": str(transition.status or task.status)},
-                    )
+            # A task still running here is left alone: its renewal failed (the database was away),
+            # and the take-over has just renewed its lease.
+            recovered += await recover_tasks(
+                self._store,
+                self._bus,
+                [task for task in tasks if task.task_id not in held],
+                logger,
+                "task of a replica that stopped recovered after its lease expired",
+            )
             if len(tasks) < RECOVERY_BATCH:
                 return recovered
 

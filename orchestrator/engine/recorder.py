@@ -1,14 +1,20 @@
-"""Recording a task's events: numbered, stored, then published; with its status transitions too."""
+"""Recording a task's events: numbered, stored, then published; with its status transitions and recoveries."""
 
 import asyncio
+import logging
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.bus import EventBus
+from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskOutcome
+from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 from orchestrator.store.base import Store
@@ -63,22 +69,21 @@ class EventRecorder:
 
     async def record_transition(self, transition: TaskTransition) -> bool:
         """Apply a guarded transition of the task with its events (the next seqs); False if it did not."""
-        async with self._lock:
-            stored = await self._store.transition_task(self._workflow_id, transition)
-            if stored is None:
-                return False
-            for event in stored:
-                self._last_seq = event.seq
-                await self._bus.publish(event)
-        return True
+        return await self._record_stored(lambda: self._store.transition_task(self._workflow_id, transition))
 
     async def record_finish(self, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]) -> bool:
         """End the task with its outcome and events (the next seqs), if ``claim`` still holds it.
 
         False when the claim was lost (another worker took the task over): nothing was written.
         """
+        return await self._record_stored(
+            lambda: self._store.finish_task(self._workflow_id, claim, outcome, new_events)
+        )
+
+    async def _record_stored(self, store_change: Callable[[], Awaitable[list[Event] | None]]) -> bool:
+        """Make a change that stores its events under the next seqs, then publish them; False if not made."""
         async with self._lock:
-            stored = await self._store.finish_task(self._workflow_id, claim, outcome, new_events)
+            stored = await store_change()
             if stored is None:
                 return False
             for event in stored:
@@ -103,3 +108,23 @@ async def apply_transition(store: Store, bus: EventBus, task_id: str, transition
     for event in stored:
         await bus.publish(event)
     return True
+
+
+async def recover_tasks(
+    store: Store, bus: EventBus, tasks: Iterable[TaskRecord], log: logging.Logger, message: str
+) -> int:
+    """Recover tasks whose runner is gone, each as its control state says; return how many.
+
+    Each gets ``task_control.recovery_transition`` and its events are published; a task that
+    changed since it was read is left alone. Each recovered one is logged (a warning) with
+    ``message`` on the caller's ``log``.
+    """
+    recovered = 0
+    for task in tasks:
+        transition = recovery_transition(task)
+        if await apply_transition(store, bus, task.task_id, transition):
+            recovered += 1
+            log.warning(
+                message, extra={"workflow_id": task.task_id, "status": str(transition.status or task.status)}
+            )
+    return recovered

@@ -21,7 +21,6 @@ import logging
 from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
-from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskOutcome
@@ -35,7 +34,7 @@ from orchestrator.engine.approvals import park_for_approval
 from orchestrator.engine.continuation import require_session_budget
 from orchestrator.engine.continuation import session_history
 from orchestrator.engine.recorder import EventRecorder
-from orchestrator.engine.recorder import apply_transition
+from orchestrator.engine.recorder import recover_tasks
 from orchestrator.engine.run_context import TaskRunContext
 from orchestrator.engine.run_control import RunControl
 from orchestrator.engine.run_control import RunLost
@@ -107,16 +106,9 @@ class WorkerPool:
     async def recover_interrupted(self) -> int:
         """Recover every task an earlier life of this replica left RUNNING or held; return how many."""
         interrupted = await self._store.list_claimed_tasks()
-        recovered = 0
-        for task in interrupted:
-            transition = recovery_transition(task)
-            if await apply_transition(self._store, self._bus, task.task_id, transition):
-                recovered += 1
-                logger.warning(
-                    "interrupted task recovered on start-up",
-                    extra={"workflow_id": task.task_id, "status": str(transition.status or task.status)},
-                )
-        return recovered
+        return await recover_tasks(
+            self._store, self._bus, interrupted, logger, "interrupted task recovered on start-up"
+        )
 
     def start(self) -> None:
         """Start claiming queued tasks, and sweeping the control states of running ones."""
