@@ -173,30 +173,25 @@ def decision_resolution(
     if decision.modified_action is not None:
         payload["modified_action"] = dict(decision.modified_action)
     if decision.approved:
-        return ApprovalResolution(
-            status=ApprovalStatus.APPROVED,
-            decided_by=decision.decided_by,
-            decided_at=at,
-            feedback=decision.feedback,
-            modified_action=decision.modified_action,
-            task_status=TaskStatus.QUEUED,
-            task_error="",
-            events=(NewEvent(APPROVAL_DECISION, "Approved", payload),),
+        status, task_status, error = ApprovalStatus.APPROVED, TaskStatus.QUEUED, ""
+        decision_events: tuple[NewEvent, ...] = (NewEvent(APPROVAL_DECISION, "Approved", payload),)
+    else:
+        status, task_status = ApprovalStatus.REJECTED, TaskStatus.FAILED
+        error = f"{REJECTED_ERROR}: {decision.feedback}" if decision.feedback else REJECTED_ERROR
+        decision_events = (
+            NewEvent(APPROVAL_DECISION, "Rejected", payload),
+            NewEvent(events.WORKFLOW_FAILED, error, {"error": error}),
+            stream_end_event(),
         )
-    error = f"{REJECTED_ERROR}: {decision.feedback}" if decision.feedback else REJECTED_ERROR
     return ApprovalResolution(
-        status=ApprovalStatus.REJECTED,
+        status=status,
         decided_by=decision.decided_by,
         decided_at=at,
         feedback=decision.feedback,
         modified_action=decision.modified_action,
-        task_status=TaskStatus.FAILED,
+        task_status=task_status,
         task_error=error,
-        events=(
-            NewEvent(APPROVAL_DECISION, "Rejected", payload),
-            NewEvent(events.WORKFLOW_FAILED, error, {"error": error}),
-            stream_end_event(),
-        ),
+        events=decision_events,
     )
 
 
