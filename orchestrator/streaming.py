@@ -77,16 +77,27 @@ class EventFollower:
             subscription.close()
 
     async def _follow(self, subscription: Subscription) -> AsyncIterator[Event | None]:
-        workflow_id, wanted = self._workflow_id, self._wanted
+        wanted = self._wanted
+        async with contextlib.aclosing(self._in_seq_order(subscription)) as ordered:
+            async for event in ordered:
+                if event is None or wanted is None or event.type in wanted:
+                    yield event
+                if event is not None and event.type == events.STREAM_END:
+                    return
+
+    async def _in_seq_order(self, subscription: Subscription) -> AsyncIterator[Event | None]:
+        """Yield each event after ``after_seq`` once, in seq order: stored ones, then live ones.
+
+        A gap in the live events is filled from the store; None comes whenever no event came for
+        ``idle_seconds``. The caller stops at STREAM_END.
+        """
+        workflow_id = self._workflow_id
         last_seq = self._after_seq
         while not self._stopped:
             page = await self._store.list_events(workflow_id, after_seq=last_seq, limit=REPLAY_PAGE_SIZE)
             for event in page:
                 last_seq = event.seq
-                if wanted is None or event.type in wanted:
-                    yield event
-                if event.type == events.STREAM_END:
-                    return
+                yield event
             if len(page) < REPLAY_PAGE_SIZE:
                 break
         # A client resuming after the end (its last id is STREAM_END's) has nothing left to wait for.
@@ -111,17 +122,11 @@ class EventFollower:
                 missed = await self._store.list_events(workflow_id, after_seq=last_seq, limit=gap)
                 for earlier in missed:
                     last_seq = earlier.seq
-                    if wanted is None or earlier.type in wanted:
-                        yield earlier
-                    if earlier.type == events.STREAM_END:
-                        return
+                    yield earlier
                 if last_seq != event.seq - 1:
                     continue
             last_seq = event.seq
-            if wanted is None or event.type in wanted:
-                yield event
-            if event.type == events.STREAM_END:
-                return
+            yield event
 
 
 async def follow_events(
