@@ -45,19 +45,10 @@ class NewApproval:
 
 
 @dataclasses.dataclass(frozen=True)
-class ApprovalRecord:
-    """A stored approval, with its task's query."""
+class ApprovalRecord(NewApproval):
+    """A stored approval: the one asked for, with its status, its decision and its task's query."""
 
-    approval_id: str
-    task_id: str
-    user_id: str
-    tenant_id: str
-    step: str
-    proposed_action: Mapping[str, Any]
-    reason: str
     status: ApprovalStatus
-    requested_at: datetime.datetime
-    expires_at: datetime.datetime
     query: str = ""
     decided_by: str = ""
     decided_at: datetime.datetime | None = None
