@@ -13,6 +13,7 @@ import logging
 
 from orchestrator.caller import Caller
 from orchestrator.domain.accounts import ApiKeyRecord
+from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import RateLimitOverrides
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import ApiKeyNotFoundError
@@ -128,15 +129,15 @@ class ApiKeyEngine:
         """Check a new key's fields and store its prefix and hash for the caller."""
         _check_key_request(request, utc_now())
         user = await self._account(caller)
-        record = await self._store.create_api_key(
-            user,
+        new_key = NewApiKey(
             request.name,
             lookup_prefix(api_key),
             hash_api_key(api_key),
-            expires_at=request.expires_at,
             description=request.description,
             scopes=request.scopes,
+            expires_at=request.expires_at,
         )
+        record = await self._store.create_api_key(user, new_key)
         logger.info("api key created", extra={"user_id": user.id, "api_key_id": record.id})
         return record
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from orchestrator.domain.accounts import ApiKeyRecord
 from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import NewRefreshToken
 from orchestrator.domain.accounts import RateLimitOverrides
 from orchestrator.domain.accounts import RefreshRotation
@@ -72,16 +73,7 @@ class Store(abc.ABC):
         """Return a user by email (compared case-insensitively)."""
 
     @abc.abstractmethod
-    async def create_api_key(
-        self,
-        user: UserRecord,
-        name: str,
-        key_prefix: str,
-        key_hash: str,
-        expires_at: datetime.datetime | None = None,
-        description: str = "",
-        scopes: Sequence[str] = (),
-    ) -> ApiKeyRecord:
+    async def create_api_key(self, user: UserRecord, key: NewApiKey) -> ApiKeyRecord:
         """Store a new key's prefix and hash for a user."""
 
     @abc.abstractmethod

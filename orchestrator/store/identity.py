@@ -11,10 +11,10 @@ rotations one after the other), so two rotations of one token at once are one us
 
 import datetime
 import uuid
-from collections.abc import Sequence
 
 from orchestrator.domain.accounts import ApiKeyRecord
 from orchestrator.domain.accounts import NewAccount
+from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import NewRefreshToken
 from orchestrator.domain.accounts import RateLimitOverrides
 from orchestrator.domain.accounts import RefreshOutcome
@@ -81,19 +81,7 @@ class IdentityQueries:
             now,
             name=account.name,
         )
-        new_key = account.api_key
-        key = ApiKeyRecord(
-            str(uuid.uuid4()),
-            user.id,
-            user.tenant_id,
-            new_key.name,
-            new_key.key_prefix,
-            new_key.key_hash,
-            now,
-            expires_at=new_key.expires_at,
-            description=new_key.description,
-            scopes=new_key.scopes,
-        )
+        key = _api_key_record(user, account.api_key, now)
         try:
             async with self._db.transaction() as transaction:
                 await _insert_user(transaction, dialect, user, account.password_hash)
@@ -149,34 +137,14 @@ class IdentityQueries:
 
     # API keys.
 
-    async def create_api_key(
-        self,
-        user: UserRecord,
-        name: str,
-        key_prefix: str,
-        key_hash: str,
-        expires_at: datetime.datetime | None = None,
-        description: str = "",
-        scopes: Sequence[str] = (),
-    ) -> ApiKeyRecord:
+    async def create_api_key(self, user: UserRecord, key: NewApiKey) -> ApiKeyRecord:
         """Insert the key on its own; a unique violation (the key exists) is AlreadyExistsError."""
-        key = ApiKeyRecord(
-            str(uuid.uuid4()),
-            user.id,
-            user.tenant_id,
-            name,
-            key_prefix,
-            key_hash,
-            utc_now(),
-            expires_at=expires_at,
-            description=description,
-            scopes=tuple(scopes),
-        )
+        record = _api_key_record(user, key, utc_now())
         try:
-            await _insert_api_key(self._db, self._db.dialect, key)
+            await _insert_api_key(self._db, self._db.dialect, record)
         except self._db.dialect.unique_violation as ex:
             raise AlreadyExistsError(KEY_TAKEN_MESSAGE) from ex
-        return key
+        return record
 
     async def find_api_keys(self, key_prefix: str) -> list[tuple[ApiKeyRecord, UserRecord]]:
         """Join each key to its user, whose columns are prefixed ``u_``."""
@@ -304,6 +272,22 @@ async def _insert_user(
             user.name,
             password_hash,
         ),
+    )
+
+
+def _api_key_record(user: UserRecord, new_key: NewApiKey, now: datetime.datetime) -> ApiKeyRecord:
+    """The record of a key the user gets now, under a new id."""
+    return ApiKeyRecord(
+        str(uuid.uuid4()),
+        user.id,
+        user.tenant_id,
+        new_key.name,
+        new_key.key_prefix,
+        new_key.key_hash,
+        now,
+        expires_at=new_key.expires_at,
+        description=new_key.description,
+        scopes=new_key.scopes,
     )
 
 

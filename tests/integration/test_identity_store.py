@@ -117,7 +117,7 @@ def test_keys_are_listed_revoked_and_limited_within_their_owner_or_tenant(databa
         user = await store.create_account(account("keys@example.com"))
         other = await store.create_account(account("other@example.com", "refresh-o", "key-hash-o"))
         key = await store.create_api_key(
-            user, "ci", "sk_abcdefgh", "hash-ci", description="d", scopes=("a:b",)
+            user, NewApiKey("ci", "sk_abcdefgh", "hash-ci", description="d", scopes=("a:b",))
         )
         listed = await store.list_api_keys(user.id)
         assert [k.name for k in listed] == ["ci", "default"]

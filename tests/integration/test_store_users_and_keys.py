@@ -61,7 +61,9 @@ def test_a_keys_use_and_expiry_are_stored_and_a_hash_is_stored_once(database_url
     async def scenario(store):
         user = await store.create_user("keys@example.com", "keys")
         expires_at = utc_now() + datetime.timedelta(days=7)
-        key = await store.create_api_key(user, "ci", "sk_ci123456", "hash-ci", expires_at=expires_at)
+        key = await store.create_api_key(
+            user, NewApiKey("ci", "sk_ci123456", "hash-ci", expires_at=expires_at)
+        )
         assert (key.user_id, key.tenant_id, key.name, key.key_prefix, key.key_hash) == (
             user.id,
             user.tenant_id,
@@ -89,7 +91,7 @@ def test_a_keys_use_and_expiry_are_stored_and_a_hash_is_stored_once(database_url
         assert await store.find_api_keys("sk_unknown") == []
 
         with pytest.raises(AlreadyExistsError):
-            await store.create_api_key(user, "copy", "sk_other12", "hash-ci")
+            await store.create_api_key(user, NewApiKey("copy", "sk_other12", "hash-ci"))
         assert await store.find_api_keys("sk_other12") == []
         assert await store.list_api_keys("no-such-user") == []
 
@@ -108,7 +110,7 @@ def test_keys_made_in_one_instant_are_listed_latest_made_first(database_url, fro
         )
         user = await store.create_account(account)
         for name in ("first", "second", "third", "fourth"):
-            await store.create_api_key(user, name, f"sk_{name}", f"hash-{name}")
+            await store.create_api_key(user, NewApiKey(name, f"sk_{name}", f"hash-{name}"))
         keys = await store.list_api_keys(user.id)
         assert len({key.created_at for key in keys}) == 1
         assert [key.name for key in keys] == ["fourth", "third", "second", "first", "default"]
