@@ -117,6 +117,14 @@ class TaskRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskFilter:
+    """Which of a user's tasks a list shows: those of one session, of one status, or both (None: any)."""
+
+    session_id: str | None = None
+    status: TaskStatus | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     """Which worker runs a task, and in which of the task's claims (its fencing token)."""
 

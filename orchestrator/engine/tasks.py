@@ -15,8 +15,8 @@ from orchestrator.domain.task_control import decide_resume
 from orchestrator.domain.task_control import visible_control_state
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskRecord
-from orchestrator.domain.tasks import TaskStatus
 from orchestrator.engine.approvals import pending_approval
 from orchestrator.engine.continuation import session_token_budget
 from orchestrator.engine.recorder import apply_transition
@@ -91,17 +91,10 @@ class TaskEngine:
         return await pending_approval(self._store, task)
 
     async def list_tasks(
-        self,
-        caller: Caller,
-        limit: int,
-        offset: int,
-        session_id: str | None = None,
-        status: TaskStatus | None = None,
+        self, caller: Caller, which: TaskFilter, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
         """Return one page of the caller's tasks, newest first, and the total matching."""
-        return await self._store.list_tasks(
-            caller.user_id, limit, offset, session_id=session_id, status=status
-        )
+        return await self._store.list_tasks(caller.user_id, which, limit, offset)
 
     async def list_events(
         self, caller: Caller, workflow_id: str, limit: int, offset: int

@@ -8,6 +8,7 @@ import grpc
 from google.protobuf.message import Message
 
 from orchestrator.caller import Caller
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.identity import CallerResolver
@@ -86,13 +87,8 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
         """List the caller's tasks, newest first."""
         caller = await self._callers.resolve_call(context)
         limit, offset = page(request.page.limit, request.page.offset, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        tasks, total = await self._engine.list_tasks(
-            caller,
-            limit,
-            offset,
-            session_id=optional_id("session_id", request.session_id),
-            status=status_from_proto(request.status),
-        )
+        which = TaskFilter(optional_id("session_id", request.session_id), status_from_proto(request.status))
+        tasks, total = await self._engine.list_tasks(caller, which, limit, offset)
         return tasks_pb2.ListTasksResponse(tasks=[task_to_proto(task) for task in tasks], total_count=total)
 
     # Task control.

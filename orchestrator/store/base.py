@@ -33,9 +33,9 @@ from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
-from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 
@@ -224,12 +224,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_tasks(
-        self,
-        user_id: str,
-        limit: int,
-        offset: int,
-        session_id: str | None = None,
-        status: TaskStatus | None = None,
+        self, user_id: str, which: TaskFilter, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
         """Return one page of the user's tasks, newest first, and how many match in total."""
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
@@ -108,22 +109,17 @@ class TaskQueue:
         return task_from_row(row) if row else None
 
     async def list_tasks(
-        self,
-        user_id: str,
-        limit: int,
-        offset: int,
-        session_id: str | None = None,
-        status: TaskStatus | None = None,
+        self, user_id: str, which: TaskFilter, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
         """Count the matching tasks, then read the page; ties of creation time by insertion order."""
         conditions = ["user_id = ?"]
         parameters: list[object] = [user_id]
-        if session_id is not None:
+        if which.session_id is not None:
             conditions.append("session_id = ?")
-            parameters.append(session_id)
-        if status is not None:
+            parameters.append(which.session_id)
+        if which.status is not None:
             conditions.append("status = ?")
-            parameters.append(str(status))
+            parameters.append(str(which.status))
         where = " AND ".join(conditions)
         count_row = await self._db.fetch_one(
             f"SELECT COUNT(*) AS total FROM tasks WHERE {where}",

@@ -13,6 +13,7 @@ from orchestrator import events
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskGuard
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
@@ -33,6 +34,7 @@ from tests.integration.store_fixtures import start_task
 
 pytestmark = pytest.mark.integration
 
+ANY_TASK = TaskFilter()
 COMPLETED_EVENTS = (NewEvent(events.WORKFLOW_COMPLETED, "Workflow completed"), stream_end_event())
 FAILED_EVENTS = (NewEvent(events.WORKFLOW_FAILED, "Workflow failed"), stream_end_event())
 LONG_QUERY = "Summarise\tthe quarterly report\nand list every risk the finance team raised in the appendix"
@@ -118,7 +120,7 @@ def test_a_task_is_stored_queued_in_its_session_which_it_creates_if_absent(datab
         with pytest.raises(SessionNotFoundError):
             await store.create_task(new_task("task-bob", owner=BOB))
         assert await store.get_task("task-bob", BOB.user_id) is None
-        assert await store.list_tasks(BOB.user_id, 10, 0) == ([], 0)
+        assert await store.list_tasks(BOB.user_id, ANY_TASK, 10, 0) == ([], 0)
         assert (await store.get_session("session-1", ALICE.user_id)).task_count == 2
 
     run(database_url, scenario)
@@ -189,27 +191,20 @@ def test_tasks_are_listed_newest_first_in_pages_of_one_user_session_or_status(da
         await store.create_task(new_task("task-bob", owner=BOB, session_id="s-bob"))
         assert (await store.claim_next("worker-1", 60)).task_id == "task-1"
 
-        def ids(page):
-            tasks, total = page
+        async def ids(which=ANY_TASK, limit=10, offset=0, user_id=ALICE.user_id):
+            tasks, total = await store.list_tasks(user_id, which, limit, offset)
             return [task.task_id for task in tasks], total
 
-        assert ids(await store.list_tasks(ALICE.user_id, 10, 0)) == (
-            ["task-6", "task-5", "task-4", "task-3", "task-2", "task-1"],
-            6,
-        )
-        assert ids(await store.list_tasks(ALICE.user_id, 2, 1)) == (["task-5", "task-4"], 6)
-        assert ids(await store.list_tasks(ALICE.user_id, 5, 6)) == ([], 6)
-        assert ids(await store.list_tasks(ALICE.user_id, 10, 0, session_id="s-a")) == (
-            ["task-4", "task-3", "task-1"],
-            3,
-        )
-        queued_in_b = await store.list_tasks(ALICE.user_id, 1, 0, session_id="s-b", status=TaskStatus.QUEUED)
-        assert ids(queued_in_b) == (["task-6"], 3)
-        assert ids(await store.list_tasks(ALICE.user_id, 10, 0, status=TaskStatus.RUNNING)) == (["task-1"], 1)
-        assert ids(await store.list_tasks(ALICE.user_id, 10, 0, status=TaskStatus.FAILED)) == ([], 0)
+        assert await ids() == (["task-6", "task-5", "task-4", "task-3", "task-2", "task-1"], 6)
+        assert await ids(limit=2, offset=1) == (["task-5", "task-4"], 6)
+        assert await ids(limit=5, offset=6) == ([], 6)
+        assert await ids(TaskFilter(session_id="s-a")) == (["task-4", "task-3", "task-1"], 3)
+        assert await ids(TaskFilter(session_id="s-b", status=TaskStatus.QUEUED), limit=1) == (["task-6"], 3)
+        assert await ids(TaskFilter(status=TaskStatus.RUNNING)) == (["task-1"], 1)
+        assert await ids(TaskFilter(status=TaskStatus.FAILED)) == ([], 0)
         # Another user's session filters nothing in: a user only ever lists their own tasks.
-        assert ids(await store.list_tasks(ALICE.user_id, 10, 0, session_id="s-bob")) == ([], 0)
-        assert ids(await store.list_tasks(BOB.user_id, 10, 0)) == (["task-bob"], 1)
+        assert await ids(TaskFilter(session_id="s-bob")) == ([], 0)
+        assert await ids(user_id=BOB.user_id) == (["task-bob"], 1)
 
     run(database_url, scenario)
 
@@ -219,7 +214,7 @@ def test_tasks_created_in_one_instant_keep_their_insertion_order(database_url, f
         # Ids out of alphabetical order: the tie is broken by insertion, not by id.
         for task_id in ("task-b", "task-c", "task-a"):
             await store.create_task(new_task(task_id))
-        tasks, _ = await store.list_tasks(ALICE.user_id, 10, 0)
+        tasks, _ = await store.list_tasks(ALICE.user_id, ANY_TASK, 10, 0)
         assert len({task.created_at for task in tasks}) == 1
         assert [task.task_id for task in tasks] == ["task-a", "task-c", "task-b"]
         in_session, _ = await store.list_session_tasks("session-1", ALICE.user_id, 10, 0)

@@ -6,14 +6,15 @@ import datetime
 import pytest
 
 from orchestrator.caller import Caller
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.engine.schedules import ScheduleDraft
 from orchestrator.engine.schedules import ScheduleEngine
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import ScheduleNotFoundError
-from orchestrator.store import sqlite_database
-from orchestrator.store.migrations import load_migrations
 from orchestrator.store import open_store as open_sql_store
+from orchestrator.store import sqlite_database
 from orchestrator.store.base import Store
+from orchestrator.store.migrations import load_migrations
 
 ALICE = Caller("user-alice", "tenant-a")
 BOB = Caller("user-bob", "tenant-b")
@@ -263,12 +264,14 @@ def test_a_run_whose_task_was_stored_but_not_marked_is_marked_and_not_started_ag
         marked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
         (run,), _ = await store.list_schedule_runs(schedule.schedule_id, 10, 0)
         # A replica that stopped between storing the task and marking its run.
-        await store.database.execute("UPDATE schedule_runs SET task_stored = 0 WHERE task_id = ?", (run.task_id,))
+        await store.database.execute(
+            "UPDATE schedule_runs SET task_stored = 0 WHERE task_id = ?", (run.task_id,)
+        )
         clock.now = START + datetime.timedelta(minutes=1, seconds=50)
         unmarked = await store.unconfirmed_schedule_runs(clock.now, 100)
         started = await engine.start_orphaned_runs()
         after = await store.unconfirmed_schedule_runs(clock.now, 100)
-        _, total = await store.list_tasks(ALICE.user_id, 100, 0)
+        _, total = await store.list_tasks(ALICE.user_id, TaskFilter(), 100, 0)
         await store.close()
         return fired, marked, unmarked, started, after, total
 
