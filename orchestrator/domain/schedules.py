@@ -49,6 +49,19 @@ class ScheduleRun:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunClaim:
+    """A replica's claim of a schedule's due run: the task id the run gets, and when the next run is."""
+
+    schedule_id: str
+    # When the run was due: the schedule's next_run_at as the replica read it.
+    due: datetime.datetime
+    # The run after it, which becomes the schedule's next_run_at.
+    next_run_at: datetime.datetime
+    task_id: str
+    triggered_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
 class UnconfirmedRun:
     """A claimed run not yet marked as having its task stored, and whether the task is there."""
 

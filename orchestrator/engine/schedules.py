@@ -17,6 +17,7 @@ from typing import Any
 from orchestrator.caller import Caller
 from orchestrator.domain.schedules import ACTIVE
 from orchestrator.domain.schedules import PAUSED
+from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.domain.tasks import NewTask
@@ -221,7 +222,7 @@ class ScheduleEngine:
                 continue
             task_id = new_task_id()
             claimed = await self._store.claim_schedule_run(
-                schedule.schedule_id, schedule.next_run_at, following, task_id, now
+                RunClaim(schedule.schedule_id, schedule.next_run_at, following, task_id, now)
             )
             if not claimed:
                 continue

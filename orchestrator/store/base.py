@@ -22,6 +22,7 @@ from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.domain.schedules import UnconfirmedRun
@@ -347,15 +348,8 @@ class Store(abc.ABC):
         """Return ACTIVE schedules whose next run is at or before ``now``, the most overdue first."""
 
     @abc.abstractmethod
-    async def claim_schedule_run(
-        self,
-        schedule_id: str,
-        due: datetime.datetime,
-        next_run_at: datetime.datetime,
-        task_id: str,
-        now: datetime.datetime,
-    ) -> bool:
-        """Claim the run due at ``due`` for a task id and move next_run_at on; return whether claimed.
+    async def claim_schedule_run(self, claim: RunClaim) -> bool:
+        """Claim the run due at ``claim.due`` for its task id and move next_run_at on; return whether claimed.
 
         A compare-and-set on next_run_at: however many replicas claim the same run at once, exactly
         one gets it. The run row is written in the same transaction.

@@ -11,6 +11,7 @@ import datetime
 from typing import Any
 
 from orchestrator.domain.schedules import ACTIVE
+from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.domain.schedules import UnconfirmedRun
@@ -180,30 +181,23 @@ class ScheduleQueries:
         )
         return [schedule_from_row(row) for row in rows]
 
-    async def claim_schedule_run(
-        self,
-        schedule_id: str,
-        due: datetime.datetime,
-        next_run_at: datetime.datetime,
-        task_id: str,
-        now: datetime.datetime,
-    ) -> bool:
-        """Claim the run due at ``due`` for a task id and move next_run_at on; return whether claimed.
+    async def claim_schedule_run(self, claim: RunClaim) -> bool:
+        """The update only matches while next_run_at is still ``claim.due`` and the schedule ACTIVE.
 
-        The update only matches while next_run_at is still ``due`` and the schedule ACTIVE: of
-        several replicas the first to update wins, and the others (on PostgreSQL blocked on the row
-        until it commits) then match nothing. The run row is written in the same transaction.
+        Of several replicas the first to update wins, and the others (on PostgreSQL blocked on the
+        row until it commits) then match nothing. The run row is written in the same transaction.
         """
         encode = self._db.dialect.encode_time
+        due, triggered_at = encode(claim.due), encode(claim.triggered_at)
         async with self._db.transaction() as transaction:
             claimed = await transaction.execute(
                 "UPDATE schedules SET next_run_at = ?, last_run_at = ?"
                 " WHERE id = ? AND status = ? AND next_run_at = ?",
-                (encode(next_run_at), encode(now), schedule_id, ACTIVE, encode(due)),
+                (encode(claim.next_run_at), triggered_at, claim.schedule_id, ACTIVE, due),
             )
             if claimed:
                 await transaction.execute(
-                    _INSERT_RUN, (schedule_id, task_id, encode(due), encode(now), False)
+                    _INSERT_RUN, (claim.schedule_id, claim.task_id, due, triggered_at, False)
                 )
         return claimed > 0
 

@@ -11,6 +11,7 @@ import datetime
 import pytest
 
 from orchestrator.domain.schedules import PAUSED
+from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from tests.integration.store_fixtures import ALICE
@@ -119,7 +120,9 @@ def test_a_schedule_is_saved_only_while_its_next_run_is_as_read_and_deleted_by_i
         assert await store.save_schedule(resumed, expected_next_run_at=None)
         assert await store.get_schedule("sched-1", ALICE.user_id) == resumed
 
-        assert await store.claim_schedule_run("sched-1", BASE + 5 * HOUR, BASE + 6 * HOUR, "run-1", BASE)
+        assert await store.claim_schedule_run(
+            RunClaim("sched-1", BASE + 5 * HOUR, BASE + 6 * HOUR, "run-1", BASE)
+        )
         await store.create_task(new_task("run-1"))
         assert not await store.delete_schedule("sched-1", BOB.user_id)
         assert await store.delete_schedule("sched-1", ALICE.user_id)
@@ -161,8 +164,8 @@ def test_each_due_run_is_claimed_exactly_once_and_its_runs_are_listed_newest_fir
     async def scenario(store):
         assert await store.create_schedule(schedule("sched-1", next_run_at=BASE), max_per_user=5)
         triggered = BASE + datetime.timedelta(seconds=3)
-        assert await store.claim_schedule_run("sched-1", BASE, BASE + HOUR, "run-1", triggered)
-        assert not await store.claim_schedule_run("sched-1", BASE, BASE + HOUR, "run-1b", triggered)
+        assert await store.claim_schedule_run(RunClaim("sched-1", BASE, BASE + HOUR, "run-1", triggered))
+        assert not await store.claim_schedule_run(RunClaim("sched-1", BASE, BASE + HOUR, "run-1b", triggered))
         claimed = await store.get_schedule("sched-1", ALICE.user_id)
         assert (claimed.next_run_at, claimed.last_run_at, claimed.total_runs) == (BASE + HOUR, triggered, 1)
 
@@ -170,7 +173,7 @@ def test_each_due_run_is_claimed_exactly_once_and_its_runs_are_listed_newest_fir
         racing = await asyncio.gather(
             *(
                 store.claim_schedule_run(
-                    "sched-1", BASE + HOUR, BASE + 2 * HOUR, f"run-2{n}", triggered + HOUR
+                    RunClaim("sched-1", BASE + HOUR, BASE + 2 * HOUR, f"run-2{n}", triggered + HOUR)
                 )
                 for n in "abcd"
             )
@@ -190,7 +193,9 @@ def test_each_due_run_is_claimed_exactly_once_and_its_runs_are_listed_newest_fir
         # A paused schedule's run cannot be claimed.
         paused = dataclasses.replace(after_manual, status=PAUSED, next_run_at=BASE + 2 * HOUR)
         assert await store.save_schedule(paused, expected_next_run_at=BASE + 2 * HOUR)
-        assert not await store.claim_schedule_run("sched-1", BASE + 2 * HOUR, BASE + 3 * HOUR, "run-3", BASE)
+        assert not await store.claim_schedule_run(
+            RunClaim("sched-1", BASE + 2 * HOUR, BASE + 3 * HOUR, "run-3", BASE)
+        )
 
         runs, total = await store.list_schedule_runs("sched-1", 10, 0)
         assert total == 3
@@ -244,11 +249,13 @@ def test_runs_claimed_but_not_confirmed_are_found_by_the_sweep_until_confirmed(d
     async def scenario(store):
         assert await store.create_schedule(schedule("sched-1", next_run_at=BASE), max_per_user=5)
         assert await store.create_schedule(schedule("sched-bob", owner=BOB, next_run_at=BASE), max_per_user=5)
-        assert await store.claim_schedule_run("sched-1", BASE, BASE + HOUR, "tick-1", BASE)
-        assert await store.claim_schedule_run("sched-bob", BASE, BASE + HOUR, "tick-bob", BASE + HOUR)
+        assert await store.claim_schedule_run(RunClaim("sched-1", BASE, BASE + HOUR, "tick-1", BASE))
+        assert await store.claim_schedule_run(
+            RunClaim("sched-bob", BASE, BASE + HOUR, "tick-bob", BASE + HOUR)
+        )
         assert await store.add_manual_run("sched-1", ALICE.user_id, "manual-1", BASE + 2 * HOUR)
         assert await store.claim_schedule_run(
-            "sched-1", BASE + HOUR, BASE + 2 * HOUR, "tick-2", BASE + 3 * HOUR
+            RunClaim("sched-1", BASE + HOUR, BASE + 2 * HOUR, "tick-2", BASE + 3 * HOUR)
         )
         await store.create_task(new_task("tick-1"))
         await store.create_task(new_task("tick-bob", owner=BOB, session_id="session-bob"))

@@ -6,6 +6,7 @@ import datetime
 import pytest
 
 from orchestrator.caller import Caller
+from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.tasks import TaskFilter
 from orchestrator.engine.schedules import ScheduleDraft
 from orchestrator.engine.schedules import ScheduleEngine
@@ -235,7 +236,7 @@ def test_a_run_claimed_by_a_replica_that_stopped_before_storing_its_task_still_s
         due = schedule.next_run_at
         # The claim commits; the replica stops before it stores the task.
         claimed = await store.claim_schedule_run(
-            schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "task-orphan", START
+            RunClaim(schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "task-orphan", START)
         )
         clock.now = START + datetime.timedelta(seconds=10)
         too_soon = await engine.start_orphaned_runs()
@@ -296,7 +297,7 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
         due = schedule.next_run_at
         # One run with its task (claimed and stored) and one without (the claim alone).
         await store.claim_schedule_run(
-            schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "t-1", START
+            RunClaim(schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "t-1", START)
         )
         real_confirm = store.confirm_schedule_run  # its column arrives with 0007
 
@@ -307,11 +308,13 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
         await engine._start_task(schedule, "t-1")
         monkeypatch.setattr(store, "confirm_schedule_run", real_confirm)
         await store.claim_schedule_run(
-            schedule.schedule_id,
-            due + datetime.timedelta(minutes=1),
-            due + datetime.timedelta(minutes=2),
-            "t-2",
-            START,
+            RunClaim(
+                schedule.schedule_id,
+                due + datetime.timedelta(minutes=1),
+                due + datetime.timedelta(minutes=2),
+                "t-2",
+                START,
+            )
         )
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
         applied = await store.migrate()
