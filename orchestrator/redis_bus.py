@@ -17,7 +17,7 @@ replays from the store); Redis only carries live events between replicas:
 Keys share the hash tag ``{taskgate:events}``, so the multi-key XREAD is legal on Redis Cluster
 (all event streams live in one slot). A watcher whose live events arrive out of order or with a
 gap (an outage longer than the queue, a trimmed stream) has the gap filled from the store by
-``follow_events``.
+its ``EventFollower``.
 """
 
 import asyncio

@@ -127,23 +127,3 @@ class EventFollower:
                     continue
             last_seq = event.seq
             yield event
-
-
-async def follow_events(
-    store: Store,
-    bus: EventBus,
-    workflow_id: str,
-    after_seq: int = 0,
-    types: Collection[str] | None = None,
-    buffer: int = 1000,
-) -> AsyncIterator[Event]:
-    """Yield the workflow's events with seq > after_seq, stored then live, until its STREAM_END.
-
-    EventFollower without idle cues or outside stop, for callers that just read to the end.
-    """
-    async with contextlib.aclosing(
-        EventFollower(store, bus, workflow_id, after_seq, types, buffer).events()
-    ) as events:
-        async for event in events:
-            if event is not None:
-                yield event

@@ -1,6 +1,7 @@
-"""follow_events: replay then live, with no gap and no duplicate across the hand-over."""
+"""EventFollower: replay then live, with no gap and no duplicate across the hand-over."""
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,7 +13,6 @@ from orchestrator.store import open_store as open_sql_store
 from orchestrator.store.base import Store
 from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError
-from orchestrator.streaming import follow_events
 
 WORKFLOW = "task-1"
 
@@ -22,6 +22,11 @@ async def open_store(tmp_path) -> Store:
     await store.migrate()
     await store.create_task(NewTask(WORKFLOW, "u1", "t1", "s1", "query", "standard", {}, {}))
     return store
+
+
+def follow(store, bus: InProcessEventBus, **options) -> AsyncIterator[Event | None]:
+    """The events of WORKFLOW as a watcher follows them (never None: no idle cue is asked)."""
+    return EventFollower(store, bus, WORKFLOW, **options).events()
 
 
 async def collect(events) -> list[tuple[int, str]]:
@@ -35,8 +40,8 @@ def test_finished_workflow_replays_and_ends(tmp_path):
         recorder = EventRecorder(store, bus, WORKFLOW)
         for event_type in ("WORKFLOW_STARTED", "LLM_PARTIAL", "WORKFLOW_COMPLETED", "STREAM_END"):
             await recorder.emit(event_type)
-        seen = await collect(follow_events(store, bus, WORKFLOW))
-        resumed = await collect(follow_events(store, bus, WORKFLOW, after_seq=2))
+        seen = await collect(follow(store, bus))
+        resumed = await collect(follow(store, bus, after_seq=2))
         subscribers = bus.subscriber_count(WORKFLOW)
         await store.close()
         return seen, resumed, subscribers
@@ -54,7 +59,7 @@ def test_resuming_after_the_end_ends_at_once(tmp_path):
         recorder = EventRecorder(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_STARTED")
         await recorder.emit("STREAM_END")
-        seen = await asyncio.wait_for(collect(follow_events(store, bus, WORKFLOW, after_seq=2)), timeout=2)
+        seen = await asyncio.wait_for(collect(follow(store, bus, after_seq=2)), timeout=2)
         await store.close()
         return seen
 
@@ -68,7 +73,7 @@ def test_live_events_follow_the_replay_in_order(tmp_path):
         recorder = EventRecorder(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_STARTED")
         await recorder.emit("AGENT_STARTED")
-        follower = asyncio.create_task(collect(follow_events(store, bus, WORKFLOW)))
+        follower = asyncio.create_task(collect(follow(store, bus)))
         await asyncio.sleep(0.05)
         for event_type in ("LLM_PARTIAL", "LLM_OUTPUT", "WORKFLOW_COMPLETED", "STREAM_END"):
             await recorder.emit(event_type)
@@ -113,7 +118,7 @@ def test_events_arriving_during_replay_are_delivered_once_in_order(tmp_path):
         for seq, event_type in ((1, "WORKFLOW_STARTED"), (2, "AGENT_STARTED"), (3, "AGENT_THINKING")):
             await store.append_event(Event(WORKFLOW, seq, event_type))
         wrapped = HandOverStore(store, bus)
-        follower = asyncio.create_task(collect(follow_events(wrapped, bus, WORKFLOW)))
+        follower = asyncio.create_task(collect(follow(wrapped, bus)))
         await asyncio.sleep(0.05)
         recorder = await EventRecorder.resume(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_COMPLETED")
@@ -139,7 +144,7 @@ def test_type_filter_hides_events_but_the_stream_still_ends(tmp_path):
         bus = InProcessEventBus()
         recorder = EventRecorder(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_STARTED")
-        follower = asyncio.create_task(collect(follow_events(store, bus, WORKFLOW, types=["LLM_OUTPUT"])))
+        follower = asyncio.create_task(collect(follow(store, bus, types=["LLM_OUTPUT"])))
         await asyncio.sleep(0.05)
         for event_type in ("LLM_PARTIAL", "LLM_OUTPUT", "STREAM_END"):
             await recorder.emit(event_type)
@@ -156,7 +161,7 @@ def test_a_watcher_that_falls_behind_is_cut_off_with_its_resume_point(tmp_path):
         bus = InProcessEventBus()
         recorder = EventRecorder(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_STARTED")
-        events = follow_events(store, bus, WORKFLOW, buffer=2)
+        events = follow(store, bus, buffer=2)
         first = await anext(events)
         for _ in range(5):
             await recorder.emit("LLM_PARTIAL")
@@ -175,7 +180,7 @@ def test_closing_the_follower_closes_its_subscription(tmp_path):
         bus = InProcessEventBus()
         recorder = EventRecorder(store, bus, WORKFLOW)
         await recorder.emit("WORKFLOW_STARTED")
-        events = follow_events(store, bus, WORKFLOW)
+        events = follow(store, bus)
         await anext(events)
         during = bus.subscriber_count(WORKFLOW)
         await events.aclose()

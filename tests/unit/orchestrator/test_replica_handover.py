@@ -11,7 +11,7 @@ from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.events import Event
 from orchestrator.store import open_store as open_sql_store
 from orchestrator.store.base import Store
-from orchestrator.streaming import follow_events
+from orchestrator.streaming import EventFollower
 
 WORKFLOW = "task-1"
 
@@ -45,7 +45,7 @@ def test_a_live_event_after_a_gap_brings_the_missing_ones_from_the_store(tmp_pat
         await store.append_event(Event(WORKFLOW, 1, events.WORKFLOW_STARTED))
         follower = asyncio.create_task(
             asyncio.wait_for(
-                _collect(follow_events(store, bus, WORKFLOW, types=["LLM_OUTPUT", "STREAM_END"])), 2
+                _collect(EventFollower(store, bus, WORKFLOW, types=["LLM_OUTPUT", "STREAM_END"]).events()), 2
             )
         )
         await asyncio.sleep(0.05)
