@@ -46,9 +46,13 @@ def parse_frames(lines):
 
 
 def read_stream(
-    url: str, headers: dict, params: dict | None = None, stop_after: int | None = None, timeout: float = 30.0
+    url: str, headers: dict, params: dict | None = None, stop_after: int | None = None, timeout: float = 60.0
 ) -> list[Frame]:
-    """Read event frames from url until the server closes it or stop_after event frames arrived."""
+    """Read event frames from url until the server closes it or stop_after event frames arrived.
+
+    ``timeout`` bounds each step (connecting, each read), not the whole stream; a stream that idles
+    gets a ping every ten seconds (the orchestrator's default), so only a stuck server reaches it.
+    """
     frames = []
     with httpx.stream("GET", url, headers=headers, params=params, timeout=timeout) as response:
         assert response.status_code == 200, response.read()

@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 def metric_value(metrics_url: str, name: str, **labels: str) -> float:
     """Return a sample's value from a Prometheus text endpoint (0.0 when it is absent)."""
-    response = httpx.get(metrics_url, timeout=10)
+    response = httpx.get(metrics_url, timeout=30)
     response.raise_for_status()
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:

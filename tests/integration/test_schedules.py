@@ -333,22 +333,32 @@ def set_next_run_at(stack, schedule_id: str, value: datetime.datetime) -> None:
 
 
 def test_a_run_missed_while_the_orchestrator_was_down_fires_once_on_recovery(fast_stack, carol):
-    schedule_id = create(carol, cron_expression="* * * * *")["schedule_id"]
-    fast_stack.orchestrator.stop()
+    # A daily schedule whose hour is half a day from now: its latest tick is about 12 hours ago and
+    # its next one about 12 hours ahead, so no regular tick can fire while the test looks.
     now = datetime.datetime.now(datetime.UTC)
-    # Ten ticks missed.
-    set_next_run_at(
-        fast_stack, schedule_id, now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=10)
-    )
+    hour = (now.hour + 12) % 24
+    latest_tick = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if latest_tick > now:
+        latest_tick -= datetime.timedelta(days=1)
+    next_tick = latest_tick + datetime.timedelta(days=1)
+    schedule_id = create(carol, cron_expression=f"0 {hour} * * *", timezone="UTC")["schedule_id"]
+    fast_stack.orchestrator.stop()
+    # Ten ticks missed: the one nine days before the latest, and every day since.
+    set_next_run_at(fast_stack, schedule_id, latest_tick - datetime.timedelta(days=9))
     fast_stack.orchestrator.start()
 
-    runs = wait_for_runs(carol, schedule_id, 1, timeout=30)
-    time.sleep(2)
-    schedule = carol.client.get(f"/api/v1/schedules/{schedule_id}").json()
+    # Each claim moves next_run_at on and writes its run in one transaction, so once next_run_at
+    # is in the future every run the missed ticks will ever start has been written.
+    def caught_up():
+        schedule = carol.client.get(f"/api/v1/schedules/{schedule_id}").json()
+        return schedule if parse_datetime(schedule["next_run_at"]) > now else None
 
-    assert len(runs) == 1
+    schedule = wait_until(caught_up, timeout=60, what=f"{schedule_id} to catch up")
+    runs = carol.client.get(f"/api/v1/schedules/{schedule_id}/runs", params={"page_size": 100}).json()
+
+    assert runs["total_count"] == len(runs["runs"]) == 1
     assert schedule["total_runs"] == 1
-    assert parse_datetime(schedule["next_run_at"]) > now
+    assert parse_datetime(schedule["next_run_at"]) == next_tick
 
 
 def test_each_tick_fires_exactly_one_task_across_two_replicas(replicas_of):  # noqa: F811

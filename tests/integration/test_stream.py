@@ -14,6 +14,8 @@ SSE_NAMES = {
     "ERROR_OCCURRED": "error",
     "STREAM_END": "done",
 }
+# A bound on waits that take a second on an idle machine; each ends as soon as it can.
+REQUEST_SECONDS = 60.0
 
 
 def _sse(stack) -> str:
@@ -22,6 +24,11 @@ def _sse(stack) -> str:
 
 def _seqs(frames) -> list[int]:
     return [int(frame.id) for frame in frames]
+
+
+def _get(url: str, **kwargs) -> httpx.Response:
+    # httpx waits 5 seconds by default, which a loaded machine can exceed.
+    return httpx.get(url, timeout=REQUEST_SECONDS, **kwargs)
 
 
 def test_live_stream_delivers_every_event_once_in_order(stack, alice):
@@ -49,7 +56,7 @@ def test_stream_frames_start_with_a_retry_hint(stack, alice, finished_task):
         _sse(stack),
         headers=alice.headers,
         params={"workflow_id": finished_task["task_id"]},
-        timeout=30,
+        timeout=REQUEST_SECONDS,
     ) as response:
         assert response.headers["cache-control"] == "no-cache"
         frames = list(parse_frames(response.iter_lines()))
@@ -100,7 +107,8 @@ def test_many_watchers_of_one_task_each_get_every_event(stack, alice):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=REQUEST_SECONDS * 2)
+    assert not any(thread.is_alive() for thread in threads)
 
     expected = [event["seq"] for event in alice.events(task_id)]
     assert all(seqs == expected for seqs in results)
@@ -133,20 +141,20 @@ def test_query_credentials_work_on_stream_routes(stack, alice, finished_task):
     ],
 )
 def test_bad_stream_requests_fail_before_streaming(stack, alice, params, status):
-    response = httpx.get(_sse(stack), headers=alice.headers, params=params)
+    response = _get(_sse(stack), headers=alice.headers, params=params)
 
     assert response.status_code == status
     assert response.json()["code"] and response.json()["request_id"]
 
 
 def test_another_users_workflow_stream_is_not_found(stack, bob, finished_task):
-    response = httpx.get(_sse(stack), headers=bob.headers, params={"workflow_id": finished_task["task_id"]})
+    response = _get(_sse(stack), headers=bob.headers, params={"workflow_id": finished_task["task_id"]})
 
     assert response.status_code == 404
 
 
 def test_stream_without_credentials_is_401(stack, finished_task):
-    response = httpx.get(_sse(stack), params={"workflow_id": finished_task["task_id"]})
+    response = _get(_sse(stack), params={"workflow_id": finished_task["task_id"]})
 
     assert response.status_code == 401
 
@@ -155,15 +163,15 @@ def test_admin_server_refuses_callers_without_the_service_token(stack, alice, fi
     url = stack.orchestrator.admin_url + "/stream/sse"
     params = {"workflow_id": finished_task["task_id"]}
 
-    assert httpx.get(url, params=params).status_code == 401
+    assert _get(url, params=params).status_code == 401
     wrong = {"x-taskgate-service-token": "not-the-token-0123456789", "x-taskgate-user-id": "anyone"}
-    assert httpx.get(url, params=params, headers=wrong).status_code == 401
+    assert _get(url, params=params, headers=wrong).status_code == 401
 
 
 def test_admin_server_checks_ownership_of_forwarded_identity(stack, finished_task):
     url = stack.orchestrator.admin_url + "/stream/sse"
     headers = {"x-taskgate-service-token": stack.service_token, "x-taskgate-user-id": "someone-else"}
 
-    response = httpx.get(url, params={"workflow_id": finished_task["task_id"]}, headers=headers)
+    response = _get(url, params={"workflow_id": finished_task["task_id"]}, headers=headers)
 
     assert response.status_code == 404

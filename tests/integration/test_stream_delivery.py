@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from tests.integration.conftest import TERMINAL_STATUSES
 from tests.integration.conftest import _user
 from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
@@ -18,6 +19,14 @@ from tests.integration.stream_metrics import admin_metric
 from tests.integration.stream_metrics import gateway_open_streams
 
 OPEN_SSE = ("taskgate_admin_open_streams", {"transport": "sse"})
+# Bounds on waits for what takes a second or two on an idle machine; a loaded one can be many times
+# slower, and every wait ends as soon as its condition holds.
+SETTLE_SECONDS = 60.0
+# A 20,000-event burst takes tens of seconds to fill a stalled reader's buffers on a loaded machine;
+# only then does a write deadline start to run. Tests that wait for one get a longer test timeout.
+BURST_SECONDS = 300.0
+burst_test = pytest.mark.timeout(2 * BURST_SECONDS)
+STALLED_CLIENT_MESSAGE = "stream cut off: the client stopped reading"
 
 
 def _sse(stack) -> str:
@@ -38,13 +47,18 @@ def _event_count(user, task_id: str) -> int:
     return response.json()["count"]
 
 
+def _join_all(threads: list[threading.Thread]) -> None:
+    deadline = time.monotonic() + BURST_SECONDS
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads)
+
+
 def _run_all(targets) -> None:
     threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not any(thread.is_alive() for thread in threads)
+    _join_all(threads)
 
 
 def test_resuming_a_live_task_from_every_position_gets_the_rest_exactly_once(stack, alice):
@@ -68,8 +82,7 @@ def test_resuming_a_live_task_from_every_position_gets_the_rest_exactly_once(sta
             thread = threading.Thread(target=resume, args=(int(frame.id),))
             thread.start()
             resumers.append(thread)
-    for thread in resumers:
-        thread.join(timeout=60)
+    _join_all(resumers)
 
     total = _event_count(alice, task_id)
     assert first == list(range(1, total + 1))
@@ -103,7 +116,7 @@ def test_a_types_filter_on_a_live_task_still_ends_the_stream_after_the_task(stac
     frames = read_stream(_sse(stack), alice.headers, {"workflow_id": task_id, "types": "LLM_PARTIAL"})
 
     assert [frame.json()["type"] for frame in frames] == ["LLM_PARTIAL"] * 6
-    assert alice.wait_finished(task_id)["status"] == "COMPLETED"
+    assert alice.wait_finished(task_id, timeout=SETTLE_SECONDS)["status"] == "COMPLETED"
 
 
 def _raw_request(
@@ -124,6 +137,22 @@ def _raw_request(
     return sock
 
 
+def _status_line(sock: socket.socket) -> bytes:
+    """Read a raw response's status line (the rest stays unread in the socket)."""
+    sock.settimeout(SETTLE_SECONDS)
+    line = bytearray()
+    while not line.endswith(b"\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        line += byte
+    return bytes(line)
+
+
+def _logged_since(log_path, offset: int, message: str) -> bool:
+    return message.encode() in log_path.read_bytes()[offset:]
+
+
 def _open_raw_stream(stack, user, task_id: str, receive_buffer: int | None = None) -> socket.socket:
     """Open an SSE request through the gateway on a plain socket."""
     headers = {"X-API-Key": user.api_key, "Accept": "text/event-stream"}
@@ -138,49 +167,59 @@ def _stream_resources_freed(stack, expected_open: float = 0.0) -> bool:
     )
 
 
-def test_clients_that_leave_free_their_streams_and_subscriptions_within_seconds(stack, alice):
+def test_clients_that_leave_free_their_streams_and_subscriptions_while_the_task_runs(stack, alice):
+    # A task of some 1000 seconds: the streams can only have ended because their clients left.
     task_id = alice.submit("A long task to walk away from.", **_simulated(2000, 0.5))["task_id"]
-    wait_until(lambda: _stream_resources_freed(stack), timeout=10, what="no streams before the test")
-    polite = []
-    client = httpx.Client(timeout=30)
-    for _ in range(3):
-        request = client.build_request(
-            "GET", _sse(stack), headers=alice.headers, params={"workflow_id": task_id}
+    try:
+        wait_until(
+            lambda: _stream_resources_freed(stack), timeout=SETTLE_SECONDS, what="no streams before the test"
         )
-        response = client.send(request, stream=True)
-        lines = response.iter_lines()
-        next(lines)
-        polite.append((response, lines))
-    rude = [_open_raw_stream(stack, alice, task_id) for _ in range(3)]
-    for sock in rude:
-        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
-    wait_until(lambda: admin_metric(stack, *OPEN_SSE[:1], **OPEN_SSE[1]) == 6, timeout=10, what="6 streams")
+        polite = []
+        client = httpx.Client(timeout=SETTLE_SECONDS)
+        for _ in range(3):
+            request = client.build_request(
+                "GET", _sse(stack), headers=alice.headers, params={"workflow_id": task_id}
+            )
+            response = client.send(request, stream=True)
+            lines = response.iter_lines()
+            next(lines)
+            polite.append((response, lines))
+        rude = [_open_raw_stream(stack, alice, task_id) for _ in range(3)]
+        for sock in rude:
+            assert _status_line(sock).startswith(b"HTTP/1.1 200")
+        wait_until(
+            lambda: admin_metric(stack, *OPEN_SSE[:1], **OPEN_SSE[1]) == 6,
+            timeout=SETTLE_SECONDS,
+            what="6 streams",
+        )
 
-    for response, _ in polite:
-        response.close()
-    client.close()
-    for sock in rude:
-        sock.close()
+        for response, _ in polite:
+            response.close()
+        client.close()
+        for sock in rude:
+            sock.close()
 
-    started = time.monotonic()
-    wait_until(lambda: _stream_resources_freed(stack), timeout=10, what="every stream freed")
-    assert time.monotonic() - started < 10
-    alice.client.post(f"/api/v1/tasks/{task_id}/cancel")
-
-
-def _stream_limited_stack(tmp_path_factory, name: str, write_timeout_seconds: str):
-    """Start a stack on SQLite whose watchers have 50-event buffers and the given write deadline."""
-    return start_stack(
-        tmp_path_factory.mktemp(name),
-        TASKGATE_STREAM_BUFFER="50",
-        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS=write_timeout_seconds,
-    )
+        wait_until(lambda: _stream_resources_freed(stack), timeout=SETTLE_SECONDS, what="every stream freed")
+        assert alice.client.get(f"/api/v1/tasks/{task_id}").json()["status"] not in TERMINAL_STATUSES
+    finally:
+        alice.client.post(f"/api/v1/tasks/{task_id}/cancel")
 
 
 @pytest.fixture(scope="module")
 def tight_stack(tmp_path_factory):
-    """A stack with small watcher buffers and a short write deadline."""
-    running = _stream_limited_stack(tmp_path_factory, "tight-streams", "4")
+    """A stack on SQLite whose only way to end a stalled stream is its short write deadline.
+
+    However slowly a loaded machine writes a burst, a reader that stops reading is cut off by the
+    write deadline and nothing else: watcher buffers hold every event of a burst, so no watcher
+    falls behind, and WebSocket keep-alive pings (which the raw clients here never answer) are
+    too far apart to time out first.
+    """
+    running = start_stack(
+        tmp_path_factory.mktemp("tight-streams"),
+        TASKGATE_STREAM_BUFFER="100000",
+        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS="4",
+        TASKGATE_SSE_PING_SECONDS="3600",
+    )
     yield running
     running.stop()
 
@@ -192,7 +231,7 @@ def carol(tight_stack):
     user.client.close()
 
 
-def _read_frames(sock: socket.socket, until: bytes, timeout: float = 30.0) -> list[dict]:
+def _read_frames(sock: socket.socket, until: bytes, timeout: float = SETTLE_SECONDS) -> list[dict]:
     """Read the rest of a raw SSE response and return its event frames as dicts of their fields."""
     sock.settimeout(timeout)
     received = bytearray()
@@ -230,8 +269,16 @@ def _follow_to_the_end(stack, user, task_id: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def patient_stack(tmp_path_factory):
-    """A stack with small watcher buffers and a long write deadline."""
-    running = _stream_limited_stack(tmp_path_factory, "patient-streams", "120")
+    """A stack on SQLite with 50-event watcher buffers and the longest write deadline allowed.
+
+    The slow reader below reads nothing until the whole burst has been written, which takes minutes
+    on a loaded machine; it must be cut off for falling behind, never by the write deadline.
+    """
+    running = start_stack(
+        tmp_path_factory.mktemp("patient-streams"),
+        TASKGATE_STREAM_BUFFER="50",
+        TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS="3600",
+    )
     yield running
     running.stop()
 
@@ -244,6 +291,7 @@ def _open_raw_admin_stream(stack, user, task_id: str) -> socket.socket:
     return _raw_request(stack.orchestrator.admin_url, target, headers, receive_buffer=4096)
 
 
+@burst_test
 def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_without_loss(patient_stack):
     dave = _user(patient_stack, "dave@example.com")
     # About 7 MB of frames, more than one connection's kernel buffers (some 4 MB here) hold, so a
@@ -251,7 +299,7 @@ def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_w
     task_id = dave.submit("A long burst for a slow reader.", **_simulated(20000, 0.0002))["task_id"]
     sock = _open_raw_admin_stream(patient_stack, dave, task_id)
     everyone_else = _follow_to_the_end(patient_stack, dave, task_id)
-    dave.wait_finished(task_id, timeout=60)
+    dave.wait_finished(task_id, timeout=SETTLE_SECONDS)
 
     frames = _read_frames(sock, until=b"stream_overflow")
     sock.close()
@@ -274,23 +322,35 @@ def test_a_reader_that_falls_behind_is_cut_off_with_a_resume_point_and_resumes_w
     dave.client.close()
 
 
+@burst_test
 def test_a_client_that_stops_reading_is_disconnected_and_frees_everything(tight_stack, carol):
-    wait_until(lambda: _stream_resources_freed(tight_stack), timeout=15, what="no streams before the test")
+    wait_until(
+        lambda: _stream_resources_freed(tight_stack),
+        timeout=SETTLE_SECONDS,
+        what="no streams before the test",
+    )
+    log_start = tight_stack.gateway.log_path.stat().st_size
     # About 7 MB of frames: more than the kernel buffers of a connection (some 4 MB here) hold.
     task_id = carol.submit("A burst nobody reads.", **_simulated(20000, 0.0002))["task_id"]
     sock = _open_raw_stream(tight_stack, carol, task_id, receive_buffer=4096)
-    wait_until(lambda: gateway_open_streams(tight_stack) == 1, timeout=10, what="the stream to open")
     try:
-        # The client never reads: once the buffers are full the gateway's write to it stalls, and
-        # after the write deadline the gateway drops it and closes the upstream stream.
-        wait_until(lambda: _stream_resources_freed(tight_stack), timeout=60, what="every stream freed")
+        assert _status_line(sock).startswith(b"HTTP/1.1 200")
+        # The client never reads on: once the buffers are full the gateway's write to it stalls,
+        # and after the write deadline the gateway drops it and closes the upstream stream.
+        wait_until(
+            lambda: (
+                _logged_since(tight_stack.gateway.log_path, log_start, STALLED_CLIENT_MESSAGE)
+                and _stream_resources_freed(tight_stack)
+            ),
+            timeout=BURST_SECONDS,
+            what="the stalled client cut off and every stream freed",
+        )
     finally:
         sock.close()
-    log = tight_stack.gateway.log_path.read_text()
-    assert "stream cut off: the client stopped reading" in log
-    assert "Traceback" not in log
+    assert "Traceback" not in tight_stack.gateway.log_path.read_text()
 
 
+@burst_test
 def test_the_admin_server_cuts_off_a_stream_reader_that_stops_reading(tight_stack, carol):
     stalled_before = admin_metric(tight_stack, "taskgate_admin_stream_cutoffs_total", reason="write_stalled")
     task_id = carol.submit("A burst the gateway stops reading.", **_simulated(20000, 0.0002))["task_id"]
@@ -301,17 +361,26 @@ def test_the_admin_server_cuts_off_a_stream_reader_that_stops_reading(tight_stac
                 admin_metric(tight_stack, "taskgate_admin_stream_cutoffs_total", reason="write_stalled")
                 > stalled_before
             ),
-            timeout=40,
+            timeout=BURST_SECONDS,
             what="the admin server to cut the stalled stream",
         )
-        wait_until(lambda: _stream_resources_freed(tight_stack), timeout=10, what="every stream freed")
+        wait_until(
+            lambda: _stream_resources_freed(tight_stack), timeout=SETTLE_SECONDS, what="every stream freed"
+        )
     finally:
         sock.close()
     assert "Traceback" not in tight_stack.orchestrator.log_path.read_text()
 
 
+@burst_test
 def test_a_websocket_client_that_stops_reading_is_cut_off_by_the_relay(tight_stack, carol):
-    wait_until(lambda: _stream_resources_freed(tight_stack), timeout=15, what="no streams before the test")
+    wait_until(
+        lambda: _stream_resources_freed(tight_stack),
+        timeout=SETTLE_SECONDS,
+        what="no streams before the test",
+    )
+    log_start = tight_stack.gateway.log_path.stat().st_size
+    # About 6 MB of messages: more than the kernel buffers of the gateway's client connection hold.
     task_id = carol.submit("A burst no WebSocket reads.", **_simulated(20000, 0.0002))["task_id"]
     handshake = {
         "X-API-Key": carol.api_key,
@@ -322,25 +391,19 @@ def test_a_websocket_client_that_stops_reading_is_cut_off_by_the_relay(tight_sta
     }
     target = f"/api/v1/stream/ws?workflow_id={task_id}"
     sock = _raw_request(tight_stack.url, target, handshake, receive_buffer=4096)
-    assert sock.recv(12) == b"HTTP/1.1 101"
     try:
-        wait_until(
-            lambda: admin_metric(tight_stack, "taskgate_admin_open_streams", transport="ws") == 1,
-            timeout=10,
-            what="the WebSocket stream to open",
-        )
+        assert _status_line(sock).startswith(b"HTTP/1.1 101")
         # Never read again: the relay's write to the client stalls, and after the write deadline
         # the gateway drops the client and closes the upstream WebSocket.
         wait_until(
             lambda: (
-                admin_metric(tight_stack, "taskgate_admin_open_streams", transport="ws") == 0
+                _logged_since(tight_stack.gateway.log_path, log_start, STALLED_CLIENT_MESSAGE)
+                and admin_metric(tight_stack, "taskgate_admin_open_streams", transport="ws") == 0
                 and _stream_resources_freed(tight_stack)
             ),
-            timeout=60,
-            what="the WebSocket stream freed",
+            timeout=BURST_SECONDS,
+            what="the stalled WebSocket client cut off and its stream freed",
         )
     finally:
         sock.close()
-    log = tight_stack.gateway.log_path.read_text()
-    assert "stream cut off: the client stopped reading" in log
-    assert "Traceback" not in log
+    assert "Traceback" not in tight_stack.gateway.log_path.read_text()
