@@ -366,33 +366,49 @@ def test_each_tick_fires_exactly_one_task_across_two_replicas(replicas_of):  # n
         r1=FAST_SETTINGS | {"TASKGATE_SCHEDULER_POLL_SECONDS": "0.05"},
         r2=FAST_SETTINGS | {"TASKGATE_SCHEDULER_POLL_SECONDS": "0.05"},
     )
-    client = httpx.Client(base_url=replicas.gateway.url, headers=replicas.headers, timeout=30)
+    client = httpx.Client(base_url=replicas.gateway.url, headers=replicas.headers, timeout=60)
     schedule_ids = []
     for index in range(3):
         response = client.post("/api/v1/schedules", json={**EVERY_SECOND, "name": f"tick{index}"})
         assert response.status_code == 201, response.text
         schedule_ids.append(response.json()["schedule_id"])
-    time.sleep(6)
+
+    def read_runs_and_tasks():
+        with psycopg.connect(replicas.database_url) as connection:
+            runs = connection.execute(
+                "SELECT schedule_id, scheduled_for, task_id FROM schedule_runs WHERE NOT manual"
+            ).fetchall()
+            tasks = connection.execute(
+                "SELECT options_json::json->>'schedule_id' AS schedule_id, COUNT(*) FROM tasks GROUP BY 1"
+            ).fetchall()
+        return runs, dict(tasks)
+
+    def ticks_of(runs, schedule_id: str) -> list[datetime.datetime]:
+        return sorted(scheduled_for for sid, scheduled_for, _ in runs if sid == schedule_id)
+
+    # However slow the machine, each schedule fires four ticks or more before it is paused.
+    wait_until(
+        lambda: all(len(ticks_of(read_runs_and_tasks()[0], sid)) >= 4 for sid in schedule_ids),
+        timeout=120,
+        what="four ticks of every schedule",
+    )
     for schedule_id in schedule_ids:
         assert client.post(f"/api/v1/schedules/{schedule_id}/pause").status_code == 200
-    time.sleep(0.5)
-
-    with psycopg.connect(replicas.database_url) as connection:
-        runs = connection.execute(
-            "SELECT r.schedule_id, r.scheduled_for, r.task_id, t.claimed_by FROM schedule_runs r"
-            " LEFT JOIN tasks t ON t.task_id = r.task_id WHERE NOT r.manual"
-        ).fetchall()
-        tasks = connection.execute(
-            "SELECT options_json::json->>'schedule_id' AS schedule_id, COUNT(*) FROM tasks GROUP BY 1"
-        ).fetchall()
     client.close()
 
-    per_tick = collections.Counter((schedule_id, scheduled_for) for schedule_id, scheduled_for, _, _ in runs)
+    # A paused schedule claims no more ticks; a tick claimed just before has its task stored just
+    # after its claim, so wait until every run has its task.
+    def settled():
+        runs, task_counts = read_runs_and_tasks()
+        counts_match = all(task_counts.get(sid, 0) == len(ticks_of(runs, sid)) for sid in schedule_ids)
+        return (runs, task_counts) if counts_match else None
+
+    runs, task_counts = wait_until(settled, timeout=120, what="a task for every run")
+    per_tick = collections.Counter((schedule_id, scheduled_for) for schedule_id, scheduled_for, _ in runs)
     assert per_tick and max(per_tick.values()) == 1
-    assert all(task_id is not None for _, _, task_id, _ in runs)
-    task_counts = dict(tasks)
+    assert all(task_id is not None for _, _, task_id in runs)
     for schedule_id in schedule_ids:
-        ticks = sorted(scheduled_for for sid, scheduled_for, _, _ in runs if sid == schedule_id)
+        ticks = ticks_of(runs, schedule_id)
         assert len(ticks) >= 4
         # Whole seconds, each once (a replica late by more than a second may skip ticks, never repeat one).
         gaps = [(later - earlier).total_seconds() for earlier, later in zip(ticks, ticks[1:], strict=False)]
