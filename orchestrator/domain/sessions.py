@@ -32,7 +32,12 @@ class SessionRecord:
     @property
     def budget_exhausted(self) -> bool:
         """Whether the session has a token budget and has used all of it."""
-        return self.token_budget is not None and self.tokens_used >= self.token_budget
+        return token_budget_exhausted(self.tokens_used, self.token_budget)
+
+
+def token_budget_exhausted(tokens_used: int, token_budget: int | None) -> bool:
+    """Whether a session with this budget (None: none) takes no more tasks after using these tokens."""
+    return token_budget is not None and tokens_used >= token_budget
 
 
 # A session's successful tasks completed; its failed ones failed or timed out. Cancelled tasks are

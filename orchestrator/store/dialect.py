@@ -29,13 +29,18 @@ def encode_text_time(value: datetime.datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored; use aware UTC times")
-    return value.astimezone(datetime.UTC).strftime(TIME_FORMAT)
+    return _fixed_width_utc(value.astimezone(datetime.UTC))
+
+
+def _fixed_width_utc(value: datetime.datetime) -> str:
+    """Return a UTC time as ``TIME_FORMAT`` text (isoformat writes it several times faster than strftime)."""
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def sqlite_clock(seconds_from_now: float = 0.0) -> str:
     """Return the stored form of now plus some seconds: the clock of SQLite's leases."""
-    now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
-    return now.strftime(TIME_FORMAT)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return _fixed_width_utc(later)
 
 
 class Dialect:

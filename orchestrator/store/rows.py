@@ -21,7 +21,6 @@ from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
 from orchestrator.events import Event
 from orchestrator.store.database import Row
-from orchestrator.store.dialect import TIME_FORMAT
 
 # Every column of tasks but the search index's own (``search_vector``), which no record needs.
 TASK_COLUMNS = (
@@ -45,7 +44,8 @@ def stored_time(value: Any) -> datetime.datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return datetime.datetime.strptime(value, TIME_FORMAT).replace(tzinfo=datetime.UTC)
+        # The fixed-width ISO 8601 of TIME_FORMAT; fromisoformat reads it several times faster than strptime.
+        return datetime.datetime.fromisoformat(value)
     return value.astimezone(datetime.UTC)
 
 

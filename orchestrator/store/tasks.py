@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Collection
 from collections.abc import Sequence
 
+from orchestrator.domain.sessions import token_budget_exhausted
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
@@ -27,7 +28,6 @@ from orchestrator.store.database import marks
 from orchestrator.store.database import named_list
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
-from orchestrator.store.rows import session_from_row
 from orchestrator.store.rows import task_from_row
 from orchestrator.store.sessions import insert_session
 from orchestrator.store.sessions import new_session
@@ -53,11 +53,13 @@ class TaskQueue:
             # once never both insert it, and a task never joins a session being deleted.
             await insert_session(transaction, dialect, session, if_absent=True)
             session_row = await transaction.fetch_one(
-                f"SELECT * FROM sessions WHERE id = ?{dialect.for_update}", (task.session_id,)
+                "SELECT user_id, deleted_at, tokens_used, token_budget FROM sessions"
+                f" WHERE id = ?{dialect.for_update}",
+                (task.session_id,),
             )
             if session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
                 raise SessionNotFoundError()
-            if session_from_row(session_row).budget_exhausted:
+            if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
                 raise SessionBudgetExhaustedError()
             await transaction.execute(
                 "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
