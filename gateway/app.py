@@ -138,6 +138,9 @@ class Dependencies:
         )
 
 
+_ROUTE_SUFFIXES = {path: suffix for path, _, suffix in _ORCHESTRATOR_ROUTES if suffix}
+
+
 def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> falcon.App:
     """Return the gateway's WSGI app; without ``deps`` it connects to the configured orchestrator."""
     if deps is None:
@@ -152,7 +155,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
                 settings.security_headers, CONTENT_SECURITY_POLICY, settings.trusted_proxies
             ),
             # A preflight is answered here, before a body is read or a credential asked for.
-            CorsMiddleware(settings.cors_origins),
+            CorsMiddleware(settings.cors_origins, _ROUTE_SUFFIXES),
             BodyLimitMiddleware(settings.max_body_bytes),
             AuthMiddleware(
                 deps.api_keys,

@@ -6,6 +6,7 @@ do not send ``Access-Control-Allow-Credentials`` and browsers send no cookies cr
 """
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 
 import falcon
 import falcon.routing
@@ -62,8 +63,12 @@ class CorsMiddleware:
     A preflight to an unknown route is the router's 404.
     """
 
-    def __init__(self, allowed_origins: Iterable[str]) -> None:
+    def __init__(
+        self, allowed_origins: Iterable[str], route_suffixes: Mapping[str, str] | None = None
+    ) -> None:
         self._allowed_origins = frozenset(allowed_origins)
+        # Where one resource answers several paths, a path's methods are its suffixed responders'.
+        self._route_suffixes = dict(route_suffixes or {})
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict
@@ -73,7 +78,8 @@ class CorsMiddleware:
             return
         if req.get_header("Origin") not in self._allowed_origins:
             raise ApiError(403, "Origin not allowed", "origin_not_allowed")
-        methods = sorted(falcon.routing.map_http_methods(resource))
+        suffix = self._route_suffixes.get(req.uri_template)
+        methods = sorted(falcon.routing.map_http_methods(resource, suffix=suffix))
         resp.status = falcon.HTTP_204
         resp.set_header("Access-Control-Allow-Methods", ", ".join(methods))
         resp.set_header("Access-Control-Allow-Headers", _ALLOWED_REQUEST_HEADERS)
