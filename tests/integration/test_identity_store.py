@@ -12,19 +12,13 @@ from orchestrator.domain.accounts import RateLimitOverrides
 from orchestrator.domain.accounts import RefreshOutcome
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
-from orchestrator.store import open_store
 from taskgate.rfc3339 import utc_now
+from tests.integration.store_fixtures import database_url as database_url
+from tests.integration.store_fixtures import run
 
 pytestmark = pytest.mark.integration
 
 LATER = datetime.timedelta(days=30)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'identity.db'}"
-    return request.getfixturevalue("postgres_server").create_database()
 
 
 def account(email: str, token_hash: str = "refresh-1", key_hash: str = "key-hash-1") -> NewAccount:  # noqa: S107
@@ -36,18 +30,6 @@ def account(email: str, token_hash: str = "refresh-1", key_hash: str = "key-hash
         api_key=NewApiKey("default", "sk_12345678", key_hash),
         refresh_token=NewRefreshToken(token_hash, utc_now() + LATER),
     )
-
-
-def run(database_url: str, scenario) -> None:
-    async def main():
-        store = await open_store(database_url)
-        try:
-            await store.migrate()
-            await scenario(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
 
 
 def test_an_account_is_stored_whole_or_not_at_all(database_url):

@@ -17,7 +17,8 @@ from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
-from orchestrator.store import open_store
+from tests.integration.store_fixtures import database_url as database_url
+from tests.integration.store_fixtures import run
 
 pytestmark = pytest.mark.integration
 
@@ -44,25 +45,6 @@ ALLOW_STREAM_END = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path) -> tuple[str, str]:
-    if request.param == "sqlite":
-        return "sqlite", f"sqlite:///{tmp_path / 'fencing.db'}"
-    return "postgres", request.getfixturevalue("postgres_server").create_database()
-
-
-def run(url: str, scenario) -> None:
-    async def main():
-        store = await open_store(url)
-        try:
-            await store.migrate()
-            await scenario(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
-
-
 async def queued_task(store, task_id: str = "task-1") -> None:
     await store.create_task(
         NewTask(task_id, "user-1", "tenant-1", "session-1", "What is 2+2?", "simple", {}, {})
@@ -73,8 +55,7 @@ async def event_types(store, task_id: str = "task-1") -> list[str]:
     return [event.type for event in await store.list_events(task_id)]
 
 
-def test_a_late_finisher_that_lost_its_claim_records_nothing(database):
-    _, url = database
+def test_a_late_finisher_that_lost_its_claim_records_nothing(database_url):
 
     async def scenario(store):
         await queued_task(store)
@@ -92,11 +73,10 @@ def test_a_late_finisher_that_lost_its_claim_records_nothing(database):
         assert await event_types(store) == [events.WORKFLOW_FAILED, events.STREAM_END]
         assert (await store.get_session("session-1", "user-1")).tokens_used == 0
 
-    run(url, scenario)
+    run(database_url, scenario)
 
 
-def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(database):
-    _, url = database
+def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(database_url):
 
     async def scenario(store):
         await queued_task(store)
@@ -115,11 +95,10 @@ def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(
         assert (task.status, task.result, task.progress) == (TaskStatus.COMPLETED, "4", 1.0)
         assert await store.finish_task(again.task_id, again.claim, outcome, COMPLETED_EVENTS) is None
 
-    run(url, scenario)
+    run(database_url, scenario)
 
 
-def test_a_finish_by_a_claim_that_never_held_the_task_changes_nothing(database):
-    _, url = database
+def test_a_finish_by_a_claim_that_never_held_the_task_changes_nothing(database_url):
 
     async def scenario(store):
         await queued_task(store)
@@ -130,11 +109,11 @@ def test_a_finish_by_a_claim_that_never_held_the_task_changes_nothing(database):
         assert (await store.get_task("task-1", "user-1")).status == TaskStatus.RUNNING
         assert await event_types(store) == []
 
-    run(url, scenario)
+    run(database_url, scenario)
 
 
-def test_no_task_ends_without_its_stream_end_whatever_fails_between_the_writes(database):
-    name, url = database
+def test_no_task_ends_without_its_stream_end_whatever_fails_between_the_writes(database_url):
+    name = "sqlite" if database_url.startswith("sqlite") else "postgres"
 
     async def scenario(store):
         await queued_task(store)
@@ -157,11 +136,10 @@ def test_no_task_ends_without_its_stream_end_whatever_fails_between_the_writes(d
         assert (await store.get_task("task-1", "user-1")).status == TaskStatus.COMPLETED
         assert (await store.get_session("session-1", "user-1")).tokens_used == 15
 
-    run(url, scenario)
+    run(database_url, scenario)
 
 
-def test_parallel_finishers_of_one_task_record_one_outcome(database):
-    _, url = database
+def test_parallel_finishers_of_one_task_record_one_outcome(database_url):
 
     async def scenario(store):
         await queued_task(store)
@@ -174,4 +152,4 @@ def test_parallel_finishers_of_one_task_record_one_outcome(database):
         assert sum(isinstance(result, list) for result in results) == 1
         assert await event_types(store) == [events.WORKFLOW_COMPLETED, events.STREAM_END]
 
-    run(url, scenario)
+    run(database_url, scenario)
