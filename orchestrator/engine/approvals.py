@@ -227,12 +227,11 @@ async def park_for_approval(
     store: Store,
     bus: EventBus,
     task: TaskRecord,
-    worker_id: str,
     run_seconds: float,
     needed: ApprovalNeeded,
     timeout_seconds: float,
 ) -> bool:
-    """Store the approval a run asked for and park its task; False if it was not this worker's to park."""
+    """Store the approval a run asked for and park its task; False if its claim no longer holds it."""
     now = utc_now()
     approval = NewApproval(
         approval_id=f"approval-{uuid.uuid4().hex}",
@@ -245,7 +244,7 @@ async def park_for_approval(
         requested_at=now,
         expires_at=now + datetime.timedelta(seconds=timeout_seconds),
     )
-    stored = await store.park_for_approval(approval, worker_id, run_seconds, requested_event(approval))
+    stored = await store.park_for_approval(approval, task.claim, run_seconds, requested_event(approval))
     if stored is None:
         return False
     await _publish(bus, stored)

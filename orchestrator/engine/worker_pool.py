@@ -248,7 +248,6 @@ class WorkerPool:
             self._store,
             self._bus,
             task,
-            self._worker_id,
             control.used_seconds(),
             needed,
             self._approval_timeout_seconds,

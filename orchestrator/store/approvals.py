@@ -22,6 +22,7 @@ from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import ApprovalStatus
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.events import Event
@@ -53,7 +54,7 @@ class ApprovalQueries:
         self._db = database
 
     async def park_for_approval(
-        self, approval: NewApproval, worker_id: str, run_seconds: float, event: NewEvent
+        self, approval: NewApproval, claim: Claim, run_seconds: float, event: NewEvent
     ) -> list[Event] | None:
         """A guarded UPDATE releases the task, then the approval and its event are inserted, at once."""
         dialect = self._db.dialect
@@ -62,14 +63,15 @@ class ApprovalQueries:
             async with self._db.transaction() as transaction:
                 changed = await transaction.execute(
                     "UPDATE tasks SET claimed_by = NULL, lease_expires_at = NULL, run_seconds = ?,"
-                    " updated_at = ? WHERE task_id = ? AND status = ? AND claimed_by = ?"
+                    " updated_at = ? WHERE task_id = ? AND status = ? AND claimed_by = ? AND claim_epoch = ?"
                     " AND cancel_requested = ?",
                     (
                         run_seconds,
                         dialect.encode_time(now),
                         approval.task_id,
                         TaskStatus.RUNNING.value,
-                        worker_id,
+                        claim.worker_id,
+                        claim.epoch,
                         False,
                     ),
                 )

@@ -371,12 +371,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def park_for_approval(
-        self, approval: NewApproval, worker_id: str, run_seconds: float, event: NewEvent
+        self, approval: NewApproval, claim: Claim, run_seconds: float, event: NewEvent
     ) -> list[Event] | None:
-        """Store an approval and release its RUNNING task from this worker, with its event (the next seq).
+        """Store an approval and release its RUNNING task from ``claim``, with its event (the next seq).
 
         The task keeps RUNNING with ``claimed_by`` and its lease cleared and ``run_seconds`` stored,
-        all in one transaction; None (nothing written) unless this worker holds it and no cancel is asked.
+        all in one transaction; None (nothing written) unless this claim holds it and no cancel is asked.
         """
 
     @abc.abstractmethod

@@ -13,6 +13,7 @@ from orchestrator import events
 from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import ApprovalStatus
+from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskGuard
@@ -72,7 +73,7 @@ async def parked_task(
     """Start a task (no other may be QUEUED) and park it for an approval; return the approval asked for."""
     task = await start_task(store, new_task(task_id, owner=owner, session_id=f"session-{owner.user_id}"))
     asked = approval(approval_id, task, step, requested_at, **fields)
-    assert await store.park_for_approval(asked, "worker-1", 1.0, ASKED) is not None
+    assert await store.park_for_approval(asked, task.claim, 1.0, ASKED) is not None
     return asked
 
 
@@ -82,12 +83,14 @@ def test_a_running_task_parks_for_an_approval_only_while_its_worker_holds_it(dat
         await store.append_event(event("task-1", 1, events.WORKFLOW_STARTED))
         asked = approval("approval-1", running)
 
-        assert await store.park_for_approval(asked, "worker-2", 2.5, ASKED) is None
+        assert (
+            await store.park_for_approval(asked, Claim("worker-2", running.claim_epoch), 2.5, ASKED) is None
+        )
         assert await store.get_approval("approval-1", ALICE.user_id) is None
         assert await store.get_task("task-1", ALICE.user_id) == running
 
         before = utc_now()
-        [recorded] = await store.park_for_approval(asked, "worker-1", 2.5, ASKED)
+        [recorded] = await store.park_for_approval(asked, running.claim, 2.5, ASKED)
         assert (recorded.workflow_id, recorded.seq, recorded.type) == ("task-1", 2, "APPROVAL_REQUESTED")
         assert (recorded.message, dict(recorded.payload)) == ("Waiting for approval", {"step": "send-email"})
         assert before <= recorded.timestamp <= utc_now()
@@ -131,18 +134,22 @@ def test_a_running_task_parks_for_an_approval_only_while_its_worker_holds_it(dat
 
         # Parked already, or asked to cancel: no park.
         again = approval("approval-2", running, step="another-step")
-        assert await store.park_for_approval(again, "worker-1", 3.0, ASKED) is None
+        assert await store.park_for_approval(again, running.claim, 3.0, ASKED) is None
         cancelling = await start_task(store, new_task("task-2"), "worker-1")
         cancel = ControlState(cancel_requested=True, cancel_reason="stop", cancelled_by=ALICE.user_id)
         assert await store.transition_task("task-2", TaskTransition(TaskGuard.of(cancelling), cancel)) == []
         assert (
-            await store.park_for_approval(approval("approval-3", cancelling), "worker-1", 1.0, ASKED) is None
+            await store.park_for_approval(approval("approval-3", cancelling), cancelling.claim, 1.0, ASKED)
+            is None
         )
         assert await store.get_approval("approval-3", ALICE.user_id) is None
         assert await store.count_events("task-2") == 0
         # A queued task is held by nobody.
         queued = await store.create_task(new_task("task-3"))
-        assert await store.park_for_approval(approval("approval-4", queued), "worker-1", 1.0, ASKED) is None
+        assert (
+            await store.park_for_approval(approval("approval-4", queued), Claim("worker-1", 1), 1.0, ASKED)
+            is None
+        )
         assert await store.list_task_approvals("task-3") == []
 
     run(database_url, scenario)
@@ -206,7 +213,7 @@ def test_an_approved_task_is_claimed_again_and_a_task_no_longer_waiting_only_res
         rerun = await store.claim_next("worker-2", 60)
         assert (rerun.task_id, rerun.status, rerun.claimed_by) == ("task-1", TaskStatus.RUNNING, "worker-2")
         second = approval("approval-2", rerun, "second-step", BASE + MINUTE)
-        [asked_again] = await store.park_for_approval(second, "worker-2", 7.0, ASKED)
+        [asked_again] = await store.park_for_approval(second, rerun.claim, 7.0, ASKED)
         assert asked_again.seq == decision.seq + 1
         listed = await store.list_task_approvals("task-1")
         assert [(each.approval_id, each.status) for each in listed] == [

@@ -17,6 +17,7 @@ from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
+from tests.integration.store_fixtures import approval
 from tests.integration.store_fixtures import database_url as database_url
 from tests.integration.store_fixtures import run
 
@@ -85,6 +86,8 @@ def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(
         outcome = TaskOutcome(TaskStatus.COMPLETED, "4")
         assert await store.finish_task(first.task_id, first.claim, outcome, COMPLETED_EVENTS) is None
         assert await store.transition_task(first.task_id, recovery_transition(first)) is None
+        asked = approval("approval-1", first)
+        assert await store.park_for_approval(asked, first.claim, 1.0, NewEvent("APPROVAL_REQUESTED")) is None
 
         stored = await store.finish_task(again.task_id, again.claim, outcome, COMPLETED_EVENTS)
         assert [(event.seq, event.type) for event in stored] == [
