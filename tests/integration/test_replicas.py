@@ -291,3 +291,48 @@ def test_a_cancel_sent_to_one_replica_stops_the_task_running_on_the_other_at_onc
     assert time.monotonic() - started < 0.75
     assert replicas.claimed_by(task_id).startswith("r2:")
     assert task["error"] == "The task was cancelled"
+
+
+def test_a_stalled_replica_that_wakes_after_its_task_was_recovered_changes_nothing(replicas_of):
+    replicas = replicas_of(
+        r1={"TASKGATE_WORKER_CONCURRENCY": "0", "TASKGATE_LEASE_SECONDS": "2"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": "0.3", "TASKGATE_LEASE_SECONDS": "2"},
+    )
+    response = httpx.post(
+        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
+    )
+    task_id = response.json()["task_id"]
+    wait_until(lambda: replicas.task(task_id)["status"] == "RUNNING", what="the task to start on r2")
+    stalled = replicas.orchestrators["r2"]
+
+    # r2 stops dead (a long GC pause, a frozen VM) past its lease, and r1 recovers the task.
+    stalled.process.send_signal(signal.SIGSTOP)
+    try:
+        recovered = wait_until(
+            lambda: (t := replicas.task(task_id))["status"] != "RUNNING" and t,
+            timeout=60,
+            what="r1 to recover the task",
+        )
+    finally:
+        stalled.process.send_signal(signal.SIGCONT)
+    assert recovered["status"] == "FAILED"
+
+    # r2 wakes up believing it still runs the task, notices it lost the claim, and stops it.
+    def noticed() -> bool:
+        log = stalled.log_path.read_text()
+        return "stopping it here" in log or "this outcome is dropped" in log
+
+    wait_until(noticed, timeout=60, what="r2 to notice it lost the task")
+    task = replicas.task(task_id)
+    assert (task["status"], task["error"]) == ("FAILED", recovered["error"])
+    assert replicas.claimed_by(task_id).startswith("r1:")
+    events = httpx.get(
+        f"{replicas.gateway.url}/api/v1/tasks/{task_id}/events",
+        headers=replicas.headers,
+        params={"limit": 200},
+        timeout=60,
+    ).json()["events"]
+    types = [event["type"] for event in events]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert types.count("STREAM_END") == 1 and types[-1] == "STREAM_END"
+    assert "WORKFLOW_COMPLETED" not in types
