@@ -40,7 +40,7 @@ class Statements(abc.ABC):
     async def fetch_value(self, sql: str, parameters: Parameters = ()) -> Any:
         """Run a query; return the first column of its first row (None when no row)."""
         row = await self.fetch_one(sql, parameters)
-        return next(iter(row.values() if isinstance(row, dict) else row)) if row is not None else None
+        return row[next(iter(row.keys()))] if row is not None else None
 
 
 class Transaction(Statements):
