@@ -61,6 +61,12 @@ class TaskStateError(OrchestratorError):
     default_message = "The task's state does not allow this"
 
 
+class SessionBusyError(TaskStateError):
+    """A turn of the session is still active and the submission asked to be refused then (``reject``)."""
+
+    default_message = "The session has a turn still running; try again when it ends"
+
+
 class AlreadyExistsError(OrchestratorError):
     """Something with the same unique name exists already."""
 
