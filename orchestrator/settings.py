@@ -109,6 +109,8 @@ class OrchestratorSettings(ServiceSettings):
     database_url: str = dataclasses.field(default="sqlite:///.taskgate/taskgate.db", repr=False)
     replica_id: str = ""
     lease_seconds: float = 30.0
+    # How many attempts of a task may end with their replica dying before the task ends FAILED.
+    max_attempts: int = 3
     worker_concurrency: int = 100
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
@@ -139,6 +141,7 @@ class OrchestratorSettings(ServiceSettings):
             database_url=_database_url(environment, "TASKGATE_DATABASE_URL", cls.database_url),
             replica_id=_replica_id(environment, "TASKGATE_REPLICA_ID"),
             lease_seconds=environment.number("TASKGATE_LEASE_SECONDS", cls.lease_seconds, 1.0, 3600.0),
+            max_attempts=environment.integer("TASKGATE_MAX_ATTEMPTS", cls.max_attempts, 1, 100),
             # 0: this replica serves the API and streams but runs no tasks.
             worker_concurrency=environment.integer(
                 "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 0, 10_000

@@ -30,6 +30,7 @@ from orchestrator.domain.sessions import SearchHit
 from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import Checkpoint
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
@@ -271,6 +272,14 @@ class Store(abc.ABC):
         The task's status, its usage added to its session and its events (numbered after the last)
         commit in one transaction or not at all. A worker whose claim was taken over changes nothing
         and gets None.
+        """
+
+    @abc.abstractmethod
+    async def record_step(self, event: Event, claim: Claim, checkpoint: Checkpoint) -> bool:
+        """Store a step's event and make ``checkpoint`` the task's, in one transaction.
+
+        Only while ``claim`` holds the task RUNNING: otherwise nothing is written and the answer
+        is False (the worker lost the task). A task resumed later continues after this event.
         """
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.store.approvals import ApprovalQueries
 from orchestrator.store.base import Store
+from orchestrator.store.checkpoints import CheckpointLog
 from orchestrator.store.database import Database
 from orchestrator.store.events import EventLog
 from orchestrator.store.identity import IdentityQueries
@@ -49,6 +50,7 @@ class SQLStore(Store):
         self.tasks = TaskQueue(database)
         self.control = TaskControlQueries(database)
         self.events = EventLog(database)
+        self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
         self.approvals = ApprovalQueries(database)
 
@@ -98,6 +100,7 @@ class SQLStore(Store):
     finish_task = answered_by("tasks")
 
     # Events.
+    record_step = answered_by("checkpoints")
     append_event = answered_by("events")
     list_events = answered_by("events")
     count_events = answered_by("events")
