@@ -12,6 +12,8 @@ from taskgate.environment import SettingsError
 from taskgate.environment import split_address
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
+from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
+from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
 
 _REPLICA_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -155,7 +157,10 @@ class OrchestratorSettings(ServiceSettings):
                 "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),
             approval_timeout_seconds=environment.number(
-                "TASKGATE_APPROVAL_TIMEOUT_SECONDS", cls.approval_timeout_seconds, 1.0, 2_592_000.0
+                "TASKGATE_APPROVAL_TIMEOUT_SECONDS",
+                cls.approval_timeout_seconds,
+                MIN_APPROVAL_TIMEOUT_SECONDS,
+                MAX_APPROVAL_TIMEOUT_SECONDS,
             ),
             runner=runner,
             openai=OpenAIRunnerSettings.from_env(environ) if runner == "openai" else None,
