@@ -105,7 +105,7 @@ def test_the_trigger_notifies_once_per_transaction_that_queues_work(database_url
     try:
         with psycopg.connect(database_url, autocommit=True) as writer:
 
-            async def submit_and_claim() -> None:
+            async def submit_two() -> None:
                 store = await open_store(database_url)
                 try:
                     await store.create_task(new_task(1))
@@ -113,7 +113,7 @@ def test_the_trigger_notifies_once_per_transaction_that_queues_work(database_url
                 finally:
                     await store.close()
 
-            asyncio.run(submit_and_claim())
+            asyncio.run(submit_two())
             # Notices arrive in commit order; the sentinel marks where these writes end.
             assert recorder.notices_until_sentinel() == ["", ""]
 
