@@ -256,7 +256,10 @@ async def build_orchestrator(
         lease_seconds=settings.lease_seconds,
         approval_timeout_seconds=settings.approval_timeout_seconds,
         max_attempts=settings.max_attempts,
+        poll_seconds=settings.worker_poll_seconds,
     )
+    # Work queued by any replica (on PostgreSQL) wakes this pool at once; polling is the fallback.
+    store.on_work_queued(pool.wake)
     account_engines = build_account_engines(settings, store)
     engines = Engines(
         tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals),

@@ -114,6 +114,9 @@ class OrchestratorSettings(ServiceSettings):
     # How many attempts of a task may end with their replica dying before the task ends FAILED.
     max_attempts: int = 3
     worker_concurrency: int = 100
+    # How often an idle worker pool looks for queued work it was not woken for (on PostgreSQL, a
+    # notice wakes it at once; this is the fallback while notices are not heard).
+    worker_poll_seconds: float = 0.5
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
@@ -147,6 +150,9 @@ class OrchestratorSettings(ServiceSettings):
             # 0: this replica serves the API and streams but runs no tasks.
             worker_concurrency=environment.integer(
                 "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 0, 10_000
+            ),
+            worker_poll_seconds=environment.number(
+                "TASKGATE_WORKER_POLL_SECONDS", cls.worker_poll_seconds, 0.05, 3600.0
             ),
             sim_step_seconds=environment.number("TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=environment.number(

@@ -7,6 +7,7 @@ row of someone else is reported exactly like a missing one.
 
 import abc
 import datetime
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Sequence
 
@@ -57,6 +58,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the database connections."""
+
+    @abc.abstractmethod
+    def on_work_queued(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on this loop soon after any process commits a task becoming QUEUED.
+
+        Best effort, and several such commits may be announced once: it says "look for queued work
+        now", so the caller still looks now and then. A database that one process owns (SQLite)
+        announces nothing; that process wakes its worker pool itself when it queues work.
+        """
 
     # Users and API keys.
 

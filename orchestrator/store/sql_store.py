@@ -7,6 +7,7 @@ written once, in ``Store`` (``base.py``); an area's method says, where there is 
 one statement, how it does it.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.store.approvals import ApprovalQueries
@@ -20,6 +21,9 @@ from orchestrator.store.search import TaskSearch
 from orchestrator.store.sessions import SessionQueries
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
+
+#: The channel migration 0013's trigger notifies (on PostgreSQL) when a task becomes QUEUED.
+WORK_QUEUED_CHANNEL = "taskgate_work_queued"
 
 
 class answered_by:  # noqa: N801 (read as a declaration: ``get_task = answered_by("tasks")``)
@@ -59,6 +63,9 @@ class SQLStore(Store):
 
     async def close(self) -> None:
         await self.database.close()
+
+    def on_work_queued(self, callback: Callable[[], None]) -> None:
+        self.database.listen(WORK_QUEUED_CHANNEL, callback)
 
     # Users, API keys, accounts and refresh tokens.
     create_user = answered_by("identity")
