@@ -279,12 +279,12 @@ class WorkerPool:
         watch = asyncio.create_task(control.watch(), name=f"watch {task.task_id}")
         try:
             await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        except asyncio.CancelledError:
             # Interrupted (shutdown, or the task was taken over): stop both before going on.
-            if not (work.done() or watch.done()):
-                work.cancel()
-                watch.cancel()
-                await asyncio.gather(work, watch, return_exceptions=True)
+            work.cancel()
+            watch.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
+            raise
         if work.done():
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
