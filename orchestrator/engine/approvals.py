@@ -56,7 +56,9 @@ TASK_STEP = "task"
 TASK_REASON = "The task was submitted with require_approval"
 DEFAULT_TIMEOUT_SECONDS = 86_400.0
 EXPIRY_BATCH = 100
-MAX_SWEEP_SECONDS = 30.0
+# A task may set its own approval timeout, as short as a second, so the sweep (one indexed query of
+# pending approvals past their expiry) runs every second whatever the deployment's default.
+MAX_SWEEP_SECONDS = 1.0
 MIN_SWEEP_SECONDS = 0.5
 
 APPROVAL_NOT_FOUND = "Approval not found"
@@ -234,7 +236,7 @@ def expiry_resolution(approval: ApprovalRecord, at: datetime.datetime) -> Approv
 
 
 def sweep_interval(timeout_seconds: float) -> float:
-    """Return how often to look for expired approvals: a quarter of the timeout, within bounds."""
+    """Return how often to look for expired approvals: a quarter of the default timeout, at most a second."""
     return min(MAX_SWEEP_SECONDS, max(MIN_SWEEP_SECONDS, timeout_seconds / 4))
 
 

@@ -286,6 +286,25 @@ def test_no_decision_within_the_approval_timeout_ends_the_task_timeout(tmp_path)
         stack.stop()
 
 
+def test_a_task_s_own_approval_timeout_ends_its_wait_while_others_keep_the_default(tmp_path):
+    stack = start_stack(tmp_path)
+    try:
+        fay = _user(stack, "fay@example.com")
+        patient = _wait_pending(fay, fay.submit(QUERY, require_approval=True)["task_id"])
+        hasty = _wait_pending(
+            fay, fay.submit(QUERY, require_approval=True, approval_timeout_seconds=2)["task_id"]
+        )
+
+        finished = fay.wait_finished(hasty["task_id"], timeout=30)
+
+        assert finished["status"] == "TIMEOUT"
+        assert finished["error"] == "No approval decision within 2 seconds"
+        assert fay.client.get(f"/api/v1/tasks/{patient['task_id']}").json()["pending_approval"] is not None
+        fay.client.close()
+    finally:
+        stack.stop()
+
+
 def test_waiting_tasks_hold_no_worker_slot(tmp_path):
     stack = start_stack(tmp_path, TASKGATE_WORKER_CONCURRENCY="2")
     try:

@@ -127,7 +127,8 @@ def test_feedback_is_trimmed_and_bounded():
 
 
 @pytest.mark.parametrize(
-    ("timeout", "interval"), [(1.0, MIN_SWEEP_SECONDS), (2.0, 0.5), (8.0, 2.0), (86_400.0, MAX_SWEEP_SECONDS)]
+    ("timeout", "interval"),
+    [(1.0, MIN_SWEEP_SECONDS), (2.0, 0.5), (3.0, 0.75), (86_400.0, MAX_SWEEP_SECONDS)],
 )
 def test_expiry_is_looked_for_often_enough_for_the_timeout(timeout, interval):
     assert sweep_interval(timeout) == interval
