@@ -13,6 +13,10 @@ from orchestrator.events import Event
 from orchestrator.store.base import Store
 
 REPLAY_PAGE_SIZE = 500
+#: How long a stream waits without a live event before it looks in the store for events it missed:
+#: a replica that dies between storing an event and publishing it (its task's STREAM_END, say)
+#: leaves them only in the store.
+STORE_CHECK_SECONDS = 20.0
 
 
 class StreamOverflowError(Exception):
@@ -88,8 +92,9 @@ class EventFollower:
     async def _in_seq_order(self, subscription: Subscription) -> AsyncIterator[Event | None]:
         """Yield each event after ``after_seq`` once, in seq order: stored ones, then live ones.
 
-        A gap in the live events is filled from the store; None comes whenever no event came for
-        ``idle_seconds``. The caller stops at STREAM_END.
+        A gap in the live events is filled from the store, and so is a silence of
+        ``STORE_CHECK_SECONDS`` (events stored but never published); None comes whenever no event
+        came for ``idle_seconds``. The caller stops at STREAM_END.
         """
         workflow_id = self._workflow_id
         last_seq = self._after_seq
@@ -103,16 +108,28 @@ class EventFollower:
         # A client resuming after the end (its last id is STREAM_END's) has nothing left to wait for.
         if self._stopped or 0 < await self._store.last_event_seq(workflow_id, events.STREAM_END) <= last_seq:
             return
+        wait = self._idle_seconds if self._idle_seconds is not None else STORE_CHECK_SECONDS
+        quiet = 0.0
         while True:
             try:
-                event = await subscription.next_event(self._idle_seconds)
+                event = await subscription.next_event(wait)
             except SubscriptionOverflowError:
                 raise StreamOverflowError(workflow_id, last_seq) from None
             except SubscriptionClosedError:
                 return
             if event is None:
-                yield None
+                quiet += wait
+                if quiet >= STORE_CHECK_SECONDS:
+                    quiet = 0.0
+                    for missed in await self._store.list_events(
+                        workflow_id, after_seq=last_seq, limit=REPLAY_PAGE_SIZE
+                    ):
+                        last_seq = missed.seq
+                        yield missed
+                if self._idle_seconds is not None:
+                    yield None
                 continue
+            quiet = 0.0
             if event.seq <= last_seq:
                 continue
             if event.seq > last_seq + 1:

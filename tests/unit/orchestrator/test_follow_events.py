@@ -237,3 +237,30 @@ def test_a_follower_stopped_before_it_starts_yields_nothing(tmp_path):
         return seen, bus.subscriber_count(WORKFLOW)
 
     assert asyncio.run(scenario()) == ([], 0)
+
+
+@pytest.mark.parametrize("idle_seconds", [None, 0.02])
+def test_events_stored_but_never_published_reach_the_watcher_after_a_silence(
+    tmp_path, monkeypatch, idle_seconds
+):
+    # The replica that stored them died before it published them: only the store has them.
+    monkeypatch.setattr("orchestrator.streaming.STORE_CHECK_SECONDS", 0.05)
+
+    async def scenario():
+        store = await open_store(tmp_path)
+        bus = InProcessEventBus()
+        await EventRecorder(store, bus, WORKFLOW).emit("WORKFLOW_STARTED")
+        follower = EventFollower(store, bus, WORKFLOW, idle_seconds=idle_seconds).events()
+        watched = asyncio.create_task(collect_events(follower))
+        await asyncio.sleep(0.05)
+        for seq, event_type in ((2, "WORKFLOW_COMPLETED"), (3, "STREAM_END")):
+            await store.append_event(Event(WORKFLOW, seq, event_type))
+        seen = await asyncio.wait_for(watched, timeout=10)
+        await store.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [(1, "WORKFLOW_STARTED"), (2, "WORKFLOW_COMPLETED"), (3, "STREAM_END")]
+
+
+async def collect_events(events) -> list[tuple[int, str]]:
+    return [(event.seq, event.type) async for event in events if event is not None]
