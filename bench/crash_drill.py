@@ -51,7 +51,7 @@ from tests.integration.replicas import Replicas
 from tests.integration.replicas import start_replicas
 from tests.integration.servers import start_postgres
 from tests.integration.servers import start_redis
-from tests.integration.sse import parse_frames
+from tests.integration.sse import StreamFollower
 
 MAX_TASKS = 2000
 MAX_STREAMS = 200
@@ -77,41 +77,6 @@ class Drill:
     kill_after: float
     timeout: float
     stream_grace: float
-
-
-class StreamWatch(threading.Thread):
-    """One SSE stream through the gateway, read to its end: its first frame, and whether ``done`` came."""
-
-    def __init__(self, url: str, headers: dict, workflow_id: str) -> None:
-        super().__init__(daemon=True, name=f"stream {workflow_id}")
-        self.url, self.headers, self.workflow_id = url, headers, workflow_id
-        self.first_frame = threading.Event()
-        self.done = threading.Event()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        """Read frames until the server closes the stream; note ``done`` and any error."""
-        try:
-            with httpx.stream(
-                "GET",
-                self.url + "/api/v1/stream/sse",
-                headers=self.headers,
-                params={"workflow_id": self.workflow_id},
-                timeout=STREAM_READ_TIMEOUT,
-            ) as response:
-                if response.status_code != 200:
-                    self.error = f"HTTP {response.status_code}"
-                    return
-                for frame in parse_frames(response.iter_lines()):
-                    if frame.event is None:
-                        continue
-                    self.first_frame.set()
-                    if frame.event == "done":
-                        self.done.set()
-        except httpx.HTTPError as ex:
-            self.error = f"{type(ex).__name__}: {ex}"
-        finally:
-            self.first_frame.set()
 
 
 @dataclasses.dataclass
@@ -247,7 +212,15 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
     task_ids = submit_tasks(replicas, drill.tasks)
     time.sleep(drill.kill_after)
     sample = stream_sample(running_tasks(replicas.database_url), victim, drill.streams)
-    watches = [StreamWatch(replicas.gateway.url, replicas.headers, task_id) for task_id in sample]
+    watches = [
+        StreamFollower(
+            replicas.gateway.url + "/api/v1/stream/sse",
+            replicas.headers,
+            {"workflow_id": task_id},
+            timeout=STREAM_READ_TIMEOUT,
+        )
+        for task_id in sample
+    ]
     for watch in watches:
         watch.start()
     deadline = time.monotonic() + FIRST_FRAME_TIMEOUT
@@ -268,12 +241,12 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
         settled_seconds = time.monotonic() - killed_at
     streams_deadline = time.monotonic() + drill.stream_grace
     for watch in watches:
-        watch.done.wait(max(0.0, streams_deadline - time.monotonic()))
+        watch.ended.wait(max(0.0, streams_deadline - time.monotonic()))
 
     statuses, events = read_outcome(replicas.database_url, task_ids)
     twice = {task_id: repeated_steps(events[task_id]) for task_id in task_ids}
     examples = [f"{task_id}: {'; '.join(found)}" for task_id, found in twice.items() if found][:3]
-    examples += [f"stream {watch.workflow_id}: {watch.error}" for watch in watches if watch.error][:3]
+    examples += [f"stream {watch.params}: {watch.error}" for watch in watches if watch.error][:3]
     return Outcome(
         label=label,
         tasks=len(task_ids),
@@ -283,7 +256,7 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
         resumed=sum(any(event["type"] == RESUMED for event in events[task_id]) for task_id in task_ids),
         run_twice=sum(bool(found) for found in twice.values()),
         streams=len(watches),
-        streams_without_done=sum(not watch.done.is_set() for watch in watches),
+        streams_without_done=sum(not watch.done for watch in watches),
         settled_seconds=settled_seconds,
         examples=examples,
     )

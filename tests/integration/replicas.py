@@ -30,6 +30,9 @@ class Replicas:
     orchestrators: dict[str, Orchestrator]
     gateway: Gateway
     api_key: str
+    # The environment every process shares, and the checkout whose code runs: for a late replica.
+    env: dict = dataclasses.field(default_factory=dict)
+    cwd: pathlib.Path = REPO
 
     @property
     def headers(self) -> dict:
@@ -42,11 +45,28 @@ class Replicas:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def events(self, task_id: str) -> list[dict]:
+        """Return every stored event of a task as the gateway shows them, in seq order."""
+        response = httpx.get(
+            f"{self.gateway.url}/api/v1/tasks/{task_id}/events",
+            headers=self.headers,
+            params={"limit": 200},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["events"]
+
     def claimed_by(self, task_id: str) -> str:
         """Return the worker that claimed a task last (the column the API does not show)."""
         with psycopg.connect(self.database_url) as connection:
             row = connection.execute("SELECT claimed_by FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
         return row[0] or ""
+
+    def start_replica(self, name: str, **settings: str) -> Orchestrator:
+        """Start one more replica, ``name``, on the same database and Redis, with its own settings."""
+        orchestrator = _start_orchestrator(self.env, name, self.gateway.log_path.parent, self.cwd, settings)
+        self.orchestrators[name] = orchestrator
+        return orchestrator
 
     def stop(self) -> None:
         """Stop the gateway, then every orchestrator."""
@@ -76,21 +96,7 @@ def start_replicas(
     orchestrators = {}
     try:
         for name in names:
-            grpc_port, admin_port = free_port(), free_port()
-            replica_env = {
-                **env,
-                "TASKGATE_REPLICA_ID": name,
-                "TASKGATE_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-                "TASKGATE_ADMIN_ADDR": f"127.0.0.1:{admin_port}",
-                **per_replica.get(name, {}),
-            }
-            orchestrators[name] = Orchestrator(
-                env=replica_env,
-                grpc_addr=replica_env["TASKGATE_GRPC_ADDR"],
-                admin_url=f"http://{replica_env['TASKGATE_ADMIN_ADDR']}",
-                log_path=tmp / f"orchestrator-{name}.log",
-                cwd=cwd,
-            ).start()
+            orchestrators[name] = _start_orchestrator(env, name, tmp, cwd, per_replica.get(name, {}))
         first = orchestrators[names[0]]
         gateway_env = {
             **env,
@@ -108,4 +114,25 @@ def start_replicas(
             orchestrator.stop()
         raise
     api_key = create_api_key(env, "replicas@example.com", cwd=cwd)
-    return Replicas(database_url, orchestrators, gateway, api_key)
+    return Replicas(database_url, orchestrators, gateway, api_key, env, cwd)
+
+
+def _start_orchestrator(
+    env: dict, name: str, tmp: pathlib.Path, cwd: pathlib.Path, settings: dict
+) -> Orchestrator:
+    """Start the replica ``name`` on free ports with the shared environment and its own settings."""
+    grpc_port, admin_port = free_port(), free_port()
+    replica_env = {
+        **env,
+        "TASKGATE_REPLICA_ID": name,
+        "TASKGATE_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+        "TASKGATE_ADMIN_ADDR": f"127.0.0.1:{admin_port}",
+        **settings,
+    }
+    return Orchestrator(
+        env=replica_env,
+        grpc_addr=replica_env["TASKGATE_GRPC_ADDR"],
+        admin_url=f"http://{replica_env['TASKGATE_ADMIN_ADDR']}",
+        log_path=tmp / f"orchestrator-{name}.log",
+        cwd=cwd,
+    ).start()
