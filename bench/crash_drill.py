@@ -246,7 +246,7 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
     statuses, events = read_outcome(replicas.database_url, task_ids)
     twice = {task_id: repeated_steps(events[task_id]) for task_id in task_ids}
     examples = [f"{task_id}: {'; '.join(found)}" for task_id, found in twice.items() if found][:3]
-    examples += [f"stream {watch.params}: {watch.error}" for watch in watches if watch.error][:3]
+    examples += [_stream_note(watch, events) for watch in watches if not watch.done][:5]
     return Outcome(
         label=label,
         tasks=len(task_ids),
@@ -259,6 +259,18 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
         streams_without_done=sum(not watch.done for watch in watches),
         settled_seconds=settled_seconds,
         examples=examples,
+    )
+
+
+def _stream_note(watch: StreamFollower, events: dict[str, list[dict]]) -> str:
+    """Describe a stream that did not end with ``done``: how far it got against what was stored."""
+    workflow_id = watch.params["workflow_id"]
+    last = watch.frames[-1] if watch.frames else None
+    state = f"failed ({watch.error})" if watch.error else "closed" if watch.ended.is_set() else "still open"
+    return (
+        f"stream of {workflow_id} {state} after {len(watch.frames)} frames"
+        f" (last id {last.id if last else '-'}, {last.event if last else '-'});"
+        f" {len(events[workflow_id])} events stored, the last {events[workflow_id][-1]['type']}"
     )
 
 
