@@ -1,6 +1,7 @@
 # taskgate: `make run` starts everything locally, `make test` runs the whole suite,
 # `make bench` measures task throughput on each store, thousands of SSE watchers, and the
-# OpenAI-compatible routes and waiting approvals (docs/benchmarks.md).
+# OpenAI-compatible routes and waiting approvals, and the CPU the simulated agent's worst
+# queries cost (docs/benchmarks.md).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -20,6 +21,7 @@ bench: $(TEST_STAMP) test-servers
 	$(PY) -m bench.task_throughput
 	$(PY) -m bench.stream_watchers
 	$(PY) -m bench.agent_routes
+	$(PY) -m bench.arithmetic_inputs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -127,28 +127,38 @@ def orchestrator_timeout() -> ApiError:
 
 
 def error_for_rpc(ex: grpc.RpcError) -> ApiError:
-    """Translate a failed gRPC call into the HTTP error the client sees (the one table)."""
+    """Translate a failed gRPC call into the HTTP error the client sees (the one table).
+
+    For the codes whose details are shown, the trailing metadata may refine the answer: the
+    invalid field of an INVALID_ARGUMENT becomes ``details``, and a reason the orchestrator names
+    (``session_busy``, one of ``wire.ERROR_CODES``) becomes the body's ``code``.
+    """
     mapping = _GRPC_TO_HTTP.get(rpc_code(ex), _GRPC_FALLBACK)
     details = getattr(ex, "details", None)
     if mapping.shows_details and callable(details):
         text = details()
         if isinstance(text, str) and text.strip():
             error = _error_for_mapping(mapping, text.strip()[:_MAX_DETAIL_LENGTH])
-            field = _invalid_field(ex) if mapping.status == 400 else None
-            if field:
+            trailing = _trailing_metadata(ex)
+            field = trailing.get(wire.INVALID_FIELD) if mapping.status == 400 else None
+            if field and len(field) <= _MAX_FIELD_LENGTH:
                 error.details = [{"field": field, "message": error.message}]
+            reason = trailing.get(wire.ERROR_CODE)
+            if reason in wire.ERROR_CODES:
+                error.error_code = reason
             return error
     return _error_for_mapping(mapping)
 
 
-def _invalid_field(ex: grpc.RpcError) -> str | None:
-    """Return the field the orchestrator named in the trailing metadata of an INVALID_ARGUMENT."""
+def _trailing_metadata(ex: grpc.RpcError) -> dict[str, str]:
+    """Return the text values of a failed call's trailing metadata, the first of each key."""
     trailing = getattr(ex, "trailing_metadata", None)
     metadata = trailing() if callable(trailing) else None
+    values: dict[str, str] = {}
     for key, value in metadata or ():
-        if key == wire.INVALID_FIELD and isinstance(value, str) and len(value) <= _MAX_FIELD_LENGTH:
-            return value
-    return None
+        if isinstance(value, str):
+            values.setdefault(key, value)
+    return values
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:

@@ -61,7 +61,6 @@ from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger("orchestrator")
 
-WORKER_SHUTDOWN_GRACE_SECONDS = 5.0
 GRPC_SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -160,7 +159,8 @@ class Orchestrator:
     async def stop(self) -> None:
         """Stop working and listening in the reverse order of ``start``, then close what was opened.
 
-        Running tasks get a grace period to finish while their watchers are still connected.
+        Running tasks are handed back to the queue at their last checkpoint while their watchers
+        are still connected, to continue on another replica (or this one when it starts again).
         """
         await self._running.aclose()
         await self._resources.aclose()
@@ -206,7 +206,7 @@ class Orchestrator:
         self.leases.start()
         running.push_async_callback(self.leases.stop)
         self.pool.start()
-        running.push_async_callback(self.pool.stop, WORKER_SHUTDOWN_GRACE_SECONDS)
+        running.push_async_callback(self.pool.stop)
         self.scheduler.start()
         running.push_async_callback(self.scheduler.stop)
         approval_expiry = asyncio.create_task(self.engines.approvals.expire_forever(), name="approval-expiry")
@@ -255,7 +255,11 @@ async def build_orchestrator(
         default_timeout_seconds=settings.task_timeout_seconds,
         lease_seconds=settings.lease_seconds,
         approval_timeout_seconds=settings.approval_timeout_seconds,
+        max_attempts=settings.max_attempts,
+        poll_seconds=settings.worker_poll_seconds,
     )
+    # Work queued by any replica (on PostgreSQL) wakes this pool at once; polling is the fallback.
+    store.on_work_queued(pool.wake)
     account_engines = build_account_engines(settings, store)
     engines = Engines(
         tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals),

@@ -12,6 +12,8 @@ from taskgate.environment import SettingsError
 from taskgate.environment import split_address
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
+from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
+from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
 
 _REPLICA_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -109,7 +111,12 @@ class OrchestratorSettings(ServiceSettings):
     database_url: str = dataclasses.field(default="sqlite:///.taskgate/taskgate.db", repr=False)
     replica_id: str = ""
     lease_seconds: float = 30.0
+    # How many attempts of a task may end with their replica dying before the task ends FAILED.
+    max_attempts: int = 3
     worker_concurrency: int = 100
+    # How often an idle worker pool looks for queued work it was not woken for (on PostgreSQL, a
+    # notice wakes it at once; this is the fallback while notices are not heard).
+    worker_poll_seconds: float = 0.5
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
@@ -139,9 +146,13 @@ class OrchestratorSettings(ServiceSettings):
             database_url=_database_url(environment, "TASKGATE_DATABASE_URL", cls.database_url),
             replica_id=_replica_id(environment, "TASKGATE_REPLICA_ID"),
             lease_seconds=environment.number("TASKGATE_LEASE_SECONDS", cls.lease_seconds, 1.0, 3600.0),
+            max_attempts=environment.integer("TASKGATE_MAX_ATTEMPTS", cls.max_attempts, 1, 100),
             # 0: this replica serves the API and streams but runs no tasks.
             worker_concurrency=environment.integer(
                 "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 0, 10_000
+            ),
+            worker_poll_seconds=environment.number(
+                "TASKGATE_WORKER_POLL_SECONDS", cls.worker_poll_seconds, 0.05, 3600.0
             ),
             sim_step_seconds=environment.number("TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=environment.number(
@@ -152,7 +163,10 @@ class OrchestratorSettings(ServiceSettings):
                 "TASKGATE_TASK_TIMEOUT_SECONDS", cls.task_timeout_seconds, 1, 86_400
             ),
             approval_timeout_seconds=environment.number(
-                "TASKGATE_APPROVAL_TIMEOUT_SECONDS", cls.approval_timeout_seconds, 1.0, 2_592_000.0
+                "TASKGATE_APPROVAL_TIMEOUT_SECONDS",
+                cls.approval_timeout_seconds,
+                MIN_APPROVAL_TIMEOUT_SECONDS,
+                MAX_APPROVAL_TIMEOUT_SECONDS,
             ),
             runner=runner,
             openai=OpenAIRunnerSettings.from_env(environ) if runner == "openai" else None,

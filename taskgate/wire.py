@@ -15,6 +15,13 @@ TRACEPARENT = "traceparent"
 # Trailing metadata of an INVALID_ARGUMENT naming the invalid request field; the gateway puts it
 # in the error body's details.
 INVALID_FIELD = "taskgate-invalid-field"
+# Trailing metadata of an error a client must tell apart from the others of its status code: its
+# snake_case reason, which the gateway makes the HTTP error body's ``code``.
+ERROR_CODE = "taskgate-error-code"
+# FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
+SESSION_BUSY = "session_busy"
+# Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
+ERROR_CODES = (SESSION_BUSY,)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

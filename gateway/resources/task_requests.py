@@ -15,21 +15,30 @@ from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import common_pb2
 from taskgate.orchestrator.v1 import events_pb2
 from taskgate.orchestrator.v1 import tasks_pb2
+from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MAX_CONTEXT_BYTES
 from taskgate.task_rules import MAX_OVERRIDE_CHARACTERS
 from taskgate.task_rules import MAX_QUERY_CHARACTERS
 from taskgate.task_rules import MAX_TIMEOUT_SECONDS
+from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MODEL_TIERS
 from taskgate.task_rules import MODES
+from taskgate.task_rules import MULTITASK_STRATEGIES
 from taskgate.task_rules import RESEARCH_STRATEGIES
 from taskgate.task_statuses import STATUS_NAMES
 from taskgate.task_statuses import status_value
 
-_CHOICES = {"mode": MODES, "model_tier": MODEL_TIERS, "research_strategy": RESEARCH_STRATEGIES}
+_CHOICES = {
+    "mode": MODES,
+    "model_tier": MODEL_TIERS,
+    "research_strategy": RESEARCH_STRATEGIES,
+    "multitask_strategy": MULTITASK_STRATEGIES,
+}
 _INT_RANGES = {
     "max_iterations": (1, 50),
     "max_concurrent_agents": (1, 20),
     "timeout_seconds": (1, MAX_TIMEOUT_SECONDS),
+    "approval_timeout_seconds": (MIN_APPROVAL_TIMEOUT_SECONDS, MAX_APPROVAL_TIMEOUT_SECONDS),
 }
 _BOOLEANS = ("enable_verification", "require_approval")
 _OVERRIDES = ("model_override", "provider_override")

@@ -2,14 +2,15 @@
 runner is gone is recovered. Pure: each rule reads a task and returns the transition to apply.
 
 Who changes a task's status writes the events that record the change. A task with no runner
-(QUEUED, or PAUSED and held by no worker: "parked") or held at a pause by its runner (which writes
-nothing while it waits) is changed here, with its events, in one guarded store transaction. A task
-that is running is only *asked*: the request is stored in its control state, and its runner acts
-on it at its next checkpoint (see ``orchestrator.engine.run_control``).
+(QUEUED, or PAUSED: a paused task is "parked", no worker holds it or its slot) is changed here,
+with its events, in one guarded store transaction. A task that is running is only *asked*: the
+request is stored in its control state, and its runner acts on it: a pause at its next checkpoint
+(the runner parks the task there), a cancel at once (see ``orchestrator.engine.run_control``).
 """
 
 import dataclasses
 import datetime
+import enum
 
 from orchestrator import events
 from orchestrator.domain.tasks import ControlState
@@ -32,8 +33,23 @@ CANCELLED_MESSAGE = "Task cancelled"
 CANCEL_REQUESTED_MESSAGE = "Cancellation requested; the task stops at its next checkpoint"
 
 CANCELLED_ERROR = "The task was cancelled"
-INTERRUPTED_ERROR = "The orchestrator restarted while the task was running; submit it again"
 STREAM_END_MESSAGE = "Stream ended"
+LOST_REASON = "The replica running the task stopped"
+HANDED_OVER_REASON = "The replica running the task was shut down and handed it over"
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class Interruption(enum.Enum):
+    """Why a running task lost its runner: its replica died (lost) or stopped gracefully (handed over)."""
+
+    LOST = LOST_REASON
+    HANDED_OVER = HANDED_OVER_REASON
+
+
+def attempts_exhausted_error(lost_attempts: int) -> str:
+    """Return the error of a task that is not resumed again: its replica died in each of its attempts."""
+    times = "once" if lost_attempts == 1 else f"{lost_attempts} times"
+    return f"The replica running the task stopped {times}; it is not resumed again"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,15 +110,12 @@ def decide_resume(task: TaskRecord, request: ControlRequest) -> ControlDecision:
     guard = TaskGuard.of(task)
     if task.status == TaskStatus.RUNNING:
         return ControlDecision(RESUMED_MESSAGE, TaskTransition(guard, resumed), notify_runner=True)
-    if task.claimed_by is None:
-        # Parked: no runner holds it, so a worker claims it again; one that had started runs again
-        # from its first step.
-        event = resumed_event(request, restarts=task.started_at is not None)
-        transition = TaskTransition(guard, resumed, status=TaskStatus.QUEUED, events=(event,))
-        return ControlDecision(RESUMED_MESSAGE, transition, requeued=True)
-    # Held at a pause by its runner, which carries on when told.
-    transition = TaskTransition(guard, resumed, status=TaskStatus.RUNNING, events=(resumed_event(request),))
-    return ControlDecision(RESUMED_MESSAGE, transition, notify_runner=True)
+    # Parked (no runner holds a paused task): a worker claims it again and, if it had started, it
+    # continues from its last checkpoint. A paused task a worker still claims is one whose runner
+    # has gone (a replica of an earlier version held its paused tasks); it is released the same way.
+    event = resumed_event(request, task)
+    transition = TaskTransition(guard, resumed, status=TaskStatus.QUEUED, release=True, events=(event,))
+    return ControlDecision(RESUMED_MESSAGE, transition, requeued=True)
 
 
 def decide_cancel(task: TaskRecord, request: ControlRequest) -> ControlDecision:
@@ -127,11 +140,16 @@ def decide_cancel(task: TaskRecord, request: ControlRequest) -> ControlDecision:
     return ControlDecision(CANCEL_REQUESTED_MESSAGE, TaskTransition(guard, cancelled), notify_runner=True)
 
 
-def recovery_transition(task: TaskRecord) -> TaskTransition:
-    """End, park or fail a RUNNING or held PAUSED task whose runner is gone, honouring its control state.
+def recovery_transition(
+    task: TaskRecord, interruption: Interruption, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> TaskTransition:
+    """Resume, park or end a RUNNING or PAUSED task whose runner is gone, honouring its control state.
 
     A task asked to cancel ends CANCELLED; a task paused (or asked to pause) is parked PAUSED, to
-    run again from its first step when resumed; any other running task ends FAILED.
+    continue from its last checkpoint when resumed. Any other is queued again as its next attempt,
+    recording WORKFLOW_RESUMED, to continue from its last checkpoint on any replica; but a task
+    whose replica died in ``max_attempts`` attempts ends FAILED instead (it may be what kills them).
+    A graceful hand-over is not counted against that limit.
     """
     control = task.control
     guard = TaskGuard.of(task)
@@ -149,15 +167,38 @@ def recovery_transition(task: TaskRecord) -> TaskTransition:
         return TaskTransition(
             guard, control, status=TaskStatus.PAUSED, release=True, events=(paused_event(control),)
         )
+    lost_attempts = task.lost_attempts + (1 if interruption is Interruption.LOST else 0)
+    if lost_attempts >= max_attempts:
+        error = attempts_exhausted_error(lost_attempts)
+        return TaskTransition(
+            guard,
+            control,
+            status=TaskStatus.FAILED,
+            error=error,
+            events=(
+                NewEvent(events.WORKFLOW_FAILED, error, {"error": error, "attempt": task.attempt}),
+                stream_end_event(),
+            ),
+        )
+    attempt = task.attempt + 1
+    resumed = NewEvent(
+        events.WORKFLOW_RESUMED,
+        f"Workflow resumes from its last checkpoint as attempt {attempt}",
+        {
+            "attempt": attempt,
+            "checkpoint_seq": task.checkpoint_seq,
+            "reason": interruption.value,
+            "resumed_by": "",
+        },
+    )
     return TaskTransition(
         guard,
         control,
-        status=TaskStatus.FAILED,
-        error=INTERRUPTED_ERROR,
-        events=(
-            NewEvent(events.WORKFLOW_FAILED, INTERRUPTED_ERROR, {"error": INTERRUPTED_ERROR}),
-            stream_end_event(),
-        ),
+        status=TaskStatus.QUEUED,
+        release=True,
+        attempt=attempt,
+        lost_attempts=lost_attempts,
+        events=(resumed,),
     )
 
 
@@ -178,10 +219,16 @@ def paused_event(control: ControlState) -> NewEvent:
     )
 
 
-def resumed_event(request: ControlRequest, restarts: bool = False) -> NewEvent:
-    """Return the WORKFLOW_RESUMED event of a resume; ``restarts``: the run starts over."""
-    message = "Workflow resumed; it runs again from its first step" if restarts else "Workflow resumed"
-    payload = {"reason": request.reason, "resumed_by": request.user_id, "restarts": restarts}
+def resumed_event(request: ControlRequest, task: TaskRecord) -> NewEvent:
+    """Return the WORKFLOW_RESUMED event of a resume; a task that had started goes on from its checkpoint."""
+    started = task.started_at is not None
+    message = "Workflow resumed; it continues from its last checkpoint" if started else "Workflow resumed"
+    payload = {
+        "reason": request.reason,
+        "resumed_by": request.user_id,
+        "attempt": task.attempt,
+        "checkpoint_seq": task.checkpoint_seq,
+    }
     return NewEvent(events.WORKFLOW_RESUMED, message, payload)
 
 

@@ -104,6 +104,13 @@ class TaskRecord:
     # Counts the claims of the task: each claim and each take-over of an expired lease adds one, so
     # a worker that lost its claim can never change the task, even if it claims it again later.
     claim_epoch: int = 0
+    # The runner's state at its last checkpoint (None: none yet), and the seq of the last event then.
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_seq: int = 0
+    # Which run of the task this is (one more after each interruption), and how many runs ended
+    # because their replica died: those are what TASKGATE_MAX_ATTEMPTS caps.
+    attempt: int = 1
+    lost_attempts: int = 0
 
     @property
     def claim(self) -> "Claim":
@@ -207,3 +214,18 @@ class TaskTransition:
     run_seconds: float | None = None
     error: str | None = None
     events: tuple[NewEvent, ...] = ()
+    # A new attempt of an interrupted task (its number), and the count of attempts lost so far.
+    attempt: int | None = None
+    lost_attempts: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A runner's state after a finished step, stored with that step's event so neither is repeated.
+
+    ``state`` is the runner's own (JSON); ``run_seconds`` the running time used so far, so a task
+    resumed elsewhere keeps what its timeout has used.
+    """
+
+    state: dict[str, Any]
+    run_seconds: float

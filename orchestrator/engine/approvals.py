@@ -3,9 +3,11 @@
 A runner asks with ``RunContext.request_approval(step, action, reason)``. The first time a step
 asks, the engine stores the approval, records APPROVAL_REQUESTED and parks the task: it stays
 RUNNING, but no worker holds it (``claimed_by`` NULL, no lease), so it costs nothing while it
-waits and survives restarts. The decision resolves the approval and moves the task on in one
-transaction: approved → QUEUED, and the run starts over from its first step, where the same step's
-``request_approval`` now returns the approved (or modified) action at once; rejected → FAILED with
+waits and survives restarts. It waits ``approval_timeout_seconds`` if the task was submitted with
+one, else the deployment's default. The decision resolves the approval and moves the task on in one
+transaction: approved → QUEUED, and the run resumes from its last checkpoint, which is where it
+asked: the same step's ``request_approval`` now returns the decision at once (the approved or
+modified action, and the approver's feedback); rejected → FAILED with
 the feedback in ``error``; no decision before ``expires_at`` → TIMEOUT, by a periodic sweep on
 every replica, where the conditional UPDATE of the approval decides who ends the task.
 """
@@ -36,6 +38,7 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import TaskStateError
 from orchestrator.events import Event
+from orchestrator.runners.base import ApprovedAction
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
@@ -97,14 +100,24 @@ async def approve_task(ctx: RunContext) -> RunTask:
 
     Returns the task as approved: the approved action's ``query`` (the approver may have changed
     it) replaces the task's. Until a decision it ends the run here (ApprovalNeeded), so a runner,
-    whichever it is, never does anything unapproved, and the run that starts over repeats nothing.
+    whichever it is, never does anything unapproved. The event that says the approved action is
+    carried out saves the first checkpoint (an empty runner state), so a resumed run does not say
+    it again.
     """
     task = ctx.task
-    action = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
-    await ctx.emit(
-        events.AGENT_THINKING, "Carrying out the approved action", {"approved_action": dict(action)}
-    )
-    return dataclasses.replace(task, query=approved_query(action, task.query))
+    approved = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
+    if task.checkpoint is None:
+        await ctx.emit(
+            events.AGENT_THINKING,
+            "Carrying out the approved action",
+            {
+                "approved_action": dict(approved.action),
+                "modified": approved.modified,
+                "feedback": approved.feedback,
+            },
+            checkpoint={},
+        )
+    return dataclasses.replace(task, query=approved_query(approved.action, task.query))
 
 
 def approved_query(action: Mapping[str, Any], query: str) -> str:
@@ -113,11 +126,13 @@ def approved_query(action: Mapping[str, Any], query: str) -> str:
     return approved if isinstance(approved, str) and approved.strip() else query
 
 
-def approved_action(approvals: list[ApprovalRecord], step: str) -> Mapping[str, Any] | None:
-    """Return the action approved for a step (modified if the approver changed it); None if not approved."""
+def approved_action(approvals: list[ApprovalRecord], step: str) -> ApprovedAction | None:
+    """Return the approval of a step (its action as the approver left it); None if not approved."""
     for approval in approvals:
         if approval.step == step and approval.status == ApprovalStatus.APPROVED:
-            return approval.action_to_run
+            return ApprovedAction(
+                approval.action_to_run, approval.feedback, modified=approval.modified_action is not None
+            )
     return None
 
 

@@ -4,12 +4,15 @@ A claim gives the claiming worker a lease on the task until ``now + lease_second
 clock). While the task runs, or is held at a pause, its replica's ``LeaseKeeper`` renews the lease
 every third of that time. A replica that dies (even with SIGKILL) stops renewing; once the lease
 has expired, any other replica's keeper takes the task over with one conditional UPDATE (so two
-replicas recovering at once never both get it) and ends it as its control state says: FAILED with
-a reason and the WORKFLOW_FAILED and STREAM_END events (gap-free seq, one transaction), CANCELLED
-if a cancel was asked, or parked PAUSED if it was paused (``task_control.recovery_transition``).
+replicas recovering at once never both get it) and deals with it as its control state says
+(``task_control.recovery_transition``): queued again with a WORKFLOW_RESUMED event, to continue
+from its last checkpoint as its next attempt on whichever replica claims it (this one is woken at
+once); CANCELLED if a cancel was asked; parked PAUSED if it was paused; FAILED once its replica has
+died in ``max_attempts`` attempts.
 
-Never run twice: a recovered task is never re-queued, and a replica that finds at renewal that
-another took one of its tasks over (it stalled longer than the lease) stops running it at once.
+Never run twice at once: every claim and take-over moves the task's claim epoch on, every change a
+worker makes is conditional on its claim, and a replica that finds at renewal that another took one
+of its tasks over (it stalled longer than the lease) stops running it at once.
 """
 
 import asyncio
@@ -17,6 +20,7 @@ import logging
 from typing import Protocol
 
 from orchestrator.bus import EventBus
+from orchestrator.domain.task_control import Interruption
 from orchestrator.engine.recorder import recover_tasks
 from orchestrator.store.base import Store
 
@@ -33,6 +37,13 @@ class LeaseHolder(Protocol):
 
     def abandon(self, task_id: str) -> None:
         """Stop running a task at once, recording nothing more."""
+
+    def wake(self) -> None:
+        """Claim now: a task was queued again."""
+
+    @property
+    def max_attempts(self) -> int:
+        """How many attempts of a task may end with their replica dying before it ends FAILED."""
 
 
 class LeaseKeeper:
@@ -93,9 +104,12 @@ class LeaseKeeper:
                 self._store,
                 self._bus,
                 [task for task in tasks if task.task_id not in held],
+                Interruption.LOST,
+                self._holder.max_attempts,
                 logger,
-                "task of a replica that stopped recovered after its lease expired",
             )
+            if recovered:
+                self._holder.wake()
             if len(tasks) < RECOVERY_BATCH:
                 return recovered
 

@@ -3,10 +3,12 @@
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.tasks import Checkpoint
 from orchestrator.engine.approvals import ApprovalNeeded
 from orchestrator.engine.approvals import approved_action
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.engine.run_control import RunControl
+from orchestrator.runners.base import ApprovedAction
 from orchestrator.runners.base import RunContext
 from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
@@ -27,15 +29,21 @@ class TaskRunContext(RunContext):
         return self._task
 
     async def emit(
-        self, event_type: str, message: str = "", payload: Mapping[str, Any] | None = None, agent_id: str = ""
+        self,
+        event_type: str,
+        message: str = "",
+        payload: Mapping[str, Any] | None = None,
+        agent_id: str = "",
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record an event of the task; it is stored before any watcher sees it."""
-        await self._recorder.emit(event_type, message, payload, agent_id)
+        """Record an event of the task, with the runner's checkpoint when it ends a step."""
+        saved = None if checkpoint is None else Checkpoint(dict(checkpoint), self._control.used_seconds())
+        await self._recorder.emit(event_type, message, payload, agent_id, saved)
 
     async def checkpoint(self) -> None:
-        """Honour the owner's requests between two steps: hold while paused, stop when cancelled.
+        """Honour the owner's requests between two steps: park the task when paused, stop it when cancelled.
 
-        The runner is between steps, so holding or stopping it here leaves nothing half done.
+        The runner is between steps, so parking or stopping it here leaves nothing half done.
         """
         await self._control.checkpoint()
 
@@ -49,9 +57,9 @@ class TaskRunContext(RunContext):
 
     async def request_approval(
         self, step: str, proposed_action: Mapping[str, Any], reason: str
-    ) -> Mapping[str, Any]:
-        """Return the approved action of a step, or end the run (ApprovalNeeded): the task waits parked."""
-        action = approved_action(await self._store.list_task_approvals(self._task.workflow_id), step)
-        if action is None:
+    ) -> ApprovedAction:
+        """Return the approval of a step, or end the run (ApprovalNeeded): the task waits parked."""
+        approved = approved_action(await self._store.list_task_approvals(self._task.workflow_id), step)
+        if approved is None:
             raise ApprovalNeeded(step, proposed_action, reason)
-        return action
+        return approved

@@ -1,14 +1,18 @@
-"""A running task's control on the replica that runs it: pauses hold it, cancels and timeouts stop it.
+"""A running task's control on the replica that runs it: a pause parks it, a cancel or timeout stops it.
 
-The runner meets its control between steps (``checkpoint``) and in its waits (``sleep``). The
-control state is read from the store only when it may have changed: when a control signal names
-the task, and when the sweep, which reads the states of all this replica's running tasks in one
-query every few seconds, finds one that differs (a lost signal). Never once per checkpoint.
+The runner meets its control between steps (``checkpoint``), where a pause takes effect: the task
+is parked PAUSED, its claim and worker slot released, to continue from its last saved checkpoint
+when resumed (``RunParked`` ends the run). A cancel, or the end of the task's time, stops the run at
+once wherever it is, even inside a model call that never returns: ``watch`` runs beside the runner
+and the worker pool interrupts the runner when it answers (``RunStopped``).
+
+The control state is read from the store only when it may have changed: when a control signal
+names the task, and when the sweep, which reads the states of all this replica's running tasks in
+one query every few seconds, finds one that differs (a lost signal). Never once per checkpoint.
 
 Timeout: a task's budget is its ``timeout_seconds``, else the server default, and counts running
-time only: time queued or paused is not counted. The time used is stored when the task pauses, so
-a task resumed after a restart keeps what it had used. A runner that meets a checkpoint or a wait
-with the budget spent stops with TIMEOUT; a wait never outlasts the budget.
+time only: time queued or paused is not counted. The time used is stored with each checkpoint and
+when the task pauses, so a task resumed after a restart or elsewhere keeps what it had used.
 """
 
 import asyncio
@@ -31,6 +35,7 @@ from orchestrator.domain.tasks import TaskGuard
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
+from orchestrator.engine.recorder import ClaimLost
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.store.base import Store
 
@@ -40,7 +45,7 @@ SWEEP_SECONDS = 3.0
 
 
 class RunStopped(BaseException):  # noqa: N818 (a signal, like asyncio.CancelledError, not an error)
-    """Raised into a runner at a checkpoint or wait to end its run: the task was cancelled or timed out.
+    """The run ends here: the task was cancelled or timed out; ``event`` records which.
 
     A BaseException, like ``asyncio.CancelledError``, so a runner's ``except Exception`` cannot
     swallow it.
@@ -53,11 +58,8 @@ class RunStopped(BaseException):  # noqa: N818 (a signal, like asyncio.Cancelled
         self.event = event
 
 
-class RunLost(BaseException):  # noqa: N818 (a signal, like asyncio.CancelledError, not an error)
-    """Raised into a runner whose task is no longer this worker's (another replica took it over).
-
-    The run ends without recording anything: the task's new holder decides what happens to it.
-    """
+class RunParked(BaseException):  # noqa: N818 (a signal, like asyncio.CancelledError, not an error)
+    """The run ends here because the task was paused: it is parked, and resumes from its checkpoint."""
 
 
 def timeout_budget(options: Mapping[str, Any], default_seconds: float) -> float:
@@ -79,20 +81,17 @@ class RunControl:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._task_id = task.task_id
-        self._user_id = task.user_id
         self._store = store
         self._recorder = recorder
-        self._worker_id = worker_id
         self._claim = Claim(worker_id, task.claim_epoch)
         self._timeout_seconds = timeout_seconds
         self._clock = clock
         self._state = task.control
-        # Read once at the first checkpoint: a request may have come before this run was listening.
+        # Read once first: a request may have come before this run was listening.
         self._stale = True
         self._changed = asyncio.Event()
         self._used_seconds = task.run_seconds
         self._run_started = clock()
-        self._held = False
 
     @property
     def task_id(self) -> str:
@@ -104,11 +103,6 @@ class RunControl:
         """The control state as last read."""
         return self._state
 
-    @property
-    def is_held(self) -> bool:
-        """Whether the runner waits at a pause right now (it does no work meanwhile)."""
-        return self._held
-
     def used_seconds(self) -> float:
         """Return the running time the task has used so far, this run included."""
         return self._used_seconds + self._clock() - self._run_started
@@ -119,35 +113,49 @@ class RunControl:
         self._changed.set()
 
     async def checkpoint(self) -> None:
-        """Raise RunStopped if the task was cancelled or is out of time; hold it while it is paused."""
+        """Raise RunStopped if the task was cancelled or is out of time; park it (RunParked) if paused."""
         while True:
             await self._refresh()
             self._raise_if_stopped()
             if not self._state.pause_requested:
                 return
-            if await self._pause():
-                await self._hold()
-                return
+            if await self._park():
+                raise RunParked()
             # The task changed since its control state was read: a resume or a cancel came first,
             # and the loop acts on it; if the control state is unchanged, the task changed hands.
             asked = self._state
             self._stale = True
             await self._refresh()
             if self._state == asked:
-                raise RunLost()
+                raise ClaimLost()
+
+    async def finishing(self) -> None:
+        """Raise RunStopped if a cancel came during the last step: the end of a run is a checkpoint too.
+
+        A pause asked then does not park a run whose work is done: it completes.
+        """
+        await self._refresh()
+        self._raise_if_stopped()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` between steps; a cancellation or the end of the budget ends it with RunStopped."""
-        wake_at = self._clock() + seconds
+        """Wait ``seconds`` between steps, never past the end of the budget (then RunStopped)."""
+        await asyncio.sleep(max(0.0, min(seconds, self._deadline() - self._clock())))
+        self._raise_if_stopped()
+
+    async def watch(self) -> RunStopped:
+        """Return, as soon as it happens, the reason the run must stop: a cancel or the end of its time.
+
+        Runs beside the runner; the worker pool then interrupts the runner wherever it is.
+        """
         while True:
-            self._changed.clear()
             await self._refresh()
-            self._raise_if_stopped()
-            now = self._clock()
-            if now >= wake_at:
-                return
+            if self._must_stop():
+                return self._stop_reason()
+            self._changed.clear()
+            if self._stale:
+                continue  # a change came while the state was read
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(wake_at, self._deadline()) - now)
+                await asyncio.wait_for(self._changed.wait(), max(0.0, self._deadline() - self._clock()))
 
     async def _refresh(self) -> None:
         if not self._stale:
@@ -156,64 +164,44 @@ class RunControl:
         states = await self._store.get_control_states([self._task_id])
         self._state = states.get(self._task_id, self._state)
 
+    def _must_stop(self) -> bool:
+        return self._state.cancel_requested or self._clock() >= self._deadline()
+
     def _raise_if_stopped(self) -> None:
+        if self._must_stop():
+            raise self._stop_reason()
+
+    def _stop_reason(self) -> RunStopped:
         if self._state.cancel_requested:
-            raise RunStopped(TaskStatus.CANCELLED, CANCELLED_ERROR, cancelled_event(self._state))
-        if self._clock() >= self._deadline():
-            error = f"The task ran longer than its timeout of {self._timeout_seconds:g} seconds"
-            event = NewEvent(
-                events.WORKFLOW_TIMEOUT,
-                "Workflow timed out",
-                {"error": error, "timeout_seconds": self._timeout_seconds},
-            )
-            raise RunStopped(TaskStatus.TIMEOUT, error, event)
+            return RunStopped(TaskStatus.CANCELLED, CANCELLED_ERROR, cancelled_event(self._state))
+        error = f"The task ran longer than its timeout of {self._timeout_seconds:g} seconds"
+        event = NewEvent(
+            events.WORKFLOW_TIMEOUT,
+            "Workflow timed out",
+            {"error": error, "timeout_seconds": self._timeout_seconds},
+        )
+        return RunStopped(TaskStatus.TIMEOUT, error, event)
 
     def _deadline(self) -> float:
         return self._run_started + self._timeout_seconds - self._used_seconds
 
-    async def _pause(self) -> bool:
-        """Move the task from RUNNING to PAUSED with its event; False if its state changed first."""
-        used_seconds = self._used_seconds + self._clock() - self._run_started
+    async def _park(self) -> bool:
+        """Move the task from RUNNING to parked PAUSED with its event; False if its state changed first."""
         transition = TaskTransition(
             TaskGuard(
                 TaskStatus.RUNNING,
-                self._worker_id,
+                self._claim.worker_id,
                 pause_requested=True,
                 cancel_requested=False,
                 claim_epoch=self._claim.epoch,
             ),
             self._state,
             status=TaskStatus.PAUSED,
-            run_seconds=used_seconds,
+            release=True,
+            run_seconds=self.used_seconds(),
             events=(paused_event(self._state),),
         )
-        if not await self._recorder.record_transition(transition):
-            return False
-        self._used_seconds = used_seconds
-        return True
-
-    async def _hold(self) -> None:
-        """Wait until the task is resumed (the resume set it RUNNING and recorded its event) or cancelled."""
-        self._held = True
-        try:
-            while True:
-                self._changed.clear()
-                await self._refresh()
-                if self._state.cancel_requested or not self._state.pause_requested:
-                    break
-                await self._changed.wait()
-        finally:
-            self._held = False
-        if not self._state.cancel_requested:
-            # A resume set the task RUNNING for this worker, unless another replica took it over
-            # meanwhile (and parked it): then it is not this worker's to run any more.
-            task = await self._store.get_task(self._task_id, self._user_id)
-            if task is None or task.status != TaskStatus.RUNNING or task.claim != self._claim:
-                raise RunLost()
-        # A resume recorded its event while the task was held: the next seq follows it.
-        await self._recorder.resync()
-        self._run_started = self._clock()
-        self._raise_if_stopped()
+        return await self._recorder.record_transition(transition)
 
 
 class RunningControls:
@@ -232,11 +220,6 @@ class RunningControls:
     def remove(self, task_id: str) -> None:
         """Stop delivering changes to a finished run."""
         self._controls.pop(task_id, None)
-
-    def is_held(self, task_id: str) -> bool:
-        """Whether the task runs here and waits at a pause."""
-        control = self._controls.get(task_id)
-        return control is not None and control.is_held
 
     async def sweep(self) -> None:
         """Read the control states of every task running here in one query; flag those that changed."""

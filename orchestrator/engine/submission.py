@@ -7,12 +7,15 @@ from typing import Any
 from orchestrator.errors import InvalidArgumentError
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
+from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MAX_CONTEXT_BYTES
 from taskgate.task_rules import MAX_OVERRIDE_CHARACTERS
 from taskgate.task_rules import MAX_QUERY_CHARACTERS
 from taskgate.task_rules import MAX_TIMEOUT_SECONDS
+from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MODEL_TIERS
 from taskgate.task_rules import MODES
+from taskgate.task_rules import MULTITASK_STRATEGIES
 from taskgate.task_rules import RESEARCH_STRATEGIES
 
 DEFAULT_MODE = "standard"
@@ -37,6 +40,10 @@ class TaskSubmission:
     require_approval: bool = False
     timeout_seconds: int = 0
     token_budget: int | None = None
+    # Empty: the client chose none (enqueue).
+    multitask_strategy: str = ""
+    # None: the deployment's approval timeout.
+    approval_timeout_seconds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,14 @@ def validate_submission(submission: TaskSubmission) -> ValidSubmission:
         # 0 asks for the server default, so it is not stored.
         "timeout_seconds": _bounded("timeout_seconds", submission.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
         or None,
+        # Stored only when chosen, so a task that chose none is told apart from one that chose enqueue.
+        "multitask_strategy": _multitask_strategy(submission.multitask_strategy),
+        "approval_timeout_seconds": _bounded(
+            "approval_timeout_seconds",
+            submission.approval_timeout_seconds,
+            MIN_APPROVAL_TIMEOUT_SECONDS,
+            MAX_APPROVAL_TIMEOUT_SECONDS,
+        ),
     }
     options.update({name: value for name, value in optional_values.items() if value is not None})
     return ValidSubmission(
@@ -93,6 +108,16 @@ def _choice(field: str, raw: str, allowed: tuple[str, ...], default: str | None)
     return value
 
 
+def _multitask_strategy(raw: str) -> str | None:
+    """Return the strategy chosen, None when none was; the names are exact (taskgate.task_rules)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or raw not in MULTITASK_STRATEGIES:
+        message = f"multitask_strategy must be one of {', '.join(MULTITASK_STRATEGIES)}"
+        raise InvalidArgumentError("multitask_strategy", message)
+    return raw
+
+
 def _override(field: str, raw: str) -> str | None:
     value = raw.strip()
     if len(value) > MAX_OVERRIDE_CHARACTERS:
@@ -101,7 +126,8 @@ def _override(field: str, raw: str) -> str | None:
 
 
 def _bounded(field: str, value: int | None, low: int, high: int) -> int | None:
-    if value is not None and not low <= value <= high:
+    # A bool is an int to Python, not to a client.
+    if value is not None and (type(value) is not int or not low <= value <= high):
         raise InvalidArgumentError(field, f"{field} must be {low}..{high}")
     return value
 

@@ -25,11 +25,25 @@ class RunTask:
     context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     history: tuple[SessionTurn, ...] = ()
+    #: Which run of the task this is: 1, then one more after each interruption (docs/internals.md).
+    attempt: int = 1
+    #: The checkpoint the run resumes from, as the runner saved it (None: it starts from the beginning).
+    checkpoint: Mapping[str, Any] | None = None
 
     @property
     def requires_approval(self) -> bool:
         """Whether the task was submitted with ``require_approval`` true (top level or in its context)."""
         return self.options.get("require_approval") is True or self.context.get("require_approval") is True
+
+
+@dataclasses.dataclass(frozen=True)
+class ApprovedAction:
+    """A human's approval of an action a run proposed: what to carry out, and what they said."""
+
+    #: The action to carry out: the approver's modified one if they changed it, else the proposed one.
+    action: Mapping[str, Any]
+    feedback: str = ""
+    modified: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,21 +73,31 @@ class RunContext(abc.ABC):
 
     @abc.abstractmethod
     async def emit(
-        self, event_type: str, message: str = "", payload: Mapping[str, Any] | None = None, agent_id: str = ""
+        self,
+        event_type: str,
+        message: str = "",
+        payload: Mapping[str, Any] | None = None,
+        agent_id: str = "",
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record an event of the task; it is stored before any watcher sees it."""
+        """Record an event of the task; it is stored before any watcher sees it.
+
+        With ``checkpoint`` (the runner's state once this step is done, JSON) the event ends a step:
+        the event and the state are stored together, and a run resumed after an interruption gets
+        that state as ``task.checkpoint`` and goes on after the step, repeating nothing before it.
+        """
 
     @abc.abstractmethod
     async def checkpoint(self) -> None:
-        """Give the engine a say between two steps (where pause and cancel take effect).
+        """Give the engine a say between two steps (where a pause takes effect).
 
-        It may hold the run while the task is paused, or raise to end it (cancelled, or out of
-        time); a runner lets that exception through.
+        It may raise to end the run here: cancelled, out of time, or paused (the task is parked and
+        resumes later from its last saved checkpoint); a runner lets that exception through.
         """
 
     @abc.abstractmethod
     async def sleep(self, seconds: float) -> None:
-        """Wait between steps; the engine may end the wait early by raising (cancelled, or out of time)."""
+        """Wait between steps; the engine may end the wait early (cancelled, or out of time)."""
 
     @abc.abstractmethod
     async def report_progress(self, fraction: float) -> None:
@@ -81,13 +105,15 @@ class RunContext(abc.ABC):
 
     async def request_approval(
         self, step: str, proposed_action: Mapping[str, Any], reason: str
-    ) -> Mapping[str, Any]:
-        """Have a human approve an action before the run carries it out; return the action to carry out.
+    ) -> ApprovedAction:
+        """Have a human approve an action before the run carries it out; return the approval.
 
         ``step`` names the point of the run that asks (one approval per step and task). When the
-        step was approved, this returns the approved action (the approver may have changed it).
-        Otherwise the engine ends this run here, without holding anything, and the task waits for
-        the decision; once approved it runs again from its first step (docs/internals.md, "Approvals").
+        step was approved, this returns the decision (the action to carry out, which the approver
+        may have changed, and their feedback). Otherwise the engine ends this run here, without
+        holding anything, and the task waits for the decision; once approved the run resumes from
+        its last checkpoint, so it asks again right here and gets the decision
+        (docs/internals.md, "Approvals").
         """
         raise NotImplementedError("this run context does not support approvals")
 

@@ -3,7 +3,11 @@
 It streams the answer (``stream: true`` with ``stream_options.include_usage``), turning each delta
 into an ``LLM_PARTIAL`` event and the whole answer into ``LLM_OUTPUT``; the server's token usage
 (estimated when it reports none) and the configured price of the model make the task's usage and
-cost. Between two chunks it reaches a checkpoint, so pause and cancel take effect mid-answer.
+cost. A finished call is a checkpoint (its answer and usage saved with ``LLM_OUTPUT``): a run
+resumed after an interruption does not call the model again, and a pause takes effect there. A
+cancel interrupts the call at once (the engine stops the run, ``orchestrator.engine.worker_pool``).
+A run interrupted mid-call calls the model again on resume: the partials it had streamed stay in
+the log before the ``WORKFLOW_RESUMED`` event, and only the finished call's usage is counted.
 
 A refused connection, a 429 or a 5xx before any of the answer has streamed is retried with
 exponential backoff (a ``Retry-After`` is honoured), at most ``max_retries`` times; anything else
@@ -37,6 +41,7 @@ from orchestrator.runners.budget import run_budget
 from orchestrator.runners.budget import truncation_payload
 from orchestrator.runners.simulated import CHARS_PER_TOKEN
 from orchestrator.runners.simulated import estimate_tokens
+from orchestrator.runners.steps import RunSteps
 from orchestrator.settings import OpenAIRunnerSettings
 
 PROVIDER = "openai-compatible"
@@ -242,7 +247,8 @@ class OpenAICompatibleRunner(Runner):
         body = request_body(task, model)
         estimated_prompt_tokens = estimate_tokens(compact_json(body["messages"]))
         budget = run_budget(task)
-        await ctx.emit(
+        steps = RunSteps(ctx)
+        await steps.emit(
             events.AGENT_STARTED,
             "OpenAI-compatible agent started",
             {"model": model, "mode": task.mode, "provider": PROVIDER},
@@ -250,34 +256,48 @@ class OpenAICompatibleRunner(Runner):
         )
         cap = require_prompt_covered(budget, estimated_prompt_tokens, *prices)
         limited_by_budget = limit_answer_tokens(body, cap)
-        await ctx.emit(
+        if await steps.emit(
             events.AGENT_THINKING,
             "Calling the model",
             {"step": "call", "history_turns": len(task.history), "messages": len(body["messages"])},
             AGENT_ID,
-        )
-        await ctx.report_progress(0.2)
-        char_limit = None if cap is None else cap * CHARS_PER_TOKEN
-        streamed = await self._answer_with_retries(ctx, body, char_limit)
-        answer, usage = streamed.text, streamed.usage
-        prompt_tokens = usage.get("prompt_tokens") or estimated_prompt_tokens
-        completion_tokens = usage.get("completion_tokens") or estimate_tokens(answer)
-        cost = price(settings.prices, model, prompt_tokens, completion_tokens)
-        usage_payload = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "cost_usd": cost,
-        }
-        output = {"response": answer, "usage": usage_payload, "model": model, "provider": PROVIDER}
-        if budget is not None and truncated_by_budget(streamed, limited_by_budget):
-            output |= truncation_payload(budget)
-        await ctx.emit(events.LLM_OUTPUT, answer, output, AGENT_ID)
-        await ctx.report_progress(0.9)
-        await ctx.emit(
+        ):
+            await ctx.report_progress(0.2)
+        if steps.is_done():
+            # An earlier attempt finished the call: its answer and usage are in the checkpoint.
+            steps.skip()
+        else:
+            char_limit = None if cap is None else cap * CHARS_PER_TOKEN
+            streamed = await self._answer_with_retries(ctx, body, char_limit)
+            answer, usage = streamed.text, streamed.usage
+            prompt_tokens = usage.get("prompt_tokens") or estimated_prompt_tokens
+            completion_tokens = usage.get("completion_tokens") or estimate_tokens(answer)
+            cost = price(settings.prices, model, prompt_tokens, completion_tokens)
+            usage_payload = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "cost_usd": cost,
+            }
+            output = {"response": answer, "usage": usage_payload, "model": model, "provider": PROVIDER}
+            if budget is not None and truncated_by_budget(streamed, limited_by_budget):
+                output |= truncation_payload(budget)
+            # The finished call is a checkpoint: a resumed run does not call the model again.
+            await steps.emit(events.LLM_OUTPUT, answer, output, AGENT_ID, answer=answer, usage=usage_payload)
+            await ctx.report_progress(0.9)
+        answer, usage_payload = steps.state["answer"], steps.state["usage"]
+        await ctx.checkpoint()
+        await steps.emit(
             events.AGENT_COMPLETED, "OpenAI-compatible agent completed", {"usage": usage_payload}, AGENT_ID
         )
-        return RunResult(answer, prompt_tokens, completion_tokens, cost, model, PROVIDER)
+        return RunResult(
+            answer,
+            usage_payload["prompt_tokens"],
+            usage_payload["completion_tokens"],
+            usage_payload["cost_usd"],
+            model,
+            PROVIDER,
+        )
 
     async def _answer_with_retries(
         self, ctx: RunContext, body: dict[str, Any], char_limit: int | None
@@ -366,7 +386,6 @@ async def _take_chunk(ctx: RunContext, streamed: StreamedAnswer, chunk: Mapping[
     if delta:
         index = len(streamed.parts) - 1
         await ctx.emit(events.LLM_PARTIAL, delta, {"delta": delta, "index": index}, AGENT_ID)
-        await ctx.checkpoint()
     streamed.server_usage = _usage(chunk.get("usage")) or streamed.server_usage
     streamed.finish_reason = chunk_finish_reason(chunk) or streamed.finish_reason
 

@@ -31,6 +31,7 @@ from orchestrator.runners.budget import require_prompt_covered
 from orchestrator.runners.budget import run_budget
 from orchestrator.runners.budget import truncation_payload
 from orchestrator.runners.simulated_answers import compose_answer
+from orchestrator.runners.steps import RunSteps
 
 PROVIDER = "taskgate-simulated"
 AGENT_ID = "simulated-agent"
@@ -98,7 +99,11 @@ class SimulatedRunner(Runner):
         self._step_seconds = step_seconds
 
     async def run(self, ctx: RunContext) -> RunResult:
-        """Emit the agent's events step by step and return its answer with usage and cost."""
+        """Emit the agent's events step by step and return its answer with usage and cost.
+
+        Each event ends a step and saves a checkpoint with it; the run is deterministic, so the
+        checkpoint needs only the step's number, and a resumed run skips the steps it covers.
+        """
         task = ctx.task
         simulation = Simulation.for_task(task, self._step_seconds)
         model = model_for_tier(task.model_tier)
@@ -107,8 +112,9 @@ class SimulatedRunner(Runner):
             answer = pad_answer(answer, simulation.partials)
         prompt_tokens = estimate_tokens(prompt_text(task))
         budget = run_budget(task)
+        steps = RunSteps(ctx)
 
-        await ctx.emit(
+        await steps.emit(
             events.AGENT_STARTED, "Simulated agent started", {"model": model, "mode": task.mode}, AGENT_ID
         )
         # Before any of the answer, as the OpenAI-compatible runner does before calling its model.
@@ -123,44 +129,60 @@ class SimulatedRunner(Runner):
             "total_tokens": prompt_tokens + completion_tokens,
             "cost_usd": cost,
         }
-        await _wait_steps(ctx, simulation, 1.0)
+        await _pace(ctx, steps, simulation, 1.0)
         # The earlier turns of the session are part of the prompt; the payload says how many it got.
-        await ctx.emit(
+        if await steps.emit(
             events.AGENT_THINKING,
             "Analysing the request",
             {"step": "analyse", "history_turns": len(task.history)},
             AGENT_ID,
-        )
-        await ctx.report_progress(0.2)
+        ):
+            await ctx.report_progress(0.2)
         if simulation.approval_tool is not None:
-            await _call_approved_tool(ctx, simulation.approval_tool, task.query)
-        await _wait_steps(ctx, simulation, 2.0)
+            await _call_approved_tool(ctx, steps, simulation.approval_tool, task.query)
+        await _pace(ctx, steps, simulation, 2.0)
         chunks = split_into_chunks(answer, simulation.partials)
         for index, chunk in enumerate(chunks):
-            await ctx.emit(events.LLM_PARTIAL, chunk, {"delta": chunk, "index": index}, AGENT_ID)
-            await _wait_steps(ctx, simulation, 0.5)
+            await steps.emit(events.LLM_PARTIAL, chunk, {"delta": chunk, "index": index}, AGENT_ID)
+            await _pace(ctx, steps, simulation, 0.5)
         output = {"response": answer, "usage": usage, "model": model, "provider": PROVIDER}
         if truncated and budget is not None:
             output |= truncation_payload(budget)
-        await ctx.emit(events.LLM_OUTPUT, answer, output, AGENT_ID)
-        await ctx.report_progress(0.9)
-        await _wait_steps(ctx, simulation, 1.0)
-        await ctx.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
+        if await steps.emit(events.LLM_OUTPUT, answer, output, AGENT_ID):
+            await ctx.report_progress(0.9)
+        await _pace(ctx, steps, simulation, 1.0)
+        await steps.emit(events.AGENT_COMPLETED, "Simulated agent completed", {"usage": usage}, AGENT_ID)
         return RunResult(answer, prompt_tokens, completion_tokens, cost, model, PROVIDER)
 
 
-async def _call_approved_tool(ctx: RunContext, tool: str, query: str) -> None:
-    """Propose a tool call marked as needing approval; once approved, make it as approved."""
-    proposed = {"tool": tool, "arguments": {"query": query}}
-    action = await ctx.request_approval(f"tool:{tool}", proposed, f"The tool {tool} needs approval")
-    await ctx.emit(TOOL_INVOKED, f"Calling {tool}", {"tool": tool, "approved_action": dict(action)}, AGENT_ID)
-    await ctx.emit(TOOL_OBSERVATION, f"{tool} returned", {"tool": tool, "result": "simulated"}, AGENT_ID)
+async def _call_approved_tool(ctx: RunContext, steps: RunSteps, tool: str, query: str) -> None:
+    """Propose a tool call marked as needing approval; once approved, make it as approved.
+
+    The request is made only while the call is still to be made: a run resumed after it was made
+    goes straight on to what it returned.
+    """
+    if steps.is_done():
+        steps.skip()
+    else:
+        proposed = {"tool": tool, "arguments": {"query": query}}
+        approved = await ctx.request_approval(f"tool:{tool}", proposed, f"The tool {tool} needs approval")
+        payload = {
+            "tool": tool,
+            "approved_action": dict(approved.action),
+            "modified": approved.modified,
+            "feedback": approved.feedback,
+        }
+        await steps.emit(TOOL_INVOKED, f"Calling {tool}", payload, AGENT_ID)
+    await steps.emit(TOOL_OBSERVATION, f"{tool} returned", {"tool": tool, "result": "simulated"}, AGENT_ID)
 
 
-async def _wait_steps(ctx: RunContext, simulation: Simulation, steps: float) -> None:
+async def _pace(ctx: RunContext, steps: RunSteps, simulation: Simulation, steps_long: float) -> None:
+    """Reach a checkpoint and wait before the next step, unless an earlier attempt did that step."""
+    if steps.is_done():
+        return
     await ctx.checkpoint()
     if simulation.step_seconds > 0:
-        await ctx.sleep(simulation.step_seconds * steps)
+        await ctx.sleep(simulation.step_seconds * steps_long)
 
 
 def model_for_tier(model_tier: str) -> str:

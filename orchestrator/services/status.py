@@ -16,6 +16,7 @@ from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import OrchestratorError
 from orchestrator.errors import PermissionDeniedError
+from orchestrator.errors import SessionBusyError
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.errors import UnavailableError
 from orchestrator.streaming import StreamOverflowError
@@ -35,6 +36,11 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
+# Errors a client must tell apart from the others of their status code: each one's reason travels
+# in the trailing metadata wire.ERROR_CODE (a session_busy is a FAILED_PRECONDITION like any
+# TaskStateError, which a client must not retry blindly, but it may once the turn ends).
+_ERROR_CODES: tuple[tuple[type[OrchestratorError], str], ...] = ((SessionBusyError, wire.SESSION_BUSY),)
+
 Response = TypeVar("Response")
 
 
@@ -46,11 +52,24 @@ def status_code(error: OrchestratorError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+def trailing_metadata(error: OrchestratorError) -> tuple[tuple[str, str], ...]:
+    """Return what a domain error adds to its status: the invalid field, or the error's reason.
+
+    The gateway turns them into the error body's ``details`` and ``code`` (gateway.errors.error_for_rpc).
+    """
     if isinstance(error, InvalidArgumentError):
-        # The gateway turns this into the error body's details (gateway.errors.error_for_rpc).
-        context.set_trailing_metadata(((wire.INVALID_FIELD, error.field),))
+        return ((wire.INVALID_FIELD, error.field),)
+    for error_type, reason in _ERROR_CODES:
+        if isinstance(error, error_type):
+            return ((wire.ERROR_CODE, reason),)
+    return ()
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
     if isinstance(error, OrchestratorError):
+        metadata = trailing_metadata(error)
+        if metadata:
+            context.set_trailing_metadata(metadata)
         await context.abort(status_code(error), error.public_message)
     if isinstance(error, StreamOverflowError):
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, OVERFLOW_MESSAGE)

@@ -63,6 +63,10 @@ class TaskServiceServicer(tasks_pb2_grpc.TaskServiceServicer):
             require_approval=request.require_approval,
             timeout_seconds=request.timeout_seconds,
             token_budget=request.token_budget if request.HasField("token_budget") else None,
+            multitask_strategy=request.multitask_strategy,
+            approval_timeout_seconds=(
+                request.approval_timeout_seconds if request.HasField("approval_timeout_seconds") else None
+            ),
         )
         task = await self._engine.submit(caller, submission)
         return tasks_pb2.SubmitTaskResponse(task=task_to_proto(task), message=QUEUED_MESSAGE)

@@ -7,6 +7,7 @@ row of someone else is reported exactly like a missing one.
 
 import abc
 import datetime
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ from orchestrator.domain.sessions import SearchHit
 from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.tasks import Checkpoint
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
@@ -56,6 +58,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the database connections."""
+
+    @abc.abstractmethod
+    def on_work_queued(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on this loop soon after any process commits a task becoming QUEUED.
+
+        Best effort, and several such commits may be announced once: it says "look for queued work
+        now", so the caller still looks now and then. A database that one process owns (SQLite)
+        announces nothing; that process wakes its worker pool itself when it queues work.
+        """
 
     # Users and API keys.
 
@@ -271,6 +282,14 @@ class Store(abc.ABC):
         The task's status, its usage added to its session and its events (numbered after the last)
         commit in one transaction or not at all. A worker whose claim was taken over changes nothing
         and gets None.
+        """
+
+    @abc.abstractmethod
+    async def record_step(self, event: Event, claim: Claim, checkpoint: Checkpoint) -> bool:
+        """Store a step's event and make ``checkpoint`` the task's, in one transaction.
+
+        Only while ``claim`` holds the task RUNNING: otherwise nothing is written and the answer
+        is False (the worker lost the task). A task resumed later continues after this event.
         """
 
     @abc.abstractmethod

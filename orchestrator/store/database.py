@@ -10,6 +10,7 @@ everything else that differs (``orchestrator/store/dialect.py``).
 
 import abc
 import contextlib
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -66,6 +67,13 @@ class Database(Statements):
     @abc.abstractmethod
     async def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return the versions applied now."""
+
+    @abc.abstractmethod
+    def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on this loop whenever the database announces ``channel``, best effort.
+
+        Notices can be lost (while the database is away), so what they announce needs a fallback.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

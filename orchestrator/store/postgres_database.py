@@ -4,13 +4,15 @@ Every connection comes from one ``psycopg_pool.AsyncConnectionPool`` (checked be
 out, so connections broken by a database restart are replaced rather than failing a request), in
 autocommit mode with dict rows and the UTC time zone. A lost database is reported as
 ``UnavailableError`` (gRPC UNAVAILABLE, HTTP 503), never as a hang: taking a connection waits at
-most ``acquire_timeout`` seconds.
+most ``acquire_timeout`` seconds. Notices (``listen``) come over one more connection per channel,
+outside the pool (``orchestrator/store/postgres_notices.py``).
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -25,6 +27,7 @@ from orchestrator.store.database import Transaction
 from orchestrator.store.dialect import PostgresDialect
 from orchestrator.store.migrations import Migration
 from orchestrator.store.migrations import load_migrations
+from orchestrator.store.postgres_notices import NoticeListener
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +64,11 @@ class PostgresTransaction(Transaction):
 class PostgresDatabase(Database):
     """The connection pool of one PostgreSQL database."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
         self._pool = pool
+        self._url = url
         self._unavailable = False
+        self._listeners: dict[str, NoticeListener] = {}
         self.dialect = PostgresDialect()
 
     @classmethod
@@ -96,10 +101,20 @@ class PostgresDatabase(Database):
         except psycopg.OperationalError as ex:
             await pool.close()
             raise ConnectionError("the connection pool could not be filled") from ex
-        return cls(pool)
+        return cls(pool, url)
+
+    def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on this loop for each notice on ``channel``, from its own connection."""
+        listener = self._listeners.get(channel)
+        if listener is None:
+            listener = self._listeners[channel] = NoticeListener(self._url, channel, _CONNECTION_SETTINGS)
+        listener.add_callback(callback)
 
     async def close(self) -> None:
-        """Close every connection of the pool."""
+        """Stop listening, then close every connection of the pool."""
+        for listener in self._listeners.values():
+            await listener.close()
+        self._listeners.clear()
         await self._pool.close()
 
     @contextlib.asynccontextmanager

@@ -7,10 +7,12 @@ written once, in ``Store`` (``base.py``); an area's method says, where there is 
 one statement, how it does it.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.store.approvals import ApprovalQueries
 from orchestrator.store.base import Store
+from orchestrator.store.checkpoints import CheckpointLog
 from orchestrator.store.database import Database
 from orchestrator.store.events import EventLog
 from orchestrator.store.identity import IdentityQueries
@@ -19,6 +21,9 @@ from orchestrator.store.search import TaskSearch
 from orchestrator.store.sessions import SessionQueries
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
+
+#: The channel migration 0013's trigger notifies (on PostgreSQL) when a task becomes QUEUED.
+WORK_QUEUED_CHANNEL = "taskgate_work_queued"
 
 
 class answered_by:  # noqa: N801 (read as a declaration: ``get_task = answered_by("tasks")``)
@@ -49,6 +54,7 @@ class SQLStore(Store):
         self.tasks = TaskQueue(database)
         self.control = TaskControlQueries(database)
         self.events = EventLog(database)
+        self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
         self.approvals = ApprovalQueries(database)
 
@@ -57,6 +63,9 @@ class SQLStore(Store):
 
     async def close(self) -> None:
         await self.database.close()
+
+    def on_work_queued(self, callback: Callable[[], None]) -> None:
+        self.database.listen(WORK_QUEUED_CHANNEL, callback)
 
     # Users, API keys, accounts and refresh tokens.
     create_user = answered_by("identity")
@@ -98,6 +107,7 @@ class SQLStore(Store):
     finish_task = answered_by("tasks")
 
     # Events.
+    record_step = answered_by("checkpoints")
     append_event = answered_by("events")
     list_events = answered_by("events")
     count_events = answered_by("events")

@@ -12,6 +12,7 @@ import logging
 import pathlib
 import sqlite3
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -124,6 +125,9 @@ class SQLiteDatabase(Database):
             await connection.execute(pragma)
         await connection.create_function(SQLITE_CLOCK_FUNCTION, 1, sqlite_clock)
         return connection
+
+    def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Do nothing: SQLite announces nothing, and the one process using the file tells itself."""
 
     async def close(self) -> None:
         """Close both connections."""

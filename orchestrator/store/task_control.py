@@ -140,4 +140,10 @@ def _assignments(transition: TaskTransition, now: Any, dialect: Any) -> tuple[li
     if transition.error is not None:
         assignments.append("error = :error")
         parameters["error"] = transition.error
+    if transition.attempt is not None:
+        assignments.append("attempt = :attempt")
+        parameters["attempt"] = transition.attempt
+    if transition.lost_attempts is not None:
+        assignments.append("lost_attempts = :lost_attempts")
+        parameters["lost_attempts"] = transition.lost_attempts
     return assignments, parameters

@@ -140,27 +140,50 @@ def test_tasks_queued_while_the_orchestrator_restarts_still_run(tmp_path):
         stack.stop()
 
 
-def test_a_task_interrupted_by_a_crash_fails_with_a_reason_and_its_stream_ends(tmp_path):
-    stack = start_stack(tmp_path, TASKGATE_SIM_STEP_SECONDS="1.0")
-    try:
-        headers = {"X-API-Key": create_api_key(stack.env, "crash@example.com")}
-        task_id = httpx.post(stack.url + "/api/v1/tasks", headers=headers, json={"query": "hi"}).json()[
-            "task_id"
-        ]
-        wait_until(
-            lambda: (
-                httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json()["status"]
-                == "RUNNING"
-            ),
-            what="the task to start",
-        )
+def _crash_mid_run(stack, email: str) -> tuple[dict, str]:
+    """Submit a task, wait until it has done a step, kill -9 the orchestrator and start it again."""
+    headers = {"X-API-Key": create_api_key(stack.env, email)}
+    task_id = httpx.post(stack.url + "/api/v1/tasks", headers=headers, json={"query": "hi"}).json()["task_id"]
 
-        stack.orchestrator.stop(signal.SIGKILL)
-        stack.orchestrator.start()
+    def thinking() -> bool:
+        page = httpx.get(f"{stack.url}/api/v1/tasks/{task_id}/events", headers=headers).json()
+        return any(event["type"] == "AGENT_THINKING" for event in page["events"])
+
+    wait_until(thinking, what="the task to reach its second step")
+    stack.orchestrator.stop(signal.SIGKILL)
+    stack.orchestrator.start()
+    return headers, task_id
+
+
+def test_a_task_interrupted_by_a_crash_resumes_from_its_checkpoint_on_start_up(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_SIM_STEP_SECONDS="0.5")
+    try:
+        headers, task_id = _crash_mid_run(stack, "crash@example.com")
+
+        frames = read_stream(stack.url + "/api/v1/stream/sse", headers, {"workflow_id": task_id})
+
+        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+        assert [f.event for f in frames[-2:]] == ["WORKFLOW_COMPLETED", "done"]
+        page = httpx.get(f"{stack.url}/api/v1/tasks/{task_id}/events", headers=headers).json()
+        types = [event["type"] for event in page["events"]]
+        for step in ("WORKFLOW_STARTED", "AGENT_STARTED", "AGENT_THINKING", "LLM_OUTPUT", "AGENT_COMPLETED"):
+            assert types.count(step) == 1, step
+        [resumed] = [event for event in page["events"] if event["type"] == "WORKFLOW_RESUMED"]
+        assert resumed["payload"]["attempt"] == 2
+        task = httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json()
+        assert task["status"] == "COMPLETED"
+    finally:
+        stack.stop()
+
+
+def test_a_task_whose_replica_dies_in_its_last_allowed_attempt_fails_with_the_reason(tmp_path):
+    stack = start_stack(tmp_path, TASKGATE_SIM_STEP_SECONDS="1.0", TASKGATE_MAX_ATTEMPTS="1")
+    try:
+        headers, task_id = _crash_mid_run(stack, "crash-once@example.com")
 
         task = httpx.get(f"{stack.url}/api/v1/tasks/{task_id}", headers=headers).json()
         assert task["status"] == "FAILED"
-        assert "restarted" in task["error"]
+        assert task["error"] == "The replica running the task stopped once; it is not resumed again"
         frames = read_stream(stack.url + "/api/v1/stream/sse", headers, {"workflow_id": task_id})
         assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
         assert [f.event for f in frames[-2:]] == ["WORKFLOW_FAILED", "done"]

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from orchestrator import events
+from orchestrator.domain.task_control import Interruption
 from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import Claim
@@ -63,15 +64,18 @@ def test_a_late_finisher_that_lost_its_claim_records_nothing(database_url):
         first = await store.claim_next("replica-a", EXPIRED)
         [taken] = await store.take_over_expired_leases("replica-b", LEASE, limit=10)
         assert (taken.claimed_by, taken.claim_epoch) == ("replica-b", first.claim_epoch + 1)
-        assert await store.transition_task(taken.task_id, recovery_transition(taken)) is not None
+        assert (
+            await store.transition_task(taken.task_id, recovery_transition(taken, Interruption.LOST))
+            is not None
+        )
 
         usage = TokenUsage(100, 50, 0.01)
         late = TaskOutcome(TaskStatus.COMPLETED, "4", usage=usage)
         assert await store.finish_task(first.task_id, first.claim, late, COMPLETED_EVENTS) is None
 
         task = await store.get_task("task-1", "user-1")
-        assert (task.status, task.result, task.usage) == (TaskStatus.FAILED, "", TokenUsage())
-        assert await event_types(store) == [events.WORKFLOW_FAILED, events.STREAM_END]
+        assert (task.status, task.result, task.usage) == (TaskStatus.QUEUED, "", TokenUsage())
+        assert await event_types(store) == [events.WORKFLOW_RESUMED]
         assert (await store.get_session("session-1", "user-1")).tokens_used == 0
 
     run(database_url, scenario)
@@ -85,7 +89,9 @@ def test_a_worker_that_takes_its_own_expired_task_over_fences_its_earlier_claim(
         [again] = await store.take_over_expired_leases("replica-a", LEASE, limit=10)
         outcome = TaskOutcome(TaskStatus.COMPLETED, "4")
         assert await store.finish_task(first.task_id, first.claim, outcome, COMPLETED_EVENTS) is None
-        assert await store.transition_task(first.task_id, recovery_transition(first)) is None
+        assert (
+            await store.transition_task(first.task_id, recovery_transition(first, Interruption.LOST)) is None
+        )
         asked = approval("approval-1", first)
         assert await store.park_for_approval(asked, first.claim, 1.0, NewEvent("APPROVAL_REQUESTED")) is None
 

@@ -1,4 +1,7 @@
-"""The metadata key naming an invalid field: what the orchestrator sets is what the gateway reads."""
+"""The trailing metadata of a failed call: what the orchestrator sets is what the gateway reads.
+
+An INVALID_ARGUMENT names its field; a session_busy names its reason.
+"""
 
 import asyncio
 
@@ -7,6 +10,8 @@ import pytest
 
 from gateway.errors import error_for_rpc
 from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import SessionBusyError
+from orchestrator.errors import TaskStateError
 from orchestrator.services.status import unary_errors
 from taskgate import wire
 
@@ -59,3 +64,38 @@ def test_the_invalid_field_set_by_the_orchestrator_reaches_the_error_body() -> N
     error = error_for_rpc(FailedCall(context))
     assert error.status_code == 400
     assert error.details == [{"field": "cron_expression", "message": error.message}]
+
+
+def aborted_with(error: Exception) -> RecordingContext:
+    """Run an RPC wrapped like the servicers' that raises ``error``; return the aborted context."""
+
+    @unary_errors
+    async def submit_task(self, request, context) -> None:
+        raise error
+
+    context = RecordingContext()
+    with pytest.raises(AbortedError):
+        asyncio.run(submit_task(None, None, context))
+    return context
+
+
+def test_a_busy_session_is_a_failed_precondition_naming_its_reason_and_reaches_http_as_409() -> None:
+    context = aborted_with(SessionBusyError())
+
+    assert context.status == (grpc.StatusCode.FAILED_PRECONDITION, SessionBusyError.default_message)
+    assert context.trailing_metadata == ((wire.ERROR_CODE, "session_busy"),)
+    error = error_for_rpc(FailedCall(context))
+    assert (error.status_code, error.error_code, error.message) == (
+        409,
+        "session_busy",
+        SessionBusyError.default_message,
+    )
+
+
+def test_another_task_state_error_keeps_its_409_conflict_without_a_reason() -> None:
+    context = aborted_with(TaskStateError("Task has already finished"))
+
+    assert context.status == (grpc.StatusCode.FAILED_PRECONDITION, "Task has already finished")
+    assert context.trailing_metadata == ()
+    error = error_for_rpc(FailedCall(context))
+    assert (error.status_code, error.error_code) == (409, "conflict")

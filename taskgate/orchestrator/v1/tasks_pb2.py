@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from taskgate.orchestrator.v1 import common_pb2 as taskgate_dot_orchestrator_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$taskgate/orchestrator/v1/tasks.proto\x12\x18taskgate.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%taskgate/orchestrator/v1/common.proto\"\x86\x01\n\x0fPendingApproval\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x1c\n\x14proposed_action_json\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\x0crequested_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\x12\r\n\x05query\x18\x06 \x01(\t\x12\x34\n\x06status\x18\x07 \x01(\x0e\x32$.taskgate.orchestrator.v1.TaskStatus\x12\x10\n\x08progress\x18\x08 \x01(\x01\x12\x0e\n\x06result\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x0c \x01(\t\x12\x12\n\nmodel_used\x18\r \x01(\t\x12\x10\n\x08provider\x18\x0e \x01(\t\x12\x33\n\x05usage\x18\x0f \x01(\x0b\x32$.taskgate.orchestrator.v1.TokenUsage\x12\x43\n\x10pending_approval\x18\x10 \x01(\x0b\x32).taskgate.orchestrator.v1.PendingApproval\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x03\n\x11SubmitTaskRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x12\n\nmodel_tier\x18\x05 \x01(\t\x12\x16\n\x0emodel_override\x18\x06 \x01(\t\x12\x19\n\x11provider_override\x18\x07 \x01(\t\x12\x19\n\x11research_strategy\x18\x08 \x01(\t\x12\x1b\n\x0emax_iterations\x18\t \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_concurrent_agents\x18\n \x01(\x05H\x01\x88\x01\x01\x12 \n\x13\x65nable_verification\x18\x0b \x01(\x08H\x02\x88\x01\x01\x12\x18\n\x10require_approval\x18\x0c \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\r \x01(\x05\x12\x19\n\x0ctoken_budget\x18\x0e \x01(\x03H\x03\x88\x01\x01\x42\x11\n\x0f_max_iterationsB\x18\n\x16_max_concurrent_agentsB\x16\n\x14_enable_verificationB\x0f\n\r_token_budget\"S\n\x12SubmitTaskResponse\x12,\n\x04task\x18\x01 \x01(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\x12\x0f\n\x07message\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"?\n\x0fGetTaskResponse\x12,\n\x04task\x18\x01 \x01(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\"\x91\x01\n\x10ListTasksRequest\x12\x33\n\x04page\x18\x01 \x01(\x0b\x32%.taskgate.orchestrator.v1.PageRequest\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.taskgate.orchestrator.v1.TaskStatus\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12\x43\x61ncelTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"3\n\x10PauseTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"F\n\x11PauseTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"4\n\x11ResumeTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12ResumeTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\")\n\x16GetControlStateRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xc7\x01\n\x17GetControlStateResponse\x12\x11\n\tis_paused\x18\x01 \x01(\x08\x12\x14\n\x0cis_cancelled\x18\x02 \x01(\x08\x12-\n\tpaused_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpause_reason\x18\x04 \x01(\t\x12\x11\n\tpaused_by\x18\x05 \x01(\t\x12\x15\n\rcancel_reason\x18\x06 \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x07 \x01(\t2\xec\x05\n\x0bTaskService\x12g\n\nSubmitTask\x12+.taskgate.orchestrator.v1.SubmitTaskRequest\x1a,.taskgate.orchestrator.v1.SubmitTaskResponse\x12^\n\x07GetTask\x12(.taskgate.orchestrator.v1.GetTaskRequest\x1a).taskgate.orchestrator.v1.GetTaskResponse\x12\x64\n\tListTasks\x12*.taskgate.orchestrator.v1.ListTasksRequest\x1a+.taskgate.orchestrator.v1.ListTasksResponse\x12g\n\nCancelTask\x12+.taskgate.orchestrator.v1.CancelTaskRequest\x1a,.taskgate.orchestrator.v1.CancelTaskResponse\x12\x64\n\tPauseTask\x12*.taskgate.orchestrator.v1.PauseTaskRequest\x1a+.taskgate.orchestrator.v1.PauseTaskResponse\x12g\n\nResumeTask\x12+.taskgate.orchestrator.v1.ResumeTaskRequest\x1a,.taskgate.orchestrator.v1.ResumeTaskResponse\x12v\n\x0fGetControlState\x12\x30.taskgate.orchestrator.v1.GetControlStateRequest\x1a\x31.taskgate.orchestrator.v1.GetControlStateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$taskgate/orchestrator/v1/tasks.proto\x12\x18taskgate.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%taskgate/orchestrator/v1/common.proto\"\x86\x01\n\x0fPendingApproval\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x1c\n\x14proposed_action_json\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\x0crequested_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\x12\r\n\x05query\x18\x06 \x01(\t\x12\x34\n\x06status\x18\x07 \x01(\x0e\x32$.taskgate.orchestrator.v1.TaskStatus\x12\x10\n\x08progress\x18\x08 \x01(\x01\x12\x0e\n\x06result\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x0c \x01(\t\x12\x12\n\nmodel_used\x18\r \x01(\t\x12\x10\n\x08provider\x18\x0e \x01(\t\x12\x33\n\x05usage\x18\x0f \x01(\x0b\x32$.taskgate.orchestrator.v1.TokenUsage\x12\x43\n\x10pending_approval\x18\x10 \x01(\x0b\x32).taskgate.orchestrator.v1.PendingApproval\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa3\x04\n\x11SubmitTaskRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x12\n\nmodel_tier\x18\x05 \x01(\t\x12\x16\n\x0emodel_override\x18\x06 \x01(\t\x12\x19\n\x11provider_override\x18\x07 \x01(\t\x12\x19\n\x11research_strategy\x18\x08 \x01(\t\x12\x1b\n\x0emax_iterations\x18\t \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_concurrent_agents\x18\n \x01(\x05H\x01\x88\x01\x01\x12 \n\x13\x65nable_verification\x18\x0b \x01(\x08H\x02\x88\x01\x01\x12\x18\n\x10require_approval\x18\x0c \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\r \x01(\x05\x12\x19\n\x0ctoken_budget\x18\x0e \x01(\x03H\x03\x88\x01\x01\x12\x1a\n\x12multitask_strategy\x18\x0f \x01(\t\x12%\n\x18\x61pproval_timeout_seconds\x18\x10 \x01(\x05H\x04\x88\x01\x01\x42\x11\n\x0f_max_iterationsB\x18\n\x16_max_concurrent_agentsB\x16\n\x14_enable_verificationB\x0f\n\r_token_budgetB\x1b\n\x19_approval_timeout_seconds\"S\n\x12SubmitTaskResponse\x12,\n\x04task\x18\x01 \x01(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\x12\x0f\n\x07message\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"?\n\x0fGetTaskResponse\x12,\n\x04task\x18\x01 \x01(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\"\x91\x01\n\x10ListTasksRequest\x12\x33\n\x04page\x18\x01 \x01(\x0b\x32%.taskgate.orchestrator.v1.PageRequest\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.taskgate.orchestrator.v1.TaskStatus\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.taskgate.orchestrator.v1.Task\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12\x43\x61ncelTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"3\n\x10PauseTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"F\n\x11PauseTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"4\n\x11ResumeTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12ResumeTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\")\n\x16GetControlStateRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xc7\x01\n\x17GetControlStateResponse\x12\x11\n\tis_paused\x18\x01 \x01(\x08\x12\x14\n\x0cis_cancelled\x18\x02 \x01(\x08\x12-\n\tpaused_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpause_reason\x18\x04 \x01(\t\x12\x11\n\tpaused_by\x18\x05 \x01(\t\x12\x15\n\rcancel_reason\x18\x06 \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x07 \x01(\t2\xec\x05\n\x0bTaskService\x12g\n\nSubmitTask\x12+.taskgate.orchestrator.v1.SubmitTaskRequest\x1a,.taskgate.orchestrator.v1.SubmitTaskResponse\x12^\n\x07GetTask\x12(.taskgate.orchestrator.v1.GetTaskRequest\x1a).taskgate.orchestrator.v1.GetTaskResponse\x12\x64\n\tListTasks\x12*.taskgate.orchestrator.v1.ListTasksRequest\x1a+.taskgate.orchestrator.v1.ListTasksResponse\x12g\n\nCancelTask\x12+.taskgate.orchestrator.v1.CancelTaskRequest\x1a,.taskgate.orchestrator.v1.CancelTaskResponse\x12\x64\n\tPauseTask\x12*.taskgate.orchestrator.v1.PauseTaskRequest\x1a+.taskgate.orchestrator.v1.PauseTaskResponse\x12g\n\nResumeTask\x12+.taskgate.orchestrator.v1.ResumeTaskRequest\x1a,.taskgate.orchestrator.v1.ResumeTaskResponse\x12v\n\x0fGetControlState\x12\x30.taskgate.orchestrator.v1.GetControlStateRequest\x1a\x31.taskgate.orchestrator.v1.GetControlStateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,33 +38,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASK']._serialized_start=276
   _globals['_TASK']._serialized_end=884
   _globals['_SUBMITTASKREQUEST']._serialized_start=887
-  _globals['_SUBMITTASKREQUEST']._serialized_end=1338
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=1340
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=1423
-  _globals['_GETTASKREQUEST']._serialized_start=1425
-  _globals['_GETTASKREQUEST']._serialized_end=1458
-  _globals['_GETTASKRESPONSE']._serialized_start=1460
-  _globals['_GETTASKRESPONSE']._serialized_end=1523
-  _globals['_LISTTASKSREQUEST']._serialized_start=1526
-  _globals['_LISTTASKSREQUEST']._serialized_end=1671
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1673
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1760
-  _globals['_CANCELTASKREQUEST']._serialized_start=1762
-  _globals['_CANCELTASKREQUEST']._serialized_end=1814
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1816
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1887
-  _globals['_PAUSETASKREQUEST']._serialized_start=1889
-  _globals['_PAUSETASKREQUEST']._serialized_end=1940
-  _globals['_PAUSETASKRESPONSE']._serialized_start=1942
-  _globals['_PAUSETASKRESPONSE']._serialized_end=2012
-  _globals['_RESUMETASKREQUEST']._serialized_start=2014
-  _globals['_RESUMETASKREQUEST']._serialized_end=2066
-  _globals['_RESUMETASKRESPONSE']._serialized_start=2068
-  _globals['_RESUMETASKRESPONSE']._serialized_end=2139
-  _globals['_GETCONTROLSTATEREQUEST']._serialized_start=2141
-  _globals['_GETCONTROLSTATEREQUEST']._serialized_end=2182
-  _globals['_GETCONTROLSTATERESPONSE']._serialized_start=2185
-  _globals['_GETCONTROLSTATERESPONSE']._serialized_end=2384
-  _globals['_TASKSERVICE']._serialized_start=2387
-  _globals['_TASKSERVICE']._serialized_end=3135
+  _globals['_SUBMITTASKREQUEST']._serialized_end=1434
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=1436
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=1519
+  _globals['_GETTASKREQUEST']._serialized_start=1521
+  _globals['_GETTASKREQUEST']._serialized_end=1554
+  _globals['_GETTASKRESPONSE']._serialized_start=1556
+  _globals['_GETTASKRESPONSE']._serialized_end=1619
+  _globals['_LISTTASKSREQUEST']._serialized_start=1622
+  _globals['_LISTTASKSREQUEST']._serialized_end=1767
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1769
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1856
+  _globals['_CANCELTASKREQUEST']._serialized_start=1858
+  _globals['_CANCELTASKREQUEST']._serialized_end=1910
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1912
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1983
+  _globals['_PAUSETASKREQUEST']._serialized_start=1985
+  _globals['_PAUSETASKREQUEST']._serialized_end=2036
+  _globals['_PAUSETASKRESPONSE']._serialized_start=2038
+  _globals['_PAUSETASKRESPONSE']._serialized_end=2108
+  _globals['_RESUMETASKREQUEST']._serialized_start=2110
+  _globals['_RESUMETASKREQUEST']._serialized_end=2162
+  _globals['_RESUMETASKRESPONSE']._serialized_start=2164
+  _globals['_RESUMETASKRESPONSE']._serialized_end=2235
+  _globals['_GETCONTROLSTATEREQUEST']._serialized_start=2237
+  _globals['_GETCONTROLSTATEREQUEST']._serialized_end=2278
+  _globals['_GETCONTROLSTATERESPONSE']._serialized_start=2281
+  _globals['_GETCONTROLSTATERESPONSE']._serialized_end=2480
+  _globals['_TASKSERVICE']._serialized_start=2483
+  _globals['_TASKSERVICE']._serialized_end=3231
 # @@protoc_insertion_point(module_scope)

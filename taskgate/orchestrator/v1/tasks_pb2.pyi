@@ -67,7 +67,7 @@ class Task(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., query: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., progress: _Optional[float] = ..., result: _Optional[str] = ..., error: _Optional[str] = ..., mode: _Optional[str] = ..., context_json: _Optional[str] = ..., model_used: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., pending_approval: _Optional[_Union[PendingApproval, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
-    __slots__ = ("query", "session_id", "context_json", "mode", "model_tier", "model_override", "provider_override", "research_strategy", "max_iterations", "max_concurrent_agents", "enable_verification", "require_approval", "timeout_seconds", "token_budget")
+    __slots__ = ("query", "session_id", "context_json", "mode", "model_tier", "model_override", "provider_override", "research_strategy", "max_iterations", "max_concurrent_agents", "enable_verification", "require_approval", "timeout_seconds", "token_budget", "multitask_strategy", "approval_timeout_seconds")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,8 @@ class SubmitTaskRequest(_message.Message):
     REQUIRE_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MULTITASK_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     query: str
     session_id: str
     context_json: str
@@ -96,7 +98,9 @@ class SubmitTaskRequest(_message.Message):
     require_approval: bool
     timeout_seconds: int
     token_budget: int
-    def __init__(self, query: _Optional[str] = ..., session_id: _Optional[str] = ..., context_json: _Optional[str] = ..., mode: _Optional[str] = ..., model_tier: _Optional[str] = ..., model_override: _Optional[str] = ..., provider_override: _Optional[str] = ..., research_strategy: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_concurrent_agents: _Optional[int] = ..., enable_verification: _Optional[bool] = ..., require_approval: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., token_budget: _Optional[int] = ...) -> None: ...
+    multitask_strategy: str
+    approval_timeout_seconds: int
+    def __init__(self, query: _Optional[str] = ..., session_id: _Optional[str] = ..., context_json: _Optional[str] = ..., mode: _Optional[str] = ..., model_tier: _Optional[str] = ..., model_override: _Optional[str] = ..., provider_override: _Optional[str] = ..., research_strategy: _Optional[str] = ..., max_iterations: _Optional[int] = ..., max_concurrent_agents: _Optional[int] = ..., enable_verification: _Optional[bool] = ..., require_approval: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., token_budget: _Optional[int] = ..., multitask_strategy: _Optional[str] = ..., approval_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class SubmitTaskResponse(_message.Message):
     __slots__ = ("task", "message")

@@ -18,18 +18,22 @@ SERVICE_TOKEN = "test-service-token-0123456789"
 
 
 class FakeRpcError(grpc.RpcError):
-    """A failed call as the gRPC client raises it: a code and a details string."""
+    """A failed call as the gRPC client raises it: a code, a details string and trailing metadata."""
 
-    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
+    def __init__(self, code: grpc.StatusCode, details: str = "", trailing: tuple = ()) -> None:
         super().__init__(details)
         self._code = code
         self._details = details
+        self._trailing = trailing
 
     def code(self) -> grpc.StatusCode:
         return self._code
 
     def details(self) -> str:
         return self._details
+
+    def trailing_metadata(self) -> tuple:
+        return self._trailing
 
 
 def timestamp(text: str) -> timestamp_pb2.Timestamp:

@@ -53,6 +53,35 @@ def test_details_are_shown_only_for_the_client_facing_codes(grpc_code, status, c
     assert (error.message == "Detail written for clients") == (grpc_code in SHOWS_DETAILS)
 
 
+BUSY_MESSAGE = "The session has a turn still running; try again when it ends"
+
+
+def test_a_session_busy_reason_becomes_the_409_body_code() -> None:
+    busy = (("taskgate-error-code", "session_busy"),)
+    error = error_for_rpc(FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, BUSY_MESSAGE, busy))
+    assert (error.status_code, error.error_code, error.message) == (409, "session_busy", BUSY_MESSAGE)
+
+
+def test_a_state_conflict_without_a_reason_stays_conflict() -> None:
+    error = error_for_rpc(FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "Task has already finished"))
+    assert (error.status_code, error.error_code) == (409, "conflict")
+
+
+@pytest.mark.parametrize("reason", ["not_a_known_reason", "Traceback: boom", ""])
+def test_a_reason_the_gateway_does_not_know_is_not_passed_on(reason: str) -> None:
+    error = error_for_rpc(
+        FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "Conflict", (("taskgate-error-code", reason),))
+    )
+    assert error.error_code == "conflict"
+
+
+def test_a_reason_on_a_status_whose_details_are_hidden_is_ignored() -> None:
+    error = error_for_rpc(
+        FakeRpcError(grpc.StatusCode.INTERNAL, "boom", (("taskgate-error-code", "session_busy"),))
+    )
+    assert (error.status_code, error.error_code) == (500, "internal_error")
+
+
 def test_internal_details_never_reach_the_client() -> None:
     error = error_for_rpc(FakeRpcError(grpc.StatusCode.INTERNAL, 'Traceback: psycopg.Error at "/srv/x.py"'))
     assert error.message == "Internal server error"

@@ -31,6 +31,8 @@ def test_a_full_body_becomes_the_submit_request() -> None:
             "max_concurrent_agents": 1,
             "enable_verification": False,
             "require_approval": True,
+            "multitask_strategy": "interrupt",
+            "approval_timeout_seconds": 3600,
             "unknown_field": "ignored",
         }
     )
@@ -42,13 +44,25 @@ def test_a_full_body_becomes_the_submit_request() -> None:
     assert (request.max_iterations, request.max_concurrent_agents) == (50, 1)
     assert request.HasField("enable_verification") and request.enable_verification is False
     assert request.require_approval is True
+    assert request.multitask_strategy == "interrupt"
+    assert request.HasField("approval_timeout_seconds") and request.approval_timeout_seconds == 3600
 
 
 def test_only_the_query_is_required_and_nulls_count_as_absent() -> None:
-    request = submit_task_request({"query": "q", "mode": None, "max_iterations": None, "context": None})
+    request = submit_task_request(
+        {
+            "query": "q",
+            "mode": None,
+            "max_iterations": None,
+            "context": None,
+            "multitask_strategy": None,
+            "approval_timeout_seconds": None,
+        }
+    )
     assert request.query == "q"
     assert not request.HasField("max_iterations")
-    assert request.mode == "" and request.context_json == ""
+    assert not request.HasField("approval_timeout_seconds")
+    assert request.mode == "" and request.context_json == "" and request.multitask_strategy == ""
 
 
 @pytest.mark.parametrize("query", [None, "", "   ", 42, ["q"], "x" * 10_001])
@@ -85,10 +99,46 @@ def test_a_query_of_10000_characters_is_accepted() -> None:
         ("require_approval", 1),
         ("model_override", "m" * 129),
         ("provider_override", 3),
+        ("multitask_strategy", "sideways"),
+        ("multitask_strategy", "Reject"),
+        ("multitask_strategy", "ENQUEUE"),
+        ("multitask_strategy", " rollback"),
+        ("multitask_strategy", ""),
+        ("multitask_strategy", 1),
+        ("multitask_strategy", ["reject"]),
+        ("multitask_strategy", True),
+        ("approval_timeout_seconds", 0),
+        ("approval_timeout_seconds", -1),
+        ("approval_timeout_seconds", 2_592_001),
+        ("approval_timeout_seconds", 60.0),
+        ("approval_timeout_seconds", 60.5),
+        ("approval_timeout_seconds", "60"),
+        ("approval_timeout_seconds", True),
+        ("approval_timeout_seconds", {"seconds": 60}),
     ],
 )
 def test_each_invalid_field_is_reported(field: str, value) -> None:
     assert invalid_fields({"query": "q", field: value}) == [field]
+
+
+@pytest.mark.parametrize("strategy", ["enqueue", "reject", "interrupt", "rollback"])
+def test_each_multitask_strategy_is_forwarded(strategy: str) -> None:
+    assert submit_task_request({"query": "q", "multitask_strategy": strategy}).multitask_strategy == strategy
+
+
+@pytest.mark.parametrize("seconds", [1, 2_592_000])
+def test_approval_timeouts_at_the_bounds_are_forwarded(seconds: int) -> None:
+    request = submit_task_request({"query": "q", "approval_timeout_seconds": seconds})
+    assert request.approval_timeout_seconds == seconds
+
+
+def test_the_new_fields_name_themselves_and_their_rule() -> None:
+    with pytest.raises(ValidationError) as raised:
+        submit_task_request({"query": "q", "multitask_strategy": "later", "approval_timeout_seconds": 0})
+    assert raised.value.details == [
+        {"field": "multitask_strategy", "message": "must be one of enqueue, reject, interrupt, rollback"},
+        {"field": "approval_timeout_seconds", "message": "must be an integer from 1 to 2592000"},
+    ]
 
 
 def test_every_violation_is_reported_at_once() -> None:

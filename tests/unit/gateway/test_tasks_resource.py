@@ -36,6 +36,35 @@ def test_an_invalid_submission_never_reaches_the_orchestrator(client, orchestrat
     assert orchestrator.calls_named("submit_task") == []
 
 
+def test_bad_session_turn_fields_never_reach_the_orchestrator(client, orchestrator) -> None:
+    for path in ("/api/v1/tasks", "/api/v1/tasks/stream"):
+        response = client.simulate_post(
+            path, json={"query": "q", "multitask_strategy": "Reject", "approval_timeout_seconds": 5.5}
+        )
+        assert response.status_code == 400
+        assert response.json["code"] == "validation_failed"
+        assert [detail["field"] for detail in response.json["details"]] == [
+            "multitask_strategy",
+            "approval_timeout_seconds",
+        ]
+    assert orchestrator.calls_named("submit_task") == []
+
+
+def test_a_busy_session_is_409_session_busy_on_both_submit_routes(client, orchestrator) -> None:
+    orchestrator.failures["submit_task"] = FakeRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "The session has a turn still running; try again when it ends",
+        (("taskgate-error-code", "session_busy"),),
+    )
+    for path in ("/api/v1/tasks", "/api/v1/tasks/stream"):
+        response = client.simulate_post(
+            path, json={"query": "q", "session_id": "s-1", "multitask_strategy": "reject"}
+        )
+        assert response.status_code == 409
+        assert response.json["code"] == "session_busy"
+        assert response.json["error"] == "The session has a turn still running; try again when it ends"
+
+
 def test_an_orchestrator_validation_message_is_shown(client, orchestrator) -> None:
     orchestrator.failures["submit_task"] = FakeRpcError(
         grpc.StatusCode.INVALID_ARGUMENT, "Unknown model override"

@@ -24,6 +24,7 @@ from orchestrator.engine.approvals import parse_modified_action
 from orchestrator.engine.approvals import requested_event
 from orchestrator.engine.approvals import sweep_interval
 from orchestrator.errors import InvalidArgumentError
+from orchestrator.runners.base import ApprovedAction
 from orchestrator.runners.base import RunTask
 from tests.unit.orchestrator.test_task_control_rules import task
 
@@ -84,12 +85,14 @@ def test_an_expired_approval_ends_the_task_timeout():
     assert [event.type for event in resolution.events] == ["WORKFLOW_TIMEOUT", "STREAM_END"]
 
 
-def test_the_approved_action_is_the_modified_one_if_given():
-    approved = dataclasses.replace(PENDING, status=ApprovalStatus.APPROVED)
+def test_the_approval_carries_the_modified_action_if_given_and_the_feedback():
+    approved = dataclasses.replace(PENDING, status=ApprovalStatus.APPROVED, feedback="go ahead")
     modified = dataclasses.replace(approved, modified_action={"action": "other"})
 
-    assert approved_action([approved], "task") == PROPOSED
-    assert approved_action([modified], "task") == {"action": "other"}
+    assert approved_action([approved], "task") == ApprovedAction(PROPOSED, "go ahead", modified=False)
+    assert approved_action([modified], "task") == ApprovedAction(
+        {"action": "other"}, "go ahead", modified=True
+    )
     assert approved_action([approved], "another step") is None
     assert approved_action([PENDING], "task") is None
     assert approved_action([dataclasses.replace(PENDING, status=ApprovalStatus.REJECTED)], "task") is None

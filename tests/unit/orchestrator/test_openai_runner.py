@@ -144,7 +144,7 @@ def test_a_streamed_answer_becomes_events_and_a_result_with_usage() -> None:
     assert result.model_used == DEFAULT_OPENAI_MODELS["small"]
     partials = [payload["delta"] for event_type, _, payload, _ in ctx.events if event_type == "LLM_PARTIAL"]
     assert partials == ["Four", "."]
-    assert ctx.checkpoints >= 2
+    assert ctx.checkpoints >= 1
     assert seen[0].url == "http://model.test/v1/chat/completions"
     assert seen[0].headers["Authorization"] == "Bearer key"
 

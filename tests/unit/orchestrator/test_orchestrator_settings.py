@@ -21,6 +21,7 @@ def test_defaults_follow_the_internals_document():
     assert result.admin_addr == "127.0.0.1:8081"
     assert result.database_url == "sqlite:///.taskgate/taskgate.db"
     assert result.worker_concurrency == 100
+    assert result.worker_poll_seconds == 0.5
     assert result.sim_step_seconds == 0.2
     assert result.sse_ping_seconds == 10
     assert result.stream_buffer == 1000
@@ -34,6 +35,7 @@ def test_values_are_read_and_converted():
         TASKGATE_ADMIN_ADDR="[::1]:9000",
         TASKGATE_DATABASE_URL="sqlite:////var/lib/taskgate/db.sqlite",
         TASKGATE_WORKER_CONCURRENCY="8",
+        TASKGATE_WORKER_POLL_SECONDS="600",
         TASKGATE_SIM_STEP_SECONDS="0",
         TASKGATE_SSE_PING_SECONDS="2.5",
         TASKGATE_STREAM_BUFFER="50",
@@ -44,6 +46,7 @@ def test_values_are_read_and_converted():
     assert (result.admin_host, result.admin_port) == ("::1", 9000)
     assert result.database_url == "sqlite:////var/lib/taskgate/db.sqlite"
     assert result.worker_concurrency == 8
+    assert result.worker_poll_seconds == 600
     assert result.sim_step_seconds == 0
     assert result.sse_ping_seconds == 2.5
     assert result.stream_buffer == 50
@@ -107,6 +110,8 @@ def test_the_service_token_never_appears_in_the_repr():
         ("TASKGATE_DATABASE_URL", "sqlite:///"),
         ("TASKGATE_WORKER_CONCURRENCY", "-1"),
         ("TASKGATE_WORKER_CONCURRENCY", "many"),
+        ("TASKGATE_WORKER_POLL_SECONDS", "0"),
+        ("TASKGATE_WORKER_POLL_SECONDS", "3601"),
         ("TASKGATE_SIM_STEP_SECONDS", "-1"),
         ("TASKGATE_SSE_PING_SECONDS", "nan"),
         ("TASKGATE_STREAM_BUFFER", "0"),

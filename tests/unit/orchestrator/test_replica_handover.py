@@ -37,6 +37,11 @@ class Holder:
     def abandon(self, task_id: str) -> None:
         self.abandoned.append(task_id)
 
+    def wake(self) -> None:
+        self.woken = True
+
+    max_attempts = 3
+
 
 def test_a_live_event_after_a_gap_brings_the_missing_ones_from_the_store(tmp_path):
     async def scenario():
@@ -82,7 +87,7 @@ def test_the_lease_keeper_renews_its_tasks_and_stops_those_another_replica_took_
     assert renewed.status == TaskStatus.RUNNING and renewed.claimed_by == "me"
 
 
-def test_recovery_ends_expired_tasks_but_not_those_still_running_here(tmp_path):
+def test_recovery_requeues_expired_tasks_but_not_those_still_running_here(tmp_path):
     async def scenario():
         store = await open_store(tmp_path, "task-dead", "task-mine")
         dead = await store.claim_next("gone", 0.05)
@@ -98,8 +103,10 @@ def test_recovery_ends_expired_tasks_but_not_those_still_running_here(tmp_path):
 
     recovered, ended, still, dead_events = asyncio.run(scenario())
     assert recovered == 1
-    assert ended.status == TaskStatus.FAILED and ended.error
-    assert [event.type for event in dead_events] == [events.WORKFLOW_FAILED, events.STREAM_END]
+    assert ended.status == TaskStatus.QUEUED and ended.claimed_by is None
+    assert (ended.attempt, ended.lost_attempts) == (2, 1)
+    assert [event.type for event in dead_events] == [events.WORKFLOW_RESUMED]
+    assert dead_events[0].payload["attempt"] == 2
     assert still.status == TaskStatus.RUNNING and still.lease_expires_at > still.updated_at
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.engine.approvals import ApprovalNeeded
 from orchestrator.engine.approvals import approve_task
+from orchestrator.runners.base import ApprovedAction
 from orchestrator.runners.base import RunTask
 from orchestrator.runners.simulated import SimulatedRunner
 from orchestrator.runners.simulated import Simulation
@@ -24,7 +25,7 @@ class ApprovingContext(RecordingContext):
         self.asked.append((step, dict(proposed_action), reason))
         if step not in self.approved:
             raise ApprovalNeeded(step, proposed_action, reason)
-        return self.approved[step] or proposed_action
+        return ApprovedAction(self.approved[step] or proposed_action, modified=bool(self.approved[step]))
 
 
 def _run(ctx: RecordingContext):
@@ -52,7 +53,11 @@ def test_an_approved_modified_action_is_what_the_run_answers():
     result = _run(ApprovingContext(approved, {}))
 
     assert ctx.events[0][0] == "AGENT_THINKING"
-    assert ctx.events[0][2] == {"approved_action": {"action": "run_task", "query": "What is 6*7?"}}
+    assert ctx.events[0][2] == {
+        "approved_action": {"action": "run_task", "query": "What is 6*7?"},
+        "modified": True,
+        "feedback": "",
+    }
     assert approved.query == "What is 6*7?"
     assert "42" in result.result_text
 
@@ -82,7 +87,12 @@ def test_an_approved_tool_is_called_as_approved():
 
     types = [event[0] for event in ctx.events]
     assert types[2:4] == ["TOOL_INVOKED", "TOOL_OBSERVATION"]
-    assert ctx.events[2][2] == {"tool": "web_search", "approved_action": approved}
+    assert ctx.events[2][2] == {
+        "tool": "web_search",
+        "approved_action": approved,
+        "modified": True,
+        "feedback": "",
+    }
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ class RecordingContext(RunContext):
         self._task = task
         self.events: list[tuple[str, str, dict, str]] = []
         self.checkpoints = 0
+        self.saved: list[dict] = []
         self.slept = 0.0
         self.progress: list[float] = []
 
@@ -31,8 +32,10 @@ class RecordingContext(RunContext):
     def task(self) -> RunTask:
         return self._task
 
-    async def emit(self, event_type, message="", payload=None, agent_id=""):
+    async def emit(self, event_type, message="", payload=None, agent_id="", checkpoint=None):
         self.events.append((event_type, message, dict(payload or {}), agent_id))
+        if checkpoint is not None:
+            self.saved.append(dict(checkpoint))
 
     async def checkpoint(self):
         self.checkpoints += 1

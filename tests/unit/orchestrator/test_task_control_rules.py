@@ -6,6 +6,7 @@ import datetime
 import pytest
 
 from orchestrator.domain.task_control import ControlRequest
+from orchestrator.domain.task_control import Interruption
 from orchestrator.domain.task_control import decide_cancel
 from orchestrator.domain.task_control import decide_pause
 from orchestrator.domain.task_control import decide_resume
@@ -118,33 +119,36 @@ def test_resuming_a_task_that_is_not_paused_is_a_conflict(record):
         decide_resume(record, REQUEST)
 
 
-def test_a_held_task_resumes_running_at_once_and_its_runner_is_told():
+def test_a_paused_task_a_gone_worker_still_claims_is_released_and_queued_again():
     decision = decide_resume(held(), REQUEST)
 
-    assert decision.transition.status == TaskStatus.RUNNING
+    assert decision.transition.status == TaskStatus.QUEUED
+    assert decision.transition.release
     assert decision.transition.control == ControlState()
     assert event_types(decision) == ["WORKFLOW_RESUMED"]
-    assert decision.transition.events[0].payload["restarts"] is False
-    assert decision.notify_runner and not decision.requeued
+    assert decision.requeued and not decision.notify_runner
 
 
-def test_a_parked_task_is_queued_again_and_says_it_runs_again_from_the_start():
-    decision = decide_resume(parked(), REQUEST)
+def test_a_parked_task_is_queued_again_to_continue_from_its_checkpoint():
+    record = dataclasses.replace(parked(), attempt=2, checkpoint_seq=7)
+    decision = decide_resume(record, REQUEST)
 
     assert decision.transition.status == TaskStatus.QUEUED
     assert decision.requeued and not decision.notify_runner
+    assert decision.transition.events[0].message == "Workflow resumed; it continues from its last checkpoint"
     assert decision.transition.events[0].payload == {
         "reason": "a reason",
         "resumed_by": "user-1",
-        "restarts": True,
+        "attempt": 2,
+        "checkpoint_seq": 7,
     }
 
 
-def test_a_task_paused_before_it_started_is_queued_again_without_a_restart():
+def test_a_task_paused_before_it_started_is_queued_again():
     decision = decide_resume(task(TaskStatus.PAUSED, PAUSED), REQUEST)
 
     assert decision.transition.status == TaskStatus.QUEUED
-    assert decision.transition.events[0].payload["restarts"] is False
+    assert decision.transition.events[0].message == "Workflow resumed"
 
 
 def test_resuming_before_the_runner_reached_the_pause_withdraws_it():
@@ -184,7 +188,7 @@ def test_a_repeated_cancel_changes_nothing():
 @pytest.mark.parametrize(
     ("record", "status", "types"),
     [
-        (running(), TaskStatus.FAILED, ["WORKFLOW_FAILED", "STREAM_END"]),
+        (running(), TaskStatus.QUEUED, ["WORKFLOW_RESUMED"]),
         (task(TaskStatus.RUNNING, PAUSED, claimed_by=WORKER), TaskStatus.PAUSED, ["WORKFLOW_PAUSED"]),
         (held(), None, []),
         (
@@ -200,16 +204,50 @@ def test_a_repeated_cancel_changes_nothing():
     ],
     ids=["running", "pause-pending", "held", "cancel-pending", "held-cancel-pending"],
 )
-def test_recovery_follows_the_control_state(record, status, types):
-    transition = recovery_transition(record)
+@pytest.mark.parametrize("interruption", list(Interruption))
+def test_recovery_follows_the_control_state(record, status, types, interruption):
+    transition = recovery_transition(record, interruption)
 
     assert transition.status == status
     assert [event.type for event in transition.events] == types
     assert transition.guard == TaskGuard.of(record)
-    if status in (TaskStatus.PAUSED, None):
+    if status in (TaskStatus.PAUSED, TaskStatus.QUEUED, None):
         assert transition.release
-    if status == TaskStatus.FAILED:
-        assert "restarted" in transition.error
+
+
+@pytest.mark.parametrize("interruption", list(Interruption))
+def test_an_interrupted_task_is_queued_again_as_its_next_attempt_from_its_checkpoint(interruption):
+    record = dataclasses.replace(running(), attempt=2, lost_attempts=1, checkpoint_seq=12)
+    transition = recovery_transition(record, interruption, max_attempts=3)
+
+    assert transition.status == TaskStatus.QUEUED and transition.release
+    assert transition.attempt == 3
+    lost = interruption is Interruption.LOST
+    assert transition.lost_attempts == (2 if lost else 1)
+    [resumed] = transition.events
+    assert resumed.type == "WORKFLOW_RESUMED"
+    assert resumed.payload["attempt"] == 3
+    assert resumed.payload["checkpoint_seq"] == 12
+    assert resumed.payload["reason"] == interruption.value
+
+
+def test_a_task_whose_replica_died_in_every_allowed_attempt_fails_with_the_reason():
+    record = dataclasses.replace(running(), attempt=3, lost_attempts=2)
+
+    transition = recovery_transition(record, Interruption.LOST, max_attempts=3)
+
+    assert transition.status == TaskStatus.FAILED
+    assert transition.error == "The replica running the task stopped 3 times; it is not resumed again"
+    assert [event.type for event in transition.events] == ["WORKFLOW_FAILED", "STREAM_END"]
+
+
+def test_a_graceful_hand_over_never_counts_against_the_attempts():
+    record = dataclasses.replace(running(), attempt=9, lost_attempts=2)
+
+    transition = recovery_transition(record, Interruption.HANDED_OVER, max_attempts=3)
+
+    assert transition.status == TaskStatus.QUEUED
+    assert (transition.attempt, transition.lost_attempts) == (10, 2)
 
 
 def test_a_finished_task_is_never_shown_as_paused():

@@ -66,6 +66,16 @@ def test_optional_options_are_kept_when_given():
         (TaskSubmission(query="x", max_concurrent_agents=21), "max_concurrent_agents"),
         (TaskSubmission(query="x", model_override="m" * 129), "model_override"),
         (TaskSubmission(query="x", timeout_seconds=-1), "timeout_seconds"),
+        (TaskSubmission(query="x", multitask_strategy="sideways"), "multitask_strategy"),
+        (TaskSubmission(query="x", multitask_strategy="Reject"), "multitask_strategy"),
+        (TaskSubmission(query="x", multitask_strategy=" enqueue"), "multitask_strategy"),
+        (TaskSubmission(query="x", multitask_strategy=1), "multitask_strategy"),
+        (TaskSubmission(query="x", approval_timeout_seconds=0), "approval_timeout_seconds"),
+        (TaskSubmission(query="x", approval_timeout_seconds=2_592_001), "approval_timeout_seconds"),
+        (TaskSubmission(query="x", approval_timeout_seconds=-60), "approval_timeout_seconds"),
+        (TaskSubmission(query="x", approval_timeout_seconds=True), "approval_timeout_seconds"),
+        (TaskSubmission(query="x", approval_timeout_seconds=60.0), "approval_timeout_seconds"),
+        (TaskSubmission(query="x", approval_timeout_seconds="60"), "approval_timeout_seconds"),
     ],
 )
 def test_bad_fields_are_refused_by_name(submission, field):
@@ -73,6 +83,28 @@ def test_bad_fields_are_refused_by_name(submission, field):
         validate_submission(submission)
     assert caught.value.field == field
     assert caught.value.public_message.startswith(field)
+
+
+@pytest.mark.parametrize("strategy", ["enqueue", "reject", "interrupt", "rollback"])
+def test_a_multitask_strategy_given_is_stored(strategy):
+    valid = validate_submission(TaskSubmission(query="x", session_id="s-1", multitask_strategy=strategy))
+    assert valid.options["multitask_strategy"] == strategy
+
+
+def test_no_multitask_strategy_is_stored_when_none_is_given():
+    # Absent means enqueue; the option is left out so a task that chose enqueue is told apart.
+    for submission in (TaskSubmission(query="x"), TaskSubmission(query="x", multitask_strategy="")):
+        assert "multitask_strategy" not in validate_submission(submission).options
+
+
+@pytest.mark.parametrize("seconds", [1, 90, 2_592_000])
+def test_an_approval_timeout_within_its_bounds_is_stored(seconds):
+    valid = validate_submission(TaskSubmission(query="x", approval_timeout_seconds=seconds))
+    assert valid.options["approval_timeout_seconds"] == seconds
+
+
+def test_no_approval_timeout_is_stored_when_none_is_given():
+    assert "approval_timeout_seconds" not in validate_submission(TaskSubmission(query="x")).options
 
 
 def test_query_of_exactly_the_limit_is_accepted():

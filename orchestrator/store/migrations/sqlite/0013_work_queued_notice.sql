@@ -1,0 +1,3 @@
+-- Prompt pick-up of queued work: on PostgreSQL a trigger notifies every replica when a task becomes
+-- QUEUED. SQLite serves one replica, whose engines wake its worker pool in-process when they queue
+-- work, so there is nothing to add here; this version keeps both databases' numbering the same.
