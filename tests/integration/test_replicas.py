@@ -18,6 +18,7 @@ import pytest
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
 from tests.integration.processes import wait_until
+from tests.integration.replicas import Replicas
 from tests.integration.sse import read_stream
 
 pytestmark = pytest.mark.integration
