@@ -93,7 +93,8 @@ class Outcome:
     streams: int
     streams_without_done: int
     settled_seconds: float | None
-    examples: list[str]
+    # What to look at: logs run twice, failures' reasons, streams without done.
+    notes: list[str]
 
     def line(self) -> str:
         """Return the outcome as one table row."""
@@ -163,24 +164,36 @@ def unsettled_count(database_url: str, task_ids: list[str]) -> int:
         ).fetchone()[0]
 
 
-def read_outcome(database_url: str, task_ids: list[str]) -> tuple[dict[str, str], dict[str, list[dict]]]:
-    """Return every task's status and its events in seq order."""
+@dataclasses.dataclass
+class StoredTask:
+    """A task as the store holds it after the drill: its row and its events in seq order."""
+
+    status: str
+    claimed_by: str | None
+    error: str | None
+    events: list[dict]
+
+
+def read_tasks(database_url: str, task_ids: list[str]) -> dict[str, StoredTask]:
+    """Return every task's status, claim, error and events (seq, type, payload, epoch seconds)."""
     with psycopg.connect(database_url) as connection:
-        statuses = dict(
-            connection.execute(
-                "SELECT task_id, status FROM tasks WHERE task_id = ANY(%s)", (task_ids,)
-            ).fetchall()
-        )
         rows = connection.execute(
-            "SELECT workflow_id, seq, type, payload_json FROM events WHERE workflow_id = ANY(%s)"
+            "SELECT task_id, status, claimed_by, error FROM tasks WHERE task_id = ANY(%s)", (task_ids,)
+        ).fetchall()
+        events = connection.execute(
+            "SELECT workflow_id, seq, type, payload_json, timestamp FROM events WHERE workflow_id = ANY(%s)"
             " ORDER BY workflow_id, seq",
             (task_ids,),
         ).fetchall()
-    events: dict[str, list[dict]] = collections.defaultdict(list)
-    for workflow_id, seq, kind, payload in rows:
+    tasks = {
+        task_id: StoredTask(status, claimed_by, error, []) for task_id, status, claimed_by, error in rows
+    }
+    for workflow_id, seq, kind, payload, stamp in events:
         payload = json.loads(payload) if isinstance(payload, str) else payload
-        events[workflow_id].append({"seq": seq, "type": kind, "payload": payload})
-    return statuses, events
+        tasks[workflow_id].events.append(
+            {"seq": seq, "type": kind, "payload": payload, "epoch": stamp.timestamp()}
+        )
+    return tasks
 
 
 @contextlib.contextmanager
@@ -228,7 +241,7 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
         watch.first_frame.wait(max(0.0, deadline - time.monotonic()))
 
     replicas.orchestrators[victim].stop(signal.SIGKILL)
-    killed_at = time.monotonic()
+    killed_at, killed_epoch = time.monotonic(), time.time()
     running_on_killed = sum(replica == victim for _, replica in running_tasks(replicas.database_url))
     settled_seconds = None
     with contextlib.suppress(AssertionError):
@@ -243,34 +256,41 @@ def run_drill(label: str, drill: Drill, replicas: Replicas) -> Outcome:
     for watch in watches:
         watch.ended.wait(max(0.0, streams_deadline - time.monotonic()))
 
-    statuses, events = read_outcome(replicas.database_url, task_ids)
-    twice = {task_id: repeated_steps(events[task_id]) for task_id in task_ids}
-    examples = [f"{task_id}: {'; '.join(found)}" for task_id, found in twice.items() if found][:3]
-    examples += [_stream_note(watch, events) for watch in watches if not watch.done][:5]
+    stored = read_tasks(replicas.database_url, task_ids)
+    statuses = {task_id: task.status for task_id, task in stored.items()}
+    twice = {task_id: repeated_steps(task.events) for task_id, task in stored.items()}
+    notes = [f"{task_id}: {'; '.join(found)}" for task_id, found in twice.items() if found][:3]
+    errors = collections.Counter(task.error for task in stored.values() if task.status == "FAILED")
+    notes += [f"FAILED {count} times: {error}" for error, count in errors.most_common(3)]
+    notes += [_stream_note(watch, stored, killed_epoch) for watch in watches if not watch.done][:5]
     return Outcome(
         label=label,
         tasks=len(task_ids),
         running_on_killed=running_on_killed,
         statuses=dict(collections.Counter(statuses.values())),
         lost=sum(statuses.get(task_id) not in ("COMPLETED", "CANCELLED", "TIMEOUT") for task_id in task_ids),
-        resumed=sum(any(event["type"] == RESUMED for event in events[task_id]) for task_id in task_ids),
+        resumed=sum(any(event["type"] == RESUMED for event in task.events) for task in stored.values()),
         run_twice=sum(bool(found) for found in twice.values()),
         streams=len(watches),
         streams_without_done=sum(not watch.done for watch in watches),
         settled_seconds=settled_seconds,
-        examples=examples,
+        notes=notes,
     )
 
 
-def _stream_note(watch: StreamFollower, events: dict[str, list[dict]]) -> str:
-    """Describe a stream that did not end with ``done``: how far it got against what was stored."""
-    workflow_id = watch.params["workflow_id"]
+def _stream_note(watch: StreamFollower, stored: dict[str, StoredTask], killed_epoch: float) -> str:
+    """Describe a stream that did not end with ``done``: how far it got against what was stored, and when."""
+    task = stored[watch.params["workflow_id"]]
     last = watch.frames[-1] if watch.frames else None
     state = f"failed ({watch.error})" if watch.error else "closed" if watch.ended.is_set() else "still open"
+    tail = ", ".join(
+        f"{event['seq']} {event['type']} at {event['epoch'] - killed_epoch:+.3f} s"
+        for event in task.events[-3:]
+    )
     return (
-        f"stream of {workflow_id} {state} after {len(watch.frames)} frames"
-        f" (last id {last.id if last else '-'}, {last.event if last else '-'});"
-        f" {len(events[workflow_id])} events stored, the last {events[workflow_id][-1]['type']}"
+        f"stream of {watch.params['workflow_id']} {state} after {len(watch.frames)} frames"
+        f" (last id {last.id if last else '-'}, {last.event if last else '-'}); claimed by {task.claimed_by};"
+        f" stored, from the kill: {tail}"
     )
 
 
@@ -318,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 outcome = run_drill(label, drill, replicas)
             print(outcome.line(), flush=True)
-            for example in outcome.examples:
-                print(f"    {example}", file=sys.stderr)
+            for note in outcome.notes:
+                print(f"    {note}", file=sys.stderr)
     return 0
 
 
