@@ -5,6 +5,7 @@ worker never shares the master's channel (gRPC channels do not survive fork) and
 at import time. Failed calls raise ``grpc.RpcError``; ``gateway.errors`` maps them to HTTP.
 """
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -41,6 +42,19 @@ _CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+
+
+# How long a worker's first call waits for its new channel to connect. A call on a channel whose
+# first connection attempt has not finished may fail at once with UNAVAILABLE (seen under load on a
+# freshly started stack); waiting here once per process avoids that 503. When the orchestrator is
+# down, the first call answers 503 this much later; later calls fail fast as before.
+FIRST_CONNECT_SECONDS = 3.0
+
+
+def _wait_until_connected(channel: grpc.Channel, seconds: float) -> None:
+    """Wait up to ``seconds`` for a new channel to connect; go on either way (the call then decides)."""
+    with contextlib.suppress(grpc.FutureTimeoutError):
+        grpc.channel_ready_future(channel).result(timeout=seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,5 +350,7 @@ class OrchestratorClient:
         with self._lock:
             if self._stubs is None or self._stubs.pid != os.getpid():
                 # A channel inherited over fork is unusable and is dropped, not closed.
-                self._stubs = _Stubs.connect(self._address)
+                stubs = _Stubs.connect(self._address)
+                _wait_until_connected(stubs.channel, min(self._timeout, FIRST_CONNECT_SECONDS))
+                self._stubs = stubs
             return self._stubs

@@ -141,7 +141,10 @@ def decide_cancel(task: TaskRecord, request: ControlRequest) -> ControlDecision:
 
 
 def recovery_transition(
-    task: TaskRecord, interruption: Interruption, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    task: TaskRecord,
+    interruption: Interruption,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    checkpoint_seq: int = 0,
 ) -> TaskTransition:
     """Resume, park or end a RUNNING or PAUSED task whose runner is gone, honouring its control state.
 
@@ -149,7 +152,8 @@ def recovery_transition(
     continue from its last checkpoint when resumed. Any other is queued again as its next attempt,
     recording WORKFLOW_RESUMED, to continue from its last checkpoint on any replica; but a task
     whose replica died in ``max_attempts`` attempts ends FAILED instead (it may be what kills them).
-    A graceful hand-over is not counted against that limit.
+    A graceful hand-over is not counted against that limit. ``checkpoint_seq`` is the seq of the
+    event that ended the step of the task's last checkpoint (0: none), which the resume names.
     """
     control = task.control
     guard = TaskGuard.of(task)
@@ -186,7 +190,7 @@ def recovery_transition(
         f"Workflow resumes from its last checkpoint as attempt {attempt}",
         {
             "attempt": attempt,
-            "checkpoint_seq": task.checkpoint_seq,
+            "checkpoint_seq": checkpoint_seq,
             "reason": interruption.value,
             "resumed_by": "",
         },
@@ -227,7 +231,6 @@ def resumed_event(request: ControlRequest, task: TaskRecord) -> NewEvent:
         "reason": request.reason,
         "resumed_by": request.user_id,
         "attempt": task.attempt,
-        "checkpoint_seq": task.checkpoint_seq,
     }
     return NewEvent(events.WORKFLOW_RESUMED, message, payload)
 

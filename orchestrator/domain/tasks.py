@@ -104,9 +104,6 @@ class TaskRecord:
     # Counts the claims of the task: each claim and each take-over of an expired lease adds one, so
     # a worker that lost its claim can never change the task, even if it claims it again later.
     claim_epoch: int = 0
-    # The runner's state at its last checkpoint (None: none yet), and the seq of the last event then.
-    checkpoint: dict[str, Any] | None = None
-    checkpoint_seq: int = 0
     # Which run of the task this is (one more after each interruption), and how many runs ended
     # because their replica died: those are what TASKGATE_MAX_ATTEMPTS caps.
     attempt: int = 1
@@ -229,3 +226,10 @@ class Checkpoint:
 
     state: dict[str, Any]
     run_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedCheckpoint(Checkpoint):
+    """A task's last checkpoint as stored: with the seq of the event that ended its step."""
+
+    seq: int = 0

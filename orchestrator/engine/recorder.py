@@ -167,7 +167,8 @@ async def recover_tasks(
     """
     recovered = 0
     for task in tasks:
-        transition = recovery_transition(task, interruption, max_attempts)
+        saved = await store.last_checkpoint(task.task_id)
+        transition = recovery_transition(task, interruption, max_attempts, saved.seq if saved else 0)
         if await apply_transition(store, bus, task.task_id, transition):
             recovered += 1
             log.warning(

@@ -28,6 +28,7 @@ from orchestrator.domain.task_control import Interruption
 from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import SavedCheckpoint
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
@@ -185,7 +186,10 @@ class WorkerPool:
             task = await self._store.get_task(run.task.task_id, run.task.user_id)
             if task is None or task.status != TaskStatus.RUNNING or task.claim != run.task.claim:
                 return False
-            transition = recovery_transition(task, Interruption.HANDED_OVER, self._max_attempts)
+            saved = await self._store.last_checkpoint(task.task_id)
+            transition = recovery_transition(
+                task, Interruption.HANDED_OVER, self._max_attempts, saved.seq if saved else 0
+            )
             if run.control is not None:
                 transition = dataclasses.replace(transition, run_seconds=run.control.used_seconds())
             if await apply_transition(self._store, self._bus, task.task_id, transition):
@@ -252,12 +256,16 @@ class WorkerPool:
         run = self._runs[task.task_id]
         try:
             recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
+            saved = await self._store.last_checkpoint(task.task_id)
+            if saved is not None and saved.run_seconds > task.run_seconds:
+                # The time an interrupted run used up to its checkpoint counts towards the timeout.
+                task = dataclasses.replace(task, run_seconds=saved.run_seconds)
             timeout_seconds = timeout_budget(task.options, self._default_timeout_seconds)
             control = RunControl(task, self._store, recorder, self._worker_id, timeout_seconds)
             run.recorder, run.control = recorder, control
             self._controls.add(control)
             try:
-                ending = await self._run_watched(task, recorder, control)
+                ending = await self._run_watched(task, recorder, control, saved)
                 await self._end(task, recorder, control, ending)
             finally:
                 self._controls.remove(task.task_id)
@@ -268,23 +276,23 @@ class WorkerPool:
             logger.exception("recording a task's end failed", extra={"workflow_id": task.task_id})
 
     async def _run_watched(
-        self, task: TaskRecord, recorder: EventRecorder, control: RunControl
+        self, task: TaskRecord, recorder: EventRecorder, control: RunControl, saved: SavedCheckpoint | None
     ) -> RunResult | BaseException:
         """Run the task beside its control's watch; return the result, or what ended the run.
 
         When the watch answers first (a cancel, or the end of the task's time), the runner is
         interrupted wherever it is, even in a call that never returns.
         """
-        work = asyncio.create_task(self._work(task, recorder, control), name=f"work {task.task_id}")
+        work = asyncio.create_task(self._work(task, recorder, control, saved), name=f"work {task.task_id}")
         watch = asyncio.create_task(control.watch(), name=f"watch {task.task_id}")
         try:
             await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        except asyncio.CancelledError:
             # Interrupted (shutdown, or the task was taken over): stop both before going on.
-            if not (work.done() or watch.done()):
-                work.cancel()
-                watch.cancel()
-                await asyncio.gather(work, watch, return_exceptions=True)
+            work.cancel()
+            watch.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
+            raise
         if work.done():
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
@@ -293,10 +301,12 @@ class WorkerPool:
         await asyncio.gather(work, return_exceptions=True)
         return watch.result()
 
-    async def _work(self, task: TaskRecord, recorder: EventRecorder, control: RunControl) -> RunResult:
+    async def _work(
+        self, task: TaskRecord, recorder: EventRecorder, control: RunControl, saved: SavedCheckpoint | None
+    ) -> RunResult:
         """Do the task's run: from its start, or from its last checkpoint when it resumes."""
         fresh = await self._record_start(task, recorder)
-        run_task = await self._run_task(task, fresh)
+        run_task = await self._run_task(task, fresh, saved)
         if run_task.requires_approval:
             run_task = await approve_task(TaskRunContext(run_task, recorder, self._store, control))
         result = await self._runner.run(TaskRunContext(run_task, recorder, self._store, control))
@@ -368,7 +378,7 @@ class WorkerPool:
         )
         return True
 
-    async def _run_task(self, task: TaskRecord, fresh: bool) -> RunTask:
+    async def _run_task(self, task: TaskRecord, fresh: bool, saved: SavedCheckpoint | None) -> RunTask:
         if fresh:
             # A run that has started is never cut short by its session's budget (continuation.py).
             await require_session_budget(self._store, task)
@@ -381,7 +391,7 @@ class WorkerPool:
             options=task.options,
             history=await session_history(self._store, task),
             attempt=task.attempt,
-            checkpoint=task.checkpoint,
+            checkpoint=saved.state if saved is not None else None,
         )
 
     async def _complete(self, task: TaskRecord, recorder: EventRecorder, result: RunResult) -> None:

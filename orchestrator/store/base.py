@@ -36,6 +36,7 @@ from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import SavedCheckpoint
 from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
@@ -291,6 +292,10 @@ class Store(abc.ABC):
         Only while ``claim`` holds the task RUNNING: otherwise nothing is written and the answer
         is False (the worker lost the task). A task resumed later continues after this event.
         """
+
+    @abc.abstractmethod
+    async def last_checkpoint(self, task_id: str) -> SavedCheckpoint | None:
+        """Return the last checkpoint a run of the task saved (None: none), with its event's seq."""
 
     @abc.abstractmethod
     async def append_event(self, event: Event) -> None:

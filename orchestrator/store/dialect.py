@@ -53,6 +53,8 @@ class Dialect:
     for_update = ""
     #: Appended to a SELECT that picks rows to claim: locks them and skips rows others hold.
     for_update_skip_locked = ""
+    #: Appended to a SELECT whose rows must not change until the statement's transaction ends.
+    for_share = ""
     #: Appended to an ORDER BY term so text sorts by code point on both databases.
     binary_collation = ""
     #: The exception a duplicate primary or unique key raises.
@@ -97,6 +99,7 @@ class PostgresDialect(Dialect):
     insertion_order = "position"
     for_update = " FOR UPDATE"
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_share = " FOR SHARE"
     binary_collation = ' COLLATE "C"'
     false = "false"
 

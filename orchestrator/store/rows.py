@@ -28,7 +28,7 @@ TASK_COLUMNS = (
     " context_json, options_json, model_used, provider, prompt_tokens, completion_tokens, total_tokens,"
     " cost_usd, created_at, updated_at, started_at, completed_at, claimed_by, lease_expires_at,"
     " pause_requested, paused_at, pause_reason, paused_by, cancel_requested, cancel_reason, cancelled_by,"
-    " run_seconds, claim_epoch, checkpoint_json, checkpoint_seq, attempt, lost_attempts"
+    " run_seconds, claim_epoch, attempt, lost_attempts"
 )
 
 _Record = typing.TypeVar("_Record")
@@ -98,7 +98,6 @@ def task_from_row(row: Row) -> TaskRecord:
         options=json_value(row["options_json"]),
         usage=TokenUsage(row["prompt_tokens"], row["completion_tokens"], row["cost_usd"]),
         control=control_state_from_row(row),
-        checkpoint=json_value(row["checkpoint_json"]) if row["checkpoint_json"] is not None else None,
     )
 
 

@@ -108,6 +108,7 @@ class SQLStore(Store):
 
     # Events.
     record_step = answered_by("checkpoints")
+    last_checkpoint = answered_by("checkpoints")
     append_event = answered_by("events")
     list_events = answered_by("events")
     count_events = answered_by("events")

@@ -12,12 +12,15 @@ from orchestrator import events
 from orchestrator.domain.task_control import Interruption
 from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.task_control import stream_end_event
+from orchestrator.domain.tasks import Checkpoint
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import SavedCheckpoint
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
+from orchestrator.events import Event
 from tests.integration.store_fixtures import approval
 from tests.integration.store_fixtures import database_url as database_url
 from tests.integration.store_fixtures import run
@@ -160,5 +163,35 @@ def test_parallel_finishers_of_one_task_record_one_outcome(database_url):
         )
         assert sum(isinstance(result, list) for result in results) == 1
         assert await event_types(store) == [events.WORKFLOW_COMPLETED, events.STREAM_END]
+
+    run(database_url, scenario)
+
+
+def test_a_step_is_stored_with_its_checkpoint_only_while_the_claim_holds(database_url):
+
+    async def scenario(store):
+        assert await store.last_checkpoint("task-1") is None
+        await queued_task(store)
+        first = await store.claim_next("replica-a", EXPIRED)
+        step = Event("task-1", 1, "AGENT_STARTED")
+        assert await store.record_step(step, first.claim, Checkpoint({"step": 1}, 0.5))
+        plain = Event("task-1", 2, "LLM_PARTIAL")
+        await store.append_event(plain)
+        assert await store.last_checkpoint("task-1") == SavedCheckpoint({"step": 1}, 0.5, seq=1)
+
+        # Another replica takes the task over: the first worker's next step is not written at all.
+        [taken] = await store.take_over_expired_leases("replica-b", LEASE, limit=10)
+        late = Event("task-1", 3, "AGENT_THINKING")
+        assert not await store.record_step(late, first.claim, Checkpoint({"step": 2}, 1.0))
+        assert await event_types(store) == ["AGENT_STARTED", "LLM_PARTIAL"]
+        assert await store.record_step(late, taken.claim, Checkpoint({"step": 2}, 1.5))
+        assert await store.last_checkpoint("task-1") == SavedCheckpoint({"step": 2}, 1.5, seq=3)
+
+        # A task no worker runs (parked, queued again, finished) takes no step either.
+        requeued = recovery_transition(taken, Interruption.HANDED_OVER, checkpoint_seq=3)
+        assert await store.transition_task("task-1", requeued) is not None
+        assert not await store.record_step(Event("task-1", 5, "X"), taken.claim, Checkpoint({}, 2.0))
+        task = await store.get_task("task-1", "user-1")
+        assert (task.status, task.attempt, task.lost_attempts) == (TaskStatus.QUEUED, 2, 0)
 
     run(database_url, scenario)

@@ -1,9 +1,9 @@
--- Durable execution: a running task's last checkpoint and which attempt runs it.
--- checkpoint_json is the runner's own state after its last finished step (NULL: none yet), and
--- checkpoint_seq the seq of the last event that step recorded; a task resumed after its replica
--- stopped continues from there. attempt counts the runs of the task that began after an
--- interruption; lost_attempts counts those whose replica died (the ones TASKGATE_MAX_ATTEMPTS caps).
-ALTER TABLE tasks ADD COLUMN checkpoint_json TEXT;
-ALTER TABLE tasks ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0;
+-- Durable execution: runners' checkpoints, and which attempt runs a task.
+-- A checkpoint is stored in the row of the event that ends its step (checkpoint_json: the runner's
+-- state then and the running time used, NULL for events that end no step), so the event and its
+-- checkpoint are one write; a task resumed after its replica stopped continues after the last one.
+-- attempt counts the runs of a task that began after an interruption; lost_attempts counts those
+-- whose replica died (the ones TASKGATE_MAX_ATTEMPTS caps).
+ALTER TABLE events ADD COLUMN checkpoint_json TEXT;
 ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE tasks ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;
