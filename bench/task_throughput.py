@@ -189,7 +189,7 @@ def _store_label(store: str, replicas: int) -> str:
     return "SQLite, in-process bus" if store == "sqlite" else f"PostgreSQL + Redis, {replicas} replica(s)"
 
 
-def _tree_label(tree: pathlib.Path) -> str:
+def tree_label(tree: pathlib.Path) -> str:
     commit = subprocess.run(
         ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 count = replicas if store == "postgres" else 1
                 label = _store_label(store, count)
                 if side_by_side:
-                    label += f", {_tree_label(tree)}"
+                    label += f", {tree_label(tree)}"
                 with (
                     tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
                     running_stack(store, count, args.step_seconds, pathlib.Path(work), tree) as stack,

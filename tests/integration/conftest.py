@@ -8,6 +8,8 @@ import pytest
 from tests.integration.processes import create_api_key
 from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
+from tests.integration.replicas import Replicas
+from tests.integration.replicas import start_replicas
 from tests.integration.servers import ServerUnavailableError
 from tests.integration.servers import start_postgres
 from tests.integration.servers import start_redis
@@ -70,6 +72,23 @@ def postgres_server():
         pytest.skip(str(ex))
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def replicas_of(tmp_path, postgres_server, redis_server):
+    """Start two replicas (``r1``, ``r2``) with the given settings per replica; stop them after the test."""
+    started = []
+
+    def start(**per_replica: dict) -> Replicas:
+        replicas = start_replicas(
+            tmp_path, postgres_server.create_database(), redis_server.url, **per_replica
+        )
+        started.append(replicas)
+        return replicas
+
+    yield start
+    for replicas in started:
+        replicas.stop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

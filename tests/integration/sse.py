@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import threading
 
 import httpx
 
@@ -64,3 +65,44 @@ def read_stream(
             if stop_after is not None and len(frames) >= stop_after:
                 break
     return frames
+
+
+class StreamFollower(threading.Thread):
+    """Reads one stream in the background, keeping its event frames as they arrive.
+
+    ``first_frame`` is set when the first event frame has arrived (or the stream has ended), so a
+    test knows the stream is open; ``ended`` when the server closed it or the read failed
+    (``error`` says how). ``timeout`` bounds each step, as in ``read_stream``.
+    """
+
+    def __init__(self, url: str, headers: dict, params: dict | None = None, timeout: float = 60.0) -> None:
+        super().__init__(daemon=True, name=f"stream {params}")
+        self.url, self.headers, self.params, self.timeout = url, headers, params, timeout
+        self.frames: list[Frame] = []
+        self.first_frame = threading.Event()
+        self.ended = threading.Event()
+        self.error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream's last frame so far is the workflow's end, ``done``."""
+        return bool(self.frames) and self.frames[-1].event == "done"
+
+    def run(self) -> None:
+        """Read event frames until the server closes the stream or a read fails."""
+        try:
+            with httpx.stream(
+                "GET", self.url, headers=self.headers, params=self.params, timeout=self.timeout
+            ) as response:
+                if response.status_code != 200:
+                    self.error = f"HTTP {response.status_code}"
+                    return
+                for frame in parse_frames(response.iter_lines()):
+                    if frame.event is not None:
+                        self.frames.append(frame)
+                        self.first_frame.set()
+        except httpx.HTTPError as ex:
+            self.error = f"{type(ex).__name__}: {ex}"
+        finally:
+            self.first_frame.set()
+            self.ended.set()

@@ -1,13 +1,11 @@
 """Several orchestrator replicas on one PostgreSQL database and one Redis: real processes, real servers.
 
 Each test starts two orchestrators (``r1``, ``r2``) sharing a fresh database and the session's
-Redis, and one gateway in front of ``r1``. ``TASKGATE_WORKER_CONCURRENCY=0`` makes a replica serve
-the API and streams without running tasks, which decides where a task runs.
+Redis, and one gateway in front of ``r1`` (the ``replicas_of`` fixture, ``replicas.py``).
+``TASKGATE_WORKER_CONCURRENCY=0`` makes a replica serve the API and streams without running tasks,
+which decides where a task runs.
 """
 
-import contextlib
-import dataclasses
-import pathlib
 import signal
 import threading
 import time
@@ -19,107 +17,13 @@ import pytest
 
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
-from tests.integration.processes import Gateway
-from tests.integration.processes import Orchestrator
-from tests.integration.processes import base_env
-from tests.integration.processes import create_api_key
-from tests.integration.processes import free_port
 from tests.integration.processes import wait_until
+from tests.integration.replicas import Replicas
 from tests.integration.sse import read_stream
 
 pytestmark = pytest.mark.integration
 
 TASK_COUNT = 200
-
-
-@dataclasses.dataclass
-class Replicas:
-    """Two orchestrators on one database, a gateway in front of the first, and a user's API key."""
-
-    database_url: str
-    orchestrators: dict[str, Orchestrator]
-    gateway: Gateway
-    api_key: str
-
-    @property
-    def headers(self) -> dict:
-        """Headers that authenticate the test user at the gateway."""
-        return {"X-API-Key": self.api_key}
-
-    def task(self, task_id: str) -> dict:
-        """Return a task as the gateway shows it."""
-        response = httpx.get(f"{self.gateway.url}/api/v1/tasks/{task_id}", headers=self.headers, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def claimed_by(self, task_id: str) -> str:
-        """Return the worker that claimed a task last (the column the API does not show)."""
-        with psycopg.connect(self.database_url) as connection:
-            row = connection.execute("SELECT claimed_by FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
-        return row[0] or ""
-
-    def stop(self) -> None:
-        """Stop the gateway, then every orchestrator."""
-        with contextlib.suppress(Exception):
-            self.gateway.stop()
-        for orchestrator in self.orchestrators.values():
-            with contextlib.suppress(Exception):
-                orchestrator.stop()
-
-
-def start_replicas(tmp: pathlib.Path, database_url: str, redis_url: str, **per_replica: dict) -> Replicas:
-    """Start ``r1`` and ``r2`` (each with its own settings from ``per_replica``) and a gateway on ``r1``."""
-    shared = base_env(tmp, TASKGATE_DATABASE_URL=database_url, TASKGATE_REDIS_URL=redis_url)
-    orchestrators = {}
-    try:
-        for name in ("r1", "r2"):
-            grpc_port, admin_port = free_port(), free_port()
-            env = {
-                **shared,
-                "TASKGATE_REPLICA_ID": name,
-                "TASKGATE_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-                "TASKGATE_ADMIN_ADDR": f"127.0.0.1:{admin_port}",
-                **per_replica.get(name, {}),
-            }
-            orchestrators[name] = Orchestrator(
-                env=env,
-                grpc_addr=env["TASKGATE_GRPC_ADDR"],
-                admin_url=f"http://{env['TASKGATE_ADMIN_ADDR']}",
-                log_path=tmp / f"orchestrator-{name}.log",
-            ).start()
-        first = orchestrators["r1"]
-        gateway_env = {
-            **shared,
-            "TASKGATE_ORCHESTRATOR_ADDR": first.grpc_addr,
-            "TASKGATE_ADMIN_URL": first.admin_url,
-        }
-        gateway = Gateway(
-            env=gateway_env,
-            url="http://" + gateway_env["TASKGATE_GATEWAY_BIND"],
-            log_path=tmp / "gateway.log",
-        ).start()
-    except BaseException:
-        for orchestrator in orchestrators.values():
-            orchestrator.stop()
-        raise
-    return Replicas(database_url, orchestrators, gateway, create_api_key(shared, "replicas@example.com"))
-
-
-@pytest.fixture()
-def replicas_of(tmp_path, postgres_server, redis_server):
-    """Start two replicas with the given settings per replica; stop them after the test."""
-    started = []
-
-    def start(**per_replica: dict) -> Replicas:
-        replicas = start_replicas(
-            tmp_path, postgres_server.create_database(), redis_server.url, **per_replica
-        )
-        started.append(replicas)
-        return replicas
-
-    yield start
-    for replicas in started:
-        replicas.stop()
 
 
 def _submit_over_grpc(address: str, api_key: str, count: int, task_ids: list[str]) -> None:
