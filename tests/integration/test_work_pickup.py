@@ -6,7 +6,6 @@ listens on a connection of its own and wakes its worker pool. The replicas here 
 """
 
 import asyncio
-import contextlib
 import dataclasses
 
 import httpx
@@ -18,7 +17,6 @@ from orchestrator.store import open_store
 from orchestrator.store.base import Store
 from orchestrator.store.sql_store import WORK_QUEUED_CHANNEL
 from tests.integration.processes import wait_until
-from tests.integration.test_replicas import start_replicas
 
 pytestmark = pytest.mark.integration
 
@@ -227,19 +225,10 @@ def test_closing_the_store_closes_its_listener(database_url):
 
 
 @pytest.fixture()
-def long_polling_replicas(tmp_path, postgres_server, redis_server):
+def long_polling_replicas(replicas_of):
     """Two replicas polling every 600 s; ``r1`` (behind the gateway) runs no tasks, ``r2`` does."""
     slow_poll = {"TASKGATE_WORKER_POLL_SECONDS": "600", "TASKGATE_SIM_STEP_SECONDS": "0"}
-    replicas = start_replicas(
-        tmp_path,
-        postgres_server.create_database(),
-        redis_server.url,
-        r1={**slow_poll, "TASKGATE_WORKER_CONCURRENCY": "0"},
-        r2=slow_poll,
-    )
-    yield replicas
-    with contextlib.suppress(Exception):
-        replicas.stop()
+    return replicas_of(r1={**slow_poll, "TASKGATE_WORKER_CONCURRENCY": "0"}, r2=slow_poll)
 
 
 def test_an_idle_replica_starts_a_task_queued_through_another_at_once(long_polling_replicas):
