@@ -21,7 +21,6 @@ from tests.integration.conftest import User
 from tests.integration.processes import create_api_key
 from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
-from tests.integration.test_replicas import replicas_of  # noqa: F401 (a fixture used below)
 
 pytestmark = pytest.mark.integration
 
