@@ -110,6 +110,8 @@ class OrchestratorSettings(ServiceSettings):
     replica_id: str = ""
     lease_seconds: float = 30.0
     worker_concurrency: int = 100
+    # Running tasks one user may hold at once across all replicas (0: no cap; claims are fair anyway).
+    max_running_per_user: int = 0
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
@@ -142,6 +144,9 @@ class OrchestratorSettings(ServiceSettings):
             # 0: this replica serves the API and streams but runs no tasks.
             worker_concurrency=environment.integer(
                 "TASKGATE_WORKER_CONCURRENCY", cls.worker_concurrency, 0, 10_000
+            ),
+            max_running_per_user=environment.integer(
+                "TASKGATE_MAX_RUNNING_PER_USER", cls.max_running_per_user, 0, 1_000_000
             ),
             sim_step_seconds=environment.number("TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=environment.number(
