@@ -24,7 +24,7 @@ class StartupError(RuntimeError):
 async def open_migrated_store(settings: OrchestratorSettings) -> Store:
     """Open the store TASKGATE_DATABASE_URL names and apply its pending migrations."""
     try:
-        store = await open_store(settings.database_url)
+        store = await open_store(settings.database_url, settings.max_running_per_user)
     except (OSError, sqlite3.Error) as ex:
         # The URL itself is not repeated: a database URL can carry a password.
         reason = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__

@@ -117,6 +117,8 @@ class OrchestratorSettings(ServiceSettings):
     # How often an idle worker pool looks for queued work it was not woken for (on PostgreSQL, a
     # notice wakes it at once; this is the fallback while notices are not heard).
     worker_poll_seconds: float = 0.5
+    # Running tasks one user may hold at once across all replicas (0: no cap; claims are fair anyway).
+    max_running_per_user: int = 0
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
@@ -153,6 +155,9 @@ class OrchestratorSettings(ServiceSettings):
             ),
             worker_poll_seconds=environment.number(
                 "TASKGATE_WORKER_POLL_SECONDS", cls.worker_poll_seconds, 0.05, 3600.0
+            ),
+            max_running_per_user=environment.integer(
+                "TASKGATE_MAX_RUNNING_PER_USER", cls.max_running_per_user, 0, 1_000_000
             ),
             sim_step_seconds=environment.number("TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=environment.number(

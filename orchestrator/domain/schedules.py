@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 from typing import Any
 
+from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskRecord
 
 ACTIVE = "ACTIVE"
@@ -50,20 +51,25 @@ class ScheduleRun:
 
 @dataclasses.dataclass(frozen=True)
 class RunClaim:
-    """A replica's claim of a schedule's due run: the task id the run gets, and when the next run is."""
+    """A replica's claim of a schedule's due run: the task the run starts, and when the next run is."""
 
     schedule_id: str
     # When the run was due: the schedule's next_run_at as the replica read it.
     due: datetime.datetime
     # The run after it, which becomes the schedule's next_run_at.
     next_run_at: datetime.datetime
-    task_id: str
+    # Stored with the claim, in a session of its own.
+    task: NewTask
     triggered_at: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)
 class UnconfirmedRun:
-    """A claimed run not yet marked as having its task stored, and whether the task is there."""
+    """A run claimed by an earlier version and not marked as having its task stored, and whether it is there.
+
+    Runs are now stored with their task; only a replica of a version before migration 0012 (during
+    a rolling upgrade, or one that stopped between its two writes) leaves such a run.
+    """
 
     task_id: str
     schedule_id: str

@@ -54,6 +54,9 @@ class NewTask:
     options: dict[str, Any]
     # The token budget of the session, used only when this task starts it.
     session_token_budget: int | None = None
+    # What this turn does to the session's turns still active (``orchestrator.domain.turns``):
+    # enqueue, reject, interrupt or rollback.
+    multitask_strategy: str = "enqueue"
 
 
 @dataclasses.dataclass(frozen=True)

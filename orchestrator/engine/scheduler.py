@@ -27,7 +27,7 @@ class Scheduler:
             self._loop_task = asyncio.create_task(self._loop(), name="scheduler")
 
     async def stop(self) -> None:
-        """Stop polling (a run being started finishes first only if it is past its claim)."""
+        """Stop polling; a run being claimed is stored with its task, or not at all."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -37,6 +37,7 @@ class Scheduler:
         while True:
             try:
                 await self._engine.fire_due()
+                # Runs an earlier version claimed without their task (a rolling upgrade).
                 await self._engine.start_orphaned_runs()
             except UnavailableError:
                 # The store logs the outage once; the next poll tries again.

@@ -4,6 +4,7 @@ Every call of the API is scoped to the caller: another user's schedule is report
 missing one (ScheduleNotFoundError). ``fire_due`` is what each replica's scheduler loop calls: a
 due run is claimed by a compare-and-set on the schedule's next_run_at, so it fires exactly once
 however many replicas look at once, and runs missed while nothing ran fire once, not once per tick.
+A run's task is stored in the same transaction as its claim (or a manual run's row).
 """
 
 import dataclasses
@@ -40,7 +41,8 @@ STATUSES = (ACTIVE, PAUSED)
 # A change re-reads the schedule when a run was claimed under it; more attempts than this means it
 # keeps changing, and the caller is told to try again.
 CHANGE_ATTEMPTS = 5
-# A claimed run whose task is still missing after this long was left by a replica that stopped.
+# A run of an earlier version (which stored the task after claiming the run) still without its task
+# after this long was left by a replica that stopped in between.
 ORPHAN_AGE = datetime.timedelta(seconds=30)
 CHANGED_MESSAGE = "Schedule changed while the request was applied; try again"
 
@@ -185,11 +187,11 @@ class ScheduleEngine:
     async def trigger(self, caller: Caller, schedule_id: str) -> str:
         """Start one run now, whatever the status, leaving next_run_at alone; return its task id."""
         schedule = await self.get(caller, schedule_id)
-        task_id = new_task_id()
-        if not await self._store.add_manual_run(schedule_id, caller.user_id, task_id, self._clock()):
+        task = run_task(schedule, new_task_id())
+        if not await self._store.add_manual_run(schedule_id, caller.user_id, task, self._clock()):
             raise ScheduleNotFoundError()
-        await self._start_task(schedule, task_id)
-        return task_id
+        self._wake_workers()
+        return task.task_id
 
     async def delete(self, caller: Caller, schedule_id: str) -> None:
         """Delete one of the caller's schedules; the tasks it started stay."""
@@ -220,27 +222,29 @@ class ScheduleEngine:
                     "schedule cannot compute its next run", extra={"schedule_id": schedule.schedule_id}
                 )
                 continue
-            task_id = new_task_id()
+            task = run_task(schedule, new_task_id())
             claimed = await self._store.claim_schedule_run(
-                RunClaim(schedule.schedule_id, schedule.next_run_at, following, task_id, now)
+                RunClaim(schedule.schedule_id, schedule.next_run_at, following, task, now)
             )
             if not claimed:
                 continue
-            await self._start_task(schedule, task_id)
+            self._wake_workers()
             fired += 1
             logger.info(
                 "schedule fired",
-                extra={"schedule_id": schedule.schedule_id, "workflow_id": task_id},
+                extra={"schedule_id": schedule.schedule_id, "workflow_id": task.task_id},
             )
         return fired
 
     async def start_orphaned_runs(self) -> int:
-        """Store the task of each run claimed a while ago whose task never was; return how many.
+        """Store the task of each run an earlier version claimed a while ago without it; return how many.
 
-        A replica that stopped (or lost the database) between claiming a run and storing its task
-        leaves the run without one; the run still fires once, late, with the task id it was given.
-        One that stopped after storing the task but before marking the run only needs the mark.
-        Only unmarked runs are read, so the sweep costs the same however many runs there were.
+        This version stores a run with its task, in one transaction. A replica of a version before
+        migration 0012 (still running during a rolling upgrade) claimed the run first and stored the
+        task after it: one that stopped (or lost the database) in between left the run without its
+        task, which still fires once, late, with the task id it was given; one that stopped after
+        storing the task but before marking the run only needs the mark. Only unmarked runs are
+        read, so the sweep costs one index probe a poll, which finds nothing once no such run is left.
         """
         before = self._clock() - ORPHAN_AGE
         started = 0
@@ -253,36 +257,15 @@ class ScheduleEngine:
                 await self._confirm(run.task_id)
                 continue
             try:
-                await self._start_task(schedule, run.task_id)
+                await self._store.create_task(run_task(schedule, run.task_id))
+                self._wake_workers()
+                await self._confirm(run.task_id)
             except Exception:
                 # Another replica stored it first (the task id is taken), or the store is away.
                 logger.warning("could not start an orphaned schedule run", extra={"workflow_id": run.task_id})
                 continue
             started += 1
         return started
-
-    async def _start_task(self, schedule: ScheduleRecord, task_id: str) -> None:
-        """Queue the schedule's task as its owner, in a new session, and wake the workers."""
-        options: dict[str, Any] = {"model_tier": "small", "require_approval": False}
-        if schedule.timeout_seconds:
-            options["timeout_seconds"] = schedule.timeout_seconds
-        if schedule.max_budget_per_run_usd is not None:
-            options["max_budget_usd"] = schedule.max_budget_per_run_usd
-        options["schedule_id"] = schedule.schedule_id
-        await self._store.create_task(
-            NewTask(
-                task_id=task_id,
-                user_id=schedule.user_id,
-                tenant_id=schedule.tenant_id,
-                session_id=new_session_id(),
-                query=schedule.task_query,
-                mode="standard",
-                context=schedule.task_context,
-                options=options,
-            )
-        )
-        self._wake_workers()
-        await self._confirm(task_id)
 
     async def _confirm(self, task_id: str) -> None:
         """Mark a run's task as stored; if the store is away, the next sweep marks it instead."""
@@ -354,6 +337,26 @@ class ScheduleEngine:
                 task_query=task.query, task_context=task.context, timeout_seconds=task.timeout_seconds
             )
         return dataclasses.replace(schedule, **changes)
+
+
+def run_task(schedule: ScheduleRecord, task_id: str) -> NewTask:
+    """Return the task a run of the schedule starts: its owner's, in a new session of its own."""
+    options: dict[str, Any] = {"model_tier": "small", "require_approval": False}
+    if schedule.timeout_seconds:
+        options["timeout_seconds"] = schedule.timeout_seconds
+    if schedule.max_budget_per_run_usd is not None:
+        options["max_budget_usd"] = schedule.max_budget_per_run_usd
+    options["schedule_id"] = schedule.schedule_id
+    return NewTask(
+        task_id=task_id,
+        user_id=schedule.user_id,
+        tenant_id=schedule.tenant_id,
+        session_id=new_session_id(),
+        query=schedule.task_query,
+        mode="standard",
+        context=schedule.task_context,
+        options=options,
+    )
 
 
 def _reason(reason: str) -> str:

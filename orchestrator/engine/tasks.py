@@ -17,6 +17,8 @@ from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.turns import DEFAULT_MULTITASK_STRATEGY
+from orchestrator.domain.turns import MULTITASK_OPTION
 from orchestrator.engine.approvals import pending_approval
 from orchestrator.engine.continuation import session_token_budget
 from orchestrator.engine.recorder import apply_transition
@@ -60,10 +62,10 @@ class TaskEngine:
         self._signals = signals
 
     async def submit(self, caller: Caller, submission: TaskSubmission) -> TaskRecord:
-        """Check and queue a task, creating its session if needed, and wake the workers."""
+        """Check a task and queue it as the next turn of its session, creating the session if needed."""
         valid = validate_submission(submission)
         token_budget = session_token_budget(submission.token_budget, valid.context)
-        task = await self._store.create_task(
+        return await self.submit_turn(
             NewTask(
                 task_id=new_task_id(),
                 user_id=caller.user_id,
@@ -74,10 +76,24 @@ class TaskEngine:
                 context=valid.context,
                 options=valid.options,
                 session_token_budget=token_budget,
+                multitask_strategy=valid.options.get(MULTITASK_OPTION, DEFAULT_MULTITASK_STRATEGY),
             )
         )
+
+    async def submit_turn(self, task: NewTask) -> TaskRecord:
+        """Store a checked task as its session's next turn, then carry out what its strategy did there.
+
+        The store cancelled the session's active turns in the task's own transaction (``interrupt``,
+        ``rollback``): the events of those it ended are published now, and the replicas running the
+        others are told, so their runners stop at once. The workers are woken for the new task.
+        """
+        submitted = await self._store.create_task(task)
+        for event in submitted.ended_events:
+            await self._bus.publish(event)
+        for task_id in submitted.interrupted_runs:
+            await self._signals.notify(task_id)
         self._wake_workers()
-        return task
+        return submitted.task
 
     async def get_task(self, caller: Caller, task_id: str) -> TaskRecord:
         """Return one of the caller's tasks; raise TaskNotFoundError otherwise."""

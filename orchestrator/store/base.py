@@ -41,6 +41,7 @@ from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskTransition
+from orchestrator.domain.turns import SubmittedTask
 from orchestrator.events import Event
 
 
@@ -167,7 +168,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_session_summary(self, session_id: str, user_id: str) -> SessionSummary | None:
-        """Return one of the user's sessions that is not deleted, with the aggregates of its tasks."""
+        """Return one of the user's sessions that is not deleted, with the aggregates of its tasks.
+
+        Turns rolled back by a later turn (``multitask_strategy`` rollback) count in no aggregate.
+        """
 
     @abc.abstractmethod
     async def rename_session(self, session_id: str, user_id: str, title: str) -> bool:
@@ -184,13 +188,19 @@ class Store(abc.ABC):
     async def list_session_tasks(
         self, session_id: str, user_id: str, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
-        """Return one page of the user's tasks in a session, oldest first, and how many there are."""
+        """Return one page of the user's tasks in a session, oldest first, and how many there are.
+
+        Turns rolled back by a later turn are left out (each stays readable by its id).
+        """
 
     @abc.abstractmethod
     async def session_history(
         self, session_id: str, user_id: str, before: datetime.datetime, limit: int
     ) -> list[TaskRecord]:
-        """Return the session's latest ``limit`` COMPLETED tasks created before ``before``, oldest first."""
+        """Return the session's latest ``limit`` COMPLETED tasks created before ``before``, oldest first.
+
+        Turns rolled back by a later turn are left out.
+        """
 
     @abc.abstractmethod
     async def list_workflow_events(
@@ -204,9 +214,10 @@ class Store(abc.ABC):
     ) -> tuple[list[SearchHit], int]:
         """Return one page of the user's tasks matching every term, best match first, and the total.
 
-        A task matches when its query or result holds each term; tasks of deleted sessions are left
-        out. Terms are words (letters and digits only) compared as stems, so "migrations" finds
-        "migration"; a hit's snippet is the best passage with each match between ``**``.
+        A task matches when its query or result holds each term; tasks of deleted sessions and
+        turns rolled back by a later turn are left out. Terms are words (letters and digits only)
+        compared as stems, so "migrations" finds "migration"; a hit's snippet is the best passage
+        with each match between ``**``.
         """
 
     @abc.abstractmethod
@@ -223,12 +234,19 @@ class Store(abc.ABC):
     # Tasks.
 
     @abc.abstractmethod
-    async def create_task(self, task: NewTask) -> TaskRecord:
+    async def create_task(self, task: NewTask) -> SubmittedTask:
         """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError.
 
         A new session takes its title from the query (``taskgate.session_titles.title_from_query``),
         its context from the task and its budget from ``session_token_budget``; a session whose
         tokens_used has reached its token_budget takes no more tasks: SessionBudgetExhaustedError.
+
+        The task is the session's next turn, and its ``multitask_strategy`` says what it does to the
+        session's active turns (``orchestrator.domain.turns``), in the same transaction: ``reject``
+        raises SessionBusyError if there is one (nothing is stored); ``interrupt`` and ``rollback``
+        cancel each, ending at once (with its events) a turn no runner holds and asking a running one
+        to stop; ``rollback`` also leaves them out of the session's history. The answer carries the
+        events to publish and the turns whose runner must be told.
         """
 
     @abc.abstractmethod
@@ -243,9 +261,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
-        """Atomically move the oldest QUEUED task to RUNNING for this worker and return it.
+        """Atomically move the next claimable QUEUED task to RUNNING for this worker and return it.
 
-        Exactly one caller gets each task, however many workers and replicas claim at once.
+        Exactly one caller gets each task, however many workers and replicas claim at once. A task
+        is claimable once no earlier turn of its session is QUEUED, RUNNING or PAUSED; the next is
+        that of the user holding the fewest running tasks, then the oldest; a user already holding
+        the store's ``max_running_per_user`` running tasks (0: no cap) gets none (``store/claims.py``).
         """
 
     @abc.abstractmethod
@@ -373,17 +394,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_schedule_run(self, claim: RunClaim) -> bool:
-        """Claim the run due at ``claim.due`` for its task id and move next_run_at on; return whether claimed.
+        """Claim the run due at ``claim.due`` and move next_run_at on; return whether claimed.
 
         A compare-and-set on next_run_at: however many replicas claim the same run at once, exactly
-        one gets it. The run row is written in the same transaction.
+        one gets it. The run row and its task (``claim.task``, QUEUED in a new session) are written
+        in the same transaction.
         """
 
     @abc.abstractmethod
     async def add_manual_run(
-        self, schedule_id: str, user_id: str, task_id: str, now: datetime.datetime
+        self, schedule_id: str, user_id: str, task: NewTask, now: datetime.datetime
     ) -> bool:
-        """Record a run started by hand (next_run_at is left alone); return whether the schedule exists."""
+        """Record a run started by hand with its task (next_run_at is left alone); return whether it exists.
+
+        The run and its task (QUEUED in a new session) are written in one transaction.
+        """
 
     @abc.abstractmethod
     async def list_schedule_runs(
@@ -435,8 +460,9 @@ class Store(abc.ABC):
     ) -> list[UnconfirmedRun]:
         """Return runs claimed before a time and not yet marked as having their task, oldest first.
 
-        A replica that stopped between claiming a run and storing its task (or between storing it
-        and marking the run) leaves such a run; only those are read, not every run ever made.
+        Runs are stored with their task now; a replica of a version before migration 0012 stored the
+        task after the claim, and one that stopped between its writes left such a run. Only those are
+        read, not every run ever made.
         """
 
     @abc.abstractmethod

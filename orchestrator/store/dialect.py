@@ -79,6 +79,10 @@ class Dialect:
         """SQL for the time a number of seconds (the parameter named) after ``now()``."""
         return f"{SQLITE_CLOCK_FUNCTION}(:{parameter})"
 
+    def for_update_skip_locked_of(self, table: str) -> str:
+        """Appended to a SELECT of joined rows that picks rows of one table (its alias) to claim."""
+        return ""
+
     def email_equals(self, parameter: str) -> str:
         """SQL comparing ``email`` with a parameter, case-insensitively (the column is NOCASE)."""
         return f"email = :{parameter}"
@@ -125,6 +129,10 @@ class PostgresDialect(Dialect):
     def seconds_from_now(self, parameter: str) -> str:
         """SQL for the time a number of seconds (the parameter named) after ``now()``."""
         return f"now() + make_interval(secs => :{parameter})"
+
+    def for_update_skip_locked_of(self, table: str) -> str:
+        """Lock the picked rows of one table of a join (the others are read only), skipping held rows."""
+        return f" FOR UPDATE OF {table} SKIP LOCKED"
 
     def email_equals(self, parameter: str) -> str:
         """SQL comparing ``email`` with a parameter, case-insensitively (as its unique index does)."""

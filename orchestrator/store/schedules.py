@@ -3,8 +3,10 @@
 A tick is claimed by a compare-and-set on ``next_run_at``: the UPDATE only matches while the
 schedule is ACTIVE and its next run is still the one the caller read, so however many replicas
 claim the same tick at once, exactly one changes the row (on PostgreSQL the others wait on its row
-lock, then find the condition false). The per-user cap holds under parallel creates because each
-create takes an advisory lock named after the user (SQLite's single writer already serialises).
+lock, then find the condition false). The run's task, in a session of its own, is stored in the
+same transaction as the claim (and a manual run's with its run), so no run is ever without its task.
+The per-user cap holds under parallel creates because each create takes an advisory lock named
+after the user (SQLite's single writer already serialises).
 """
 
 import datetime
@@ -17,9 +19,11 @@ from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.domain.schedules import UnconfirmedRun
 from orchestrator.domain.sessions import FAILED_STATUSES
 from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
+from orchestrator.domain.tasks import NewTask
 from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Row
+from orchestrator.store.database import Transaction
 from orchestrator.store.database import marks
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
@@ -27,6 +31,10 @@ from orchestrator.store.rows import json_value
 from orchestrator.store.rows import record_from_row
 from orchestrator.store.rows import stored_time
 from orchestrator.store.rows import task_from_row
+from orchestrator.store.sessions import insert_session
+from orchestrator.store.submissions import insert_task
+from orchestrator.store.submissions import session_for_task
+from taskgate.rfc3339 import utc_now
 
 _SUCCESSFUL = tuple(str(status) for status in SUCCESSFUL_STATUSES)
 _FAILED = tuple(str(status) for status in FAILED_STATUSES)
@@ -44,9 +52,11 @@ FROM schedules s
 """  # noqa: S608 (only placeholders are interpolated)
 _COUNT_PARAMETERS = (*_SUCCESSFUL, *_FAILED)
 
+# ``task_stored``: the run's task is stored in the same transaction (only runs of an earlier version,
+# which stored it afterwards, can lack it; ``unconfirmed_schedule_runs``).
 _INSERT_RUN = (
-    "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual, task_stored)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 # Names the advisory lock that serialises the creations of one user's schedules (the same name
@@ -185,9 +195,11 @@ class ScheduleQueries:
         """The update only matches while next_run_at is still ``claim.due`` and the schedule ACTIVE.
 
         Of several replicas the first to update wins, and the others (on PostgreSQL blocked on the
-        row until it commits) then match nothing. The run row is written in the same transaction.
+        row until it commits) then match nothing. The run row and its task are written in the same
+        transaction.
         """
-        encode = self._db.dialect.encode_time
+        dialect = self._db.dialect
+        encode = dialect.encode_time
         due, triggered_at = encode(claim.due), encode(claim.triggered_at)
         async with self._db.transaction() as transaction:
             claimed = await transaction.execute(
@@ -196,23 +208,28 @@ class ScheduleQueries:
                 (encode(claim.next_run_at), triggered_at, claim.schedule_id, ACTIVE, due),
             )
             if claimed:
+                await _insert_run_task(transaction, dialect, claim.task)
                 await transaction.execute(
-                    _INSERT_RUN, (claim.schedule_id, claim.task_id, due, triggered_at, False)
+                    _INSERT_RUN, (claim.schedule_id, claim.task.task_id, due, triggered_at, False, True)
                 )
         return claimed > 0
 
     async def add_manual_run(
-        self, schedule_id: str, user_id: str, task_id: str, now: datetime.datetime
+        self, schedule_id: str, user_id: str, task: NewTask, now: datetime.datetime
     ) -> bool:
-        """Set last_run_at and insert the run, in one transaction."""
-        encode = self._db.dialect.encode_time
+        """Set last_run_at, insert the run's task and the run, in one transaction."""
+        dialect = self._db.dialect
+        encode = dialect.encode_time
         async with self._db.transaction() as transaction:
             found = await transaction.execute(
                 "UPDATE schedules SET last_run_at = ? WHERE id = ? AND user_id = ?",
                 (encode(now), schedule_id, user_id),
             )
             if found:
-                await transaction.execute(_INSERT_RUN, (schedule_id, task_id, encode(now), encode(now), True))
+                await _insert_run_task(transaction, dialect, task)
+                await transaction.execute(
+                    _INSERT_RUN, (schedule_id, task.task_id, encode(now), encode(now), True, True)
+                )
         return found > 0
 
     async def list_schedule_runs(
@@ -250,7 +267,7 @@ class ScheduleQueries:
     async def unconfirmed_schedule_runs(
         self, triggered_before: datetime.datetime, limit: int
     ) -> list[UnconfirmedRun]:
-        """Join each run to its schedule's user and, if stored, its task."""
+        """Join each run to its schedule's user and, if stored, its task (runs of earlier versions only)."""
         dialect = self._db.dialect
         # A literal, not a parameter: only then does every plan (a generic one too) match the
         # partial index of unconfirmed runs, and read those rather than every run ever made.
@@ -268,3 +285,10 @@ class ScheduleQueries:
 
     async def confirm_schedule_run(self, task_id: str) -> None:
         await self._db.execute("UPDATE schedule_runs SET task_stored = ? WHERE task_id = ?", (True, task_id))
+
+
+async def _insert_run_task(transaction: Transaction, dialect: Dialect, task: NewTask) -> None:
+    """Insert a run's task and the new session it starts, created now like any submitted task."""
+    now = utc_now()
+    await insert_session(transaction, dialect, session_for_task(task, now))
+    await insert_task(transaction, dialect, task, now)

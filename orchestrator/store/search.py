@@ -12,6 +12,8 @@ from typing import Any
 from orchestrator.domain.sessions import SearchHit
 from orchestrator.store.database import Database
 from orchestrator.store.rows import stored_time
+from orchestrator.store.sessions import VISIBLE_TURN
+from orchestrator.store.sessions import VISIBLE_TURN_PARAMETERS
 
 #: What marks each match in a hit's snippet.
 SNIPPET_MARK = "**"
@@ -40,12 +42,18 @@ class TaskSearch(abc.ABC):
         self, user_id: str, terms: Sequence[str], limit: int, offset: int
     ) -> tuple[list[SearchHit], int]:
         """Return one page of the user's tasks matching every term, best match first, and the total."""
-        # The caller's matching tasks, sessions not deleted.
+        # The caller's matching tasks, sessions not deleted, turns not rolled back.
         matches = (
             f" FROM {self.source_sql} JOIN sessions s ON s.id = t.session_id"
-            f" WHERE {self.match_sql} AND t.user_id = :user_id AND s.deleted_at IS NULL"
+            f" WHERE {self.match_sql} AND t.user_id = :user_id AND s.deleted_at IS NULL AND t.{VISIBLE_TURN}"
         )
-        parameters = {**self.match_parameters(terms), "user_id": user_id, "limit": limit, "offset": offset}
+        parameters = {
+            **self.match_parameters(terms),
+            **VISIBLE_TURN_PARAMETERS,
+            "user_id": user_id,
+            "limit": limit,
+            "offset": offset,
+        }
         total = await self._db.fetch_value("SELECT COUNT(*) AS total" + matches, parameters)
         # Ties of rank and time fall back to insertion order, newest first, so pages never overlap.
         rows = await self._db.fetch_all(

@@ -1,7 +1,9 @@
 """Sessions: creating, reading, listing with their task aggregates, renaming, deleting, usage.
 
-A session is created with its first task (``tasks.py`` calls ``insert_session``); everything else
-about sessions is here, scoped to the user who owns them.
+A session is created with its first task (``submissions.py`` calls ``insert_session``); everything
+else about sessions is here, scoped to the user who owns them. A turn rolled back by a later one
+(``rolled_back``, ``orchestrator.domain.turns``) is no part of its session any more: the history,
+the turns and the aggregates leave it out (``VISIBLE_TURN``), though it stays readable by its id.
 """
 
 import datetime
@@ -59,10 +61,15 @@ async def insert_session(
     )
 
 
+#: The condition a task of a session meets unless a later turn rolled it back (the column is indexed
+#: nowhere: every query that uses it reads one session's tasks, or one user's, already).
+VISIBLE_TURN = "rolled_back = :rolled_back"
+VISIBLE_TURN_PARAMETERS = {"rolled_back": False}
+
 # The statuses a session's summary counts, as ``IN (…)`` lists of named parameters.
 _SUCCESSFUL, _SUCCESSFUL_VALUES = named_list("successful", [status.value for status in SUCCESSFUL_STATUSES])
 _FAILED, _FAILED_VALUES = named_list("failed", [status.value for status in FAILED_STATUSES])
-_SUMMARY_PARAMETERS = {**_SUCCESSFUL_VALUES, **_FAILED_VALUES}
+_SUMMARY_PARAMETERS = {**_SUCCESSFUL_VALUES, **_FAILED_VALUES, **VISIBLE_TURN_PARAMETERS}
 
 
 def _summary_select(dialect: Dialect) -> str:
@@ -71,16 +78,12 @@ def _summary_select(dialect: Dialect) -> str:
     One correlated sub-select per aggregate, each reading the ``tasks_session_*`` indexes; the
     latest task is the one created last, the one inserted last when two share a time.
     """
-    latest = (
-        "FROM tasks t WHERE t.session_id = s.id"
-        f" ORDER BY t.created_at DESC, t.{dialect.insertion_order} DESC LIMIT 1"
-    )
+    of_session = f"FROM tasks t WHERE t.session_id = s.id AND t.{VISIBLE_TURN}"
+    latest = f"{of_session} ORDER BY t.created_at DESC, t.{dialect.insertion_order} DESC LIMIT 1"
     return (
         "SELECT s.*,"
-        f" (SELECT COUNT(*) FROM tasks t WHERE t.session_id = s.id AND t.status IN ({_SUCCESSFUL}))"
-        " AS successful_tasks,"
-        f" (SELECT COUNT(*) FROM tasks t WHERE t.session_id = s.id AND t.status IN ({_FAILED}))"
-        " AS failed_tasks,"
+        f" (SELECT COUNT(*) {of_session} AND t.status IN ({_SUCCESSFUL})) AS successful_tasks,"
+        f" (SELECT COUNT(*) {of_session} AND t.status IN ({_FAILED})) AS failed_tasks,"
         f" (SELECT t.query {latest}) AS latest_task_query,"
         f" (SELECT t.status {latest}) AS latest_task_status"
         " FROM sessions s"
@@ -161,14 +164,13 @@ class SessionQueries:
         self, session_id: str, user_id: str, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
         """Count the tasks, then read the page; ties of creation time in insertion order."""
-        total = await self._db.fetch_value(
-            "SELECT COUNT(*) AS total FROM tasks WHERE session_id = ? AND user_id = ?",
-            (session_id, user_id),
-        )
+        where = f"session_id = :session_id AND user_id = :user_id AND {VISIBLE_TURN}"
+        parameters = {"session_id": session_id, "user_id": user_id, **VISIBLE_TURN_PARAMETERS}
+        total = await self._db.fetch_value(f"SELECT COUNT(*) AS total FROM tasks WHERE {where}", parameters)
         rows = await self._db.fetch_all(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = ? AND user_id = ?"
-            f" ORDER BY created_at, {self._db.dialect.insertion_order} LIMIT ? OFFSET ?",
-            (session_id, user_id, limit, offset),
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {where}"
+            f" ORDER BY created_at, {self._db.dialect.insertion_order} LIMIT :limit OFFSET :offset",
+            {**parameters, "limit": limit, "offset": offset},
         )
         return [task_from_row(row) for row in rows], total or 0
 
@@ -178,10 +180,17 @@ class SessionQueries:
         """Read the latest ``limit`` tasks newest first, then turn them round."""
         dialect = self._db.dialect
         rows = await self._db.fetch_all(
-            f"SELECT {TASK_COLUMNS} FROM tasks"
-            " WHERE session_id = ? AND user_id = ? AND status = ? AND created_at < ?"
-            f" ORDER BY created_at DESC, {dialect.insertion_order} DESC LIMIT ?",
-            (session_id, user_id, TaskStatus.COMPLETED.value, dialect.encode_time(before), limit),
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = :session_id AND user_id = :user_id"
+            f" AND status = :completed AND created_at < :before AND {VISIBLE_TURN}"
+            f" ORDER BY created_at DESC, {dialect.insertion_order} DESC LIMIT :limit",
+            {
+                "session_id": session_id,
+                "user_id": user_id,
+                "completed": TaskStatus.COMPLETED.value,
+                "before": dialect.encode_time(before),
+                "limit": limit,
+                **VISIBLE_TURN_PARAMETERS,
+            },
         )
         return [task_from_row(row) for row in reversed(rows)]
 

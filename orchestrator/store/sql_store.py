@@ -13,12 +13,14 @@ from typing import Any
 from orchestrator.store.approvals import ApprovalQueries
 from orchestrator.store.base import Store
 from orchestrator.store.checkpoints import CheckpointLog
+from orchestrator.store.claims import TaskClaims
 from orchestrator.store.database import Database
 from orchestrator.store.events import EventLog
 from orchestrator.store.identity import IdentityQueries
 from orchestrator.store.schedules import ScheduleQueries
 from orchestrator.store.search import TaskSearch
 from orchestrator.store.sessions import SessionQueries
+from orchestrator.store.submissions import TaskSubmissions
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
 
@@ -45,12 +47,15 @@ class answered_by:  # noqa: N801 (read as a declaration: ``get_task = answered_b
 class SQLStore(Store):
     """Users, API keys, sessions, tasks, events, approvals and schedules in one SQL database."""
 
-    def __init__(self, database: Database, search: TaskSearch) -> None:
+    def __init__(self, database: Database, search: TaskSearch, max_running_per_user: int = 0) -> None:
+        """``max_running_per_user``: running tasks one user may hold at once (0: no cap), ``claims.py``."""
         self.database = database
         self.single_replica = database.single_replica
         self.identity = IdentityQueries(database)
         self.sessions = SessionQueries(database)
         self.search = search
+        self.submissions = TaskSubmissions(database)
+        self.claims = TaskClaims(database, max_running_per_user)
         self.tasks = TaskQueue(database)
         self.control = TaskControlQueries(database)
         self.events = EventLog(database)
@@ -97,10 +102,10 @@ class SQLStore(Store):
     search_tasks = answered_by("search")
 
     # The task queue.
-    create_task = answered_by("tasks")
+    create_task = answered_by("submissions")
     get_task = answered_by("tasks")
     list_tasks = answered_by("tasks")
-    claim_next = answered_by("tasks")
+    claim_next = answered_by("claims")
     renew_leases = answered_by("tasks")
     take_over_expired_leases = answered_by("tasks")
     update_task_progress = answered_by("tasks")

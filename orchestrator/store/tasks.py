@@ -1,38 +1,28 @@
-"""The task queue: submitting, reading, claiming, leases and finishing.
+"""The task queue: reading, leases and finishing (submitting is ``submissions.py``, claiming ``claims.py``).
 
-Claims and lease take-overs pick their rows with the dialect's ``FOR UPDATE SKIP LOCKED`` (nothing
-on SQLite, whose single writer already serialises them), so replicas claiming at once each get
-different tasks and never wait on each other. Lease times come from the database's clock
-(``dialect.now()``), which every replica shares, never from a replica's own.
+Lease take-overs pick their rows with the dialect's ``FOR UPDATE SKIP LOCKED`` (nothing on SQLite,
+whose single writer already serialises them), so replicas recovering at once each get different
+tasks and never wait on each other. Lease times come from the database's clock (``dialect.now()``),
+which every replica shares, never from a replica's own.
 """
 
-import dataclasses
 from collections.abc import Collection
 from collections.abc import Sequence
 
-from orchestrator.domain.sessions import token_budget_exhausted
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
-from orchestrator.domain.tasks import NewTask
 from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
-from orchestrator.domain.tasks import TokenUsage
-from orchestrator.errors import SessionBudgetExhaustedError
-from orchestrator.errors import SessionNotFoundError
 from orchestrator.events import Event
-from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import marks
 from orchestrator.store.database import named_list
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import task_from_row
-from orchestrator.store.sessions import insert_session
-from orchestrator.store.sessions import new_session
 from taskgate.rfc3339 import utc_now
-from taskgate.session_titles import title_from_query
 
 
 class TaskQueue:
@@ -40,68 +30,6 @@ class TaskQueue:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-
-    async def create_task(self, task: NewTask) -> TaskRecord:
-        """Insert the session unless it exists, lock it, check it and insert the task, in one transaction."""
-        dialect = self._db.dialect
-        now = utc_now()
-        title = title_from_query(task.query)
-        session = new_session(task.session_id, task.user_id, task.tenant_id, title, now)
-        session = dataclasses.replace(session, token_budget=task.session_token_budget, context=task.context)
-        async with self._db.transaction() as transaction:
-            # Insert the session unless it exists, then lock it: two tasks starting one session at
-            # once never both insert it, and a task never joins a session being deleted.
-            await insert_session(transaction, dialect, session, if_absent=True)
-            session_row = await transaction.fetch_one(
-                "SELECT user_id, deleted_at, tokens_used, token_budget FROM sessions"
-                f" WHERE id = ?{dialect.for_update}",
-                (task.session_id,),
-            )
-            if session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
-                raise SessionNotFoundError()
-            if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
-                raise SessionBudgetExhaustedError()
-            await transaction.execute(
-                "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
-                " context_json, options_json, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    task.task_id,
-                    task.user_id,
-                    task.tenant_id,
-                    task.session_id,
-                    task.query,
-                    TaskStatus.QUEUED.value,
-                    task.mode,
-                    compact_json(task.context),
-                    compact_json(task.options),
-                    dialect.encode_time(now),
-                    dialect.encode_time(now),
-                ),
-            )
-            await transaction.execute(
-                "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE id = ?",
-                (dialect.encode_time(now), task.session_id),
-            )
-        return TaskRecord(
-            task_id=task.task_id,
-            user_id=task.user_id,
-            tenant_id=task.tenant_id,
-            session_id=task.session_id,
-            query=task.query,
-            status=TaskStatus.QUEUED,
-            progress=0.0,
-            result="",
-            error="",
-            mode=task.mode,
-            context=task.context,
-            options=task.options,
-            model_used="",
-            provider="",
-            usage=TokenUsage(),
-            created_at=now,
-            updated_at=now,
-        )
 
     async def get_task(self, task_id: str, user_id: str) -> TaskRecord | None:
         row = await self._db.fetch_one(
@@ -133,29 +61,6 @@ class TaskQueue:
             [*parameters, limit, offset],
         )
         return [task_from_row(row) for row in rows], count_row["total"] if count_row else 0
-
-    async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
-        """One UPDATE of the task its sub-select picks, which locks it and skips any another claim locked.
-
-        Concurrent claims (from any replica) thus get different tasks without waiting.
-        """
-        dialect = self._db.dialect
-        rows = await self._db.returning(
-            "UPDATE tasks SET status = :running, started_at = COALESCE(started_at, :now), updated_at = :now,"
-            f" claimed_by = :worker, claim_epoch = claim_epoch + 1,"
-            f" lease_expires_at = {dialect.seconds_from_now('lease')}"
-            " WHERE task_id = (SELECT task_id FROM tasks WHERE status = :queued"
-            f" ORDER BY created_at, {dialect.insertion_order} LIMIT 1{dialect.for_update_skip_locked})"
-            f" AND status = :queued RETURNING {TASK_COLUMNS}",
-            {
-                "running": TaskStatus.RUNNING.value,
-                "queued": TaskStatus.QUEUED.value,
-                "now": dialect.encode_time(utc_now()),
-                "worker": worker_id,
-                "lease": lease_seconds,
-            },
-        )
-        return task_from_row(rows[0]) if rows else None
 
     async def renew_leases(
         self, worker_id: str, task_ids: Collection[str], lease_seconds: float

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def new_task(number: int) -> NewTask:
     return NewTask(
-        f"task-{number:04d}", "user-1", "tenant-1", "session-1", f"query {number}", "standard", {}, {}
+        f"task-{number:04d}", "user-1", "tenant-1", f"session-{number}", f"query {number}", "standard", {}, {}
     )
 
 

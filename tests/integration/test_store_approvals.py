@@ -71,7 +71,7 @@ async def parked_task(
     store, task_id, approval_id, owner=ALICE, step="send-email", requested_at=BASE, **fields
 ):
     """Start a task (no other may be QUEUED) and park it for an approval; return the approval asked for."""
-    task = await start_task(store, new_task(task_id, owner=owner, session_id=f"session-{owner.user_id}"))
+    task = await start_task(store, new_task(task_id, owner=owner, session_id=f"session-{task_id}"))
     asked = approval(approval_id, task, step, requested_at, **fields)
     assert await store.park_for_approval(asked, task.claim, 1.0, ASKED) is not None
     return asked
@@ -135,7 +135,7 @@ def test_a_running_task_parks_for_an_approval_only_while_its_worker_holds_it(dat
         # Parked already, or asked to cancel: no park.
         again = approval("approval-2", running, step="another-step")
         assert await store.park_for_approval(again, running.claim, 3.0, ASKED) is None
-        cancelling = await start_task(store, new_task("task-2"), "worker-1")
+        cancelling = await start_task(store, new_task("task-2", session_id="session-2"), "worker-1")
         cancel = ControlState(cancel_requested=True, cancel_reason="stop", cancelled_by=ALICE.user_id)
         assert await store.transition_task("task-2", TaskTransition(TaskGuard.of(cancelling), cancel)) == []
         assert (
@@ -145,7 +145,7 @@ def test_a_running_task_parks_for_an_approval_only_while_its_worker_holds_it(dat
         assert await store.get_approval("approval-3", ALICE.user_id) is None
         assert await store.count_events("task-2") == 0
         # A queued task is held by nobody.
-        queued = await store.create_task(new_task("task-3"))
+        queued = (await store.create_task(new_task("task-3", session_id="session-3"))).task
         assert (
             await store.park_for_approval(approval("approval-4", queued), Claim("worker-1", 1), 1.0, ASKED)
             is None

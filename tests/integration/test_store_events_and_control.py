@@ -79,7 +79,7 @@ def test_events_are_stored_under_their_seq_and_read_back_in_pages(database_url):
 
 def test_a_transition_applies_with_its_events_only_while_its_guard_holds(database_url):
     async def scenario(store):
-        queued = await store.create_task(new_task("task-1"))
+        queued = (await store.create_task(new_task("task-1"))).task
         await store.append_event(event("task-1", 1, events.WORKFLOW_STARTED))
         paused_control = ControlState(
             pause_requested=True, paused_at=utc_now(), pause_reason="lunch", paused_by=ALICE.user_id
@@ -191,9 +191,9 @@ def test_claimed_tasks_are_the_running_ones_and_the_paused_ones_still_held(datab
     async def scenario(store):
         await start_task(store, new_task("running"), "worker-1")
         held = await start_task(store, new_task("held", owner=BOB, session_id="session-bob"), "worker-2")
-        parked = await start_task(store, new_task("parked"), "worker-1")
-        finished = await start_task(store, new_task("finished"), "worker-2")
-        await store.create_task(new_task("queued"))
+        parked = await start_task(store, new_task("parked", session_id="session-2"), "worker-1")
+        finished = await start_task(store, new_task("finished", session_id="session-3"), "worker-2")
+        await store.create_task(new_task("queued", session_id="session-4"))
 
         hold = TaskTransition(
             TaskGuard.of(held), ControlState(pause_requested=True), status=TaskStatus.PAUSED

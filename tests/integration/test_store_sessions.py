@@ -41,7 +41,9 @@ def test_a_session_is_created_by_its_first_task_read_renamed_and_soft_deleted_by
 ):
     async def scenario(store):
         before = utc_now()
-        first = await store.create_task(new_task("task-1", query="Trip plans\tfor  May", context={"days": 3}))
+        first = (
+            await store.create_task(new_task("task-1", query="Trip plans\tfor  May", context={"days": 3}))
+        ).task
         created = await store.get_session("session-1", ALICE.user_id)
         assert (created.id, created.user_id, created.tenant_id, created.title) == (
             "session-1",
@@ -161,7 +163,7 @@ def test_a_sessions_tasks_are_paged_oldest_first_and_its_history_is_its_latest_c
             for number, status in enumerate(statuses, start=1)
         ]
         await finished_task(store, new_task("elsewhere", session_id="session-2"))
-        latest = await store.create_task(new_task("turn-5"))
+        latest = (await store.create_task(new_task("turn-5"))).task
 
         tasks, total = await store.list_session_tasks("session-1", ALICE.user_id, 10, 0)
         assert [task.task_id for task in tasks] == ["turn-1", "turn-2", "turn-3", "turn-4", "turn-5"]
@@ -230,7 +232,9 @@ def test_search_finds_a_users_tasks_holding_every_term_as_stems(database_url):
         await finished_task(
             store, new_task("answered", query="What should I read?"), result="Try the Zeppelin chapter"
         )
-        plan = await store.create_task(new_task("plan", query="Plan the database migration for billing"))
+        plan = (
+            await store.create_task(new_task("plan", query="Plan the database migration for billing"))
+        ).task
         await store.create_task(new_task("runbook", query="Write the runbook for schema migrations"))
         await store.create_task(new_task("cooking", query="A recipe for lentil soup"))
         await store.create_task(new_task("bob", owner=BOB, session_id="bob-1", query="Database migration"))

@@ -68,7 +68,7 @@ def test_a_task_is_stored_queued_in_its_session_which_it_creates_if_absent(datab
         submitted = new_task(
             "task-1", query=LONG_QUERY, budget=1000, context={"lang": "fr"}, options={"temperature": 0.2}
         )
-        created = await store.create_task(submitted)
+        created = (await store.create_task(submitted)).task
         assert (created.task_id, created.user_id, created.tenant_id, created.session_id) == (
             "task-1",
             ALICE.user_id,
@@ -222,9 +222,10 @@ def test_tasks_created_in_one_instant_keep_their_insertion_order(database_url, f
         summary = await store.get_session_summary("session-1", ALICE.user_id)
         assert summary.latest_task_query == "query of task-a"
 
-        claimed = [await store.claim_next("worker-1", 60) for _ in range(3)]
-        assert [task.task_id for task in claimed] == ["task-b", "task-c", "task-a"]
-        assert [task.task_id for task in await store.list_claimed_tasks()] == ["task-b", "task-c", "task-a"]
+        # The session's first turn is the first inserted; the others wait until it has ended.
+        claimed = [await store.claim_next("worker-1", 60) for _ in range(2)]
+        assert [task.task_id if task else None for task in claimed] == ["task-b", None]
+        assert [task.task_id for task in await store.list_claimed_tasks()] == ["task-b"]
 
     run(database_url, scenario)
 
@@ -233,9 +234,7 @@ def test_claim_next_gives_each_queued_task_once_oldest_first(database_url):
     async def scenario(store):
         for number in range(1, 4):
             await store.create_task(
-                new_task(
-                    f"task-{number}", owner=ALICE if number % 2 else BOB, session_id=f"session-{number % 2}"
-                )
+                new_task(f"task-{number}", owner=ALICE if number % 2 else BOB, session_id=f"session-{number}")
             )
         claimed = await store.claim_next("worker-1", 30)
         assert (claimed.task_id, claimed.status, claimed.claimed_by) == (
@@ -256,7 +255,7 @@ def test_claim_next_gives_each_queued_task_once_oldest_first(database_url):
         assert await store.claim_next("worker-1", 30) is None
 
         for number in range(10, 40):
-            await store.create_task(new_task(f"task-{number}"))
+            await store.create_task(new_task(f"task-{number}", session_id=f"session-{number}"))
         claims: list[str] = []
 
         async def claim_all(worker: str) -> None:
@@ -298,10 +297,10 @@ def test_leases_are_renewed_by_their_holder_and_expired_ones_taken_over(database
         assert (await store.get_task("held", ALICE.user_id)).lease_expires_at == held.lease_expires_at
 
         lapsed = [
-            await start_task(store, new_task("lapsed-a"), "dead", lease_seconds=0),
-            await start_task(store, new_task("lapsed-b"), "dead", lease_seconds=-30),
+            await start_task(store, new_task("lapsed-a", session_id="session-a"), "dead", lease_seconds=0),
+            await start_task(store, new_task("lapsed-b", session_id="session-b"), "dead", lease_seconds=-30),
         ]
-        await store.create_task(new_task("queued"))
+        await store.create_task(new_task("queued", session_id="session-q"))
         taken = await store.take_over_expired_leases("rescuer", 60, 10)
         assert sorted(task.task_id for task in taken) == ["lapsed-a", "lapsed-b"]
         epochs = {task.task_id: task.claim_epoch for task in lapsed}
@@ -337,7 +336,7 @@ def test_leases_are_renewed_by_their_holder_and_expired_ones_taken_over(database
 def test_expired_leases_are_taken_over_most_overdue_first_at_most_limit_at_a_time(database_url):
     async def scenario(store):
         for task_id, lease in (("overdue-10", -10), ("overdue-30", -30), ("overdue-20", -20)):
-            await start_task(store, new_task(task_id), "dead", lease_seconds=lease)
+            await start_task(store, new_task(task_id, session_id=task_id), "dead", lease_seconds=lease)
         first = await store.take_over_expired_leases("rescuer", 60, 2)
         assert sorted(task.task_id for task in first) == ["overdue-20", "overdue-30"]
         second = await store.take_over_expired_leases("rescuer", 60, 2)
@@ -348,8 +347,8 @@ def test_expired_leases_are_taken_over_most_overdue_first_at_most_limit_at_a_tim
 
 def test_an_expired_lease_goes_to_exactly_one_of_several_callers_paused_tasks_included(database_url):
     async def scenario(store):
-        running = await start_task(store, new_task("running"), "dead", lease_seconds=-1)
-        paused = await start_task(store, new_task("paused"), "dead", lease_seconds=-1)
+        running = await start_task(store, new_task("running", session_id="s-1"), "dead", lease_seconds=-1)
+        paused = await start_task(store, new_task("paused", session_id="s-2"), "dead", lease_seconds=-1)
         held_at_pause = TaskTransition(
             guard=TaskGuard.of(paused), control=paused.control, status=TaskStatus.PAUSED
         )

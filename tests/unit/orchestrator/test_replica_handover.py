@@ -20,7 +20,9 @@ async def open_store(tmp_path, *task_ids: str) -> Store:
     store = await open_sql_store(f"sqlite:///{tmp_path}/db/taskgate.db")
     await store.migrate()
     for task_id in task_ids or (WORKFLOW,):
-        await store.create_task(NewTask(task_id, "u1", "t1", "s1", "query", "standard", {}, {}))
+        await store.create_task(
+            NewTask(task_id, "u1", "t1", f"session-{task_id}", "query", "standard", {}, {})
+        )
     return store
 
 

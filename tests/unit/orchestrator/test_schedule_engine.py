@@ -6,15 +6,16 @@ import datetime
 import pytest
 
 from orchestrator.caller import Caller
-from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.tasks import TaskFilter
 from orchestrator.engine.schedules import ScheduleDraft
 from orchestrator.engine.schedules import ScheduleEngine
+from orchestrator.engine.schedules import run_task
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import ScheduleNotFoundError
 from orchestrator.store import open_store as open_sql_store
 from orchestrator.store import sqlite_database
 from orchestrator.store.base import Store
+from orchestrator.store.dialect import encode_text_time
 from orchestrator.store.migrations import load_migrations
 
 ALICE = Caller("user-alice", "tenant-a")
@@ -227,16 +228,18 @@ def test_changing_the_timing_recomputes_the_next_run(tmp_path, field):
     assert updated.next_run_at == expected
 
 
-def test_a_run_claimed_by_a_replica_that_stopped_before_storing_its_task_still_starts_once(tmp_path):
+def test_a_run_an_earlier_version_claimed_but_never_stored_the_task_of_still_starts_once(tmp_path):
     async def scenario():
         store = await open_store(tmp_path)
         clock = Clock(START)
         engine = engine_of(store, clock)
         schedule = await engine.create(ALICE, DRAFT)
-        due = schedule.next_run_at
-        # The claim commits; the replica stops before it stores the task.
-        claimed = await store.claim_schedule_run(
-            RunClaim(schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "task-orphan", START)
+        # A replica of a version before migration 0012 claimed the run, then stopped before it
+        # stored the task (this version stores both at once, so only SQL writes such a run).
+        await store.database.execute(
+            "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (schedule.schedule_id, "task-orphan", _stored(schedule.next_run_at), _stored(START), False),
         )
         clock.now = START + datetime.timedelta(seconds=10)
         too_soon = await engine.start_orphaned_runs()
@@ -245,12 +248,33 @@ def test_a_run_claimed_by_a_replica_that_stopped_before_storing_its_task_still_s
         again = await engine.start_orphaned_runs()
         task = await store.get_task("task-orphan", ALICE.user_id)
         await store.close()
-        return claimed, too_soon, started, again, task
+        return too_soon, started, again, task
 
-    claimed, too_soon, started, again, task = asyncio.run(scenario())
-    assert claimed
+    too_soon, started, again, task = asyncio.run(scenario())
     assert (too_soon, started, again) == (0, 1, 0)
     assert task is not None and task.query == "Summarise the news"
+
+
+def test_a_fired_run_has_its_task_at_once_and_leaves_nothing_for_the_sweep(tmp_path):
+    async def scenario():
+        store = await open_store(tmp_path)
+        clock = Clock(START)
+        engine = engine_of(store, clock)
+        schedule = await engine.create(ALICE, DRAFT)
+        clock.now = START + datetime.timedelta(minutes=1, seconds=1)
+        fired = await engine.fire_due()
+        manual = await engine.trigger(ALICE, schedule.schedule_id)
+        runs, _ = await store.list_schedule_runs(schedule.schedule_id, 10, 0)
+        clock.now = START + datetime.timedelta(days=1)
+        swept = await engine.start_orphaned_runs()
+        await store.close()
+        return fired, manual, runs, swept
+
+    fired, manual, runs, swept = asyncio.run(scenario())
+    assert fired == 1 and swept == 0
+    assert [run.task_id for run in runs][0] == manual
+    assert [(run.task.status, run.task.query) for run in runs] == [("QUEUED", "Summarise the news")] * 2
+    assert runs[0].task.session_id != runs[1].task.session_id
 
 
 def test_a_run_whose_task_was_stored_but_not_marked_is_marked_and_not_started_again(tmp_path):
@@ -294,28 +318,16 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
         clock = Clock(START)
         engine = engine_of(store, clock)
         schedule = await engine.create(ALICE, DRAFT)
-        due = schedule.next_run_at
-        # One run with its task (claimed and stored) and one without (the claim alone).
-        await store.claim_schedule_run(
-            RunClaim(schedule.schedule_id, due, due + datetime.timedelta(minutes=1), "t-1", START)
-        )
-        real_confirm = store.confirm_schedule_run  # its column arrives with 0007
-
-        async def no_mark(task_id):
-            return None
-
-        monkeypatch.setattr(store, "confirm_schedule_run", no_mark)
-        await engine._start_task(schedule, "t-1")
-        monkeypatch.setattr(store, "confirm_schedule_run", real_confirm)
-        await store.claim_schedule_run(
-            RunClaim(
-                schedule.schedule_id,
-                due + datetime.timedelta(minutes=1),
-                due + datetime.timedelta(minutes=2),
-                "t-2",
-                START,
+        # Runs as versions before 0007 stored them: one with its task (claimed, then stored), one
+        # without (the claim alone).
+        for minute, task_id in enumerate(("t-1", "t-2")):
+            due = _stored(START + datetime.timedelta(minutes=minute))
+            await store.database.execute(
+                "INSERT INTO schedule_runs (schedule_id, task_id, scheduled_for, triggered_at, manual)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (schedule.schedule_id, task_id, due, due, False),
             )
-        )
+        await store.create_task(run_task(schedule, "t-1"))
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
         applied = await store.migrate()
         unmarked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
@@ -325,3 +337,8 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
     applied, unmarked = asyncio.run(scenario())
     assert 7 in applied
     assert [(run.task_id, run.task_stored) for run in unmarked] == [("t-2", False)]
+
+
+def _stored(value: datetime.datetime) -> str:
+    """Return a time as SQLite stores it."""
+    return encode_text_time(value)

@@ -1,0 +1,89 @@
+"""Claiming the next task: one turn of a session at a time, fair across users, under a per-user cap.
+
+A QUEUED task is claimable when no earlier turn of its session (by ``created_at``, then insertion
+order) is active, that is QUEUED, RUNNING or PAUSED: a session's turns run one after another, each
+once the one before has ended, so it sees that one's answer. Among the claimable tasks the claim
+takes one of the user who holds the fewest *running* tasks right now (RUNNING with a worker; a task
+waiting for an approval or parked holds no slot), the oldest first. A user's backlog therefore
+delays another user's first task by one claim at most, however long it is. With a cap
+(``max_running_per_user`` > 0) a user who holds that many running tasks gets none until one ends.
+
+Exact across replicas: on PostgreSQL each claim first takes one transaction-scoped advisory lock, so
+claims run one at a time everywhere and each counts the running tasks every earlier claim
+committed; the claim's own statement still picks its row ``FOR UPDATE SKIP LOCKED``, so a task held
+by another change (a cancel, a newer turn interrupting it) is passed over, not waited for. On SQLite
+the single writer serialises claims already. A claim is one short transaction: the lock, then one
+UPDATE of the row its sub-select picks.
+
+Cost: the statement reads the users with queued tasks, and per user its running count and its
+oldest claimable task, through partial indexes of queued, active and running tasks (migration
+0012); a user's tasks held up behind an earlier turn of their session are stepped over one by one.
+"""
+
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.turns import ACTIVE_STATUSES
+from orchestrator.store.database import Database
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import task_from_row
+from taskgate.rfc3339 import utc_now
+
+#: The name of the advisory lock that makes claims take turns across replicas (PostgreSQL).
+CLAIM_LOCK = "taskgate.claims"
+
+# Statuses are written as literals, like the conditions of the partial indexes the statement reads,
+# so every plan (a generic one of a prepared statement too) can use them.
+_QUEUED = f"'{TaskStatus.QUEUED.value}'"
+_RUNNING = f"'{TaskStatus.RUNNING.value}'"
+_ACTIVE = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
+
+
+def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
+    """Return the claim's UPDATE: the picked task becomes RUNNING under the worker's new claim and lease."""
+    order = dialect.insertion_order
+    earlier_active_turn = (
+        f"SELECT 1 FROM tasks e WHERE e.session_id = q.session_id AND e.status IN ({_ACTIVE})"
+        f" AND (e.created_at < q.created_at OR (e.created_at = q.created_at AND e.{order} < q.{order}))"
+    )
+    running = (
+        f"SELECT COUNT(*) FROM tasks r WHERE r.user_id = w.user_id AND r.status = {_RUNNING}"
+        " AND r.claimed_by IS NOT NULL"
+    )
+    oldest_claimable = (
+        f"SELECT q.task_id FROM tasks q WHERE q.user_id = w.user_id AND q.status = {_QUEUED}"
+        f" AND NOT EXISTS ({earlier_active_turn}) ORDER BY q.created_at, q.{order} LIMIT 1"
+    )
+    under_cap = f" WHERE h.running < {int(max_running_per_user)}" if max_running_per_user > 0 else ""
+    return (
+        f"WITH waiting AS (SELECT DISTINCT user_id FROM tasks WHERE status = {_QUEUED}),"
+        f" heads AS (SELECT ({running}) AS running, ({oldest_claimable}) AS task_id FROM waiting w)"
+        f" UPDATE tasks SET status = {_RUNNING}, started_at = COALESCE(started_at, :now), updated_at = :now,"
+        " claimed_by = :worker, claim_epoch = claim_epoch + 1,"
+        f" lease_expires_at = {dialect.seconds_from_now('lease')}"
+        " WHERE task_id = (SELECT t.task_id FROM heads h JOIN tasks t ON t.task_id = h.task_id"
+        f"{under_cap} ORDER BY h.running, t.created_at, t.{order}"
+        f" LIMIT 1{dialect.for_update_skip_locked_of('t')})"
+        f" AND status = {_QUEUED} RETURNING {TASK_COLUMNS}"
+    )
+
+
+class TaskClaims:
+    """Hands each claimable task to exactly one worker, in the fair order above."""
+
+    def __init__(self, database: Database, max_running_per_user: int = 0) -> None:
+        self._db = database
+        self._statement = claim_statement(database.dialect, max_running_per_user)
+
+    async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
+        """Take the claims' lock (PostgreSQL), then run the claim's UPDATE; None when nothing is claimable."""
+        dialect = self._db.dialect
+        lock = dialect.advisory_lock()
+        async with self._db.transaction() as transaction:
+            if lock is not None:
+                await transaction.execute(lock, (CLAIM_LOCK,))
+            rows = await transaction.fetch_all(
+                self._statement,
+                {"now": dialect.encode_time(utc_now()), "worker": worker_id, "lease": lease_seconds},
+            )
+        return task_from_row(rows[0]) if rows else None

@@ -1,0 +1,217 @@
+"""Submitting a task: stored QUEUED as the next turn of its session, in one transaction.
+
+The session row is inserted unless it exists and then locked, so two submissions to one session
+are stored one after the other: each sees the turns the other stored, and the turns' order is the
+order of their submissions (a turn is never stamped before the latest one, whatever the clock of the
+replica storing it says). What the new turn does to the session's active turns
+(``orchestrator.domain.turns``) happens under that lock, in the same transaction as its insert.
+
+``insert_task`` and ``session_for_task`` are how anything else that stores a task (a schedule's
+run, ``store/schedules.py``) writes it, inside its own transaction.
+"""
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+
+from orchestrator.domain.sessions import SessionRecord
+from orchestrator.domain.sessions import token_budget_exhausted
+from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskRecord
+from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TaskTransition
+from orchestrator.domain.tasks import TokenUsage
+from orchestrator.domain.turns import ACTIVE_STATUSES
+from orchestrator.domain.turns import ENQUEUE
+from orchestrator.domain.turns import REJECT
+from orchestrator.domain.turns import ROLLBACK
+from orchestrator.domain.turns import SubmittedTask
+from orchestrator.domain.turns import check_strategy
+from orchestrator.domain.turns import interruption
+from orchestrator.errors import SessionBudgetExhaustedError
+from orchestrator.errors import SessionBusyError
+from orchestrator.errors import SessionNotFoundError
+from orchestrator.events import Event
+from orchestrator.events import compact_json
+from orchestrator.store.database import Database
+from orchestrator.store.database import Transaction
+from orchestrator.store.database import named_list
+from orchestrator.store.dialect import Dialect
+from orchestrator.store.events import insert_next_events
+from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import stored_time
+from orchestrator.store.rows import task_from_row
+from orchestrator.store.sessions import insert_session
+from orchestrator.store.sessions import new_session
+from orchestrator.store.task_control import cancel_pending_approval
+from taskgate.rfc3339 import utc_now
+from taskgate.session_titles import title_from_query
+
+_ACTIVE, _ACTIVE_VALUES = named_list("active", [status.value for status in ACTIVE_STATUSES])
+
+
+def session_for_task(task: NewTask, now: datetime.datetime) -> SessionRecord:
+    """Return the session a task starts when its session does not exist yet."""
+    session = new_session(task.session_id, task.user_id, task.tenant_id, title_from_query(task.query), now)
+    return dataclasses.replace(session, token_budget=task.session_token_budget, context=task.context)
+
+
+async def insert_task(
+    transaction: Transaction, dialect: Dialect, task: NewTask, now: datetime.datetime
+) -> TaskRecord:
+    """Insert a QUEUED task into its session (which must exist) and count it there; return its record."""
+    stored_now = dialect.encode_time(now)
+    await transaction.execute(
+        "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
+        " context_json, options_json, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            task.task_id,
+            task.user_id,
+            task.tenant_id,
+            task.session_id,
+            task.query,
+            TaskStatus.QUEUED.value,
+            task.mode,
+            compact_json(task.context),
+            compact_json(task.options),
+            stored_now,
+            stored_now,
+        ),
+    )
+    await transaction.execute(
+        "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE id = ?",
+        (stored_now, task.session_id),
+    )
+    return TaskRecord(
+        task_id=task.task_id,
+        user_id=task.user_id,
+        tenant_id=task.tenant_id,
+        session_id=task.session_id,
+        query=task.query,
+        status=TaskStatus.QUEUED,
+        progress=0.0,
+        result="",
+        error="",
+        mode=task.mode,
+        context=task.context,
+        options=task.options,
+        model_used="",
+        provider="",
+        usage=TokenUsage(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class TaskSubmissions:
+    """Stores submitted tasks as turns of their sessions."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create_task(self, task: NewTask) -> SubmittedTask:
+        """Insert the session unless it exists, lock and check it, apply the strategy, insert the task."""
+        strategy = check_strategy(task.multitask_strategy)
+        dialect = self._db.dialect
+        now = utc_now()
+        async with self._db.transaction() as transaction:
+            # Insert the session unless it exists, then lock it: two tasks starting one session at
+            # once never both insert it, a task never joins a session being deleted, and the
+            # session's turns are stored one at a time.
+            await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
+            session_row = await transaction.fetch_one(
+                "SELECT user_id, deleted_at, tokens_used, token_budget FROM sessions"
+                f" WHERE id = ?{dialect.for_update}",
+                (task.session_id,),
+            )
+            if session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
+                raise SessionNotFoundError()
+            if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
+                raise SessionBudgetExhaustedError()
+            latest = stored_time(
+                await transaction.fetch_value(
+                    "SELECT MAX(created_at) AS latest FROM tasks WHERE session_id = ?", (task.session_id,)
+                )
+            )
+            created_at = max(now, latest) if latest is not None else now
+            ended: list[Event] = []
+            interrupted: list[str] = []
+            if strategy != ENQUEUE:
+                active = await _active_turns(transaction, dialect, task.session_id)
+                if active and strategy == REJECT:
+                    raise SessionBusyError()
+                for turn in active:
+                    decision = interruption(turn, strategy, task.user_id, now)
+                    if decision.transition is not None:
+                        ended.extend(await _cancel_turn(transaction, dialect, turn, decision.transition, now))
+                    if decision.notify_runner:
+                        interrupted.append(turn.task_id)
+                if active and strategy == ROLLBACK:
+                    await _roll_back(transaction, task.session_id, [turn.task_id for turn in active])
+            record = await insert_task(transaction, dialect, task, created_at)
+        return SubmittedTask(record, tuple(ended), tuple(interrupted))
+
+
+async def _active_turns(transaction: Transaction, dialect: Dialect, session_id: str) -> list[TaskRecord]:
+    """Read the session's active turns, oldest first, locking them (PostgreSQL) until the commit."""
+    rows = await transaction.fetch_all(
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = :session_id AND status IN ({_ACTIVE})"
+        f" ORDER BY created_at, {dialect.insertion_order}{dialect.for_update}",
+        {"session_id": session_id, **_ACTIVE_VALUES},
+    )
+    return [task_from_row(row) for row in rows]
+
+
+async def _cancel_turn(
+    transaction: Transaction,
+    dialect: Dialect,
+    turn: TaskRecord,
+    transition: TaskTransition,
+    now: datetime.datetime,
+) -> Sequence[Event]:
+    """Store a turn's cancellation: asked of its runner, or ended at once with its events if it has none.
+
+    The turn's row is locked since it was read in this transaction, so it is still as read: no
+    compare-and-set is needed. Ending it closes its pending approval, as a cancel does.
+    """
+    control = transition.control
+    stored_now = dialect.encode_time(now)
+    assignments = [
+        "cancel_requested = :cancel_requested",
+        "cancel_reason = :cancel_reason",
+        "cancelled_by = :cancelled_by",
+        "updated_at = :now",
+    ]
+    parameters: dict[str, object] = {
+        "cancel_requested": control.cancel_requested,
+        "cancel_reason": control.cancel_reason,
+        "cancelled_by": control.cancelled_by,
+        "now": stored_now,
+        "task_id": turn.task_id,
+    }
+    ends = transition.status is not None and transition.status.is_terminal
+    if ends:
+        assignments += ["status = :status", "error = :error", "completed_at = :now"]
+        assignments.append("lease_expires_at = NULL")
+        parameters.update(status=transition.status.value, error=transition.error or "")
+    await transaction.execute(
+        f"UPDATE tasks SET {', '.join(assignments)} WHERE task_id = :task_id", parameters
+    )
+    if not ends:
+        return ()
+    await cancel_pending_approval(transaction, turn.task_id, stored_now)
+    return await insert_next_events(transaction, dialect, turn.task_id, transition.events, now)
+
+
+async def _roll_back(transaction: Transaction, session_id: str, task_ids: list[str]) -> None:
+    """Mark turns rolled back (left out of the session's history) and uncount them from the session."""
+    id_list, id_values = named_list("task", task_ids)
+    await transaction.execute(
+        f"UPDATE tasks SET rolled_back = :rolled_back WHERE task_id IN ({id_list})",
+        {"rolled_back": True, **id_values},
+    )
+    await transaction.execute(
+        "UPDATE sessions SET task_count = task_count - :turns WHERE id = :session_id",
+        {"turns": len(task_ids), "session_id": session_id},
+    )
