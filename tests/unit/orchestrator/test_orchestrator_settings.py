@@ -129,3 +129,11 @@ def test_malformed_values_are_refused_naming_the_variable(variable, value):
 def test_the_task_timeout_defaults_to_ten_minutes_and_can_be_set():
     assert settings().task_timeout_seconds == 600
     assert settings(TASKGATE_TASK_TIMEOUT_SECONDS="30").task_timeout_seconds == 30
+
+
+def test_the_per_user_cap_of_running_tasks_is_off_by_default_and_can_be_set():
+    assert settings().max_running_per_user == 0
+    assert settings(TASKGATE_MAX_RUNNING_PER_USER="5").max_running_per_user == 5
+    for malformed in ("-1", "two", "1.5"):
+        with pytest.raises(SettingsError, match="TASKGATE_MAX_RUNNING_PER_USER"):
+            settings(TASKGATE_MAX_RUNNING_PER_USER=malformed)
