@@ -41,9 +41,12 @@ class TaskQueue:
     async def list_tasks(
         self, user_id: str, which: TaskFilter, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]:
-        """Count the matching tasks, then read the page; ties of creation time by insertion order."""
-        conditions = ["user_id = ?"]
-        parameters: list[object] = [user_id]
+        """Count the matching tasks, then read the page; ties of creation time by insertion order.
+
+        A turn a later turn of its session rolled back is left out (it stays readable by its id).
+        """
+        conditions = ["user_id = ?", "rolled_back = ?"]
+        parameters: list[object] = [user_id, False]
         if which.session_id is not None:
             conditions.append("session_id = ?")
             parameters.append(which.session_id)

@@ -15,6 +15,7 @@ from orchestrator.domain.task_control import CANCELLED_ERROR
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import NewTask
+from orchestrator.domain.tasks import TaskFilter
 from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.turns import INTERRUPTED_REASON
@@ -177,6 +178,8 @@ def test_rollback_takes_the_cancelled_turns_out_of_the_session_but_not_out_of_re
             "Billing, once more",
             TaskStatus.RUNNING,
         )
+        all_tasks, all_count = await store.list_tasks(ALICE.user_id, TaskFilter(), 10, 0)
+        assert ([task.task_id for task in all_tasks], all_count) == (["turn-4", "turn-1"], 2)
         hits, hit_count = await store.search_tasks(ALICE.user_id, ["billing"], 10, 0)
         assert (sorted(hit.task_id for hit in hits), hit_count) == (["turn-1", "turn-4"], 2)
         # Each rolled-back turn is still readable by its id.
