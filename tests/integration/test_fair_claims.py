@@ -33,8 +33,8 @@ def users_of(database_url: str, scenario, **settings) -> None:
             try:
                 await scenario(*clients)
             finally:
-                # The tasks still running end with the test, not after the shutdown's grace.
-                await orchestrator.pool.stop(0)
+                # The tasks still running are handed back at once rather than run to their end.
+                await orchestrator.pool.stop()
                 for client in clients:
                     await client.close()
 

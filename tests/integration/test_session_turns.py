@@ -13,7 +13,6 @@ import dataclasses
 import psycopg
 import pytest
 
-from orchestrator.caller import Caller
 from orchestrator.domain.turns import INTERRUPTED_REASON
 from orchestrator.domain.turns import ROLLED_BACK_REASON
 from orchestrator.errors import SessionBusyError
@@ -43,9 +42,9 @@ def on_one_replica(database_url: str, scenario) -> None:
 
     async def main() -> None:
         async with serving(settings_for(database_url)) as orchestrator:
-            caller, key = await new_api_key(orchestrator, EMAIL)
+            _, key = await new_api_key(orchestrator, EMAIL)
             address = f"127.0.0.1:{orchestrator.grpc_port}"
-            client = TaskClient.connect(address, key, orchestrator=orchestrator, caller=caller)
+            client = TaskClient.connect(address, key)
             try:
                 await scenario(client, orchestrator)
             finally:
@@ -190,12 +189,8 @@ async def second_replica(first: FirstReplica):
     settings = OrchestratorSettings.from_env({**first.env, "TASKGATE_REPLICA_ID": "r2"})
     settings = dataclasses.replace(settings, grpc_addr="127.0.0.1:0", admin_addr="127.0.0.1:0")
     async with serving(settings) as orchestrator:
-        user = await orchestrator.engines.accounts.find_or_create_user(EMAIL)
-        caller = Caller(user.id, user.tenant_id)
         on_r1 = TaskClient.connect(first.process.grpc_addr, first.api_key)
-        on_r2 = TaskClient.connect(
-            f"127.0.0.1:{orchestrator.grpc_port}", first.api_key, orchestrator=orchestrator, caller=caller
-        )
+        on_r2 = TaskClient.connect(f"127.0.0.1:{orchestrator.grpc_port}", first.api_key)
         try:
             yield on_r1, on_r2
         finally:

@@ -1,9 +1,7 @@
 """An orchestrator run in the test's own process, and a user's asynchronous gRPC client of any orchestrator.
 
-The session-turn and fair-claim tests submit and watch tasks through real gRPC. A turn's
-``multitask_strategy`` travels in ``SubmitTaskRequest`` once the field is in the contract; until
-then ``TaskClient.submit`` stores such a turn through the serving orchestrator's task engine
-(``TaskEngine.submit_turn``, what ``SubmitTask`` ends in), so the store, engine and bus are the same.
+The session-turn and fair-claim tests submit and watch tasks through real gRPC, a turn's
+``multitask_strategy`` in its ``SubmitTaskRequest``.
 """
 
 import asyncio
@@ -19,11 +17,8 @@ import grpc
 from orchestrator.app import Orchestrator
 from orchestrator.app import build_orchestrator
 from orchestrator.caller import Caller
-from orchestrator.domain.tasks import NewTask
 from orchestrator.engine.api_keys import KeyRequest
 from orchestrator.errors import SessionBusyError
-from orchestrator.identifiers import new_session_id
-from orchestrator.identifiers import new_task_id
 from orchestrator.settings import OrchestratorSettings
 from taskgate import wire
 from taskgate.orchestrator.v1 import common_pb2
@@ -45,8 +40,6 @@ TERMINAL = {
     common_pb2.TASK_STATUS_CANCELLED,
     common_pb2.TASK_STATUS_TIMEOUT,
 }
-# Whether SubmitTaskRequest carries the strategy yet (see the module's docstring).
-STRATEGY_ON_THE_WIRE = "multitask_strategy" in tasks_pb2.SubmitTaskRequest.DESCRIPTOR.fields_by_name
 
 
 def settings_for(database_url: str, **fields: Any) -> OrchestratorSettings:
@@ -86,9 +79,6 @@ class TaskClient:
 
     channel: grpc.aio.Channel
     api_key: str
-    # The orchestrator that stores strategy-bearing turns until the field is on the wire.
-    orchestrator: Orchestrator | None = None
-    caller: Caller | None = None
 
     @classmethod
     def connect(cls, address: str, api_key: str, **fields: Any) -> "TaskClient":
@@ -112,11 +102,9 @@ class TaskClient:
     ) -> tasks_pb2.Task:
         """Submit a turn whose simulated steps pause ``step_seconds``; return it as stored.
 
-        A refused turn (``reject`` while the session is busy) raises SessionBusyError either way.
+        A refused turn (``reject`` while the session is busy) raises SessionBusyError.
         """
         context = {"simulation": {"step_seconds": step_seconds}}
-        if strategy is not None and not STRATEGY_ON_THE_WIRE:
-            return await self._submit_through_the_engine(query, session_id, context, strategy)
         fields = {"multitask_strategy": strategy} if strategy is not None else {}
         stub = tasks_pb2_grpc.TaskServiceStub(self.channel)
         request = tasks_pb2.SubmitTaskRequest(
@@ -125,29 +113,10 @@ class TaskClient:
         try:
             reply = await stub.SubmitTask(request, metadata=self._metadata, timeout=10)
         except grpc.aio.AioRpcError as ex:
-            if ex.details() == SessionBusyError.default_message:
+            if (wire.ERROR_CODE, wire.SESSION_BUSY) in tuple(ex.trailing_metadata() or ()):
                 raise SessionBusyError() from ex
             raise
         return reply.task
-
-    async def _submit_through_the_engine(
-        self, query: str, session_id: str, context: dict, strategy: str
-    ) -> tasks_pb2.Task:
-        assert self.orchestrator is not None and self.caller is not None
-        stored = await self.orchestrator.engines.tasks.submit_turn(
-            NewTask(
-                task_id=new_task_id(),
-                user_id=self.caller.user_id,
-                tenant_id=self.caller.tenant_id,
-                session_id=session_id or new_session_id(),
-                query=query,
-                mode="standard",
-                context=context,
-                options={"model_tier": "small", "require_approval": False, "multitask_strategy": strategy},
-                multitask_strategy=strategy,
-            )
-        )
-        return await self.task(stored.task_id)
 
     async def task(self, task_id: str) -> tasks_pb2.Task:
         """Return a task as GetTask shows it."""
