@@ -54,11 +54,11 @@ def database_url(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_server").create_database()
 
 
-def run(database_url: str, scenario: Scenario) -> None:
-    """Open and migrate the store of ``database_url``, run the scenario with it, close it."""
+def run(database_url: str, scenario: Scenario, **store_options: Any) -> None:
+    """Open and migrate the store of ``database_url`` (with ``store_options``), run the scenario, close it."""
 
     async def main() -> None:
-        store = await open_store(database_url)
+        store = await open_store(database_url, **store_options)
         try:
             await store.migrate()
             await scenario(store)

@@ -38,16 +38,7 @@ COMPLETED_EVENTS = (NewEvent(events.WORKFLOW_COMPLETED, "Workflow completed"), s
 
 def run_capped(database_url: str, max_running_per_user: int, scenario) -> None:
     """Run a scenario with a store whose claims hold each user to ``max_running_per_user`` running tasks."""
-
-    async def main() -> None:
-        store = await open_store(database_url, max_running_per_user)
-        try:
-            await store.migrate()
-            await scenario(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+    run(database_url, scenario, max_running_per_user=max_running_per_user)
 
 
 async def queue(store, owner: Owner, *task_ids: str) -> None:

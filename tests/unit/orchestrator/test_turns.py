@@ -1,5 +1,6 @@
 """What a new turn does to its session's active turns: the strategies and the interruption rule."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -8,39 +9,19 @@ from orchestrator import events
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
-from orchestrator.domain.tasks import TokenUsage
 from orchestrator.domain.turns import INTERRUPTED_REASON
 from orchestrator.domain.turns import MULTITASK_STRATEGIES
 from orchestrator.domain.turns import ROLLED_BACK_REASON
 from orchestrator.domain.turns import check_strategy
 from orchestrator.domain.turns import interruption
+from tests.unit.orchestrator.test_task_control_rules import task
 
 NOW = datetime.datetime(2026, 12, 3, 9, 0, tzinfo=datetime.UTC)
 UNTOUCHED = ControlState()
 
 
 def turn(status: TaskStatus, claimed_by: str | None = None, control: ControlState = UNTOUCHED) -> TaskRecord:
-    return TaskRecord(
-        task_id="turn-1",
-        user_id="user-1",
-        tenant_id="tenant-1",
-        session_id="session-1",
-        query="What is 2+2?",
-        status=status,
-        progress=0.0,
-        result="",
-        error="",
-        mode="standard",
-        context={},
-        options={},
-        model_used="",
-        provider="",
-        usage=TokenUsage(),
-        created_at=NOW,
-        updated_at=NOW,
-        claimed_by=claimed_by,
-        control=control,
-    )
+    return dataclasses.replace(task(status, control, claimed_by=claimed_by), task_id="turn-1")
 
 
 def test_the_strategies_are_langgraphs_and_nothing_else():
