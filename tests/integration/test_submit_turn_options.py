@@ -129,3 +129,27 @@ def test_a_grpc_caller_is_told_which_field_is_invalid(alice, tasks_stub, request
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith(field)
     assert (wire.INVALID_FIELD, field) in tuple(caught.value.trailing_metadata())
+
+
+def test_a_rejected_turn_is_409_session_busy_and_the_queued_turn_runs_after_the_running_one(alice):
+    slow = {"simulation": {"step_seconds": 0.5}}
+    first = alice.submit("What is 2+2?", context=slow)
+    session_id = first["session_id"]
+
+    refused = alice.client.post(
+        "/api/v1/tasks",
+        json={"query": "And 3+3?", "session_id": session_id, "multitask_strategy": "reject"},
+    )
+    queued = alice.submit("And 4+4?", session_id=session_id)
+
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "session_busy"
+    second = alice.wait_finished(queued["task_id"], timeout=60)
+    done_first = alice.wait_finished(first["task_id"], timeout=60)
+    assert (done_first["status"], second["status"]) == ("COMPLETED", "COMPLETED")
+    # enqueue: the second turn started only once the first had ended.
+    assert second["started_at"] >= done_first["completed_at"]
+    listed = alice.client.get("/api/v1/tasks", params={"session_id": session_id}).json()
+    assert sorted(task["task_id"] for task in listed["tasks"]) == sorted(
+        [first["task_id"], queued["task_id"]]
+    )
