@@ -151,6 +151,14 @@ async def apply_transition(store: Store, bus: EventBus, task_id: str, transition
     return True
 
 
+async def recovery_for(
+    store: Store, task: TaskRecord, interruption: Interruption, max_attempts: int
+) -> TaskTransition:
+    """Return ``task_control.recovery_transition`` of a task, naming its last checkpoint's seq."""
+    saved = await store.last_checkpoint(task.task_id)
+    return recovery_transition(task, interruption, max_attempts, saved.seq if saved else 0)
+
+
 async def recover_tasks(
     store: Store,
     bus: EventBus,
@@ -167,8 +175,7 @@ async def recover_tasks(
     """
     recovered = 0
     for task in tasks:
-        saved = await store.last_checkpoint(task.task_id)
-        transition = recovery_transition(task, interruption, max_attempts, saved.seq if saved else 0)
+        transition = await recovery_for(store, task, interruption, max_attempts)
         if await apply_transition(store, bus, task.task_id, transition):
             recovered += 1
             log.warning(

@@ -25,7 +25,6 @@ from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.task_control import DEFAULT_MAX_ATTEMPTS
 from orchestrator.domain.task_control import Interruption
-from orchestrator.domain.task_control import recovery_transition
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import SavedCheckpoint
@@ -43,6 +42,7 @@ from orchestrator.engine.recorder import ClaimLost
 from orchestrator.engine.recorder import EventRecorder
 from orchestrator.engine.recorder import apply_transition
 from orchestrator.engine.recorder import recover_tasks
+from orchestrator.engine.recorder import recovery_for
 from orchestrator.engine.run_context import TaskRunContext
 from orchestrator.engine.run_control import RunControl
 from orchestrator.engine.run_control import RunningControls
@@ -186,10 +186,7 @@ class WorkerPool:
             task = await self._store.get_task(run.task.task_id, run.task.user_id)
             if task is None or task.status != TaskStatus.RUNNING or task.claim != run.task.claim:
                 return False
-            saved = await self._store.last_checkpoint(task.task_id)
-            transition = recovery_transition(
-                task, Interruption.HANDED_OVER, self._max_attempts, saved.seq if saved else 0
-            )
+            transition = await recovery_for(self._store, task, Interruption.HANDED_OVER, self._max_attempts)
             if run.control is not None:
                 transition = dataclasses.replace(transition, run_seconds=run.control.used_seconds())
             if await apply_transition(self._store, self._bus, task.task_id, transition):
@@ -256,7 +253,8 @@ class WorkerPool:
         run = self._runs[task.task_id]
         try:
             recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
-            saved = await self._store.last_checkpoint(task.task_id)
+            # A task with no event yet has no checkpoint either: its first run does not look for one.
+            saved = await self._store.last_checkpoint(task.task_id) if recorder.last_seq else None
             if saved is not None and saved.run_seconds > task.run_seconds:
                 # The time an interrupted run used up to its checkpoint counts towards the timeout.
                 task = dataclasses.replace(task, run_seconds=saved.run_seconds)

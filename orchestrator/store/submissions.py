@@ -37,13 +37,12 @@ from orchestrator.store.database import Database
 from orchestrator.store.database import Transaction
 from orchestrator.store.database import named_list
 from orchestrator.store.dialect import Dialect
-from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import stored_time
 from orchestrator.store.rows import task_from_row
 from orchestrator.store.sessions import insert_session
 from orchestrator.store.sessions import new_session
-from orchestrator.store.task_control import cancel_pending_approval
+from orchestrator.store.task_control import apply_transition
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
 
@@ -172,36 +171,12 @@ async def _cancel_turn(
 ) -> Sequence[Event]:
     """Store a turn's cancellation: asked of its runner, or ended at once with its events if it has none.
 
-    The turn's row is locked since it was read in this transaction, so it is still as read: no
-    compare-and-set is needed. Ending it closes its pending approval, as a cancel does.
+    The turn's row is locked since it was read in this transaction, so its guard holds.
     """
-    control = transition.control
-    stored_now = dialect.encode_time(now)
-    assignments = [
-        "cancel_requested = :cancel_requested",
-        "cancel_reason = :cancel_reason",
-        "cancelled_by = :cancelled_by",
-        "updated_at = :now",
-    ]
-    parameters: dict[str, object] = {
-        "cancel_requested": control.cancel_requested,
-        "cancel_reason": control.cancel_reason,
-        "cancelled_by": control.cancelled_by,
-        "now": stored_now,
-        "task_id": turn.task_id,
-    }
-    ends = transition.status is not None and transition.status.is_terminal
-    if ends:
-        assignments += ["status = :status", "error = :error", "completed_at = :now"]
-        assignments.append("lease_expires_at = NULL")
-        parameters.update(status=transition.status.value, error=transition.error or "")
-    await transaction.execute(
-        f"UPDATE tasks SET {', '.join(assignments)} WHERE task_id = :task_id", parameters
-    )
-    if not ends:
-        return ()
-    await cancel_pending_approval(transaction, turn.task_id, stored_now)
-    return await insert_next_events(transaction, dialect, turn.task_id, transition.events, now)
+    stored = await apply_transition(transaction, dialect, turn.task_id, transition, now)
+    if stored is None:
+        raise RuntimeError(f"turn {turn.task_id} changed although it was locked")
+    return stored
 
 
 async def _roll_back(transaction: Transaction, session_id: str, task_ids: list[str]) -> None:

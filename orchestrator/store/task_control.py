@@ -5,6 +5,7 @@ events under the workflow's next seqs, in one transaction. On PostgreSQL the UPD
 row, so two replicas changing one task at once are serialised and the second finds the guard broken.
 """
 
+import datetime
 from collections.abc import Collection
 from typing import Any
 
@@ -14,7 +15,9 @@ from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.events import Event
 from orchestrator.store.database import Database
+from orchestrator.store.database import Transaction
 from orchestrator.store.database import marks
+from orchestrator.store.dialect import Dialect
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import control_state_from_row
@@ -36,37 +39,15 @@ class TaskControlQueries:
         self._db = database
 
     async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
-        """One UPDATE guarded by the task's columns, then the events, in one transaction.
+        """Apply the transition in a transaction of its own (``apply_transition``).
 
-        A terminal status also closes the task's pending approval. A seq of the events taken meanwhile
-        (a runner recorded one) rolls it all back, and is answered None like a guard that failed.
+        A seq of the events taken meanwhile (a runner recorded one) rolls it all back, and is
+        answered None like a guard that failed.
         """
         dialect = self._db.dialect
-        now = utc_now()
-        assignments, parameters = _assignments(transition, dialect.encode_time(now), dialect)
-        guard = transition.guard
-        parameters.update(
-            task_id=task_id,
-            guard_status=guard.status.value,
-            guard_claimed_by=guard.claimed_by,
-            guard_epoch=guard.claim_epoch,
-            guard_pause=guard.pause_requested,
-            guard_cancel=guard.cancel_requested,
-        )
         try:
             async with self._db.transaction() as transaction:
-                changed = await transaction.execute(
-                    f"UPDATE tasks SET {', '.join(assignments)} WHERE task_id = :task_id"
-                    " AND status = :guard_status AND claimed_by IS NOT DISTINCT FROM :guard_claimed_by"
-                    " AND claim_epoch = :guard_epoch"
-                    " AND pause_requested = :guard_pause AND cancel_requested = :guard_cancel",
-                    parameters,
-                )
-                if changed != 1:
-                    return None
-                if transition.status is not None and transition.status.is_terminal:
-                    await cancel_pending_approval(transaction, task_id, parameters["now"])
-                return await insert_next_events(transaction, dialect, task_id, transition.events, now)
+                return await apply_transition(transaction, dialect, task_id, transition, utc_now())
         except dialect.unique_violation:
             # A runner recorded an event of the task meanwhile: the task changed, nothing was written.
             return None
@@ -91,6 +72,42 @@ class TaskControlQueries:
             (TaskStatus.RUNNING.value, TaskStatus.PAUSED.value),
         )
         return [task_from_row(row) for row in rows]
+
+
+async def apply_transition(
+    transaction: Transaction,
+    dialect: Dialect,
+    task_id: str,
+    transition: TaskTransition,
+    now: datetime.datetime,
+) -> list[Event] | None:
+    """One UPDATE guarded by the task's columns, then the events, in the caller's transaction.
+
+    A terminal status also closes the task's pending approval. None when the guard no longer holds
+    (nothing was written).
+    """
+    assignments, parameters = _assignments(transition, dialect.encode_time(now), dialect)
+    guard = transition.guard
+    parameters.update(
+        task_id=task_id,
+        guard_status=guard.status.value,
+        guard_claimed_by=guard.claimed_by,
+        guard_epoch=guard.claim_epoch,
+        guard_pause=guard.pause_requested,
+        guard_cancel=guard.cancel_requested,
+    )
+    changed = await transaction.execute(
+        f"UPDATE tasks SET {', '.join(assignments)} WHERE task_id = :task_id"
+        " AND status = :guard_status AND claimed_by IS NOT DISTINCT FROM :guard_claimed_by"
+        " AND claim_epoch = :guard_epoch"
+        " AND pause_requested = :guard_pause AND cancel_requested = :guard_cancel",
+        parameters,
+    )
+    if changed != 1:
+        return None
+    if transition.status is not None and transition.status.is_terminal:
+        await cancel_pending_approval(transaction, task_id, parameters["now"])
+    return await insert_next_events(transaction, dialect, task_id, transition.events, now)
 
 
 async def cancel_pending_approval(transaction: Any, task_id: str, now: Any) -> None:

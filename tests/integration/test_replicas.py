@@ -122,6 +122,26 @@ def _events(replicas: Replicas, task_id: str) -> list[dict]:
     ).json()["events"]
 
 
+def _task_run_by_r2(replicas_of, step_seconds: float) -> tuple[Replicas, str]:
+    """Start r1 (behind the gateway, running nothing) and r2 with 2 s leases; submit a task r2 runs."""
+    replicas = replicas_of(
+        r1={"TASKGATE_WORKER_CONCURRENCY": "0", "TASKGATE_LEASE_SECONDS": "2"},
+        r2={"TASKGATE_SIM_STEP_SECONDS": str(step_seconds), "TASKGATE_LEASE_SECONDS": "2"},
+    )
+    response = httpx.post(
+        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
+    )
+    return replicas, response.json()["task_id"]
+
+
+def _wait_finished(replicas: Replicas, task_id: str) -> dict:
+    return wait_until(
+        lambda: (t := replicas.task(task_id))["status"] not in ("QUEUED", "RUNNING") and t,
+        timeout=60,
+        what=f"task {task_id} to finish",
+    )
+
+
 def _assert_ran_once_from_checkpoints(events: list[dict], attempts: int) -> None:
     """Ran once (event_log's rule), completed, and resumed once per attempt after the first."""
     assert finished_log_faults(events) == []
@@ -131,14 +151,7 @@ def _assert_ran_once_from_checkpoints(events: list[dict], attempts: int) -> None
 
 
 def test_a_killed_replica_s_task_is_resumed_from_its_checkpoint_after_its_lease(replicas_of):
-    replicas = replicas_of(
-        r1={"TASKGATE_WORKER_CONCURRENCY": "0", "TASKGATE_LEASE_SECONDS": "2"},
-        r2={"TASKGATE_SIM_STEP_SECONDS": "1.0", "TASKGATE_LEASE_SECONDS": "2"},
-    )
-    response = httpx.post(
-        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
-    )
-    task_id = response.json()["task_id"]
+    replicas, task_id = _task_run_by_r2(replicas_of, step_seconds=1.0)
     wait_until(
         lambda: any(event["type"] == "AGENT_THINKING" for event in _events(replicas, task_id)),
         what="the task to do a step on r2",
@@ -166,11 +179,7 @@ def test_a_killed_replica_s_task_is_resumed_from_its_checkpoint_after_its_lease(
     )
     assert replicas.claimed_by(task_id) == ""
     replicas.orchestrators["r2"].start()
-    task = wait_until(
-        lambda: (t := replicas.task(task_id))["status"] not in ("QUEUED", "RUNNING") and t,
-        timeout=60,
-        what="the restarted r2 to finish the task",
-    )
+    task = _wait_finished(replicas, task_id)
     watcher.join(timeout=60)
 
     assert task["status"] == "COMPLETED"
@@ -210,14 +219,7 @@ def test_a_cancel_sent_to_one_replica_stops_the_task_running_on_the_other_at_onc
 
 
 def test_a_stalled_replica_that_wakes_after_its_task_was_recovered_changes_nothing(replicas_of):
-    replicas = replicas_of(
-        r1={"TASKGATE_WORKER_CONCURRENCY": "0", "TASKGATE_LEASE_SECONDS": "2"},
-        r2={"TASKGATE_SIM_STEP_SECONDS": "0.3", "TASKGATE_LEASE_SECONDS": "2"},
-    )
-    response = httpx.post(
-        replicas.gateway.url + "/api/v1/tasks", headers=replicas.headers, json={"query": "Take your time."}
-    )
-    task_id = response.json()["task_id"]
+    replicas, task_id = _task_run_by_r2(replicas_of, step_seconds=0.3)
     wait_until(lambda: replicas.task(task_id)["status"] == "RUNNING", what="the task to start on r2")
     stalled = replicas.orchestrators["r2"]
 
@@ -240,10 +242,6 @@ def test_a_stalled_replica_that_wakes_after_its_task_was_recovered_changes_nothi
         return "stopping it here" in log or "this outcome is dropped" in log
 
     wait_until(noticed, timeout=60, what="r2 to notice it lost the task")
-    task = wait_until(
-        lambda: (t := replicas.task(task_id))["status"] not in ("QUEUED", "RUNNING") and t,
-        timeout=60,
-        what="the task to finish",
-    )
+    task = _wait_finished(replicas, task_id)
     assert task["status"] == "COMPLETED"
     _assert_ran_once_from_checkpoints(_events(replicas, task_id), attempts=2)
