@@ -6,11 +6,11 @@ import urllib.parse
 from collections.abc import Mapping
 
 from gateway.rate_limit.client_address import TrustedProxies
-from gateway.rate_limit.tiers import BUILT_IN_TIERS
-from gateway.rate_limit.tiers import TierLimits
-from gateway.rate_limit.tiers import parse_tiers
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import read_tiers
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.shared_settings import dev_only_switch
@@ -90,7 +90,7 @@ class GatewaySettings(ServiceSettings):
             redis_timeout_seconds=environment.number(
                 "TASKGATE_REDIS_TIMEOUT_SECONDS", cls.redis_timeout_seconds, above_minimum=True
             ),
-            rate_limit_tiers=_rate_limit_tiers(environment, "TASKGATE_RATE_LIMIT_TIERS"),
+            rate_limit_tiers=read_tiers(environment),
             rate_limit_login_per_minute=environment.integer(
                 "TASKGATE_RATE_LIMIT_LOGIN_PER_MINUTE", cls.rate_limit_login_per_minute, minimum=1
             ),
@@ -166,17 +166,6 @@ def _switches(environment: Environment, name: str, known: tuple[str, ...]) -> fr
         choices = ", ".join(known)
         raise SettingsError(f"{name} must be all, none or a list of {choices}, got {unknown[0]!r}")
     return frozenset(chosen)
-
-
-def _rate_limit_tiers(environment: Environment, name: str) -> dict[str, TierLimits]:
-    """Read the tier table (a JSON object laid over the built-in ``default`` tier)."""
-    value = environment.raw(name)
-    if value is None:
-        return dict(BUILT_IN_TIERS)
-    try:
-        return parse_tiers(value)
-    except ValueError as ex:
-        raise SettingsError(f"{name} {ex}") from None
 
 
 def _trusted_proxies(environment: Environment, name: str) -> TrustedProxies:

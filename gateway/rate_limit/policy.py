@@ -18,9 +18,9 @@ from gateway.rate_limit.client_address import TrustedProxies
 from gateway.rate_limit.client_address import client_address
 from gateway.rate_limit.limiter import RateLimitSubject
 from gateway.rate_limit.limiter import WindowRule
-from gateway.rate_limit.tiers import TierLimits
-from gateway.rate_limit.tiers import limits_for
 from gateway.redis_keys import KeyNamer
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import limits_for
 
 _CACHED_CALLERS = 4096
 

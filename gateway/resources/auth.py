@@ -17,8 +17,6 @@ from gateway.caller import call_context
 from gateway.hooks import require_json_object
 from gateway.hooks import require_valid_id
 from gateway.rate_limit.status import RateLimitStatus
-from gateway.rate_limit.tiers import TierLimits
-from gateway.rate_limit.tiers import limits_for
 from gateway.resources.auth_requests import create_key_request
 from gateway.resources.auth_requests import login_request
 from gateway.resources.auth_requests import refresh_token
@@ -26,6 +24,8 @@ from gateway.resources.auth_requests import register_request
 from gateway.resources.auth_requests import update_key_request
 from gateway.resources.serialization import timestamp
 from taskgate.orchestrator.v1 import auth_pb2
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import limits_for
 
 TOKEN_TYPE = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 _WINDOWS = ("minute", "hour")

@@ -14,11 +14,11 @@ from gateway.rate_limit.limiter import build_status
 from gateway.rate_limit.memory import InMemorySlidingWindowLimiter
 from gateway.rate_limit.status import RateLimitStatus
 from gateway.rate_limit.status import WindowStatus
-from gateway.rate_limit.tiers import BUILT_IN_TIERS
-from gateway.rate_limit.tiers import TierLimits
-from gateway.rate_limit.tiers import limits_for
-from gateway.rate_limit.tiers import parse_tiers
 from gateway.redis_keys import KeyNamer
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import limits_for
+from taskgate.rate_limit_tiers import parse_tiers
 
 MINUTE_AND_HOUR = (WindowRule("minute", 3), WindowRule("hour", 5))
 

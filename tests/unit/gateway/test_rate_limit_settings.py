@@ -5,9 +5,9 @@ import secrets
 
 import pytest
 
-from gateway.rate_limit.tiers import TierLimits
 from gateway.settings import GatewaySettings
 from gateway.settings import SettingsError
+from taskgate.rate_limit_tiers import TierLimits
 from tests.unit.gateway.fakes import SERVICE_TOKEN
 
 
