@@ -24,6 +24,8 @@ UNAUTHORIZED_CHALLENGE = 'Bearer realm="taskgate"'
 RETRY_AFTER_SECONDS = "1"
 _MAX_DETAIL_LENGTH = 500
 _MAX_FIELD_LENGTH = 64
+# The longest wait the orchestrator may ask a client for (a day); anything else is ignored.
+_MAX_RETRY_AFTER_SECONDS = 86_400
 
 
 class ApiError(falcon.HTTPError):
@@ -134,12 +136,13 @@ def error_for_rpc(ex: grpc.RpcError) -> ApiError:
     (``session_busy``, one of ``wire.ERROR_CODES``) becomes the body's ``code``.
     """
     mapping = _GRPC_TO_HTTP.get(rpc_code(ex), _GRPC_FALLBACK)
+    trailing = _trailing_metadata(ex)
+    retry_after = _retry_after_of(trailing, mapping.status)
     details = getattr(ex, "details", None)
     if mapping.shows_details and callable(details):
         text = details()
         if isinstance(text, str) and text.strip():
-            error = _error_for_mapping(mapping, text.strip()[:_MAX_DETAIL_LENGTH])
-            trailing = _trailing_metadata(ex)
+            error = _error_for_mapping(mapping, text.strip()[:_MAX_DETAIL_LENGTH], retry_after)
             field = trailing.get(wire.INVALID_FIELD) if mapping.status == 400 else None
             if field and len(field) <= _MAX_FIELD_LENGTH:
                 error.details = [{"field": field, "message": error.message}]
@@ -147,7 +150,19 @@ def error_for_rpc(ex: grpc.RpcError) -> ApiError:
             if reason in wire.ERROR_CODES:
                 error.error_code = reason
             return error
-    return _error_for_mapping(mapping)
+    return _error_for_mapping(mapping, retry_after=retry_after)
+
+
+def _retry_after_of(trailing: dict[str, str], status: int) -> dict[str, str] | None:
+    """Return the Retry-After of a 429 or 503 whose call named a wait (``wire.RETRY_AFTER``), else None."""
+    value = trailing.get(wire.RETRY_AFTER, "")
+    if (
+        status not in (429, 503)
+        or not (value.isascii() and value.isdigit())
+        or not 0 < int(value) <= _MAX_RETRY_AFTER_SECONDS
+    ):
+        return None
+    return {"Retry-After": str(int(value))}
 
 
 def _trailing_metadata(ex: grpc.RpcError) -> dict[str, str]:
@@ -201,9 +216,14 @@ def handle_unexpected_error(req: falcon.Request, resp: falcon.Response, ex: Exce
     raise error_for_status(500)
 
 
-def _error_for_mapping(mapping: _GrpcMapping, message: str | None = None) -> ApiError:
+def _error_for_mapping(
+    mapping: _GrpcMapping, message: str | None = None, retry_after: dict[str, str] | None = None
+) -> ApiError:
     return ApiError(
-        mapping.status, message or mapping.message, mapping.code, headers=_retry_after(mapping.status)
+        mapping.status,
+        message or mapping.message,
+        mapping.code,
+        headers=retry_after or _retry_after(mapping.status),
     )
 
 

@@ -29,6 +29,7 @@ from orchestrator.backends import open_migrated_store
 from orchestrator.bus import EventBus
 from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.accounts import UserRecord
+from orchestrator.domain.login_throttle import LoginBackoff
 from orchestrator.engine.accounts import AccountEngine
 from orchestrator.engine.api_keys import ApiKeyEngine
 from orchestrator.engine.approvals import ApprovalEngine
@@ -87,7 +88,13 @@ class Engines:
 def build_account_engines(settings: OrchestratorSettings, store: Store) -> AccountEngines:
     """Build the account and API-key engines over a store."""
     tokens = TokenIssuer(settings.jwt_secret, settings.jwt_issuer)
-    return AccountEngines(AccountEngine(store, PasswordHasher(), tokens), ApiKeyEngine(store))
+    passwords = PasswordHasher(max_waiting=settings.password_queue_limit)
+    backoff = LoginBackoff(
+        settings.login_throttle_after_failures,
+        settings.login_throttle_base_seconds,
+        settings.login_throttle_max_seconds,
+    )
+    return AccountEngines(AccountEngine(store, passwords, tokens, backoff), ApiKeyEngine(store))
 
 
 @contextlib.asynccontextmanager

@@ -110,3 +110,26 @@ class ScheduleNotFoundError(NotFoundError):
     """No such schedule, or it belongs to someone else."""
 
     default_message = "Schedule not found"
+
+
+# Credential abuse: per-account login throttling and the password hasher's bounded queue.
+
+
+class LoginThrottledError(OrchestratorError):
+    """Too many consecutive failed logins for this email; the client may try again later."""
+
+    default_message = "Too many failed logins for this account; try again later"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__()
+
+
+class PasswordHasherBusyError(UnavailableError):
+    """Every password-hashing slot is busy and the queue for them is full; try again shortly."""
+
+    default_message = "Too many logins at once; try again shortly"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__()

@@ -134,6 +134,13 @@ class OrchestratorSettings(ServiceSettings):
     schedule_min_interval_seconds: int = 60
     schedule_max_per_user: int = 50
     scheduler_poll_seconds: float = 1.0
+    # Credential abuse: consecutive failed logins of one email before its logins are refused, the
+    # first refusal (doubling with each further failure) and its cap; and how many password
+    # checks may wait for a hashing slot before more are refused with UNAVAILABLE.
+    login_throttle_after_failures: int = 5
+    login_throttle_base_seconds: float = 2.0
+    login_throttle_max_seconds: float = 900.0
+    password_queue_limit: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -141,6 +148,9 @@ class OrchestratorSettings(ServiceSettings):
         environment = Environment(environ)
         shared = SharedSettings.from_env(environment)
         runner = environment.choice("TASKGATE_RUNNER", cls.runner, RUNNERS)
+        login_base = environment.number(
+            "TASKGATE_LOGIN_THROTTLE_BASE_SECONDS", cls.login_throttle_base_seconds, 0.1, 86_400.0
+        )
         return cls(
             **dataclasses.asdict(shared),
             grpc_addr=environment.host_port("TASKGATE_GRPC_ADDR", cls.grpc_addr),
@@ -183,6 +193,16 @@ class OrchestratorSettings(ServiceSettings):
             ),
             scheduler_poll_seconds=environment.number(
                 "TASKGATE_SCHEDULER_POLL_SECONDS", cls.scheduler_poll_seconds, 0.05, 3600.0
+            ),
+            login_throttle_after_failures=environment.integer(
+                "TASKGATE_LOGIN_THROTTLE_AFTER_FAILURES", cls.login_throttle_after_failures, 1, 1_000_000
+            ),
+            login_throttle_base_seconds=login_base,
+            login_throttle_max_seconds=environment.number(
+                "TASKGATE_LOGIN_THROTTLE_MAX_SECONDS", cls.login_throttle_max_seconds, login_base, 86_400.0
+            ),
+            password_queue_limit=environment.integer(
+                "TASKGATE_PASSWORD_QUEUE_LIMIT", cls.password_queue_limit, 0, 100_000
             ),
         )
 

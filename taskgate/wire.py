@@ -20,8 +20,13 @@ INVALID_FIELD = "taskgate-invalid-field"
 ERROR_CODE = "taskgate-error-code"
 # FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
 SESSION_BUSY = "session_busy"
+# RESOURCE_EXHAUSTED: too many consecutive failed logins for the email; try again after RETRY_AFTER.
+LOGIN_THROTTLED = "login_throttled"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY,)
+ERROR_CODES = (SESSION_BUSY, LOGIN_THROTTLED)
+# Trailing metadata of an error the client may retry later: the whole seconds to wait, which the
+# gateway sends as the HTTP Retry-After header.
+RETRY_AFTER = "retry-after"
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

@@ -2,8 +2,9 @@
 
 Every failure to log in or refresh says the same thing (``INVALID_LOGIN_MESSAGE`` /
 ``INVALID_REFRESH_MESSAGE``): which part was wrong is never revealed, and an unknown email costs
-as much time as a wrong password (``orchestrator.passwords``). No log line names an email, a
-password or a token.
+as much time as a wrong password (``orchestrator.passwords``). Consecutive failed logins of one
+email, with an account or not, refuse its logins for a while (``orchestrator.engine.login_throttle``).
+No log line names an email, a password or a token.
 """
 
 import dataclasses
@@ -14,6 +15,9 @@ from orchestrator.domain.accounts import NewAccount
 from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import RefreshOutcome
 from orchestrator.domain.accounts import UserRecord
+from orchestrator.domain.login_throttle import LoginBackoff
+from orchestrator.engine.login_throttle import LoginThrottle
+from orchestrator.engine.login_throttle import email_key
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import UnauthenticatedError
@@ -59,10 +63,17 @@ class RegistrationForm:
 class AccountEngine:
     """Creates accounts and turns credentials into tokens."""
 
-    def __init__(self, store: Store, passwords: PasswordHasher, tokens: TokenIssuer) -> None:
+    def __init__(
+        self,
+        store: Store,
+        passwords: PasswordHasher,
+        tokens: TokenIssuer,
+        login_backoff: LoginBackoff | None = None,
+    ) -> None:
         self._store = store
         self._passwords = passwords
         self._tokens = tokens
+        self._throttle = LoginThrottle(store, login_backoff or LoginBackoff())
 
     async def register(self, form: RegistrationForm) -> Registration:
         """Create a ``user`` in a new tenant with a first API key; a taken email is AlreadyExistsError."""
@@ -86,15 +97,24 @@ class AccountEngine:
         return Registration(user, tokens, api_key)
 
     async def login(self, email: str, password: str) -> TokenPair:
-        """Check an email and password and issue a new token pair (a new refresh-token family)."""
+        """Check an email and password and issue a new token pair (a new refresh-token family).
+
+        A throttled email is LoginThrottledError before anything is hashed; a full hasher queue is
+        PasswordHasherBusyError, and such a login counts as no failure (it was not judged).
+        """
+        throttle_key = email_key(email)
+        await self._throttle.check(throttle_key)
         if len(password) > account_rules.MAX_PASSWORD_CHARACTERS:
             # No account has such a password; it is refused before anything is hashed.
+            await self._throttle.failed(throttle_key)
             raise UnauthenticatedError(INVALID_LOGIN_MESSAGE)
         normalised = account_rules.normalise_email(email)
         credentials = await self._store.find_user_credentials(normalised) if normalised else None
         stored_hash = credentials.password_hash if credentials is not None else None
         if not await self._passwords.verify(stored_hash, password) or credentials is None:
+            await self._throttle.failed(throttle_key)
             raise UnauthenticatedError(INVALID_LOGIN_MESSAGE)
+        await self._throttle.succeeded(throttle_key)
         now = utc_now()
         refresh = self._tokens.refresh_token(now)
         await self._store.create_refresh_token(credentials.user.id, refresh.stored)

@@ -13,6 +13,7 @@ import grpc
 
 from orchestrator.errors import AlreadyExistsError
 from orchestrator.errors import InvalidArgumentError
+from orchestrator.errors import LoginThrottledError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import OrchestratorError
 from orchestrator.errors import PermissionDeniedError
@@ -34,12 +35,16 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (LoginThrottledError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 # Errors a client must tell apart from the others of their status code: each one's reason travels
 # in the trailing metadata wire.ERROR_CODE (a session_busy is a FAILED_PRECONDITION like any
 # TaskStateError, which a client must not retry blindly, but it may once the turn ends).
-_ERROR_CODES: tuple[tuple[type[OrchestratorError], str], ...] = ((SessionBusyError, wire.SESSION_BUSY),)
+_ERROR_CODES: tuple[tuple[type[OrchestratorError], str], ...] = (
+    (SessionBusyError, wire.SESSION_BUSY),
+    (LoginThrottledError, wire.LOGIN_THROTTLED),
+)
 
 Response = TypeVar("Response")
 
@@ -55,14 +60,20 @@ def status_code(error: OrchestratorError) -> grpc.StatusCode:
 def trailing_metadata(error: OrchestratorError) -> tuple[tuple[str, str], ...]:
     """Return what a domain error adds to its status: the invalid field, or the error's reason.
 
-    The gateway turns them into the error body's ``details`` and ``code`` (gateway.errors.error_for_rpc).
+    The gateway turns them into the error body's ``details`` and ``code`` (gateway.errors.error_for_rpc),
+    and a ``retry_after_seconds`` the error carries into the ``Retry-After`` header.
     """
     if isinstance(error, InvalidArgumentError):
         return ((wire.INVALID_FIELD, error.field),)
+    metadata: list[tuple[str, str]] = []
     for error_type, reason in _ERROR_CODES:
         if isinstance(error, error_type):
-            return ((wire.ERROR_CODE, reason),)
-    return ()
+            metadata.append((wire.ERROR_CODE, reason))
+            break
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is not None:
+        metadata.append((wire.RETRY_AFTER, str(retry_after)))
+    return tuple(metadata)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:

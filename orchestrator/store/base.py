@@ -23,6 +23,8 @@ from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.login_throttle import LoginBackoff
+from orchestrator.domain.login_throttle import LoginFailure
 from orchestrator.domain.schedules import RunClaim
 from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
@@ -151,6 +153,24 @@ class Store(abc.ABC):
         self, key_id: str, tenant_id: str, overrides: RateLimitOverrides
     ) -> ApiKeyRecord | None:
         """Set the rate-limit overrides of a key of the tenant; return the key, None when there is none."""
+
+    # Failed logins per email (orchestrator/store/login_failures.py), by the email's SHA-256.
+
+    @abc.abstractmethod
+    async def login_refusal_seconds(self, email_hash: str) -> float:
+        """Return how long logins for this email are still refused (0.0: not refused)."""
+
+    @abc.abstractmethod
+    async def record_login_failure(self, email_hash: str, backoff: LoginBackoff) -> LoginFailure:
+        """Count one more consecutive failed login and refuse the email for the delay it reached."""
+
+    @abc.abstractmethod
+    async def clear_login_failures(self, email_hash: str) -> None:
+        """Forget an email's failed logins (its login succeeded)."""
+
+    @abc.abstractmethod
+    async def forget_login_failures(self) -> int:
+        """Delete the failures no login has added to for a day; return how many emails were forgotten."""
 
     # Sessions.
 

@@ -17,6 +17,7 @@ from orchestrator.store.claims import TaskClaims
 from orchestrator.store.database import Database
 from orchestrator.store.events import EventLog
 from orchestrator.store.identity import IdentityQueries
+from orchestrator.store.login_failures import LoginFailureQueries
 from orchestrator.store.schedules import ScheduleQueries
 from orchestrator.store.search import TaskSearch
 from orchestrator.store.sessions import SessionQueries
@@ -52,6 +53,7 @@ class SQLStore(Store):
         self.database = database
         self.single_replica = database.single_replica
         self.identity = IdentityQueries(database)
+        self.login_failures = LoginFailureQueries(database)
         self.sessions = SessionQueries(database)
         self.search = search
         self.submissions = TaskSubmissions(database)
@@ -89,6 +91,10 @@ class SQLStore(Store):
     revoke_api_key = answered_by("identity")
     get_tenant_api_key = answered_by("identity")
     set_api_key_rate_limits = answered_by("identity")
+    login_refusal_seconds = answered_by("login_failures")
+    record_login_failure = answered_by("login_failures")
+    clear_login_failures = answered_by("login_failures")
+    forget_login_failures = answered_by("login_failures")
 
     # Sessions, their tasks and usage.
     get_session = answered_by("sessions")
