@@ -15,6 +15,7 @@ from gateway.errors import handle_rpc_error
 from gateway.errors import handle_unexpected_error
 from gateway.middleware.access_log import AccessLogMiddleware
 from gateway.middleware.auth import AuthMiddleware
+from gateway.middleware.auth_failures import auth_failure_middleware
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.cors import CorsMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
@@ -126,7 +127,11 @@ class Dependencies:
                 settings.orchestrator_addr, settings.service_token, settings.upstream_timeout_seconds
             )
         if api_keys is None:
-            api_keys = ApiKeyValidator(orchestrator, settings.api_key_cache_seconds)
+            api_keys = ApiKeyValidator(
+                orchestrator,
+                settings.api_key_cache_seconds,
+                rejection_ttl_seconds=settings.api_key_rejection_cache_seconds,
+            )
         if admin_stream is None:
             admin_stream = AdminStreamClient(
                 settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
@@ -157,6 +162,8 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
             # A preflight is answered here, before a body is read or a credential asked for.
             CorsMiddleware(settings.cors_origins, _ROUTE_SUFFIXES),
             BodyLimitMiddleware(settings.max_body_bytes),
+            # Credentials from addresses with too many failed authentications are refused unchecked.
+            *auth_failure_middleware(settings, caller_state.limiter, deps.api_keys),
             AuthMiddleware(
                 deps.api_keys,
                 AccessTokenVerifier(settings.jwt_secret, settings.jwt_issuer),

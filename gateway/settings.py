@@ -40,6 +40,8 @@ class GatewaySettings(ServiceSettings):
     orchestrator_addr: str = "127.0.0.1:50052"
     admin_url: str = "http://127.0.0.1:8081"
     api_key_cache_seconds: float = 5.0
+    # How long a rejected API key is remembered as rejected (gateway.api_key_validator); 0: never.
+    api_key_rejection_cache_seconds: float = 3.0
     upstream_timeout_seconds: float = 10.0
     max_body_bytes: int = 1048576
     cors_origins: tuple[str, ...] = ()
@@ -53,6 +55,10 @@ class GatewaySettings(ServiceSettings):
     rate_limit_login_per_minute: int = 30
     rate_limit_refresh_per_minute: int = 60
     rate_limit_fail_closed: bool = False
+    # Failed authentications (401s) one client address (an IPv6 /64) may cause before its
+    # credentials are refused with 429 (gateway.rate_limit.auth_failures).
+    auth_failures_per_minute: int = 20
+    auth_failures_per_hour: int = 100
     rate_limit_disabled: bool = False
     trusted_proxies: TrustedProxies = TrustedProxies()
     idempotency_ttl_seconds: int = 86400
@@ -78,6 +84,9 @@ class GatewaySettings(ServiceSettings):
             api_key_cache_seconds=environment.number(
                 "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds
             ),
+            api_key_rejection_cache_seconds=environment.number(
+                "TASKGATE_API_KEY_REJECTION_CACHE_SECONDS", cls.api_key_rejection_cache_seconds, 0.0, 60.0
+            ),
             upstream_timeout_seconds=environment.number(
                 "TASKGATE_UPSTREAM_TIMEOUT_SECONDS", cls.upstream_timeout_seconds, above_minimum=True
             ),
@@ -98,6 +107,12 @@ class GatewaySettings(ServiceSettings):
                 "TASKGATE_RATE_LIMIT_REFRESH_PER_MINUTE", cls.rate_limit_refresh_per_minute, minimum=1
             ),
             rate_limit_fail_closed=environment.boolean("TASKGATE_RATE_LIMIT_FAIL_CLOSED"),
+            auth_failures_per_minute=environment.integer(
+                "TASKGATE_AUTH_FAILURES_PER_MINUTE", cls.auth_failures_per_minute, minimum=1
+            ),
+            auth_failures_per_hour=environment.integer(
+                "TASKGATE_AUTH_FAILURES_PER_HOUR", cls.auth_failures_per_hour, minimum=1
+            ),
             rate_limit_disabled=dev_only_switch(environment, "TASKGATE_RATE_LIMIT_DISABLED", shared.env),
             trusted_proxies=_trusted_proxies(environment, "TASKGATE_TRUSTED_PROXIES"),
             idempotency_ttl_seconds=environment.integer(

@@ -5,6 +5,11 @@
 and the first address that is not one is the client (entries further left were written by the
 client itself and could be anything). A peer without an address (a unix-socket bind) counts as a
 proxy only when ``unix`` is in the list.
+
+Per-address limits count a client's *group* (``client_group``): an IPv4 address on its own, an
+IPv6 address with its whole /64. One IPv6 subscriber is routinely given a /64 (RFC 6177) and can
+pick any of its 2**64 addresses for each request, so counting single IPv6 addresses would give
+them unlimited tries. An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) counts as its IPv4 address.
 """
 
 import dataclasses
@@ -15,6 +20,8 @@ import falcon
 UNIX_PEER = "unix"
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The prefix of an IPv6 address one subscriber may hold as a whole.
+IPV6_GROUP_PREFIX = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +71,21 @@ def client_address(req: falcon.Request, trusted: TrustedProxies) -> str:
         if not trusted.trusts(str(parsed)):
             return str(parsed)
     return str(_parse_address(hops[0])) if hops else peer
+
+
+def client_group(req: falcon.Request, trusted: TrustedProxies) -> str:
+    """Return the group of addresses a request counts under: its client's address, or the /64 of it."""
+    return address_group(client_address(req, trusted))
+
+
+def address_group(address: str) -> str:
+    """Return an IPv4 address as it is, an IPv6 address as its /64 network; anything else unchanged."""
+    parsed = _parse_address(address) if address else None
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_GROUP_PREFIX), strict=False))
+    return str(parsed) if parsed is not None else address
 
 
 def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

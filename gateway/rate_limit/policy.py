@@ -4,7 +4,8 @@
   one, else the user (JWT callers), with a minute and an hour window. Limits are the key's own
   overrides where set, else its tier's (``tiers.py``).
 - An unauthenticated request to a per-address route (``POST /api/v1/auth/register`` and
-  ``/login``, ``/refresh``) counts against the client address and the route path, minute only.
+  ``/login``, ``/refresh``) counts against the client address (an IPv6 one with its /64,
+  ``client_address.client_group``) and the route path, minute only.
 - Anything else (health, readiness, metrics, OpenAPI, other public routes, refused credentials)
   is not limited.
 """
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 import falcon
 
 from gateway.rate_limit.client_address import TrustedProxies
-from gateway.rate_limit.client_address import client_address
+from gateway.rate_limit.client_address import client_group
 from gateway.rate_limit.limiter import RateLimitSubject
 from gateway.rate_limit.limiter import WindowRule
 from gateway.redis_keys import KeyNamer
@@ -60,7 +61,7 @@ class RateLimitPolicy:
         per_minute = self._address_limits.get(req.path) if req.method == "POST" else None
         if per_minute is None:
             return None
-        address = client_address(req, self._trusted_proxies)
+        address = client_group(req, self._trusted_proxies)
         return RateLimitSubject(
             partition=self._namer.address_partition(address),
             counter=self._namer.digest("route", req.path),

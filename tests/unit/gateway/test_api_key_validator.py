@@ -120,3 +120,50 @@ def test_concurrent_misses_for_one_key_share_one_lookup() -> None:
         thread.join()
     assert len(lookup.lookups) == 1
     assert len(results) == 8 and len(set(results)) == 1
+
+
+def test_a_rejected_key_is_remembered_for_the_rejection_ttl_only() -> None:
+    lookup, clock = CountingLookup(), Clock()
+    lookup.revoked.add(key(7))
+    validator = ApiKeyValidator(lookup, ttl_seconds=5, clock=clock, rejection_ttl_seconds=2)
+    for _ in range(50):
+        assert validator.principal_for(key(7), CONTEXT) is None
+    assert lookup.lookups == [key(7)]
+    clock.now += 2.0
+    # Past the rejection TTL the orchestrator is asked again: a key created since would now work.
+    lookup.revoked.clear()
+    assert validator.principal_for(key(7), CONTEXT).user_id == "user-of-0007"
+    assert lookup.lookups == [key(7), key(7)]
+
+
+def test_a_failed_lookup_is_not_remembered_as_a_rejection() -> None:
+    lookup, clock = CountingLookup(), Clock()
+    validator = ApiKeyValidator(lookup, ttl_seconds=5, clock=clock, rejection_ttl_seconds=2)
+    lookup.failure = FakeRpcError(grpc.StatusCode.UNAVAILABLE, "down")
+    with pytest.raises(grpc.RpcError):
+        validator.principal_for(key(8), CONTEXT)
+    lookup.failure = None
+    assert validator.principal_for(key(8), CONTEXT) is not None
+    assert len(lookup.lookups) == 2
+
+
+def test_rejections_are_bounded_and_the_oldest_goes_first() -> None:
+    lookup, clock = CountingLookup(), Clock()
+    lookup.revoked.update(key(n) for n in range(3))
+    validator = ApiKeyValidator(lookup, ttl_seconds=5, max_entries=2, clock=clock, rejection_ttl_seconds=60)
+    for n in range(3):
+        validator.principal_for(key(n), CONTEXT)
+    validator.principal_for(key(2), CONTEXT)
+    validator.principal_for(key(0), CONTEXT)
+    assert lookup.lookups == [key(0), key(1), key(2), key(0)]
+
+
+def test_a_known_principal_is_read_from_the_cache_without_a_lookup() -> None:
+    lookup, clock = CountingLookup(), Clock()
+    validator = ApiKeyValidator(lookup, ttl_seconds=5, clock=clock)
+    assert validator.known_principal(key(9)) is None
+    principal = validator.principal_for(key(9), CONTEXT)
+    assert validator.known_principal(key(9)) == principal
+    clock.now += 5
+    assert validator.known_principal(key(9)) is None
+    assert len(lookup.lookups) == 1
