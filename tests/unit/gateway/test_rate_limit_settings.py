@@ -86,3 +86,26 @@ def test_switching_the_limiter_off_is_refused_in_production() -> None:
             TASKGATE_JWT_SECRET=secrets.token_hex(32),
             TASKGATE_RATE_LIMIT_DISABLED="1",
         )
+
+
+def test_the_credential_abuse_settings_default_and_are_read() -> None:
+    defaults = GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN})
+    assert (defaults.auth_failures_per_minute, defaults.auth_failures_per_hour) == (20, 100)
+    assert defaults.api_key_rejection_cache_seconds == 3.0
+    read = GatewaySettings.from_env(
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_AUTH_FAILURES_PER_MINUTE": "5",
+            "TASKGATE_AUTH_FAILURES_PER_HOUR": "50",
+            "TASKGATE_API_KEY_REJECTION_CACHE_SECONDS": "0",
+        }
+    )
+    assert (read.auth_failures_per_minute, read.auth_failures_per_hour) == (5, 50)
+    assert read.api_key_rejection_cache_seconds == 0.0
+    for name, value in (
+        ("TASKGATE_AUTH_FAILURES_PER_MINUTE", "0"),
+        ("TASKGATE_AUTH_FAILURES_PER_HOUR", "x"),
+        ("TASKGATE_API_KEY_REJECTION_CACHE_SECONDS", "61"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, name: value})

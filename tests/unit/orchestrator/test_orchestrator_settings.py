@@ -137,3 +137,35 @@ def test_the_per_user_cap_of_running_tasks_is_off_by_default_and_can_be_set():
     for malformed in ("-1", "two", "1.5"):
         with pytest.raises(SettingsError, match="TASKGATE_MAX_RUNNING_PER_USER"):
             settings(TASKGATE_MAX_RUNNING_PER_USER=malformed)
+
+
+def test_the_credential_abuse_settings_default_and_are_read_within_bounds():
+    defaults = OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": "t" * 32, "TASKGATE_ENV": "test"})
+    assert (
+        defaults.login_throttle_after_failures,
+        defaults.login_throttle_base_seconds,
+        defaults.login_throttle_max_seconds,
+        defaults.password_queue_limit,
+    ) == (5, 2.0, 900.0, 32)
+    read = OrchestratorSettings.from_env(
+        {
+            "TASKGATE_SERVICE_TOKEN": "t" * 32,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_LOGIN_THROTTLE_AFTER_FAILURES": "3",
+            "TASKGATE_LOGIN_THROTTLE_BASE_SECONDS": "0.5",
+            "TASKGATE_LOGIN_THROTTLE_MAX_SECONDS": "60",
+            "TASKGATE_PASSWORD_QUEUE_LIMIT": "0",
+        }
+    )
+    assert (read.login_throttle_after_failures, read.login_throttle_base_seconds) == (3, 0.5)
+    assert (read.login_throttle_max_seconds, read.password_queue_limit) == (60.0, 0)
+    for name, value in (
+        ("TASKGATE_LOGIN_THROTTLE_AFTER_FAILURES", "0"),
+        ("TASKGATE_LOGIN_THROTTLE_BASE_SECONDS", "0"),
+        ("TASKGATE_LOGIN_THROTTLE_MAX_SECONDS", "1"),
+        ("TASKGATE_PASSWORD_QUEUE_LIMIT", "-1"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            OrchestratorSettings.from_env(
+                {"TASKGATE_SERVICE_TOKEN": "t" * 32, "TASKGATE_ENV": "test", name: value}
+            )
