@@ -36,7 +36,8 @@ REQUEST_SECONDS = Histogram(
 )
 RATE_LIMIT_DECISIONS = Counter(
     "taskgate_rate_limit_decisions_total",
-    "Rate-limit decisions: allowed, limited, failed_open or failed_closed (backend unreachable).",
+    "Rate-limit decisions: allowed, limited, failed_open or failed_closed (backend unreachable),"
+    " auth_failures_limited (credentials refused for their address's failed authentications).",
     ["decision"],
 )
 IDEMPOTENCY_DECISIONS = Counter(

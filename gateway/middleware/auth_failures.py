@@ -13,6 +13,7 @@ import falcon
 from gateway.api_key_validator import ApiKeyValidator
 from gateway.caller_state import LOGIN_PATH
 from gateway.caller_state import REFRESH_PATH
+from gateway.metrics import RATE_LIMIT_DECISIONS
 from gateway.middleware.auth import presented_credential
 from gateway.rate_limit.auth_failures import AuthFailureLimit
 from gateway.rate_limit.client_address import TrustedProxies
@@ -21,6 +22,9 @@ from gateway.rate_limit.limiter import Limiter
 from gateway.redis_keys import KeyNamer
 from gateway.settings import GatewaySettings
 from taskgate.api_keys import normalise_api_key
+
+# The label of a request refused for its address's failed authentications.
+REFUSED_DECISION = "auth_failures_limited"
 
 
 class AuthFailureMiddleware:
@@ -48,6 +52,7 @@ class AuthFailureMiddleware:
             return
         refusal = self._limit.refusal(self._group(req))
         if refusal is not None and not self._holds_known_key(req):
+            RATE_LIMIT_DECISIONS.labels(decision=REFUSED_DECISION).inc()
             raise refusal
 
     def process_response(
@@ -58,6 +63,7 @@ class AuthFailureMiddleware:
             return
         refusal = self._limit.count_failure(self._group(req))
         if refusal is not None:
+            RATE_LIMIT_DECISIONS.labels(decision=REFUSED_DECISION).inc()
             resp.delete_header("WWW-Authenticate")
             raise refusal
 

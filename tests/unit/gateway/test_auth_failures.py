@@ -9,6 +9,7 @@ import secrets
 import falcon.testing
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.app import Dependencies
 from gateway.app import create_app
@@ -64,6 +65,11 @@ def get_tasks(client, address: str, key: str | None = None) -> falcon.testing.Re
     return client.simulate_get("/api/v1/tasks", headers=headers, remote_addr="127.0.0.1")
 
 
+def refusals_counted() -> float:
+    labels = {"decision": "auth_failures_limited"}
+    return REGISTRY.get_sample_value("taskgate_rate_limit_decisions_total", labels) or 0.0
+
+
 def random_key() -> str:
     return "sk_" + secrets.token_hex(32)
 
@@ -71,6 +77,7 @@ def random_key() -> str:
 def test_failures_beyond_the_limit_are_refused_unchecked_per_64_and_other_addresses_go_on() -> None:
     orchestrator = FakeOrchestrator()
     client = app_client(orchestrator)
+    counted_before = refusals_counted()
     guesser = "2001:db8:5:6::1"
     answers = [get_tasks(client, guesser, random_key()) for _ in range(LIMIT)]
     assert [answer.status_code for answer in answers] == [401] * LIMIT
@@ -86,6 +93,7 @@ def test_failures_beyond_the_limit_are_refused_unchecked_per_64_and_other_addres
         assert "WWW-Authenticate" not in refused.headers
     assert get_tasks(client, guesser).status_code == 429
     assert len(orchestrator.calls_named("validate_api_key")) == LIMIT + 1
+    assert refusals_counted() - counted_before == 3
 
     # Another /64 and an IPv4 client are untouched, with good keys and with bad ones.
     assert get_tasks(client, "2001:db8:5:7::1", API_KEY).status_code == 200
