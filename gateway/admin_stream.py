@@ -1,14 +1,17 @@
 """Client of the orchestrator's admin stream server: open an SSE stream and relay it frame by frame.
 
 It uses ``http.client``, whose sockets gevent's monkey patching makes cooperative (and which works
-as plain blocking I/O under gthread). Errors before the first byte become the gateway's own error
-responses; once streaming, an upstream failure just ends the stream.
+as plain blocking I/O under gthread). An https admin URL is verified with the given TLS context
+(the CA and client certificate of taskgate.tls), else with the system's trusted CAs. Errors before
+the first byte become the gateway's own error responses; once streaming, an upstream failure just
+ends the stream.
 """
 
 import dataclasses
 import http.client
 import json
 import logging
+import ssl
 import urllib.parse
 
 from gateway.caller import CallContext
@@ -91,9 +94,11 @@ class AdminStreamClient:
         service_token: str,
         connect_timeout_seconds: float,
         read_timeout_seconds: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(admin_url)
         self._https = parts.scheme == "https"
+        self._ssl_context = ssl_context
         self._host = parts.hostname
         self._port = parts.port
         self._path = parts.path.rstrip("/") + wire.ADMIN_SSE_PATH
@@ -103,8 +108,12 @@ class AdminStreamClient:
 
     def open(self, request: StreamRequest, context: CallContext) -> SseFrames:
         """Open the upstream stream; raise the client's error (503, 504, or upstream 4xx) before any byte."""
-        connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = connection_class(self._host, self._port, timeout=self._connect_timeout)
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._ssl_context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
         try:
             connection.connect()
         except OSError:

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
 
+import grpc
+
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.stream_metrics import StreamMetrics
@@ -197,7 +199,9 @@ class Orchestrator:
         running.push_async_callback(self.admin.stop)
 
         try:
-            grpc_server, self.grpc_port = await create_server(self.settings.grpc_addr, self.servicers)
+            grpc_server, self.grpc_port = await create_server(
+                self.settings.grpc_addr, self.servicers, _grpc_credentials(self.settings)
+            )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
         await grpc_server.start()
@@ -285,6 +289,7 @@ async def build_orchestrator(
         settings.admin_host,
         settings.admin_port,
         ping_seconds=settings.sse_ping_seconds,
+        ssl_context=settings.tls.ssl_context() if settings.tls else None,
     )
     return Orchestrator(
         settings,
@@ -298,6 +303,11 @@ async def build_orchestrator(
         admin=admin,
         resources=resources,
     )
+
+
+def _grpc_credentials(settings: OrchestratorSettings) -> grpc.ServerCredentials | None:
+    """Return the gRPC server's TLS credentials, None for plaintext."""
+    return settings.tls.grpc_credentials() if settings.tls else None
 
 
 def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
