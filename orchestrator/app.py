@@ -152,10 +152,16 @@ class Orchestrator:
             await self._running.aclose()
             raise
         grpc_host = split_address(self.settings.grpc_addr)[0]
+        tls = _tls_mode(self.settings)
         logger.info(
             f"orchestrator ready grpc={grpc_host}:{self.grpc_port} "
-            f"admin={self.settings.admin_host}:{self.admin_port}",
-            extra={"grpc_port": self.grpc_port, "admin_port": self.admin_port, "env": self.settings.env},
+            f"admin={self.settings.admin_host}:{self.admin_port} tls={tls}",
+            extra={
+                "grpc_port": self.grpc_port,
+                "admin_port": self.admin_port,
+                "env": self.settings.env,
+                "tls": tls,
+            },
         )
 
     async def stop(self) -> None:
@@ -308,6 +314,13 @@ async def build_orchestrator(
 def _grpc_credentials(settings: OrchestratorSettings) -> grpc.ServerCredentials | None:
     """Return the gRPC server's TLS credentials, None for plaintext."""
     return settings.tls.grpc_credentials() if settings.tls else None
+
+
+def _tls_mode(settings: OrchestratorSettings) -> str:
+    """Name how both servers speak: ``off`` (plaintext), ``on`` or ``mutual`` (client certificates)."""
+    if settings.tls is None:
+        return "off"
+    return "mutual" if settings.tls.requires_client_cert else "on"
 
 
 def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:

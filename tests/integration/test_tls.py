@@ -161,6 +161,7 @@ def test_a_task_runs_and_streams_through_the_gateway_over_mutual_tls(mutual_tls_
 
 
 def test_grpc_refuses_every_client_without_the_cas_certificate(mutual_tls_stack, certificates):
+    assert "tls=mutual" in mutual_tls_stack.orchestrator.log_path.read_text()
     address = mutual_tls_stack.orchestrator.grpc_addr
     refused = grpc.StatusCode.UNAVAILABLE
     assert _health_status(address, None) == refused
@@ -195,6 +196,7 @@ def test_the_admin_server_refuses_every_client_without_the_cas_certificate(mutua
 
 
 def test_a_service_calls_grpc_directly_with_tls_and_its_api_key(tls_orchestrator, certificates):
+    assert "tls=on" in tls_orchestrator.log_path.read_text()
     key = create_api_key(tls_orchestrator.env, "service@example.com")
     metadata = (("x-api-key", key),)
     with grpc.secure_channel(tls_orchestrator.grpc_addr, _channel_credentials(certificates, None)) as channel:
