@@ -116,6 +116,12 @@ class AdminStreamClient:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
         try:
             connection.connect()
+        except ssl.SSLError:
+            connection.close()
+            logger.warning(
+                "admin stream server TLS handshake failed", extra={"request_id": context.request_id}
+            )
+            raise orchestrator_unavailable() from None
         except OSError:
             connection.close()
             logger.warning("admin stream server unreachable", extra={"request_id": context.request_id})
@@ -126,8 +132,9 @@ class AdminStreamClient:
         except TimeoutError:
             connection.close()
             raise orchestrator_timeout() from None
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as ex:
             connection.close()
+            log_failed_before_answering(context, ex)
             raise orchestrator_unavailable() from None
         if response.status != 200:
             error = _upstream_error(response, context)
@@ -141,6 +148,18 @@ class AdminStreamClient:
 
     def _headers(self, request: StreamRequest, context: CallContext) -> dict[str, str]:
         return {"Accept": "text/event-stream", **stream_headers(self._service_token, request, context)}
+
+
+def log_failed_before_answering(context: CallContext, ex: Exception) -> None:
+    """Log an admin server connection that broke, or answered garbage, before its answer's head ended.
+
+    Over TLS 1.3 this is also how a server refusing the gateway's client certificate shows: the
+    handshake completes on the client's side and the server closes the connection after it.
+    """
+    logger.warning(
+        "admin stream server connection failed before its answer",
+        extra={"request_id": context.request_id, "error_type": type(ex).__name__},
+    )
 
 
 def stream_query(request: StreamRequest) -> str:

@@ -14,6 +14,7 @@ import ssl
 import urllib.parse
 
 from gateway.admin_stream import StreamRequest
+from gateway.admin_stream import log_failed_before_answering
 from gateway.admin_stream import refusal_error
 from gateway.admin_stream import stream_headers
 from gateway.admin_stream import stream_query
@@ -95,8 +96,9 @@ class AdminWebSocketClient:
         except TimeoutError:
             sock.close()
             raise orchestrator_timeout() from None
-        except (OSError, ValueError):
+        except (OSError, ValueError) as ex:
             sock.close()
+            log_failed_before_answering(context, ex)
             raise orchestrator_unavailable() from None
         if response.status != 101:
             body = _read_body(sock, response, pending)

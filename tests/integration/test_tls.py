@@ -6,6 +6,7 @@ admin server. One orchestrator serves TLS without requiring client certificates:
 calls it directly with TLS and an API key. Misconfigured TLS stops either service at start-up.
 """
 
+import datetime
 import json
 import socket
 import ssl
@@ -19,6 +20,9 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from websockets.sync.client import connect
 
+from taskgate.access_tokens import AccessClaims
+from taskgate.access_tokens import issue_access_token
+from taskgate.jwt_secret import derive_from_service_token
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
 from taskgate.orchestrator.v1.common_pb2 import TASK_STATUS_COMPLETED
@@ -28,6 +32,7 @@ from tests.integration.processes import Orchestrator
 from tests.integration.processes import Stack
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
+from tests.integration.processes import free_port
 from tests.integration.processes import taskgate_command
 from tests.integration.processes import wait_until
 from tests.integration.sse import read_stream
@@ -158,6 +163,40 @@ def test_a_task_runs_and_streams_through_the_gateway_over_mutual_tls(mutual_tls_
             event["type"]
             for event in client.get(f"/api/v1/tasks/{task_id}/events", params={"limit": 200}).json()["events"]
         ]
+
+
+def test_a_gateway_whose_certificate_the_orchestrator_refuses_answers_503(
+    mutual_tls_stack, certificates, tmp_path
+):
+    env = dict(
+        mutual_tls_stack.env,
+        TASKGATE_GATEWAY_BIND=f"127.0.0.1:{free_port()}",
+        TASKGATE_TLS_CLIENT_CERT_FILE=str(certificates.other_client.cert),
+        TASKGATE_TLS_CLIENT_KEY_FILE=str(certificates.other_client.key),
+    )
+    gateway = Gateway(
+        env=env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=tmp_path / "gateway.log"
+    )
+    gateway.start()
+    try:
+        # An access token is checked in the gateway, so the stream request reaches the admin client.
+        claims = AccessClaims(user_id="usr_tls", tenant_id="ten_tls", role="user", tier="default")
+        secret = derive_from_service_token(mutual_tls_stack.service_token)
+        token, _ = issue_access_token(claims, secret, "taskgate", datetime.datetime.now(datetime.UTC))
+        with httpx.Client(base_url=gateway.url, timeout=SETTLE_SECONDS) as client:
+            assert client.get("/readyz").status_code == 503
+            api_call = client.get("/api/v1/tasks", headers={"X-API-Key": "sk_" + "1" * 64})
+            stream = client.get(
+                "/api/v1/stream/sse",
+                params={"workflow_id": "wf_0123456789abcdef"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        for response in (api_call, stream):
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "unavailable"
+        assert "admin stream server connection failed before its answer" in gateway.log_path.read_text()
+    finally:
+        gateway.stop()
 
 
 def test_grpc_refuses_every_client_without_the_cas_certificate(mutual_tls_stack, certificates):
