@@ -14,6 +14,8 @@ from taskgate.rate_limit_tiers import read_tiers
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.shared_settings import dev_only_switch
+from taskgate.tls import ClientTls
+from taskgate.tls import configured_client_variables
 
 WORKER_CLASSES = ("gevent", "gthread")
 # The switches of TASKGATE_SECURITY_HEADERS, one per header (gateway.middleware.security_headers).
@@ -56,12 +58,15 @@ class GatewaySettings(ServiceSettings):
     rate_limit_disabled: bool = False
     trusted_proxies: TrustedProxies = TrustedProxies()
     idempotency_ttl_seconds: int = 86400
+    # TLS to the orchestrator (gRPC and admin server), on with an https admin URL; None: plaintext.
+    tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "GatewaySettings":
         """Read and check the TASKGATE_* variables, raising SettingsError naming the first bad one."""
         environment = Environment(environ)
         shared = SharedSettings.from_env(environment)
+        admin_url = _admin_url(environment, "TASKGATE_ADMIN_URL", cls.admin_url)
         return cls(
             **dataclasses.asdict(shared),
             bind=_bind_address(environment, "TASKGATE_GATEWAY_BIND", cls.bind),
@@ -74,7 +79,7 @@ class GatewaySettings(ServiceSettings):
                 "TASKGATE_GATEWAY_WORKER_CONNECTIONS", cls.worker_connections, minimum=1
             ),
             orchestrator_addr=environment.host_port("TASKGATE_ORCHESTRATOR_ADDR", cls.orchestrator_addr),
-            admin_url=_admin_url(environment, "TASKGATE_ADMIN_URL", cls.admin_url),
+            admin_url=admin_url,
             api_key_cache_seconds=environment.number(
                 "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds
             ),
@@ -103,6 +108,7 @@ class GatewaySettings(ServiceSettings):
             idempotency_ttl_seconds=environment.integer(
                 "TASKGATE_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=1
             ),
+            tls=_orchestrator_tls(environment, admin_url),
         )
 
 
@@ -122,6 +128,23 @@ def _admin_url(environment: Environment, name: str, default: str) -> str:
     if urllib.parse.urlsplit(value).query:
         raise SettingsError(f"{name} must be a base URL without a query")
     return value
+
+
+def _orchestrator_tls(environment: Environment, admin_url: str) -> ClientTls | None:
+    """Read how the gateway speaks TLS to the orchestrator: on for gRPC too when the admin URL is https.
+
+    The orchestrator serves both with one certificate, so the admin URL's scheme is the one switch;
+    a TLS file set with an http admin URL is refused rather than silently left unused.
+    """
+    if urllib.parse.urlsplit(admin_url).scheme == "https":
+        return ClientTls.from_env(environment)
+    configured = configured_client_variables(environment)
+    if configured:
+        raise SettingsError(
+            f"{configured[0]} is set but TASKGATE_ADMIN_URL is http: the gateway speaks TLS to the "
+            "orchestrator (gRPC and streams) only with an https:// admin URL"
+        )
+    return None
 
 
 def _is_origin(value: str) -> bool:

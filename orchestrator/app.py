@@ -19,6 +19,8 @@ import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
 
+import grpc
+
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.stream_metrics import StreamMetrics
@@ -150,10 +152,16 @@ class Orchestrator:
             await self._running.aclose()
             raise
         grpc_host = split_address(self.settings.grpc_addr)[0]
+        tls = _tls_mode(self.settings)
         logger.info(
             f"orchestrator ready grpc={grpc_host}:{self.grpc_port} "
-            f"admin={self.settings.admin_host}:{self.admin_port}",
-            extra={"grpc_port": self.grpc_port, "admin_port": self.admin_port, "env": self.settings.env},
+            f"admin={self.settings.admin_host}:{self.admin_port} tls={tls}",
+            extra={
+                "grpc_port": self.grpc_port,
+                "admin_port": self.admin_port,
+                "env": self.settings.env,
+                "tls": tls,
+            },
         )
 
     async def stop(self) -> None:
@@ -197,7 +205,9 @@ class Orchestrator:
         running.push_async_callback(self.admin.stop)
 
         try:
-            grpc_server, self.grpc_port = await create_server(self.settings.grpc_addr, self.servicers)
+            grpc_server, self.grpc_port = await create_server(
+                self.settings.grpc_addr, self.servicers, _grpc_credentials(self.settings)
+            )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
         await grpc_server.start()
@@ -285,6 +295,7 @@ async def build_orchestrator(
         settings.admin_host,
         settings.admin_port,
         ping_seconds=settings.sse_ping_seconds,
+        ssl_context=settings.tls.ssl_context() if settings.tls else None,
     )
     return Orchestrator(
         settings,
@@ -298,6 +309,18 @@ async def build_orchestrator(
         admin=admin,
         resources=resources,
     )
+
+
+def _grpc_credentials(settings: OrchestratorSettings) -> grpc.ServerCredentials | None:
+    """Return the gRPC server's TLS credentials, None for plaintext."""
+    return settings.tls.grpc_credentials() if settings.tls else None
+
+
+def _tls_mode(settings: OrchestratorSettings) -> str:
+    """Name how both servers speak: ``off`` (plaintext), ``on`` or ``mutual`` (client certificates)."""
+    if settings.tls is None:
+        return "off"
+    return "mutual" if settings.tls.requires_client_cert else "on"
 
 
 def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:

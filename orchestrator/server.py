@@ -65,10 +65,13 @@ class Servicers:
     schedules: ScheduleServiceServicer
 
 
-async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Server, int]:
+async def create_server(
+    address: str, servicers: Servicers, credentials: grpc.ServerCredentials | None = None
+) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``address`` (port 0 picks one); return it and its port.
 
-    The server is not started.
+    With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. The server is not
+    started.
     """
     server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
@@ -87,7 +90,10 @@ async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Se
         server,
     )
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as ex:
         raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={address}") from ex
     if port == 0:

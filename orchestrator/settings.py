@@ -14,6 +14,7 @@ from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
+from taskgate.tls import ServerTls
 
 _REPLICA_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -134,6 +135,8 @@ class OrchestratorSettings(ServiceSettings):
     schedule_min_interval_seconds: int = 60
     schedule_max_per_user: int = 50
     scheduler_poll_seconds: float = 1.0
+    # TLS for the gRPC and admin servers (taskgate.tls); None: plaintext.
+    tls: ServerTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -184,6 +187,7 @@ class OrchestratorSettings(ServiceSettings):
             scheduler_poll_seconds=environment.number(
                 "TASKGATE_SCHEDULER_POLL_SECONDS", cls.scheduler_poll_seconds, 0.05, 3600.0
             ),
+            tls=ServerTls.from_env(environment),
         )
 
     @property

@@ -57,6 +57,8 @@ class Orchestrator:
     process: subprocess.Popen | None = None
     # The checkout whose code runs (a benchmark compares two side by side).
     cwd: pathlib.Path = REPO
+    # How the start-up health check reaches a TLS gRPC server (None: plaintext).
+    grpc_credentials: grpc.ChannelCredentials | None = None
 
     def start(self) -> "Orchestrator":
         """Start the process and wait until gRPC health answers SERVING."""
@@ -72,7 +74,11 @@ class Orchestrator:
             raise AssertionError(
                 f"orchestrator exited {self.process.returncode}: {self.log_path.read_text()}"
             )
-        with grpc.insecure_channel(self.grpc_addr) as channel:
+        if self.grpc_credentials is None:
+            channel = grpc.insecure_channel(self.grpc_addr)
+        else:
+            channel = grpc.secure_channel(self.grpc_addr, self.grpc_credentials)
+        with channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=0.5
