@@ -111,3 +111,15 @@ def test_the_orchestrators_refusal_maps_to_the_same_403(client, orchestrator):
 
     assert response.status_code == 403
     assert (response.json["code"], response.json["scope"]) == ("insufficient_scope", "tasks:read")
+
+
+def test_the_openapi_document_names_each_operations_scopes_and_its_403(client):
+    document = client.simulate_get("/openapi.json").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security") == []:
+                assert "x-taskgate-scopes" not in operation
+                continue
+            needs = ROUTE_SCOPES[path][method.upper()]
+            assert operation["x-taskgate-scopes"] == list(needs), (method, path)
+            assert not needs or "403" in operation["responses"], (method, path)
