@@ -123,3 +123,16 @@ def test_the_openapi_document_names_each_operations_scopes_and_its_403(client):
             needs = ROUTE_SCOPES[path][method.upper()]
             assert operation["x-taskgate-scopes"] == list(needs), (method, path)
             assert not needs or "403" in operation["responses"], (method, path)
+
+
+def test_an_unknown_missing_scope_from_upstream_is_not_echoed(client, orchestrator):
+    orchestrator.failures["list_tasks"] = FakeRpcError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "The API key lacks the scope <script>",
+        (("taskgate-error-code", "insufficient_scope"), ("taskgate-missing-scope", "<script>")),
+    )
+
+    response = client.simulate_get("/api/v1/tasks")
+
+    assert (response.status_code, response.json["code"]) == (403, "insufficient_scope")
+    assert "scope" not in response.json
