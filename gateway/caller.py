@@ -53,7 +53,7 @@ def call_context(req: falcon.Request) -> CallContext:
 def identity_headers(principal: Principal) -> list[tuple[str, str]]:
     """Return the forwarded identity of a caller, as gRPC metadata or admin-server headers.
 
-    The key id and scopes go only with an API key's caller with scopes; without them the
+    The key id goes with an API key's caller, its scopes only when it has some: without them the
     orchestrator gives the caller full access, as a key without scopes and an access token have.
     """
     headers = [
