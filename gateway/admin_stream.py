@@ -15,11 +15,14 @@ import ssl
 import urllib.parse
 
 from gateway.caller import CallContext
+from gateway.caller import identity_headers
 from gateway.errors import ApiError
 from gateway.errors import error_for_status
+from gateway.errors import insufficient_scope
 from gateway.errors import orchestrator_timeout
 from gateway.errors import orchestrator_unavailable
 from taskgate import wire
+from taskgate.scopes import is_known_scope
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +179,7 @@ def stream_headers(service_token: str, request: StreamRequest, context: CallCont
     if context.traceparent:
         headers[wire.TRACEPARENT] = context.traceparent
     if context.principal is not None:
-        headers[wire.USER_ID] = context.principal.user_id
-        headers[wire.TENANT_ID] = context.principal.tenant_id
-        headers[wire.ROLE] = context.principal.role
+        headers.update(identity_headers(context.principal))
     if request.last_event_id is not None:
         headers["Last-Event-ID"] = str(request.last_event_id)
     return headers
@@ -222,6 +223,8 @@ def refusal_error(status: int, raw_body: bytes, context: CallContext) -> ApiErro
         return default
     message = body.get("error")
     code = body.get("code")
+    if code == wire.INSUFFICIENT_SCOPE and is_known_scope(body.get("scope")):
+        return insufficient_scope(body["scope"])
     return ApiError(
         status,
         message if isinstance(message, str) and message else default.message,

@@ -20,6 +20,7 @@ from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.cors import CorsMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
 from gateway.middleware.request_metrics import RequestMetricsMiddleware
+from gateway.middleware.scopes import ScopeMiddleware
 from gateway.middleware.security_headers import SecurityHeadersMiddleware
 from gateway.openai_errors import serialize_error_by_path
 from gateway.orchestrator_client import OrchestratorClient
@@ -174,6 +175,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
                 AccessTokenVerifier(settings.jwt_secret, settings.jwt_issuer),
                 skip_auth=settings.skip_auth,
             ),
+            ScopeMiddleware(),
             # Rate limiting and then idempotency, both keyed by the caller authentication found.
             *caller_limit_middleware(settings, caller_state),
         ]

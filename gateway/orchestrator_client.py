@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 
 from gateway.caller import CallContext
+from gateway.caller import identity_headers
 from taskgate import __version__
 from taskgate import wire
 from taskgate.orchestrator.v1 import approvals_pb2
@@ -347,9 +348,7 @@ class OrchestratorClient:
         if context.traceparent:
             metadata.append((wire.TRACEPARENT, context.traceparent))
         if context.principal is not None:
-            metadata.append((wire.USER_ID, context.principal.user_id))
-            metadata.append((wire.TENANT_ID, context.principal.tenant_id))
-            metadata.append((wire.ROLE, context.principal.role))
+            metadata.extend(identity_headers(context.principal))
         return metadata
 
     def _connection(self) -> _Stubs:

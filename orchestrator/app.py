@@ -332,6 +332,7 @@ def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
         sessions=SessionServiceServicer(engines.sessions, callers),
         approvals=ApprovalServiceServicer(engines.approvals, callers),
         schedules=ScheduleServiceServicer(engines.schedules, callers),
+        callers=callers,
     )
 
 

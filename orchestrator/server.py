@@ -8,7 +8,9 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
+from orchestrator.scope_enforcement import ScopeInterceptor
 from orchestrator.services.approvals import ApprovalServiceServicer
 from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.services.events import EventServiceServicer
@@ -63,6 +65,8 @@ class Servicers:
     sessions: SessionServiceServicer
     approvals: ApprovalServiceServicer
     schedules: ScheduleServiceServicer
+    # Resolves each call's caller for the interceptors (and the servicers above).
+    callers: CallerResolver
 
 
 async def create_server(
@@ -73,7 +77,11 @@ async def create_server(
     With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. The server is not
     started.
     """
-    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
+    interceptors = (
+        RpcLogInterceptor(),
+        ScopeInterceptor(servicers.callers),
+    )
+    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=interceptors)
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
     events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, server)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)

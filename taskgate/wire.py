@@ -9,6 +9,10 @@ SERVICE_TOKEN = "x-taskgate-service-token"  # noqa: S105 - a header name, not a 
 USER_ID = "x-taskgate-user-id"
 TENANT_ID = "x-taskgate-tenant-id"
 ROLE = "x-taskgate-role"
+# The API key a forwarded caller used (absent for an access token) and its scopes, space-separated
+# (absent or empty: full access), so the orchestrator checks scopes and records the key itself.
+API_KEY_ID = "x-taskgate-api-key-id"
+SCOPES = "x-taskgate-scopes"
 API_KEY = "x-api-key"
 REQUEST_ID = "x-request-id"
 TRACEPARENT = "traceparent"
@@ -20,8 +24,11 @@ INVALID_FIELD = "taskgate-invalid-field"
 ERROR_CODE = "taskgate-error-code"
 # FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
 SESSION_BUSY = "session_busy"
+# PERMISSION_DENIED: the caller's API key lacks a scope; MISSING_SCOPE (trailing metadata) names it.
+INSUFFICIENT_SCOPE = "insufficient_scope"
+MISSING_SCOPE = "taskgate-missing-scope"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY,)
+ERROR_CODES = (SESSION_BUSY, INSUFFICIENT_SCOPE)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"
