@@ -27,15 +27,20 @@ def _wait_completed(url: str, headers: dict, task_id: str) -> dict:
     return wait_until(completed, what=f"task {task_id} to complete")
 
 
-def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_taskgate_run_serves_in_dev_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_path):
     env = base_env(tmp_path)
     del env["TASKGATE_DATABASE_URL"]  # the embedded default: a SQLite file under .taskgate/
+    # As `make run` has it: no environment named (the services alone would default to production),
+    # no JWT secret, a short memorable service token, which only dev accepts.
+    del env["TASKGATE_ENV"]
+    env["TASKGATE_SERVICE_TOKEN"] = "memorable-token-1"
     env["TASKGATE_DEV_API_KEY"] = api_keys.generate_api_key()
     url = "http://" + env["TASKGATE_GATEWAY_BIND"]
     headers = {"X-API-Key": env["TASKGATE_DEV_API_KEY"]}
 
     with taskgate_run(env, tmp_path) as (process, banner):
         assert env["TASKGATE_DEV_API_KEY"] in banner, banner
+        assert '"env": "dev"' in banner, banner
         response = httpx.post(url + "/api/v1/tasks", headers=headers, content=b'{"query":"What is 2+2?"}')
         assert response.status_code == 200, response.text
         task = _wait_completed(url, headers, response.json()["task_id"])
