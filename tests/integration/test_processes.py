@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import httpx
@@ -223,6 +224,25 @@ def test_orchestrator_refuses_to_start_without_a_service_token(tmp_path):
     assert result.returncode != 0
     assert "TASKGATE_SERVICE_TOKEN" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_without_redis_a_second_gateway_worker_is_refused_however_it_is_asked_for(tmp_path):
+    env = base_env(tmp_path)
+    config = str(REPO / "deploy" / "gunicorn.conf.py")
+    asked = {
+        "setting": (taskgate_command("gateway"), {**env, "TASKGATE_GATEWAY_WORKERS": "2"}),
+        "gunicorn -w": ([sys.executable, "-m", "gunicorn", "--config", config, "-w", "2"], env),
+    }
+    for how, (command, command_env) in asked.items():
+        result = subprocess.run(
+            command, env=command_env, cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, how
+        assert "TASKGATE_GATEWAY_WORKERS=2 needs TASKGATE_REDIS_URL" in output, (how, output)
+        assert "Traceback" not in output, how
+        with pytest.raises(httpx.TransportError):
+            httpx.get("http://" + env["TASKGATE_GATEWAY_BIND"] + "/health", timeout=1)
 
 
 def test_keys_create_prints_a_usable_key(tmp_path):
