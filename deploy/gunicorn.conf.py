@@ -66,6 +66,14 @@ def on_starting(server) -> None:
     error_log.addFilter(StalledClientLogFilter())
 
 
+def nworkers_changed(server, new_value, old_value) -> None:
+    """Keep the one worker a gateway without Redis has when SIGTTIN asks for another."""
+    problem = worker_count_problem(new_value, _settings.redis_url)
+    if old_value is not None and problem is not None:
+        server.log.warning("taskgate gateway: %s; keeping %s", problem, old_value)
+        server.num_workers = old_value
+
+
 def post_worker_init(worker) -> None:
     """Once a worker has loaded the app, keep the collector off its long-lived heap (open streams)."""
     settle_after_start_up()

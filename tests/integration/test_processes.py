@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from taskgate import api_keys
+from tests.integration.gateway_workers import worker_pids
 from tests.integration.processes import REPO
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
+from tests.integration.processes import start_gateway
 from tests.integration.processes import start_stack
 from tests.integration.processes import taskgate_command
 from tests.integration.processes import taskgate_run
@@ -243,6 +245,17 @@ def test_without_redis_a_second_gateway_worker_is_refused_however_it_is_asked_fo
         assert "Traceback" not in output, how
         with pytest.raises(httpx.TransportError):
             httpx.get("http://" + env["TASKGATE_GATEWAY_BIND"] + "/health", timeout=1)
+
+    # Nor at run time: gunicorn's SIGTTIN (one more worker) is turned down with a warning.
+    gateway = start_gateway(tmp_path)
+    try:
+        assert len(worker_pids(gateway.process.pid)) == 1
+        gateway.process.send_signal(signal.SIGTTIN)
+        wait_until(lambda: "needs TASKGATE_REDIS_URL" in gateway.log_path.read_text(), what="the warning")
+        assert len(worker_pids(gateway.process.pid)) == 1
+        assert httpx.get(gateway.url + "/health").status_code == 200
+    finally:
+        gateway.stop()
 
 
 def test_keys_create_prints_a_usable_key(tmp_path):
