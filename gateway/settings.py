@@ -23,6 +23,11 @@ SECURITY_HEADERS = ("content-type-options", "frame-options", "referrer-policy", 
 # Browsers' origins of the gateway itself, allowed for CORS in dev on top of TASKGATE_CORS_ORIGINS.
 DEV_CORS_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
 _MIN_METRICS_TOKEN_LENGTH = 16
+WORKERS = "TASKGATE_GATEWAY_WORKERS"
+# gunicorn workers when Redis holds the rate-limit windows and idempotency records. Without Redis
+# they live in the worker process (gateway.caller_state), and only a single worker keeps them
+# exact: the gateway then runs one, and refuses more (docs/operations.md has the measurement).
+DEFAULT_WORKERS_WITH_REDIS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +40,8 @@ class GatewaySettings(ServiceSettings):
     """
 
     bind: str = "127.0.0.1:8080"
-    workers: int = 2
+    # One without Redis (the default), DEFAULT_WORKERS_WITH_REDIS with it; see _workers.
+    workers: int = 1
     worker_class: str = "gevent"
     threads: int = 32
     worker_connections: int = 10000
@@ -70,7 +76,7 @@ class GatewaySettings(ServiceSettings):
         return cls(
             **dataclasses.asdict(shared),
             bind=_bind_address(environment, "TASKGATE_GATEWAY_BIND", cls.bind),
-            workers=environment.integer("TASKGATE_GATEWAY_WORKERS", cls.workers, minimum=1),
+            workers=_workers(environment, WORKERS, shared.redis_url),
             worker_class=environment.choice(
                 "TASKGATE_GATEWAY_WORKER_CLASS", cls.worker_class, WORKER_CLASSES
             ),
@@ -110,6 +116,28 @@ class GatewaySettings(ServiceSettings):
             ),
             tls=_orchestrator_tls(environment, admin_url),
         )
+
+
+def _workers(environment: Environment, name: str, redis_url: str | None) -> int:
+    """Read the number of gunicorn workers: one without Redis, where more would count apart."""
+    if redis_url is not None:
+        return environment.integer(name, DEFAULT_WORKERS_WITH_REDIS, minimum=1)
+    workers = environment.integer(name, 1, minimum=1)
+    problem = worker_count_problem(workers, redis_url)
+    if problem is not None:
+        raise SettingsError(problem)
+    return workers
+
+
+def worker_count_problem(workers: int, redis_url: str | None) -> str | None:
+    """Return why this many gunicorn workers cannot serve without Redis (one line), or None."""
+    if workers <= 1 or redis_url is not None:
+        return None
+    return (
+        f"{WORKERS}={workers} needs TASKGATE_REDIS_URL: without Redis each worker keeps its own "
+        "rate-limit windows and idempotency records, so only one worker keeps them exact; "
+        f"set TASKGATE_REDIS_URL, or unset {WORKERS} (one worker)"
+    )
 
 
 def _bind_address(environment: Environment, name: str, default: str) -> str:

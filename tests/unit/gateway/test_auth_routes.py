@@ -64,7 +64,9 @@ def token(**changes) -> str:
 
 
 def client_for(**variables: str) -> tuple[falcon.testing.TestClient, FakeAccounts]:
-    settings = GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, **variables})
+    settings = GatewaySettings.from_env(
+        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test", **variables}
+    )
     orchestrator = FakeAccounts()
     deps = Dependencies.from_settings(settings, orchestrator=orchestrator, admin_stream=FakeAdminStream())
     return falcon.testing.TestClient(create_app(settings, deps)), orchestrator

@@ -23,7 +23,12 @@ TIERS = json.dumps({"default": {"minute": 4, "hour": 6}})
 
 def make_client(orchestrator, admin_stream, caller_state=None, **env) -> falcon.testing.TestClient:
     settings = GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_RATE_LIMIT_TIERS": TIERS, **env}
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_RATE_LIMIT_TIERS": TIERS,
+            **env,
+        }
     )
     deps = Dependencies.from_settings(
         settings, orchestrator=orchestrator, admin_stream=admin_stream, caller_state=caller_state
