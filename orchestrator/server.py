@@ -8,6 +8,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.call_limits import RateLimitInterceptor
 from orchestrator.rpc_log import RpcLogInterceptor
 from orchestrator.services.approvals import ApprovalServiceServicer
 from orchestrator.services.auth import AuthServiceServicer
@@ -65,12 +66,18 @@ class Servicers:
     schedules: ScheduleServiceServicer
 
 
-async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Server, int]:
+async def create_server(
+    address: str, servicers: Servicers, call_limits: RateLimitInterceptor | None = None
+) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``address`` (port 0 picks one); return it and its port.
 
-    The server is not started.
+    ``call_limits`` limits direct API-key callers (None: not limited). The server is not started.
     """
-    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
+    interceptors = (
+        RpcLogInterceptor(),
+        *((call_limits,) if call_limits is not None else ()),
+    )
+    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=interceptors)
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
     events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, server)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)

@@ -20,8 +20,15 @@ INVALID_FIELD = "taskgate-invalid-field"
 ERROR_CODE = "taskgate-error-code"
 # FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
 SESSION_BUSY = "session_busy"
+# RESOURCE_EXHAUSTED: a direct gRPC caller (an API key, not the gateway) is over a rate limit. The
+# trailing metadata also carries RETRY_AFTER (seconds), the window that refused and whose it is,
+# and the rate-limit fields the gateway sends as headers, lower case (x-ratelimit-limit-minute…).
+RATE_LIMITED = "rate_limited"
+RETRY_AFTER = "retry-after"
+RATE_LIMIT_WINDOW = "taskgate-rate-limit-window"
+RATE_LIMIT_COUNTED_PER = "taskgate-rate-limit-counted-per"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY,)
+ERROR_CODES = (SESSION_BUSY, RATE_LIMITED)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

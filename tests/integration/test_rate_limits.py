@@ -59,7 +59,12 @@ class Deployment:
 
     def new_key(self) -> str:
         """Create a user with a key whose windows are still empty."""
-        return create_api_key(self.env, f"limits-{uuid.uuid4().hex[:12]}@example.com")
+        return self.new_keys(1)[0]
+
+    def new_keys(self, count: int) -> list[str]:
+        """Create a user with ``count`` keys, its windows still empty."""
+        email = f"limits-{uuid.uuid4().hex[:12]}@example.com"
+        return [create_api_key(self.env, email) for _ in range(count)]
 
     def stop(self) -> None:
         with concurrent.futures.ThreadPoolExecutor(len(self.gateways) or 1) as pool:
@@ -94,10 +99,13 @@ def fire_in_parallel(requests: list[tuple[str, str, dict]]) -> list[httpx.Respon
         return list(pool.map(send, requests))
 
 
-def test_parallel_requests_through_two_gateways_admit_exactly_the_limit(deployment, pair) -> None:
-    key = deployment.new_key()
+def test_parallel_requests_with_two_keys_of_a_user_through_two_gateways_admit_exactly_the_limit(
+    deployment, pair
+) -> None:
+    keys = deployment.new_keys(2)
     requests = [
-        ("GET", pair[n % 2].url + "/api/v1/tasks", {"X-API-Key": key}) for n in range(MINUTE_LIMIT + 20)
+        ("GET", pair[n % 2].url + "/api/v1/tasks", {"X-API-Key": keys[n // 2 % 2]})
+        for n in range(MINUTE_LIMIT + 20)
     ]
     responses = fire_in_parallel(requests)
     statuses = [response.status_code for response in responses]
@@ -108,9 +116,10 @@ def test_parallel_requests_through_two_gateways_admit_exactly_the_limit(deployme
     )
     assert remaining == list(range(MINUTE_LIMIT))
     # Refusals cost nothing: the minute is still exactly full, the hour counts the admitted only.
-    after = httpx.get(pair[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
-    assert after.status_code == 429
-    assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
+    for key in keys:
+        after = httpx.get(pair[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
+        assert (after.status_code, after.json()["counted_per"]) == (429, "user")
+        assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
 
 
 def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, pair) -> None:
@@ -136,6 +145,7 @@ def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, pa
         "error": "Rate limit exceeded",
         "code": "rate_limited",
         "window": "minute",
+        "counted_per": "user",
         "request_id": "limited-1",
     }
     assert 50 <= int(refused.headers["Retry-After"]) <= 60
