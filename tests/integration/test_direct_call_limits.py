@@ -19,6 +19,8 @@ from orchestrator.app import build_orchestrator
 from orchestrator.bus import InProcessEventBus
 from orchestrator.control_signals import InProcessControlSignals
 from taskgate import wire
+from taskgate.orchestrator.v1 import events_pb2
+from taskgate.orchestrator.v1 import events_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
 from taskgate.rate_limit_tiers import parse_tiers
@@ -222,6 +224,16 @@ def test_without_redis_the_orchestrator_counts_direct_calls_in_process(tmp_path)
         account = register(alone.gateway.url)
         statuses = [alone.list_tasks(account.api_key) for _ in range(MINUTE_LIMIT + 1)]
         assert statuses == [grpc.StatusCode.OK] * MINUTE_LIMIT + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+        # A streaming call is refused before it opens, with the same metadata.
+        stream = events_pb2_grpc.EventServiceStub(alone.channel).StreamEvents(
+            events_pb2.StreamEventsRequest(workflow_id="task-anything"),
+            metadata=((wire.API_KEY, account.api_key),),
+            timeout=30,
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            list(stream)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(raised.value.trailing_metadata())[wire.ERROR_CODE] == wire.RATE_LIMITED
         account.close()
     finally:
         alone.stop()
