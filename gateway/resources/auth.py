@@ -26,6 +26,7 @@ from gateway.resources.serialization import timestamp
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limit_tiers import tier_limits
+from taskgate.rate_limits.per_user import key_sub_limit
 
 TOKEN_TYPE = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 _WINDOWS = ("minute", "hour")
@@ -105,17 +106,12 @@ def rate_limits(
             for name in _WINDOWS
         }
     limits = tier_limits(tiers, principal.tier)
-    per_minute = _within(principal.rate_limit_per_minute, limits.per_minute)
-    per_hour = _within(principal.rate_limit_per_hour, limits.per_hour)
+    per_minute = key_sub_limit(principal.rate_limit_per_minute, limits.per_minute) or limits.per_minute
+    per_hour = key_sub_limit(principal.rate_limit_per_hour, limits.per_hour) or limits.per_hour
     return {
         "minute": {"limit": per_minute, "remaining": per_minute},
         "hour": {"limit": per_hour, "remaining": per_hour},
     }
-
-
-def _within(key_limit: int, user_limit: int) -> int:
-    """Return a key's sub-limit where it binds (set, and below its user's limit), else the user's."""
-    return key_limit if 0 < key_limit < user_limit else user_limit
 
 
 def _no_store(resp: falcon.Response) -> None:

@@ -26,6 +26,11 @@ from taskgate.redis_keys import KeyNamer
 _CACHED_CALLERS = 4096
 
 
+def key_sub_limit(key_limit: int, user_limit: int) -> int:
+    """Return a key's own limit where it binds inside its user's (set, and lower), else 0: none."""
+    return key_limit if 0 < key_limit < user_limit else 0
+
+
 class PerUserWindows:
     """Build the subject of an authenticated request: its user's windows and its key's sub-limits."""
 
@@ -57,7 +62,7 @@ class PerUserWindows:
                 ("minute", key_per_minute, limits.per_minute),
                 ("hour", key_per_hour, limits.per_hour),
             ):
-                if 0 < own < users:
+                if key_sub_limit(own, users):
                     rules.append(
                         WindowRule(name, own, counted_per=PER_API_KEY, counter=self._key_counter(api_key_id))
                     )
