@@ -158,6 +158,14 @@ def test_a_refused_direct_call_carries_the_reason_retry_after_and_the_limits(sha
     assert trailing["x-ratelimit-remaining-hour"] == str(1000 - MINUTE_LIMIT)
     assert int(trailing["x-ratelimit-reset"]) > time.time()
     assert trailing["ratelimit-policy"] == f'"minute";q={MINUTE_LIMIT};w=60, "hour";q=1000;w=3600'
+    # A made-up service token does not skip the limit: the call is refused for its credentials.
+    with pytest.raises(grpc.RpcError) as forged:
+        shared.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(),
+            metadata=((wire.API_KEY, account.api_key), (wire.SERVICE_TOKEN, "not-the-service-token")),
+            timeout=30,
+        )
+    assert forged.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # The same user over HTTP is refused too: one window.
     refused = account.key_client.get("/api/v1/tasks")
     assert (refused.status_code, refused.json()["counted_per"]) == (429, "user")
