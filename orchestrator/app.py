@@ -29,6 +29,8 @@ from orchestrator.backends import open_control_signals
 from orchestrator.backends import open_event_bus
 from orchestrator.backends import open_migrated_store
 from orchestrator.bus import EventBus
+from orchestrator.call_limiter import open_call_limiter
+from orchestrator.call_limits import RateLimitInterceptor
 from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.engine.accounts import AccountEngine
@@ -59,6 +61,8 @@ from orchestrator.settings import split_address
 from orchestrator.store.base import Store
 from orchestrator.tokens import TokenIssuer
 from taskgate import dev_bypass
+from taskgate.rate_limits.per_user import PerUserWindows
+from taskgate.redis_keys import KeyNamer
 from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger("orchestrator")
@@ -125,6 +129,7 @@ class Orchestrator:
         servicers: Servicers,
         admin: AdminServer,
         resources: contextlib.AsyncExitStack,
+        call_limits: RateLimitInterceptor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -135,6 +140,7 @@ class Orchestrator:
         self.scheduler = scheduler
         self.servicers = servicers
         self.admin = admin
+        self.call_limits = call_limits
         self.grpc_port = 0
         self.admin_port = 0
         # What build_orchestrator opened, and what start started: each closed in reverse by stop.
@@ -206,7 +212,7 @@ class Orchestrator:
 
         try:
             grpc_server, self.grpc_port = await create_server(
-                self.settings.grpc_addr, self.servicers, _grpc_credentials(self.settings)
+                self.settings.grpc_addr, self.servicers, _grpc_credentials(self.settings), self.call_limits
             )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
@@ -284,6 +290,12 @@ async def build_orchestrator(
     authenticator = ApiKeyAuthenticator(store)
     resources.push_async_callback(authenticator.close)
     callers = CallerResolver(settings.service_token, authenticator)
+    call_limits = None
+    if not settings.rate_limit_disabled:
+        limiter = open_call_limiter(settings.redis_url, settings.redis_timeout_seconds)
+        resources.push_async_callback(limiter.close)
+        windows = PerUserWindows(KeyNamer(settings.service_token), settings.rate_limit_tiers)
+        call_limits = RateLimitInterceptor(callers, windows, limiter, settings.rate_limit_fail_closed)
     admin = AdminServer(
         create_admin_app(
             engines.tasks,
@@ -308,6 +320,7 @@ async def build_orchestrator(
         servicers=_servicers(engines, callers),
         admin=admin,
         resources=resources,
+        call_limits=call_limits,
     )
 
 

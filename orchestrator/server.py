@@ -8,6 +8,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.call_limits import RateLimitInterceptor
 from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
 from orchestrator.scope_enforcement import ScopeInterceptor
@@ -70,16 +71,20 @@ class Servicers:
 
 
 async def create_server(
-    address: str, servicers: Servicers, credentials: grpc.ServerCredentials | None = None
+    address: str,
+    servicers: Servicers,
+    credentials: grpc.ServerCredentials | None = None,
+    call_limits: RateLimitInterceptor | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``address`` (port 0 picks one); return it and its port.
 
-    With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. The server is not
-    started.
+    With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. ``call_limits``
+    limits direct API-key callers (None: not limited). The server is not started.
     """
     interceptors = (
         RpcLogInterceptor(),
         ScopeInterceptor(servicers.callers),
+        *((call_limits,) if call_limits is not None else ()),
     )
     server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=interceptors)
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)

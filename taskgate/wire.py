@@ -27,8 +27,15 @@ SESSION_BUSY = "session_busy"
 # PERMISSION_DENIED: the caller's API key lacks a scope; MISSING_SCOPE (trailing metadata) names it.
 INSUFFICIENT_SCOPE = "insufficient_scope"
 MISSING_SCOPE = "taskgate-missing-scope"
+# RESOURCE_EXHAUSTED: a direct gRPC caller (an API key, not the gateway) is over a rate limit. The
+# trailing metadata also carries RETRY_AFTER (seconds), the window that refused and whose it is,
+# and the rate-limit fields the gateway sends as headers, lower case (x-ratelimit-limit-minute…).
+RATE_LIMITED = "rate_limited"
+RETRY_AFTER = "retry-after"
+RATE_LIMIT_WINDOW = "taskgate-rate-limit-window"
+RATE_LIMIT_COUNTED_PER = "taskgate-rate-limit-counted-per"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY, INSUFFICIENT_SCOPE)
+ERROR_CODES = (SESSION_BUSY, INSUFFICIENT_SCOPE, RATE_LIMITED)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

@@ -66,7 +66,12 @@ class Deployment:
 
     def new_key(self) -> str:
         """Create a user with a key whose windows are still empty."""
-        return create_api_key(self.env, f"limits-{uuid.uuid4().hex[:12]}@example.com")
+        return self.new_keys(1)[0]
+
+    def new_keys(self, count: int) -> list[str]:
+        """Create a user with ``count`` keys, its windows still empty."""
+        email = f"limits-{uuid.uuid4().hex[:12]}@example.com"
+        return [create_api_key(self.env, email) for _ in range(count)]
 
     def stop(self) -> None:
         with concurrent.futures.ThreadPoolExecutor(len(self.gateways) or 1) as pool:
@@ -110,10 +115,12 @@ def fire_in_parallel(requests: list[tuple[str, str, dict]]) -> list[httpx.Respon
         return list(pool.map(send, requests))
 
 
-def test_parallel_requests_through_every_gateway_admit_exactly_the_limit(deployment, gateways) -> None:
-    key = deployment.new_key()
+def test_parallel_requests_with_two_keys_of_a_user_through_every_gateway_admit_exactly_the_limit(
+    deployment, gateways
+) -> None:
+    keys = deployment.new_keys(2)
     requests = [
-        ("GET", gateways[n % len(gateways)].url + "/api/v1/tasks", {"X-API-Key": key})
+        ("GET", gateways[n % len(gateways)].url + "/api/v1/tasks", {"X-API-Key": keys[n // 2 % 2]})
         for n in range(MINUTE_LIMIT + 20)
     ]
     responses = fire_in_parallel(requests)
@@ -125,9 +132,10 @@ def test_parallel_requests_through_every_gateway_admit_exactly_the_limit(deploym
     )
     assert remaining == list(range(MINUTE_LIMIT))
     # Refusals cost nothing: the minute is still exactly full, the hour counts the admitted only.
-    after = httpx.get(gateways[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
-    assert after.status_code == 429
-    assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
+    for key in keys:
+        after = httpx.get(gateways[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
+        assert (after.status_code, after.json()["counted_per"]) == (429, "user")
+        assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
 
 
 def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, gateways) -> None:
@@ -153,6 +161,7 @@ def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, ga
         "error": "Rate limit exceeded",
         "code": "rate_limited",
         "window": "minute",
+        "counted_per": "user",
         "request_id": "limited-1",
     }
     assert 50 <= int(refused.headers["Retry-After"]) <= 60
