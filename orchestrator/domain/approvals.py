@@ -51,6 +51,8 @@ class ApprovalRecord(NewApproval):
     status: ApprovalStatus
     query: str = ""
     decided_by: str = ""
+    # The API key the decider used; empty for an access token, the clock or a cancel.
+    decided_by_api_key_id: str = ""
     decided_at: datetime.datetime | None = None
     feedback: str = ""
     modified_action: Mapping[str, Any] | None = None
@@ -73,3 +75,4 @@ class ApprovalResolution:
     task_status: TaskStatus
     task_error: str
     events: tuple[NewEvent, ...]
+    decided_by_api_key_id: str = ""

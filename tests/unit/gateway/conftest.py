@@ -17,6 +17,7 @@ def settings() -> GatewaySettings:
     return GatewaySettings.from_env(
         {
             "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
             "TASKGATE_MAX_BODY_BYTES": "4096",
             # Tests of 401s answer many; the failure limit has tests of its own.
             "TASKGATE_AUTH_FAILURES_PER_MINUTE": "100000",

@@ -48,6 +48,7 @@ def app_client(orchestrator: FakeOrchestrator, **env: str) -> falcon.testing.Tes
     settings = GatewaySettings.from_env(
         {
             "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
             "TASKGATE_TRUSTED_PROXIES": "127.0.0.1",
             "TASKGATE_AUTH_FAILURES_PER_MINUTE": str(LIMIT),
             "TASKGATE_API_KEY_REJECTION_CACHE_SECONDS": "0",
@@ -135,7 +136,7 @@ def test_failed_logins_count_and_a_refused_address_cannot_log_in_until_the_windo
 
 def test_with_rate_limits_off_failures_are_not_limited() -> None:
     orchestrator = FakeOrchestrator()
-    client = app_client(orchestrator, TASKGATE_ENV="test", TASKGATE_RATE_LIMIT_DISABLED="1")
+    client = app_client(orchestrator, TASKGATE_RATE_LIMIT_DISABLED="1")
     assert {get_tasks(client, "198.51.100.50", random_key()).status_code for _ in range(LIMIT * 3)} == {401}
 
 

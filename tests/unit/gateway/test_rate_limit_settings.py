@@ -12,7 +12,9 @@ from tests.unit.gateway.fakes import SERVICE_TOKEN
 
 
 def settings(**environ: str) -> GatewaySettings:
-    return GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, **environ})
+    return GatewaySettings.from_env(
+        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test", **environ}
+    )
 
 
 def test_the_defaults() -> None:
@@ -82,23 +84,20 @@ def test_switching_the_limiter_off_is_refused_in_production() -> None:
     with pytest.raises(SettingsError, match="TASKGATE_RATE_LIMIT_DISABLED"):
         settings(
             TASKGATE_ENV="production",
-            TASKGATE_SERVICE_TOKEN="x" * 40,
+            TASKGATE_SERVICE_TOKEN=secrets.token_hex(32),
             TASKGATE_JWT_SECRET=secrets.token_hex(32),
             TASKGATE_RATE_LIMIT_DISABLED="1",
         )
 
 
 def test_the_credential_abuse_settings_default_and_are_read() -> None:
-    defaults = GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN})
+    defaults = settings()
     assert (defaults.auth_failures_per_minute, defaults.auth_failures_per_hour) == (20, 100)
     assert defaults.api_key_rejection_cache_seconds == 3.0
-    read = GatewaySettings.from_env(
-        {
-            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
-            "TASKGATE_AUTH_FAILURES_PER_MINUTE": "5",
-            "TASKGATE_AUTH_FAILURES_PER_HOUR": "50",
-            "TASKGATE_API_KEY_REJECTION_CACHE_SECONDS": "0",
-        }
+    read = settings(
+        TASKGATE_AUTH_FAILURES_PER_MINUTE="5",
+        TASKGATE_AUTH_FAILURES_PER_HOUR="50",
+        TASKGATE_API_KEY_REJECTION_CACHE_SECONDS="0",
     )
     assert (read.auth_failures_per_minute, read.auth_failures_per_hour) == (5, 50)
     assert read.api_key_rejection_cache_seconds == 0.0
@@ -108,4 +107,4 @@ def test_the_credential_abuse_settings_default_and_are_read() -> None:
         ("TASKGATE_API_KEY_REJECTION_CACHE_SECONDS", "61"),
     ):
         with pytest.raises(SettingsError, match=name):
-            GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, name: value})
+            settings(**{name: value})
