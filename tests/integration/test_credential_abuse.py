@@ -121,10 +121,11 @@ def test_failed_logins_count_against_the_address_too(shared_gateways):
     assert statuses == [401] * FAILURE_LIMIT + [429] * 3
 
 
-def test_one_bad_key_repeated_reaches_the_orchestrator_once_per_ttl_per_worker(tmp_path):
+def test_one_bad_key_repeated_reaches_the_orchestrator_once_per_ttl_per_worker(tmp_path, redis_server):
     stack = start_stack(
         tmp_path,
         TASKGATE_ENV="test",
+        TASKGATE_REDIS_URL=redis_server.url,
         TASKGATE_API_KEY_REJECTION_CACHE_SECONDS="60",
         TASKGATE_GATEWAY_WORKERS="2",
     )
