@@ -341,6 +341,8 @@ class OrchestratorClient:
             metadata.append((wire.USER_ID, context.principal.user_id))
             metadata.append((wire.TENANT_ID, context.principal.tenant_id))
             metadata.append((wire.ROLE, context.principal.role))
+            if context.principal.api_key_id:
+                metadata.append((wire.API_KEY_ID, context.principal.api_key_id))
         return metadata
 
     def _connection(self) -> _Stubs:

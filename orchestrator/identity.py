@@ -132,6 +132,7 @@ class CallerResolver:
                 user_id=user_id,
                 tenant_id=metadata.get(wire.TENANT_ID, "").strip(),
                 role=metadata.get(wire.ROLE, "").strip() or "user",
+                api_key_id=metadata.get(wire.API_KEY_ID, "").strip(),
             )
         presented = metadata.get(wire.API_KEY)
         if presented:

@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
 from taskgate.environment import split_address
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import read_tiers
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
@@ -134,6 +137,13 @@ class OrchestratorSettings(ServiceSettings):
     schedule_min_interval_seconds: int = 60
     schedule_max_per_user: int = 50
     scheduler_poll_seconds: float = 1.0
+    # The tier table (TASKGATE_RATE_LIMIT_TIERS, as the gateway reads it): here for its token and
+    # cost budgets, which the orchestrator enforces at submission.
+    rate_limit_tiers: Mapping[str, TierLimits] = dataclasses.field(
+        default_factory=lambda: dict(BUILT_IN_TIERS)
+    )
+    # Active (unrevoked, unexpired) API keys one user may hold at once.
+    max_api_keys_per_user: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -183,6 +193,10 @@ class OrchestratorSettings(ServiceSettings):
             ),
             scheduler_poll_seconds=environment.number(
                 "TASKGATE_SCHEDULER_POLL_SECONDS", cls.scheduler_poll_seconds, 0.05, 3600.0
+            ),
+            rate_limit_tiers=read_tiers(environment),
+            max_api_keys_per_user=environment.integer(
+                "TASKGATE_MAX_API_KEYS_PER_USER", cls.max_api_keys_per_user, 1, 10_000
             ),
         )
 

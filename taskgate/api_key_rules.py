@@ -13,6 +13,9 @@ MAX_SCOPES = 20
 SCOPES_RULE = f"at most {MAX_SCOPES} names of 1..64 characters: a-z first, then a-z 0-9 : . _ -"
 # A rate-limit override per minute or per hour.
 MAX_RATE_LIMIT = 1_000_000_000
+# A key's own budgets (as a tier's, taskgate/rate_limit_tiers.py): tokens per minute, USD per day.
+MAX_TOKENS_PER_MINUTE = 1_000_000_000
+MAX_USD_PER_DAY = 1_000_000.0
 _SCOPE = re.compile(r"[a-z][a-z0-9:._\-]{0,63}")
 
 

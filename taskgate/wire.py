@@ -10,6 +10,8 @@ USER_ID = "x-taskgate-user-id"
 TENANT_ID = "x-taskgate-tenant-id"
 ROLE = "x-taskgate-role"
 API_KEY = "x-api-key"
+# The API key a forwarded caller authenticated with (absent for an access token): its budgets apply.
+API_KEY_ID = "x-taskgate-api-key-id"
 REQUEST_ID = "x-request-id"
 TRACEPARENT = "traceparent"
 # Trailing metadata of an INVALID_ARGUMENT naming the invalid request field; the gateway puts it
@@ -20,8 +22,23 @@ INVALID_FIELD = "taskgate-invalid-field"
 ERROR_CODE = "taskgate-error-code"
 # FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
 SESSION_BUSY = "session_busy"
+# FAILED_PRECONDITION: the user holds as many active API keys as allowed.
+API_KEY_LIMIT = "api_key_limit"
+# RESOURCE_EXHAUSTED: the caller's token (per minute) or cost (per UTC day) budget is used up.
+TOKEN_BUDGET_EXCEEDED = "token_budget_exceeded"  # noqa: S105 - an error code, not a secret
+COST_BUDGET_EXCEEDED = "cost_budget_exceeded"
+BUDGET_ERROR_CODES = (TOKEN_BUDGET_EXCEEDED, COST_BUDGET_EXCEEDED)
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY,)
+ERROR_CODES = (SESSION_BUSY, API_KEY_LIMIT, *BUDGET_ERROR_CODES)
+# Trailing metadata of a budget refusal: seconds until it may succeed, and the budget that refused
+# it (its window ``tokens_minute`` | ``cost_day``, whose it is ``user`` | ``key``, its limit, what
+# was used, and the Unix time its window resets). The gateway makes them headers of its 429.
+RETRY_AFTER = "retry-after"
+BUDGET_WINDOW = "taskgate-budget-window"
+BUDGET_SCOPE = "taskgate-budget-scope"
+BUDGET_LIMIT = "taskgate-budget-limit"
+BUDGET_USED = "taskgate-budget-used"
+BUDGET_RESET = "taskgate-budget-reset"
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

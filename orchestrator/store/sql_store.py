@@ -23,6 +23,7 @@ from orchestrator.store.sessions import SessionQueries
 from orchestrator.store.submissions import TaskSubmissions
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
+from orchestrator.store.usage import UsageQueries
 
 #: The channel migration 0013's trigger notifies (on PostgreSQL) when a task becomes QUEUED.
 WORK_QUEUED_CHANNEL = "taskgate_work_queued"
@@ -62,6 +63,7 @@ class SQLStore(Store):
         self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
         self.approvals = ApprovalQueries(database)
+        self.usage = UsageQueries(database)
 
     async def migrate(self) -> list[int]:
         return await self.database.migrate()
@@ -89,6 +91,10 @@ class SQLStore(Store):
     revoke_api_key = answered_by("identity")
     get_tenant_api_key = answered_by("identity")
     set_api_key_rate_limits = answered_by("identity")
+
+    # The usage ledger of the budgets.
+    budget_usage = answered_by("usage")
+    key_usage = answered_by("usage")
 
     # Sessions, their tasks and usage.
     get_session = answered_by("sessions")

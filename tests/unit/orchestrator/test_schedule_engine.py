@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.caller import Caller
 from orchestrator.domain.tasks import TaskFilter
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.schedules import ScheduleDraft
 from orchestrator.engine.schedules import ScheduleEngine
 from orchestrator.engine.schedules import run_task
@@ -17,6 +18,7 @@ from orchestrator.store import sqlite_database
 from orchestrator.store.base import Store
 from orchestrator.store.dialect import encode_text_time
 from orchestrator.store.migrations import load_migrations
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
 
 ALICE = Caller("user-alice", "tenant-a")
 BOB = Caller("user-bob", "tenant-b")
@@ -40,8 +42,10 @@ async def open_store(tmp_path) -> Store:
     return store
 
 
-def engine_of(store, clock, max_per_user: int = 50) -> ScheduleEngine:
-    return ScheduleEngine(store, lambda: None, 60, max_per_user, clock=clock)
+def engine_of(store, clock, max_per_user: int = 50, tiers=BUILT_IN_TIERS) -> ScheduleEngine:
+    return ScheduleEngine(
+        store, lambda: None, 60, max_per_user, BudgetEngine(store, tiers, clock), clock=clock
+    )
 
 
 def test_a_due_run_fires_exactly_once_however_many_engines_look_at_once(tmp_path):
@@ -327,7 +331,18 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
                 " VALUES (?, ?, ?, ?, ?)",
                 (schedule.schedule_id, task_id, due, due, False),
             )
-        await store.create_task(run_task(schedule, "t-1"))
+        # The task of t-1 as the schema of then holds it (today's store writes later columns too).
+        task = run_task(schedule, "t-1")
+        stamp = _stored(START)
+        await store.database.execute(
+            "INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            (task.session_id, task.user_id, task.tenant_id, stamp, stamp),
+        )
+        await store.database.execute(
+            "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+            (task.task_id, task.user_id, task.tenant_id, task.session_id, task.query, task.mode, stamp, stamp),
+        )
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
         applied = await store.migrate()
         unmarked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
