@@ -34,7 +34,9 @@ _BUDGET_USAGE = (
     " WHERE user_id = :user AND minute_start = :minute AND api_key_id = :key) AS key_tokens,"
     " (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_days"
     " WHERE user_id = :user AND day_start = :day AND api_key_id = :key) AS key_cost"
-    " FROM users u LEFT JOIN api_keys k ON k.id = :key AND k.user_id = u.id WHERE u.id = :user"
+    # One row whether or not the user has an account row (a forwarded caller may not).
+    " FROM (SELECT 1 AS one) base LEFT JOIN users u ON u.id = :user"
+    " LEFT JOIN api_keys k ON k.id = :key AND k.user_id = :user"
 )
 
 
@@ -88,8 +90,6 @@ class UsageQueries:
                 "day": dialect.encode_time(windows.day_start),
             },
         )
-        if row is None:
-            return BudgetUsage(tier=None)
         return BudgetUsage(
             tier=row["tier"],
             # PostgreSQL sums bigints as numeric.
