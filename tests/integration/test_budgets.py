@@ -30,13 +30,20 @@ TIERS = {
 }
 
 
-@pytest.fixture(scope="module")
-def budget_stack(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def budget_stack(request, tmp_path_factory):
+    """A stack with the budget tiers, on the embedded default and on PostgreSQL with Redis."""
+    overrides = {}
+    if request.param == "postgres":
+        postgres = request.getfixturevalue("postgres_server")
+        redis = request.getfixturevalue("redis_server")
+        overrides = {"TASKGATE_DATABASE_URL": postgres.create_database(), "TASKGATE_REDIS_URL": redis.url}
     running = start_stack(
-        tmp_path_factory.mktemp("budgets"),
+        tmp_path_factory.mktemp(f"budgets-{request.param}"),
         TASKGATE_ENV="test",
         TASKGATE_RATE_LIMIT_TIERS=json.dumps(TIERS),
         TASKGATE_MAX_API_KEYS_PER_USER=str(MAX_KEYS),
+        **overrides,
     )
     yield running
     running.stop()
@@ -117,6 +124,12 @@ def test_a_user_over_budget_is_refused_until_the_next_minute_others_are_not(budg
     erin_key = create_api_key(budget_stack.env, "erin@example.com")
     with client_of(budget_stack, dave_key) as dave, client_of(budget_stack, erin_key) as erin:
         assert_token_refusal(spend_until_refused(dave), "user", USER_TOKENS_PER_MINUTE)
+        # A session's next turn is a submission like any other. (Refused, or, if the minute has
+        # just ended, admitted: then the next loop below spends the new minute again.)
+        turn = dave.post("/api/v1/tasks", json={"query": "And 3+3?", "session_id": "dave-session"})
+        assert turn.status_code in (200, 429), turn.text
+        if turn.status_code == 429:
+            assert_token_refusal(turn, "user", USER_TOKENS_PER_MINUTE)
         assert erin.post("/api/v1/tasks", json={"query": "What is 2+2?"}).status_code == 200
 
         # A service calling the orchestrator directly with the key is refused the same way.
