@@ -163,6 +163,8 @@ def error_for_rpc(ex: grpc.RpcError) -> ApiError:
                 return insufficient_scope(trailing[wire.MISSING_SCOPE])
             if reason in wire.ERROR_CODES:
                 error.error_code = reason
+            if reason in wire.BUDGET_ERROR_CODES and mapping.status == 429:
+                _describe_budget(error, trailing)
             return error
     return _error_for_mapping(mapping, retry_after=retry_after)
 
@@ -177,6 +179,33 @@ def _retry_after_of(trailing: dict[str, str], status: int) -> dict[str, str] | N
     ):
         return None
     return {"Retry-After": str(int(value))}
+
+
+# A budget refusal's trailing metadata and the response header each becomes (docs/api.md).
+_BUDGET_HEADERS = (
+    (wire.RETRY_AFTER, "Retry-After"),
+    (wire.BUDGET_WINDOW, "X-Budget-Window"),
+    (wire.BUDGET_SCOPE, "X-Budget-Scope"),
+    (wire.BUDGET_LIMIT, "X-Budget-Limit"),
+    (wire.BUDGET_USED, "X-Budget-Used"),
+    (wire.BUDGET_RESET, "X-Budget-Reset"),
+)
+_BUDGET_WINDOWS = ("tokens_minute", "cost_day")
+_BUDGET_VALUE = re.compile(r"[A-Za-z0-9_.]{1,32}")
+
+
+def _describe_budget(error: ApiError, trailing: dict[str, str]) -> None:
+    """Give a budget's 429 its ``window`` in the body and the budget's headers (well-formed values only)."""
+    headers = {
+        header: trailing[key]
+        for key, header in _BUDGET_HEADERS
+        if _BUDGET_VALUE.fullmatch(trailing.get(key, "")) is not None
+    }
+    headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
+    error.headers = headers
+    window = trailing.get(wire.BUDGET_WINDOW)
+    if window in _BUDGET_WINDOWS:
+        error.fields = {"window": window}
 
 
 def _trailing_metadata(ex: grpc.RpcError) -> dict[str, str]:

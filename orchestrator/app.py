@@ -37,6 +37,7 @@ from orchestrator.domain.login_throttle import LoginBackoff
 from orchestrator.engine.accounts import AccountEngine
 from orchestrator.engine.api_keys import ApiKeyEngine
 from orchestrator.engine.approvals import ApprovalEngine
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.engine.scheduler import Scheduler
 from orchestrator.engine.schedules import ScheduleEngine
@@ -89,6 +90,7 @@ class Engines:
     api_keys: ApiKeyEngine
     approvals: ApprovalEngine
     schedules: ScheduleEngine
+    budgets: BudgetEngine
 
 
 def build_account_engines(settings: OrchestratorSettings, store: Store) -> AccountEngines:
@@ -100,7 +102,10 @@ def build_account_engines(settings: OrchestratorSettings, store: Store) -> Accou
         settings.login_throttle_base_seconds,
         settings.login_throttle_max_seconds,
     )
-    return AccountEngines(AccountEngine(store, passwords, tokens, backoff), ApiKeyEngine(store))
+    return AccountEngines(
+        AccountEngine(store, passwords, tokens, backoff),
+        ApiKeyEngine(store, settings.max_api_keys_per_user, settings.rate_limit_tiers),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -284,15 +289,21 @@ async def build_orchestrator(
     # Work queued by any replica (on PostgreSQL) wakes this pool at once; polling is the fallback.
     store.on_work_queued(pool.wake)
     account_engines = build_account_engines(settings, store)
+    budgets = BudgetEngine(store, settings.rate_limit_tiers)
     engines = Engines(
-        tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals),
+        tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals, budgets),
         sessions=SessionEngine(store),
         accounts=account_engines.accounts,
         api_keys=account_engines.api_keys,
         approvals=ApprovalEngine(store, bus, pool.wake, settings.approval_timeout_seconds),
         schedules=ScheduleEngine(
-            store, pool.wake, settings.schedule_min_interval_seconds, settings.schedule_max_per_user
+            store,
+            pool.wake,
+            settings.schedule_min_interval_seconds,
+            settings.schedule_max_per_user,
+            budgets,
         ),
+        budgets=budgets,
     )
     authenticator = ApiKeyAuthenticator(store)
     resources.push_async_callback(authenticator.close)
@@ -348,7 +359,7 @@ def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
     return Servicers(
         tasks=TaskServiceServicer(engines.tasks, callers),
         events=EventServiceServicer(engines.tasks, callers),
-        auth=AuthServiceServicer(callers, engines.accounts, engines.api_keys),
+        auth=AuthServiceServicer(callers, engines.accounts, engines.api_keys, engines.budgets),
         sessions=SessionServiceServicer(engines.sessions, callers),
         approvals=ApprovalServiceServicer(engines.approvals, callers),
         schedules=ScheduleServiceServicer(engines.schedules, callers),

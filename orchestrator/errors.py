@@ -4,6 +4,8 @@ The gRPC layer turns each kind into one status code (``orchestrator.services.sta
 message travels as the status details, so it never carries exception text, SQL or a path.
 """
 
+import datetime
+
 
 class OrchestratorError(Exception):
     """Base of the errors a client may see; ``public_message`` is safe to show."""
@@ -98,6 +100,41 @@ class ApiKeyNotFoundError(NotFoundError):
     """The API key is missing or not the caller's (or, for an admin, not of the caller's tenant)."""
 
     default_message = "API key not found"
+
+
+class ApiKeyLimitError(OrchestratorError):
+    """The user holds as many active API keys as allowed (``TASKGATE_MAX_API_KEYS_PER_USER``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"A user may hold at most {limit} active API keys; revoke one first")
+
+
+class BudgetExceededError(OrchestratorError):
+    """The caller's token or cost budget (a key's own, or its user's) is used up until its window resets.
+
+    ``window`` is ``tokens_minute`` or ``cost_day``, ``scope`` ``key`` or ``user``; ``limit`` and
+    ``used`` are tokens or USD; ``resets_at`` is when the window ends, ``retry_after`` the whole
+    seconds until then. They travel as trailing metadata (``orchestrator.services.status``).
+    """
+
+    def __init__(
+        self,
+        window: str,
+        scope: str,
+        limit: float,
+        used: float,
+        resets_at: datetime.datetime,
+        retry_after: int,
+    ) -> None:
+        what = "token budget per minute" if window == "tokens_minute" else "cost budget per day"
+        whose = "this API key's" if scope == "key" else "the user's"
+        super().__init__(f"Over {whose} {what}; try again when it resets")
+        self.window = window
+        self.scope = scope
+        self.limit = limit
+        self.used = used
+        self.resets_at = resets_at
+        self.retry_after = retry_after
 
 
 class PermissionDeniedError(OrchestratorError):

@@ -143,7 +143,8 @@ class OrchestratorSettings(ServiceSettings):
     tls: ServerTls | None = None
     # Direct gRPC callers with an API key are limited like HTTP callers (orchestrator.call_limits):
     # the same tiers, in the same Redis windows when redis_url is set (waiting at most
-    # redis_timeout_seconds for it), with the gateway's fail-closed and off switches.
+    # redis_timeout_seconds for it), with the gateway's fail-closed and off switches. The tiers'
+    # token and cost budgets are enforced here, at submission (orchestrator.engine.budgets).
     rate_limit_tiers: Mapping[str, TierLimits] = dataclasses.field(
         default_factory=lambda: dict(BUILT_IN_TIERS)
     )
@@ -157,6 +158,8 @@ class OrchestratorSettings(ServiceSettings):
     login_throttle_base_seconds: float = 2.0
     login_throttle_max_seconds: float = 900.0
     password_queue_limit: int = 32
+    # Active (unrevoked, unexpired) API keys one user may hold at once.
+    max_api_keys_per_user: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -226,6 +229,9 @@ class OrchestratorSettings(ServiceSettings):
             ),
             password_queue_limit=environment.integer(
                 "TASKGATE_PASSWORD_QUEUE_LIMIT", cls.password_queue_limit, 0, 100_000
+            ),
+            max_api_keys_per_user=environment.integer(
+                "TASKGATE_MAX_API_KEYS_PER_USER", cls.max_api_keys_per_user, 1, 10_000
             ),
         )
 

@@ -16,6 +16,9 @@ MAX_SCOPES = len(ALL_SCOPES)
 SCOPES_RULE = f"distinct names among {', '.join(ALL_SCOPES)} (none: full access)"
 # A rate-limit override per minute or per hour.
 MAX_RATE_LIMIT = 1_000_000_000
+# A key's own budgets (as a tier's, taskgate/rate_limit_tiers.py): tokens per minute, USD per day.
+MAX_TOKENS_PER_MINUTE = 1_000_000_000
+MAX_USD_PER_DAY = 1_000_000.0
 
 
 def valid_scopes(scopes: Sequence[object]) -> bool:

@@ -38,8 +38,29 @@ RATE_LIMIT_WINDOW = "taskgate-rate-limit-window"
 RATE_LIMIT_COUNTED_PER = "taskgate-rate-limit-counted-per"
 # RESOURCE_EXHAUSTED: too many consecutive failed logins for the email; try again after RETRY_AFTER.
 LOGIN_THROTTLED = "login_throttled"
+# FAILED_PRECONDITION: the user holds as many active API keys as allowed.
+API_KEY_LIMIT = "api_key_limit"
+# RESOURCE_EXHAUSTED: the caller's token (per minute) or cost (per UTC day) budget is used up.
+TOKEN_BUDGET_EXCEEDED = "token_budget_exceeded"  # noqa: S105 - an error code, not a secret
+COST_BUDGET_EXCEEDED = "cost_budget_exceeded"
+BUDGET_ERROR_CODES = (TOKEN_BUDGET_EXCEEDED, COST_BUDGET_EXCEEDED)
+# Trailing metadata of a budget refusal: seconds until it may succeed, and the budget that refused
+# it (its window ``tokens_minute`` | ``cost_day``, whose it is ``user`` | ``key``, its limit, what
+# was used, and the Unix time its window resets). The gateway makes them headers of its 429.
+BUDGET_WINDOW = "taskgate-budget-window"
+BUDGET_SCOPE = "taskgate-budget-scope"
+BUDGET_LIMIT = "taskgate-budget-limit"
+BUDGET_USED = "taskgate-budget-used"
+BUDGET_RESET = "taskgate-budget-reset"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY, INSUFFICIENT_SCOPE, RATE_LIMITED, LOGIN_THROTTLED)
+ERROR_CODES = (
+    SESSION_BUSY,
+    INSUFFICIENT_SCOPE,
+    RATE_LIMITED,
+    LOGIN_THROTTLED,
+    API_KEY_LIMIT,
+    *BUDGET_ERROR_CODES,
+)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

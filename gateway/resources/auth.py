@@ -5,6 +5,7 @@ their answers and a new key's carry ``Cache-Control: no-store``, as tokens and k
 cached. A key's secret appears in one answer only, the one that created it.
 """
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 from typing import Protocol
@@ -88,6 +89,29 @@ def api_key(key: auth_pb2.ApiKey) -> dict[str, Any]:
         "is_active": key.is_active,
         "rate_limit_per_minute": key.rate_limit_per_minute or None,
         "rate_limit_per_hour": key.rate_limit_per_hour or None,
+        "budgets": budgets(key.budgets),
+    }
+
+
+def budgets(message: auth_pb2.UsageBudgets) -> dict[str, dict[str, Any]]:
+    """Return a user's or a key's budgets as ``/auth/me`` and the key list show them.
+
+    ``tokens_minute`` counts the model tokens of the current UTC minute, ``cost_day`` the USD of the
+    current UTC day; ``limit`` and ``remaining`` are null where there is no such budget.
+    """
+    return {
+        "tokens_minute": _budget(message.tokens_per_minute, round),
+        "cost_day": _budget(message.usd_per_day, lambda value: round(value, 6)),
+    }
+
+
+def _budget(budget: auth_pb2.Budget, number: Callable[[float], float]) -> dict[str, Any]:
+    limit = budget.limit
+    return {
+        "limit": number(limit) if limit > 0 else None,
+        "used": number(budget.used),
+        "remaining": number(max(limit - budget.used, 0)) if limit > 0 else None,
+        "reset": timestamp(budget, "resets_at"),
     }
 
 
@@ -174,7 +198,7 @@ class RefreshResource:
 
 
 class CurrentUserResource:
-    """``/api/v1/auth/me``: the caller's account and what is left of its rate limits."""
+    """``/api/v1/auth/me``: the caller's account and what is left of its rate limits and budgets."""
 
     def __init__(self, orchestrator: AuthApi, tiers: Mapping[str, TierLimits]) -> None:
         self._orchestrator = orchestrator
@@ -192,6 +216,8 @@ class CurrentUserResource:
             "role": user.role,
             "tier": user.tier,
             "rate_limits": rate_limits(req.context.get("rate_limit"), req.context.principal, self._tiers),
+            "budgets": budgets(user.budgets),
+            "key_budgets": budgets(user.key_budgets) if user.HasField("key_budgets") else None,
         }
 
 
@@ -219,6 +245,7 @@ class ApiKeysResource:
             "created_at": timestamp(response.key, "created_at"),
             "expires_at": timestamp(response.key, "expires_at"),
             "scopes": list(response.key.scopes),
+            "budgets": budgets(response.key.budgets),
         }
         _no_store(resp)
 

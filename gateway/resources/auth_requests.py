@@ -18,6 +18,8 @@ from taskgate.account_rules import printable
 from taskgate.api_key_rules import MAX_DESCRIPTION_CHARACTERS
 from taskgate.api_key_rules import MAX_NAME_CHARACTERS
 from taskgate.api_key_rules import MAX_RATE_LIMIT
+from taskgate.api_key_rules import MAX_TOKENS_PER_MINUTE
+from taskgate.api_key_rules import MAX_USD_PER_DAY
 from taskgate.api_key_rules import SCOPES_RULE
 from taskgate.api_key_rules import valid_scopes
 from taskgate.orchestrator.v1 import auth_pb2
@@ -109,6 +111,18 @@ def create_key_request(body: dict[str, Any]) -> auth_pb2.CreateApiKeyRequest:
             request.scopes.extend(scopes)
         else:
             errors.add("scopes", f"must be a list of {SCOPES_RULE}")
+    tokens = body.get("tokens_per_minute")
+    if tokens is not None:
+        if type(tokens) is int and 1 <= tokens <= MAX_TOKENS_PER_MINUTE:
+            request.tokens_per_minute = tokens
+        else:
+            errors.add("tokens_per_minute", f"must be a whole number from 1 to {MAX_TOKENS_PER_MINUTE}")
+    usd = body.get("usd_per_day")
+    if usd is not None:
+        if type(usd) in (int, float) and 0 < usd <= MAX_USD_PER_DAY:
+            request.usd_per_day = usd
+        else:
+            errors.add("usd_per_day", f"must be a number above 0 and at most {MAX_USD_PER_DAY:g}")
     errors.raise_if_any()
     return request
 

@@ -39,6 +39,9 @@ class ApiKeyRecord:
     # Overrides of the tier's limits an admin set on this key; None: the tier's.
     rate_limit_per_minute: int | None = None
     rate_limit_per_hour: int | None = None
+    # The key's own budgets, inside its user's (orchestrator/engine/budgets.py); None: none.
+    tokens_per_minute: int | None = None
+    usd_per_day: float | None = None
 
     def is_usable(self, now: datetime.datetime) -> bool:
         """Whether the key is neither revoked nor expired at ``now``."""
@@ -57,6 +60,8 @@ class NewApiKey:
     description: str = ""
     scopes: tuple[str, ...] = ()
     expires_at: datetime.datetime | None = None
+    tokens_per_minute: int | None = None
+    usd_per_day: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

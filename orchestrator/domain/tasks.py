@@ -57,6 +57,8 @@ class NewTask:
     # What this turn does to the session's turns still active (``orchestrator.domain.turns``):
     # enqueue, reject, interrupt or rollback.
     multitask_strategy: str = "enqueue"
+    # The API key it was submitted with ('' for none): its usage counts against that key's budgets.
+    api_key_id: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

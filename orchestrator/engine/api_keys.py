@@ -1,5 +1,9 @@
 """The API-key engine: a caller's own keys (list, create, revoke) and an admin's rate-limit overrides.
 
+A user holds at most ``TASKGATE_MAX_API_KEYS_PER_USER`` active keys (ApiKeyLimitError beyond, counted
+in the insert's transaction, so exactly). A key may carry budgets of its own (tokens per minute, USD
+per day), no larger than its user's tier's where that has one (``orchestrator/engine/budgets.py``).
+
 A key of someone else is ApiKeyNotFoundError exactly like a missing one. Rate-limit overrides are
 set by an ``admin`` or ``owner`` (the role stored for the caller's account, not the one a token
 carries) on any key of their own tenant; a key of another tenant is not found, a ``user`` is
@@ -10,6 +14,7 @@ An operator may also give an account a key chosen outside (the development key o
 import dataclasses
 import datetime
 import logging
+from collections.abc import Mapping
 
 from orchestrator.caller import Caller
 from orchestrator.domain.accounts import ApiKeyRecord
@@ -26,6 +31,8 @@ from taskgate.account_rules import printable
 from taskgate.api_key_rules import MAX_DESCRIPTION_CHARACTERS
 from taskgate.api_key_rules import MAX_NAME_CHARACTERS
 from taskgate.api_key_rules import MAX_RATE_LIMIT
+from taskgate.api_key_rules import MAX_TOKENS_PER_MINUTE
+from taskgate.api_key_rules import MAX_USD_PER_DAY
 from taskgate.api_key_rules import SCOPES_RULE
 from taskgate.api_key_rules import valid_scopes
 from taskgate.api_keys import generate_api_key
@@ -33,6 +40,8 @@ from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import tier_limits
 from taskgate.rfc3339 import utc_now
 from taskgate.scopes import scope_beyond
 
@@ -51,6 +60,9 @@ class KeyRequest:
     description: str = ""
     scopes: tuple[str, ...] = ()
     expires_at: datetime.datetime | None = None
+    # The key's own budgets inside its user's (None: none): tokens per minute, USD per UTC day.
+    tokens_per_minute: int | None = None
+    usd_per_day: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +84,11 @@ class RateLimitChange:
 class ApiKeyEngine:
     """Manages the caller's API keys."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_keys_per_user: int, tiers: Mapping[str, TierLimits]) -> None:
+        """``max_keys_per_user``: active keys a user may hold; ``tiers``: the budgets a key's stay within."""
         self._store = store
+        self._max_keys_per_user = max_keys_per_user
+        self._tiers = tiers
 
     async def list_keys(self, caller: Caller) -> list[ApiKeyRecord]:
         """Return the caller's keys, revoked and expired ones included, newest first."""
@@ -139,6 +154,7 @@ class ApiKeyEngine:
         """Check a new key's fields and store its prefix and hash for the caller."""
         _check_key_request(request, utc_now())
         user = await self._account(caller)
+        _check_key_budgets(request, tier_limits(self._tiers, user.tier))
         new_key = NewApiKey(
             request.name,
             lookup_prefix(api_key),
@@ -146,8 +162,10 @@ class ApiKeyEngine:
             description=request.description,
             scopes=request.scopes,
             expires_at=request.expires_at,
+            tokens_per_minute=request.tokens_per_minute,
+            usd_per_day=request.usd_per_day,
         )
-        record = await self._store.create_api_key(user, new_key)
+        record = await self._store.create_api_key(user, new_key, self._max_keys_per_user)
         logger.info("api key created", extra={"user_id": user.id, "api_key_id": record.id})
         return record
 
@@ -180,3 +198,28 @@ def _check_key_request(request: KeyRequest, now: datetime.datetime) -> None:
         raise InvalidArgumentError("scopes", f"scopes must be {SCOPES_RULE}")
     if request.expires_at is not None and request.expires_at <= now:
         raise InvalidArgumentError("expires_at", "expires_at must be in the future")
+
+
+def _check_key_budgets(request: KeyRequest, user_limits: TierLimits) -> None:
+    """Raise InvalidArgumentError unless the key's budgets are in range and within its user's."""
+    tokens, usd = request.tokens_per_minute, request.usd_per_day
+    if tokens is not None:
+        if type(tokens) is not int or not 1 <= tokens <= MAX_TOKENS_PER_MINUTE:
+            raise InvalidArgumentError(
+                "tokens_per_minute",
+                f"tokens_per_minute must be a whole number from 1 to {MAX_TOKENS_PER_MINUTE}",
+            )
+        if user_limits.tokens_per_minute and tokens > user_limits.tokens_per_minute:
+            raise InvalidArgumentError(
+                "tokens_per_minute",
+                f"tokens_per_minute must not exceed the user's budget of {user_limits.tokens_per_minute}",
+            )
+    if usd is not None:
+        if not isinstance(usd, float | int) or isinstance(usd, bool) or not 0 < usd <= MAX_USD_PER_DAY:
+            raise InvalidArgumentError(
+                "usd_per_day", f"usd_per_day must be a number above 0 and at most {MAX_USD_PER_DAY:g}"
+            )
+        if user_limits.usd_per_day and usd > user_limits.usd_per_day:
+            raise InvalidArgumentError(
+                "usd_per_day", f"usd_per_day must not exceed the user's budget of {user_limits.usd_per_day:g}"
+            )

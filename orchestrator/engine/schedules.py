@@ -4,6 +4,8 @@ Every call of the API is scoped to the caller: another user's schedule is report
 missing one (ScheduleNotFoundError). ``fire_due`` is what each replica's scheduler loop calls: a
 due run is claimed by a compare-and-set on the schedule's next_run_at, so it fires exactly once
 however many replicas look at once, and runs missed while nothing ran fire once, not once per tick.
+A run due while its owner is over a token or cost budget waits (unclaimed) until the budget allows
+it, then fires once; a manual trigger over budget is refused like a submission.
 A run's task is stored in the same transaction as its claim (or a manual run's row).
 """
 
@@ -23,6 +25,7 @@ from orchestrator.domain.schedules import ScheduleRecord
 from orchestrator.domain.schedules import ScheduleRun
 from orchestrator.domain.tasks import NewTask
 from orchestrator.engine import schedule_rules
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.submission import validate_submission
 from orchestrator.errors import InvalidArgumentError
@@ -91,9 +94,11 @@ class ScheduleEngine:
         wake_workers: Callable[[], None],
         min_interval_seconds: int,
         max_per_user: int,
+        budgets: BudgetEngine,
         clock: Callable[[], datetime.datetime] = utc_now,
     ) -> None:
         self._store = store
+        self._budgets = budgets
         self._wake_workers = wake_workers
         self._min_interval = min_interval_seconds
         self._max_per_user = max_per_user
@@ -187,6 +192,7 @@ class ScheduleEngine:
     async def trigger(self, caller: Caller, schedule_id: str) -> str:
         """Start one run now, whatever the status, leaving next_run_at alone; return its task id."""
         schedule = await self.get(caller, schedule_id)
+        await self._budgets.admit(caller)
         task = run_task(schedule, new_task_id())
         if not await self._store.add_manual_run(schedule_id, caller.user_id, task, self._clock()):
             raise ScheduleNotFoundError()
@@ -221,6 +227,10 @@ class ScheduleEngine:
                 logger.exception(
                     "schedule cannot compute its next run", extra={"schedule_id": schedule.schedule_id}
                 )
+                continue
+            if await self._budgets.refusal(Caller(schedule.user_id, schedule.tenant_id), now) is not None:
+                # Left due: it fires once its owner's budget allows again (ticks missed meanwhile
+                # are not made up, as for a run missed while nothing ran).
                 continue
             task = run_task(schedule, new_task_id())
             claimed = await self._store.claim_schedule_run(

@@ -20,6 +20,7 @@ from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.turns import DEFAULT_MULTITASK_STRATEGY
 from orchestrator.domain.turns import MULTITASK_OPTION
 from orchestrator.engine.approvals import pending_approval
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.continuation import session_token_budget
 from orchestrator.engine.recorder import apply_transition
 from orchestrator.engine.submission import TaskSubmission
@@ -54,17 +55,20 @@ class TaskEngine:
         wake_workers: Callable[[], None],
         stream_buffer: int,
         signals: ControlSignals,
+        budgets: BudgetEngine,
     ) -> None:
         self._store = store
+        self._budgets = budgets
         self._bus = bus
         self._wake_workers = wake_workers
         self._stream_buffer = stream_buffer
         self._signals = signals
 
     async def submit(self, caller: Caller, submission: TaskSubmission) -> TaskRecord:
-        """Check a task and queue it as the next turn of its session, creating the session if needed."""
+        """Check a task and the caller's budgets, and queue it as the next turn of its session."""
         valid = validate_submission(submission)
         token_budget = session_token_budget(submission.token_budget, valid.context)
+        await self._budgets.admit(caller)
         return await self.submit_turn(
             NewTask(
                 task_id=new_task_id(),
@@ -77,6 +81,7 @@ class TaskEngine:
                 options=valid.options,
                 session_token_budget=token_budget,
                 multitask_strategy=valid.options.get(MULTITASK_OPTION, DEFAULT_MULTITASK_STRATEGY),
+                api_key_id=caller.api_key_id,
             )
         )
 

@@ -8,11 +8,13 @@ import datetime
 
 import grpc
 
+from orchestrator.domain.budgets import key_budgets
 from orchestrator.engine.accounts import AccountEngine
 from orchestrator.engine.accounts import RegistrationForm
 from orchestrator.engine.api_keys import ApiKeyEngine
 from orchestrator.engine.api_keys import KeyRequest
 from orchestrator.engine.api_keys import RateLimitChange
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.identity import CallerResolver
 from orchestrator.services.auth_messages import api_key_to_proto
@@ -31,10 +33,13 @@ INVALID_KEY_MESSAGE = "Invalid API key"
 class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
     """Credential checks on behalf of the gateway, accounts, and the caller's keys."""
 
-    def __init__(self, callers: CallerResolver, accounts: AccountEngine, api_keys: ApiKeyEngine) -> None:
+    def __init__(
+        self, callers: CallerResolver, accounts: AccountEngine, api_keys: ApiKeyEngine, budgets: BudgetEngine
+    ) -> None:
         self._callers = callers
         self._accounts = accounts
         self._api_keys = api_keys
+        self._budgets = budgets
 
     @unary_errors
     async def ValidateApiKey(  # noqa: N802 (gRPC method names are PascalCase)
@@ -84,21 +89,26 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetCurrentUser(  # noqa: N802
         self, request: auth_pb2.GetCurrentUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.GetCurrentUserResponse:
-        """Describe the caller's account."""
+        """Describe the caller's account, with its budgets (and its key's) and what is used of them."""
         caller = await self._callers.resolve_call(context)
-        return current_user_to_proto(await self._accounts.current_user(caller))
+        user = await self._accounts.current_user(caller)
+        return current_user_to_proto(user, await self._budgets.budgets(caller))
 
     @unary_errors
     async def ListApiKeys(  # noqa: N802
         self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
-        """List the caller's keys, newest first, without their secrets."""
+        """List the caller's keys, newest first, without their secrets, with their budgets' usage."""
         caller = await self._callers.resolve_call(context)
         keys = await self._api_keys.list_keys(caller)
+        usage, windows = await self._budgets.key_usage(caller)
         now = utc_now()
-        return auth_pb2.ListApiKeysResponse(
-            keys=[api_key_to_proto(key, now) for key in keys], total=len(keys)
-        )
+        messages = []
+        for key in keys:
+            tokens, cost = usage.get(key.id, (0, 0.0))
+            budgets = key_budgets(key.tokens_per_minute, key.usd_per_day, tokens, cost, windows)
+            messages.append(api_key_to_proto(key, now, budgets))
+        return auth_pb2.ListApiKeysResponse(keys=messages, total=len(keys))
 
     @unary_errors
     async def CreateApiKey(  # noqa: N802
@@ -109,7 +119,14 @@ class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
         expires_at = (
             request.expires_at.ToDatetime(tzinfo=datetime.UTC) if request.HasField("expires_at") else None
         )
-        key_request = KeyRequest(request.name, request.description, tuple(request.scopes), expires_at)
+        key_request = KeyRequest(
+            request.name,
+            request.description,
+            tuple(request.scopes),
+            expires_at,
+            tokens_per_minute=request.tokens_per_minute if request.HasField("tokens_per_minute") else None,
+            usd_per_day=request.usd_per_day if request.HasField("usd_per_day") else None,
+        )
         created = await self._api_keys.create_key(caller, key_request)
         return auth_pb2.CreateApiKeyResponse(
             key=api_key_to_proto(created.record, utc_now()), api_key=created.api_key

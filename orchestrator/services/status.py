@@ -11,7 +11,10 @@ from typing import TypeVar
 
 import grpc
 
+from orchestrator.domain.budgets import TOKENS_MINUTE
 from orchestrator.errors import AlreadyExistsError
+from orchestrator.errors import ApiKeyLimitError
+from orchestrator.errors import BudgetExceededError
 from orchestrator.errors import InsufficientScopeError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import LoginThrottledError
@@ -37,6 +40,7 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (LoginThrottledError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (BudgetExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 # Errors a client must tell apart from the others of their status code: each one's reason travels
@@ -45,6 +49,7 @@ _STATUS_CODES: tuple[tuple[type[OrchestratorError], grpc.StatusCode], ...] = (
 _ERROR_CODES: tuple[tuple[type[OrchestratorError], str], ...] = (
     (SessionBusyError, wire.SESSION_BUSY),
     (LoginThrottledError, wire.LOGIN_THROTTLED),
+    (ApiKeyLimitError, wire.API_KEY_LIMIT),
 )
 
 Response = TypeVar("Response")
@@ -68,6 +73,8 @@ def trailing_metadata(error: OrchestratorError) -> tuple[tuple[str, str], ...]:
         return ((wire.INVALID_FIELD, error.field),)
     if isinstance(error, InsufficientScopeError):
         return ((wire.ERROR_CODE, wire.INSUFFICIENT_SCOPE), (wire.MISSING_SCOPE, error.scope))
+    if isinstance(error, BudgetExceededError):
+        return budget_metadata(error)
     metadata: list[tuple[str, str]] = []
     for error_type, reason in _ERROR_CODES:
         if isinstance(error, error_type):
@@ -77,6 +84,27 @@ def trailing_metadata(error: OrchestratorError) -> tuple[tuple[str, str], ...]:
     if retry_after is not None:
         metadata.append((wire.RETRY_AFTER, str(retry_after)))
     return tuple(metadata)
+
+
+def budget_metadata(error: BudgetExceededError) -> tuple[tuple[str, str], ...]:
+    """Return a budget refusal's reason, when to retry, and the budget that refused it."""
+    reason = wire.TOKEN_BUDGET_EXCEEDED if error.window == TOKENS_MINUTE else wire.COST_BUDGET_EXCEEDED
+    return (
+        (wire.ERROR_CODE, reason),
+        (wire.RETRY_AFTER, str(error.retry_after)),
+        (wire.BUDGET_WINDOW, error.window),
+        (wire.BUDGET_SCOPE, error.scope),
+        (wire.BUDGET_LIMIT, _number(error.limit)),
+        (wire.BUDGET_USED, _number(error.used)),
+        (wire.BUDGET_RESET, str(int(error.resets_at.timestamp()))),
+    )
+
+
+def _number(value: float) -> str:
+    """Return tokens as a whole number and USD to the millionth, without exponent or trailing zeros."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:

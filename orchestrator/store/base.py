@@ -23,6 +23,7 @@ from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.budgets import BudgetUsage
 from orchestrator.domain.login_throttle import LoginBackoff
 from orchestrator.domain.login_throttle import LoginFailure
 from orchestrator.domain.schedules import RunClaim
@@ -89,8 +90,12 @@ class Store(abc.ABC):
         """Return a user by email (compared case-insensitively)."""
 
     @abc.abstractmethod
-    async def create_api_key(self, user: UserRecord, key: NewApiKey) -> ApiKeyRecord:
-        """Store a new key's prefix and hash for a user."""
+    async def create_api_key(self, user: UserRecord, key: NewApiKey, max_active: int = 0) -> ApiKeyRecord:
+        """Store a new key's prefix and hash for a user.
+
+        With ``max_active`` > 0, a user who already holds that many active (unrevoked, unexpired)
+        keys gets ApiKeyLimitError and nothing is stored, exactly even when keys are created at once.
+        """
 
     @abc.abstractmethod
     async def find_api_keys(self, key_prefix: str) -> list[tuple[ApiKeyRecord, UserRecord]]:
@@ -135,6 +140,21 @@ class Store(abc.ABC):
         someone else's hands) revokes every token of its family, the current one included. Two
         rotations of one token at once are one use and one reuse, never two uses.
         """
+
+    # The usage ledger of the budgets (store/usage.py); finish_task records a task's usage in it.
+
+    @abc.abstractmethod
+    async def budget_usage(self, user_id: str, api_key_id: str, now: datetime.datetime) -> BudgetUsage:
+        """Return the user's tier and the key's budgets, with what each used now: one indexed read.
+
+        Used means the tokens recorded in the UTC minute of ``now`` and the cost in its UTC day.
+        ``tier`` is None for a user without an account row; ``api_key_id`` '' (or another user's
+        key) reads no key.
+        """
+
+    @abc.abstractmethod
+    async def key_usage(self, user_id: str, now: datetime.datetime) -> dict[str, tuple[int, float]]:
+        """Return the tokens this UTC minute and the cost this UTC day of each of the user's keys."""
 
     @abc.abstractmethod
     async def list_api_keys(self, user_id: str) -> list[ApiKeyRecord]:

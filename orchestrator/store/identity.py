@@ -1,8 +1,8 @@
 """Users, API keys, accounts and refresh tokens.
 
-They read the schema of migrations 0001 and 0004: users with their password hash, keys with their
-description, scopes and rate-limit overrides, and refresh tokens in families (and, on PostgreSQL,
-the insertion order of keys of migration 0009, which SQLite's rowid gives). Emails are compared
+They read the schema of migrations 0001, 0004 and 0016: users with their password hash, keys with
+their description, scopes, rate-limit overrides and budgets, and refresh tokens in families (and,
+on PostgreSQL, the insertion order of keys of migration 0009, which SQLite's rowid gives). Emails are compared
 case-insensitively through ``dialect.email_equals`` (the column's NOCASE collation on SQLite,
 ``lower()`` on PostgreSQL, as each database's unique index does). A refresh token is rotated in one
 transaction that holds its row (``FOR UPDATE`` on PostgreSQL; SQLite's single writer already runs
@@ -22,6 +22,7 @@ from orchestrator.domain.accounts import RefreshRotation
 from orchestrator.domain.accounts import UserCredentials
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import AlreadyExistsError
+from orchestrator.errors import ApiKeyLimitError
 from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Statements
@@ -40,7 +41,8 @@ USER_COLUMNS = "id, tenant_id, email, username, role, tier, created_at, name"
 # The columns of an ApiKeyRecord (not PostgreSQL's ``position``, which only orders them).
 API_KEY_COLUMNS = (
     "id, user_id, tenant_id, name, key_prefix, key_hash, created_at, last_used_at, expires_at,"
-    " revoked_at, description, scopes_json, rate_limit_per_minute, rate_limit_per_hour"
+    " revoked_at, description, scopes_json, rate_limit_per_minute, rate_limit_per_hour,"
+    " tokens_per_minute, usd_per_day"
 )
 
 
@@ -137,12 +139,32 @@ class IdentityQueries:
 
     # API keys.
 
-    async def create_api_key(self, user: UserRecord, key: NewApiKey) -> ApiKeyRecord:
-        """Insert the key on its own; a unique violation (the key exists) is AlreadyExistsError."""
-        record = _api_key_record(user, key, utc_now())
+    async def create_api_key(self, user: UserRecord, key: NewApiKey, max_active: int = 0) -> ApiKeyRecord:
+        """Count the user's active keys and insert the new one in one transaction.
+
+        With ``max_active`` > 0, a user holding that many unrevoked, unexpired keys gets
+        ApiKeyLimitError and nothing is stored. On PostgreSQL the user's row is locked first, so
+        creations for one user take turns and the count is exact (SQLite has one writer already).
+        A unique violation (the key exists) is AlreadyExistsError.
+        """
+        dialect = self._db.dialect
+        now = utc_now()
+        record = _api_key_record(user, key, now)
         try:
-            await _insert_api_key(self._db, self._db.dialect, record)
-        except self._db.dialect.unique_violation as ex:
+            async with self._db.transaction() as transaction:
+                if max_active > 0:
+                    await transaction.fetch_one(
+                        f"SELECT id FROM users WHERE id = ?{dialect.for_update}", (user.id,)
+                    )
+                    active = await transaction.fetch_one(
+                        "SELECT COUNT(*) AS active FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"
+                        " AND (expires_at IS NULL OR expires_at > ?)",
+                        (user.id, dialect.encode_time(now)),
+                    )
+                    if active["active"] >= max_active:
+                        raise ApiKeyLimitError(max_active)
+                await _insert_api_key(transaction, dialect, record)
+        except dialect.unique_violation as ex:
             raise AlreadyExistsError(KEY_TAKEN_MESSAGE) from ex
         return record
 
@@ -151,7 +173,7 @@ class IdentityQueries:
         rows = await self._db.fetch_all(
             "SELECT k.id, k.user_id, k.tenant_id, k.name, k.key_prefix, k.key_hash, k.created_at,"
             " k.last_used_at, k.expires_at, k.revoked_at, k.description, k.scopes_json,"
-            " k.rate_limit_per_minute, k.rate_limit_per_hour,"
+            " k.rate_limit_per_minute, k.rate_limit_per_hour, k.tokens_per_minute, k.usd_per_day,"
             " u.id AS u_id, u.tenant_id AS u_tenant_id, u.email AS u_email, u.username AS u_username,"
             " u.role AS u_role, u.tier AS u_tier, u.created_at AS u_created_at, u.name AS u_name"
             " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_prefix = ?",
@@ -288,6 +310,8 @@ def _api_key_record(user: UserRecord, new_key: NewApiKey, now: datetime.datetime
         expires_at=new_key.expires_at,
         description=new_key.description,
         scopes=new_key.scopes,
+        tokens_per_minute=new_key.tokens_per_minute,
+        usd_per_day=new_key.usd_per_day,
     )
 
 
@@ -295,7 +319,8 @@ async def _insert_api_key(writer: Statements, dialect: Dialect, key: ApiKeyRecor
     """Insert a key, on its own (a database) or as part of a transaction."""
     await writer.execute(
         "INSERT INTO api_keys (id, user_id, tenant_id, name, key_prefix, key_hash, created_at, expires_at,"
-        " description, scopes_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " description, scopes_json, tokens_per_minute, usd_per_day)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key.id,
             key.user_id,
@@ -307,6 +332,8 @@ async def _insert_api_key(writer: Statements, dialect: Dialect, key: ApiKeyRecor
             dialect.encode_time(key.expires_at),
             key.description,
             compact_json(list(key.scopes)),
+            key.tokens_per_minute,
+            key.usd_per_day,
         ),
     )
 

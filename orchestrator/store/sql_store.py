@@ -24,6 +24,7 @@ from orchestrator.store.sessions import SessionQueries
 from orchestrator.store.submissions import TaskSubmissions
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
+from orchestrator.store.usage import UsageQueries
 
 #: The channel migration 0013's trigger notifies (on PostgreSQL) when a task becomes QUEUED.
 WORK_QUEUED_CHANNEL = "taskgate_work_queued"
@@ -64,6 +65,7 @@ class SQLStore(Store):
         self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
         self.approvals = ApprovalQueries(database)
+        self.usage = UsageQueries(database)
 
     async def migrate(self) -> list[int]:
         return await self.database.migrate()
@@ -95,6 +97,10 @@ class SQLStore(Store):
     record_login_failure = answered_by("login_failures")
     clear_login_failures = answered_by("login_failures")
     forget_login_failures = answered_by("login_failures")
+
+    # The usage ledger of the budgets.
+    budget_usage = answered_by("usage")
+    key_usage = answered_by("usage")
 
     # Sessions, their tasks and usage.
     get_session = answered_by("sessions")

@@ -62,8 +62,8 @@ async def insert_task(
     stored_now = dialect.encode_time(now)
     await transaction.execute(
         "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
-        " context_json, options_json, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " context_json, options_json, created_at, updated_at, api_key_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.task_id,
             task.user_id,
@@ -76,6 +76,7 @@ async def insert_task(
             compact_json(task.options),
             stored_now,
             stored_now,
+            task.api_key_id,
         ),
     )
     await transaction.execute(

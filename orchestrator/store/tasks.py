@@ -22,6 +22,7 @@ from orchestrator.store.database import named_list
 from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import task_from_row
+from orchestrator.store.usage import record_usage
 from taskgate.rfc3339 import utc_now
 
 
@@ -131,7 +132,7 @@ class TaskQueue:
     async def finish_task(
         self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
     ) -> list[Event] | None:
-        """One compare-and-set on the claim, then the session's usage and the events, in one transaction.
+        """One compare-and-set on the claim, then the usage (session, ledger) and events, in one transaction.
 
         The claim matches a RUNNING or held PAUSED task of this worker in this epoch: a worker whose
         lease was taken over records nothing. The status, the usage and the events (the terminal one
@@ -177,4 +178,5 @@ class TaskQueue:
                 " updated_at = ? WHERE id = (SELECT session_id FROM tasks WHERE task_id = ?)",
                 (usage.total_tokens, usage.cost_usd, stored_now, task_id),
             )
+            await record_usage(transaction, dialect, task_id, usage, now)
             return await insert_next_events(transaction, dialect, task_id, new_events, now)

@@ -29,6 +29,7 @@ KEY_FIELDS = {
     "is_active",
     "rate_limit_per_minute",
     "rate_limit_per_hour",
+    "budgets",
 }
 
 

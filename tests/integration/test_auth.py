@@ -203,7 +203,7 @@ def test_me_describes_the_account_and_its_rate_limits(reader, kind):
 
     assert response.status_code == 200
     me = response.json()
-    assert me | {"rate_limits": None} == {
+    assert me | {"rate_limits": None, "budgets": None} == {
         "user_id": reader.user_id,
         "tenant_id": reader.tenant_id,
         "email": reader.email,
@@ -212,10 +212,18 @@ def test_me_describes_the_account_and_its_rate_limits(reader, kind):
         "role": "user",
         "tier": "free",
         "rate_limits": None,
+        "budgets": None,
+        # The key carries no budgets of its own (an access token has no key at all).
+        "key_budgets": None,
     }
     for window in ("minute", "hour"):
         limits = me["rate_limits"][window]
         assert isinstance(limits["limit"], int) and 0 <= limits["remaining"] <= limits["limit"]
+    # The test tiers set no token or cost budget: none to run out of, and when its window resets.
+    for window in ("tokens_minute", "cost_day"):
+        budget = me["budgets"][window]
+        assert budget["limit"] is None and budget["remaining"] is None
+        assert budget["used"] >= 0 and budget["reset"].endswith("Z")
 
 
 def test_me_needs_credentials(http):

@@ -106,7 +106,7 @@ class GetCurrentUserRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCurrentUserResponse(_message.Message):
-    __slots__ = ("user_id", "tenant_id", "email", "username", "role", "tier", "name")
+    __slots__ = ("user_id", "tenant_id", "email", "username", "role", "tier", "name", "budgets", "key_budgets")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,8 @@ class GetCurrentUserResponse(_message.Message):
     ROLE_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    KEY_BUDGETS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     tenant_id: str
     email: str
@@ -121,10 +123,30 @@ class GetCurrentUserResponse(_message.Message):
     role: str
     tier: str
     name: str
-    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[str] = ..., tier: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    budgets: UsageBudgets
+    key_budgets: UsageBudgets
+    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., username: _Optional[str] = ..., role: _Optional[str] = ..., tier: _Optional[str] = ..., name: _Optional[str] = ..., budgets: _Optional[_Union[UsageBudgets, _Mapping]] = ..., key_budgets: _Optional[_Union[UsageBudgets, _Mapping]] = ...) -> None: ...
+
+class Budget(_message.Message):
+    __slots__ = ("limit", "used", "resets_at")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    limit: float
+    used: float
+    resets_at: _timestamp_pb2.Timestamp
+    def __init__(self, limit: _Optional[float] = ..., used: _Optional[float] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UsageBudgets(_message.Message):
+    __slots__ = ("tokens_per_minute", "usd_per_day")
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    USD_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    tokens_per_minute: Budget
+    usd_per_day: Budget
+    def __init__(self, tokens_per_minute: _Optional[_Union[Budget, _Mapping]] = ..., usd_per_day: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at", "is_active", "rate_limit_per_minute", "rate_limit_per_hour")
+    __slots__ = ("id", "name", "description", "key_prefix", "scopes", "created_at", "last_used_at", "expires_at", "is_active", "rate_limit_per_minute", "rate_limit_per_hour", "budgets")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +158,7 @@ class ApiKey(_message.Message):
     IS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -147,7 +170,8 @@ class ApiKey(_message.Message):
     is_active: bool
     rate_limit_per_minute: int
     rate_limit_per_hour: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., key_prefix: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_active: _Optional[bool] = ..., rate_limit_per_minute: _Optional[int] = ..., rate_limit_per_hour: _Optional[int] = ...) -> None: ...
+    budgets: UsageBudgets
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., key_prefix: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_active: _Optional[bool] = ..., rate_limit_per_minute: _Optional[int] = ..., rate_limit_per_hour: _Optional[int] = ..., budgets: _Optional[_Union[UsageBudgets, _Mapping]] = ...) -> None: ...
 
 class ListApiKeysRequest(_message.Message):
     __slots__ = ()
@@ -162,16 +186,20 @@ class ListApiKeysResponse(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("name", "description", "expires_at", "scopes")
+    __slots__ = ("name", "description", "expires_at", "scopes", "tokens_per_minute", "usd_per_day")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    USD_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     expires_at: _timestamp_pb2.Timestamp
     scopes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
+    tokens_per_minute: int
+    usd_per_day: float
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., tokens_per_minute: _Optional[int] = ..., usd_per_day: _Optional[float] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("key", "api_key")

@@ -7,9 +7,11 @@ import pytest
 
 from orchestrator.caller import Caller
 from orchestrator.domain.tasks import TaskFilter
+from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.schedules import ScheduleDraft
 from orchestrator.engine.schedules import ScheduleEngine
 from orchestrator.engine.schedules import run_task
+from orchestrator.errors import BudgetExceededError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import ScheduleNotFoundError
 from orchestrator.store import open_store as open_sql_store
@@ -17,6 +19,8 @@ from orchestrator.store import sqlite_database
 from orchestrator.store.base import Store
 from orchestrator.store.dialect import encode_text_time
 from orchestrator.store.migrations import load_migrations
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
+from taskgate.rate_limit_tiers import TierLimits
 
 ALICE = Caller("user-alice", "tenant-a")
 BOB = Caller("user-bob", "tenant-b")
@@ -40,8 +44,10 @@ async def open_store(tmp_path) -> Store:
     return store
 
 
-def engine_of(store, clock, max_per_user: int = 50) -> ScheduleEngine:
-    return ScheduleEngine(store, lambda: None, 60, max_per_user, clock=clock)
+def engine_of(store, clock, max_per_user: int = 50, tiers=BUILT_IN_TIERS) -> ScheduleEngine:
+    return ScheduleEngine(
+        store, lambda: None, 60, max_per_user, BudgetEngine(store, tiers, clock), clock=clock
+    )
 
 
 def test_a_due_run_fires_exactly_once_however_many_engines_look_at_once(tmp_path):
@@ -327,7 +333,27 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
                 " VALUES (?, ?, ?, ?, ?)",
                 (schedule.schedule_id, task_id, due, due, False),
             )
-        await store.create_task(run_task(schedule, "t-1"))
+        # The task of t-1 as the schema of then holds it (today's store writes later columns too).
+        task = run_task(schedule, "t-1")
+        stamp = _stored(START)
+        await store.database.execute(
+            "INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            (task.session_id, task.user_id, task.tenant_id, stamp, stamp),
+        )
+        await store.database.execute(
+            "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+            (
+                task.task_id,
+                task.user_id,
+                task.tenant_id,
+                task.session_id,
+                task.query,
+                task.mode,
+                stamp,
+                stamp,
+            ),
+        )
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
         applied = await store.migrate()
         unmarked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
@@ -342,3 +368,35 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
 def _stored(value: datetime.datetime) -> str:
     """Return a time as SQLite stores it."""
     return encode_text_time(value)
+
+
+def test_a_due_run_waits_while_its_owner_is_over_budget_and_a_trigger_is_refused(tmp_path):
+    tiers = {**BUILT_IN_TIERS, "free": TierLimits(per_minute=60, per_hour=1000, usd_per_day=1.0)}
+
+    async def scenario():
+        store = await open_store(tmp_path)
+        clock = Clock(START)
+        engine = engine_of(store, clock, tiers=tiers)
+        schedule = await engine.create(ALICE, DRAFT)
+        # What the owner's tasks recorded today: more than the tier's dollar a day.
+        await store.database.execute(
+            "INSERT INTO usage_days (user_id, api_key_id, day_start, tokens, cost_usd)"
+            " VALUES (?, '', ?, 10, 2.5)",
+            (ALICE.user_id, _stored(START.replace(hour=0))),
+        )
+        clock.now = START + datetime.timedelta(minutes=5, seconds=1)
+        waited = await engine.fire_due()
+        with pytest.raises(BudgetExceededError) as refused:
+            await engine.trigger(ALICE, schedule.schedule_id)
+        clock.now = START + datetime.timedelta(days=1, seconds=1)
+        fired = [await engine.fire_due(), await engine.fire_due()]
+        runs, total = await store.list_schedule_runs(schedule.schedule_id, 100, 0)
+        await store.close()
+        return waited, refused.value, fired, total
+
+    waited, refused, fired, total = asyncio.run(scenario())
+    assert waited == 0
+    assert (refused.window, refused.scope, refused.limit) == ("cost_day", "user", 1.0)
+    assert refused.retry_after == 14 * 3600 - 5 * 60 - 1  # from 10:05:01 until midnight UTC
+    # The next day it fires once, not once per tick missed.
+    assert fired == [1, 0] and total == 1

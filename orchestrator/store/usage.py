@@ -1,0 +1,127 @@
+"""The usage ledger the token and cost budgets are checked against (migration 0016).
+
+``usage_minutes`` and ``usage_days`` hold the tokens and cost recorded per user, API key ('' for a
+task submitted without one) and UTC minute or day. ``record_usage`` adds a finished task's usage in
+``finish_task``'s transaction, with an upsert that adds to the row (so tasks finishing at once on
+any replica all count); it also drops the user's rows no budget reads any more (minutes older than
+an hour, days older than a month), an index range of a few rows. ``budget_usage`` reads what a
+submission is checked against in one statement: primary-key reads of the user's current minute and
+day, with the user's tier and the key's own budgets.
+"""
+
+import datetime
+
+from orchestrator.domain.budgets import BudgetUsage
+from orchestrator.domain.budgets import UsageWindows
+from orchestrator.domain.tasks import TokenUsage
+from orchestrator.store.database import Database
+from orchestrator.store.database import Transaction
+from orchestrator.store.dialect import Dialect
+
+# How long rows are kept: longer than any budget's window, so nothing a budget reads is dropped.
+MINUTES_KEPT = datetime.timedelta(hours=1)
+DAYS_KEPT = datetime.timedelta(days=31)
+
+_LEDGERS = (("usage_minutes", "minute_start", MINUTES_KEPT), ("usage_days", "day_start", DAYS_KEPT))
+
+_BUDGET_USAGE = (
+    "SELECT u.tier AS tier, k.tokens_per_minute AS key_tokens_per_minute, k.usd_per_day AS key_usd_per_day,"
+    " (SELECT COALESCE(SUM(tokens), 0) FROM usage_minutes"
+    " WHERE user_id = :user AND minute_start = :minute) AS user_tokens,"
+    " (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_days"
+    " WHERE user_id = :user AND day_start = :day) AS user_cost,"
+    " (SELECT COALESCE(SUM(tokens), 0) FROM usage_minutes"
+    " WHERE user_id = :user AND minute_start = :minute AND api_key_id = :key) AS key_tokens,"
+    " (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_days"
+    " WHERE user_id = :user AND day_start = :day AND api_key_id = :key) AS key_cost"
+    # One row whether or not the user has an account row (a forwarded caller may not).
+    " FROM (SELECT 1 AS one) base LEFT JOIN users u ON u.id = :user"
+    " LEFT JOIN api_keys k ON k.id = :key AND k.user_id = :user"
+)
+
+
+async def record_usage(
+    transaction: Transaction, dialect: Dialect, task_id: str, usage: TokenUsage, now: datetime.datetime
+) -> None:
+    """Add a task's usage to its user's and key's current minute and day (nothing for no usage)."""
+    if usage.total_tokens <= 0 and usage.cost_usd <= 0:
+        return
+    windows = UsageWindows.at(now)
+    starts = {"minute_start": windows.minute_start, "day_start": windows.day_start}
+    for table, column, kept in _LEDGERS:
+        start = starts[column]
+        # Older rows first, then the current one: every finishing task of a user locks them in
+        # this order, so two at once on PostgreSQL wait for each other instead of deadlocking.
+        await transaction.execute(
+            f"DELETE FROM {table} WHERE user_id = (SELECT user_id FROM tasks WHERE task_id = ?)"
+            f" AND {column} < ?",
+            (task_id, dialect.encode_time(start - kept)),
+        )
+        await transaction.execute(
+            f"INSERT INTO {table} (user_id, api_key_id, {column}, tokens, cost_usd)"
+            " SELECT user_id, api_key_id, :start, :tokens, :cost FROM tasks WHERE task_id = :task"
+            f" ON CONFLICT (user_id, {column}, api_key_id) DO UPDATE SET"
+            f" tokens = {table}.tokens + excluded.tokens, cost_usd = {table}.cost_usd + excluded.cost_usd",
+            {
+                "start": dialect.encode_time(start),
+                "tokens": usage.total_tokens,
+                "cost": usage.cost_usd,
+                "task": task_id,
+            },
+        )
+
+
+class UsageQueries:
+    """Reads of the usage ledger for the budgets."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def budget_usage(self, user_id: str, api_key_id: str, now: datetime.datetime) -> BudgetUsage:
+        """Return the user's tier, the key's budgets and the usage of both in the windows of ``now``."""
+        windows = UsageWindows.at(now)
+        dialect = self._db.dialect
+        row = await self._db.fetch_one(
+            _BUDGET_USAGE,
+            {
+                "user": user_id,
+                "key": api_key_id,
+                "minute": dialect.encode_time(windows.minute_start),
+                "day": dialect.encode_time(windows.day_start),
+            },
+        )
+        return BudgetUsage(
+            tier=row["tier"],
+            # PostgreSQL sums bigints as numeric.
+            user_tokens=int(row["user_tokens"]),
+            user_cost=float(row["user_cost"]),
+            key_tokens=int(row["key_tokens"]),
+            key_cost=float(row["key_cost"]),
+            key_tokens_per_minute=row["key_tokens_per_minute"],
+            key_usd_per_day=row["key_usd_per_day"],
+        )
+
+    async def key_usage(self, user_id: str, now: datetime.datetime) -> dict[str, tuple[int, float]]:
+        """Return each of the user's keys' tokens this minute and cost today ('' for no key)."""
+        windows = UsageWindows.at(now)
+        dialect = self._db.dialect
+        rows = await self._db.fetch_all(
+            "SELECT 'minute' AS span, api_key_id, tokens, cost_usd FROM usage_minutes"
+            " WHERE user_id = :user AND minute_start = :minute"
+            " UNION ALL SELECT 'day' AS span, api_key_id, tokens, cost_usd FROM usage_days"
+            " WHERE user_id = :user AND day_start = :day",
+            {
+                "user": user_id,
+                "minute": dialect.encode_time(windows.minute_start),
+                "day": dialect.encode_time(windows.day_start),
+            },
+        )
+        usage: dict[str, tuple[int, float]] = {}
+        for row in rows:
+            tokens, cost = usage.get(row["api_key_id"], (0, 0.0))
+            if row["span"] == "minute":
+                tokens = int(row["tokens"])
+            else:
+                cost = float(row["cost_usd"])
+            usage[row["api_key_id"]] = (tokens, cost)
+        return usage
