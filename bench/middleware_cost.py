@@ -1,9 +1,12 @@
-"""What rate limiting costs a request: the same authenticated read with the limiter on and off.
+"""What the edge's checks cost a request: the same authenticated read with each check on and off.
 
 Starts its own throwaway processes on 127.0.0.1 (as the integration tests do): a redis-server, an
-orchestrator on a SQLite file, and three gateways in front of it that differ only in the limiter:
-Redis-backed (the production setup), in-process (``make run``'s), and switched off
-(``TASKGATE_RATE_LIMIT_DISABLED=1``, allowed in dev/test only). Each serves ``GET
+orchestrator on a SQLite file, and one gateway (2 gevent workers) per configuration. The
+configurations are rows of ``CONFIGURATIONS``: a name, the gateway settings that differ, and the
+API key the load uses, so a new check (scopes, token budget) is one more row. Today's rows: the
+per-user windows counted in Redis (the production setup), in process (``make run``'s), in Redis
+with a key whose own lower limit adds two more windows (a sub-limit), and the limiter switched off
+(``TASKGATE_RATE_LIMIT_DISABLED=1``, allowed in dev/test only), the baseline. Each serves ``GET
 /api/v1/tasks/{id}`` of one finished task with an API key; limits are set far above what the run
 reaches, so every request is counted and none is refused. ``wrk`` (else client threads with
 httpx) loads each gateway in turn for ``--seconds``, for ``--rounds`` rounds, alternating, so
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 
 import httpx
 import redis
@@ -41,6 +45,7 @@ from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
 from tests.integration.processes import free_port
+from tests.integration.processes import taskgate_command
 from tests.integration.processes import wait_until
 from tests.integration.redis_monitor import client_commands
 from tests.integration.servers import start_redis
@@ -48,12 +53,30 @@ from tests.integration.servers import start_redis
 MAX_SECONDS = 60.0
 MAX_ROUNDS = 5
 SAMPLE_REQUESTS = 200
-ROOMY_TIERS = json.dumps({"default": {"minute": 10_000_000, "hour": 10_000_000}})
-CONFIGURATIONS = {
-    "rate limit, Redis": {},
-    "rate limit, in-process": {"TASKGATE_REDIS_URL": ""},
-    "rate limit off": {"TASKGATE_RATE_LIMIT_DISABLED": "1"},
-}
+ROOMY_LIMIT = 10_000_000
+ROOMY_TIERS = json.dumps({"default": {"minute": ROOMY_LIMIT, "hour": ROOMY_LIMIT}})
+# A key's own limits, below the user's (so they add windows) and still never reached.
+SUB_LIMITS = {"rate_limit_per_minute": ROOMY_LIMIT - 1, "rate_limit_per_hour": ROOMY_LIMIT - 1}
+PLAIN_KEY = "plain"
+SUB_LIMITED_KEY = "sub-limited"
+
+
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """One row: a gateway whose settings differ from the others' by ``env``, loaded with one key."""
+
+    name: str
+    env: Mapping[str, str]
+    key: str = PLAIN_KEY
+
+
+BASELINE = "limiter off"
+CONFIGURATIONS = (
+    Configuration("per-user windows, Redis", {}),
+    Configuration("per-user windows + key sub-limit, Redis", {}, key=SUB_LIMITED_KEY),
+    Configuration("per-user windows, in-process", {"TASKGATE_REDIS_URL": ""}),
+    Configuration(BASELINE, {"TASKGATE_RATE_LIMIT_DISABLED": "1"}),
+)
 _SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load")
 
 
@@ -130,7 +153,7 @@ def script_calls(client: redis.Redis) -> int:
 
 @contextlib.contextmanager
 def running_gateways(work: pathlib.Path):
-    """Start Redis, an orchestrator and a gateway per configuration; yield them, a task's path, a key."""
+    """Start Redis, an orchestrator and a gateway per configuration; yield them, a task's path, the keys."""
     with contextlib.ExitStack() as cleanup:
         redis_server = start_redis()
         cleanup.callback(redis_server.stop)
@@ -142,44 +165,63 @@ def running_gateways(work: pathlib.Path):
         orchestrator.start()
         cleanup.callback(orchestrator.stop)
         gateways = {}
-        for number, (label, overrides) in enumerate(CONFIGURATIONS.items()):
+        for number, configuration in enumerate(CONFIGURATIONS):
             bind = f"127.0.0.1:{free_port()}"
             gateway_env = {
                 **env,
                 "TASKGATE_REDIS_URL": redis_server.url,
                 "TASKGATE_GATEWAY_BIND": bind,
-                **overrides,
+                **configuration.env,
             }
             gateway = Gateway(env=gateway_env, url=f"http://{bind}", log_path=work / f"gateway-{number}.log")
             gateway.start()
             cleanup.callback(gateway.stop)
-            gateways[label] = gateway
-        key = create_api_key(env, "bench@example.com")
+            gateways[configuration.name] = gateway
         first = next(iter(gateways.values()))
+        keys = user_keys(env, first.url)
         task_id = httpx.post(
             first.url + "/api/v1/tasks",
             json={"query": "What is 2+2?"},
-            headers={"X-API-Key": key},
+            headers={"X-API-Key": keys[PLAIN_KEY]},
             timeout=30,
         ).json()["task_id"]
         wait_until(
             lambda: (
-                httpx.get(f"{first.url}/api/v1/tasks/{task_id}", headers={"X-API-Key": key}).json()["status"]
+                httpx.get(
+                    f"{first.url}/api/v1/tasks/{task_id}", headers={"X-API-Key": keys[PLAIN_KEY]}
+                ).json()["status"]
                 == "COMPLETED"
             ),
             what="the benchmark task to finish",
         )
-        yield gateways, f"/api/v1/tasks/{task_id}", key, redis_server
+        yield gateways, f"/api/v1/tasks/{task_id}", keys, redis_server
 
 
-def sample_round_trips(url: str, key: str, redis_url: str) -> float:
-    """Return the Redis commands clients sent per request over a sequential sample (MONITOR)."""
+def user_keys(env: dict, gateway_url: str) -> dict[str, str]:
+    """Create one user with a plain key and a key with limits of its own; return both by name."""
+    email = "bench@example.com"
+    plain = create_api_key(env, email)
+    subprocess.run(
+        taskgate_command("users", "set-role", "--email", email, "--role", "owner"),
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    with httpx.Client(base_url=gateway_url, headers={"X-API-Key": plain}, timeout=30) as client:
+        created = client.post("/api/v1/auth/api-keys", json={"name": "sub-limited"}).json()
+        client.patch(f"/api/v1/auth/api-keys/{created['id']}", json=SUB_LIMITS).raise_for_status()
+    return {PLAIN_KEY: plain, SUB_LIMITED_KEY: created["api_key"]}
+
+
+def sample_round_trips(url: str, key: str, redis_url: str) -> tuple[float, int]:
+    """Return the Redis commands sent per request (MONITOR, sequential) and the windows it counted in.
+
+    The windows are read from a response's ``RateLimit-Policy``; 0 when the limiter is off.
+    """
     with httpx.Client(headers={"X-API-Key": key}, timeout=30) as client:
-        client.get(url)
+        policy = client.get(url).headers.get("RateLimit-Policy")
         with client_commands(redis_url) as counts:
             for _ in range(SAMPLE_REQUESTS):
                 client.get(url)
-    return sum(counts.values()) / SAMPLE_REQUESTS
+    return sum(counts.values()) / SAMPLE_REQUESTS, len(policy.split(",")) if policy else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,52 +238,55 @@ def main(argv: list[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="taskgate-bench-") as work,
-        running_gateways(pathlib.Path(work)) as (gateways, path, key, redis_server),
+        running_gateways(pathlib.Path(work)) as (gateways, path, keys, redis_server),
     ):
         redis_url, redis_pid = redis_server.url, redis_server.process.pid
         stats_client = redis.Redis.from_url(redis_url)
+        key_of = {configuration.name: keys[configuration.key] for configuration in CONFIGURATIONS}
         round_trips = {
-            label: sample_round_trips(gateway.url + path, key, redis_url)
-            for label, gateway in gateways.items()
+            name: sample_round_trips(gateway.url + path, key_of[name], redis_url)
+            for name, gateway in gateways.items()
         }
-        for gateway in gateways.values():
-            load(gateway.url + path, key, 2.0, args.connections)  # warm-up
-        runs: dict[str, list[Run]] = {label: [] for label in gateways}
-        scripts_per_request: dict[str, list[float]] = {label: [] for label in gateways}
+        for name, gateway in gateways.items():
+            load(gateway.url + path, key_of[name], 2.0, args.connections)  # warm-up
+        runs: dict[str, list[Run]] = {name: [] for name in gateways}
+        scripts_per_request: dict[str, list[float]] = {name: [] for name in gateways}
         for _ in range(rounds):
-            for label, gateway in gateways.items():
+            for name, gateway in gateways.items():
                 stats_client.config_resetstat()
                 gateway_pids = process_tree(gateway.process.pid)
                 gateway_cpu, redis_cpu = cpu_seconds(gateway_pids), cpu_seconds([redis_pid])
-                run = load(gateway.url + path, key, seconds, args.connections)
+                run = load(gateway.url + path, key_of[name], seconds, args.connections)
                 requests = max(run.requests, 1)
                 run.gateway_cpu_us = (cpu_seconds(gateway_pids) - gateway_cpu) / requests * 1e6
                 run.redis_cpu_us = (cpu_seconds([redis_pid]) - redis_cpu) / requests * 1e6
-                scripts_per_request[label].append(script_calls(stats_client) / requests)
-                runs[label].append(run)
+                scripts_per_request[name].append(script_calls(stats_client) / requests)
+                runs[name].append(run)
         stats_client.close()
 
-    baseline = statistics.median(run.rate for run in runs["rate limit off"])
+    baseline_rate = statistics.median(run.rate for run in runs[BASELINE])
+    baseline_cpu = statistics.median(run.gateway_cpu_us for run in runs[BASELINE])
     print(f"{tool}, {args.connections} connections, {rounds} × {seconds:g} s per configuration, GET {path}")
     print()
     print(
-        "| gateway | req/s (median) | runs | vs off | p50 ms | p99 ms | gateway CPU µs/req "
-        "| Redis CPU µs/req | Redis commands/req | errors |"
+        "| configuration | windows | req/s (median) | runs | vs off | p50 ms | p99 ms | gateway CPU µs/req "
+        "| vs off µs/req | Redis CPU µs/req | Redis commands/req | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, label_runs in runs.items():
-        rates = [run.rate for run in label_runs]
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, name_runs in runs.items():
+        rates = [run.rate for run in name_runs]
         median = statistics.median(rates)
-        p50 = _median_or_dash([run.p50_ms for run in label_runs])
-        p99 = _median_or_dash([run.p99_ms for run in label_runs])
-        per_request = f"{round_trips[label]:.2f} (load: {statistics.median(scripts_per_request[label]):.2f})"
-        errors = sum(run.errors for run in label_runs)
-        gateway_cpu = statistics.median(run.gateway_cpu_us for run in label_runs)
-        redis_cpu = statistics.median(run.redis_cpu_us for run in label_runs)
+        p50 = _median_or_dash([run.p50_ms for run in name_runs])
+        p99 = _median_or_dash([run.p99_ms for run in name_runs])
+        sampled, windows = round_trips[name]
+        per_request = f"{sampled:.2f} (load: {statistics.median(scripts_per_request[name]):.2f})"
+        errors = sum(run.errors for run in name_runs)
+        gateway_cpu = statistics.median(run.gateway_cpu_us for run in name_runs)
+        redis_cpu = statistics.median(run.redis_cpu_us for run in name_runs)
         print(
-            f"| {label} | {median:,.0f} | {' / '.join(f'{rate:,.0f}' for rate in rates)} | "
-            f"{median / baseline:.2f} | {p50} | {p99} | {gateway_cpu:.0f} | {redis_cpu:.0f} | "
-            f"{per_request} | {errors} |"
+            f"| {name} | {windows} | {median:,.0f} | {' / '.join(f'{rate:,.0f}' for rate in rates)} | "
+            f"{median / baseline_rate:.2f} | {p50} | {p99} | {gateway_cpu:.0f} | "
+            f"{gateway_cpu - baseline_cpu:+.0f} | {redis_cpu:.0f} | {per_request} | {errors} |"
         )
     return 0
 

@@ -2,9 +2,10 @@
 
 Starts its own throwaway processes on 127.0.0.1 (as the integration tests do): one orchestrator on
 a SQLite file with the in-process bus, and one gateway (gunicorn, ``--gateway-workers`` gevent
-workers) in front of it, fresh for every point of a sweep. It submits long-running tasks through
-the gateway (the simulated runner with ``context.simulation``: one ``LLM_PARTIAL`` event per task
-every ``0.5 × step_seconds``), then opens ``--per-task`` watchers per task (``GET
+workers; with more than one, a redis-server holds their rate limits) in front of it, fresh for
+every point of a sweep. It submits long-running tasks through the gateway (the simulated runner
+with ``context.simulation``: one ``LLM_PARTIAL`` event per task every ``0.5 × step_seconds``),
+then opens ``--per-task`` watchers per task (``GET
 /api/v1/stream/sse?workflow_id=…``) from a separate load-generator process (``bench.sse_watchers``:
 asyncio protocols, a few hundred new connections a second), waits until every watcher is streaming
 and has received a live delta (under 1 s old), warms up, and measures over a window: deliveries a
@@ -64,6 +65,7 @@ from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
 from tests.integration.processes import wait_until
+from tests.integration.servers import start_redis
 
 MAX_WATCHERS = 10_000
 MAX_DELIVERIES = 60_000
@@ -269,8 +271,15 @@ def running_stack(work: pathlib.Path, point: Point, lifetime: float, gateway_wor
         )  # fmt: skip
         cleanup.callback(orchestrator.stop)
         orchestrator.start()
+        gateway_env = env
+        if gateway_workers > 1:
+            # More than one gateway worker needs Redis for its limits (gateway.settings); the
+            # orchestrator keeps its in-process bus.
+            redis_server = start_redis()
+            cleanup.callback(redis_server.stop)
+            gateway_env = {**env, "TASKGATE_REDIS_URL": redis_server.url}
         gateway_url = "http://" + env["TASKGATE_GATEWAY_BIND"]
-        gateway = Gateway(env=env, url=gateway_url, log_path=work / "gateway.log")
+        gateway = Gateway(env=gateway_env, url=gateway_url, log_path=work / "gateway.log")
         cleanup.callback(gateway.stop)
         gateway.start()
         key = create_api_key(env, "bench@example.com")

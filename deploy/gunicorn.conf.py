@@ -13,6 +13,7 @@ import tempfile
 from gateway.client_write_deadline import StalledClientLogFilter
 from gateway.log_redaction import CredentialRedactingFilter
 from gateway.settings import GatewaySettings
+from gateway.settings import worker_count_problem
 from taskgate.garbage_collection import settle_after_start_up
 
 _settings = GatewaySettings.from_env()
@@ -21,6 +22,8 @@ _METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 wsgi_app = "gateway.wsgi:application"
 bind = [_settings.bind]
+# One without TASKGATE_REDIS_URL: the workers would otherwise each keep their own rate-limit windows
+# and idempotency records (gateway.settings; on_starting also refuses a -w given on the command line).
 workers = _settings.workers
 worker_class = _settings.worker_class
 if worker_class == "gevent":
@@ -48,14 +51,27 @@ control_socket_disable = True
 
 
 def on_starting(server) -> None:
-    """Give this run a fresh metrics directory; keep credentials and cut-off stalls out of the error log.
+    """Check the worker count, give this run a fresh metrics directory, and filter the error log.
 
-    A directory left by an earlier run would add its counts to this one's, so it is never reused.
+    More than one worker without Redis is refused however it was asked for (``-w`` too), since the
+    workers would count apart. A metrics directory left by an earlier run would add its counts to
+    this one's, so it is never reused. Credentials and cut-off stalls stay out of the error log.
     """
+    problem = worker_count_problem(server.cfg.workers, _settings.redis_url)
+    if problem is not None:
+        raise SystemExit(f"taskgate gateway: {problem}")
     os.environ[_METRICS_DIRECTORY] = tempfile.mkdtemp(prefix="taskgate-metrics-")
     error_log = logging.getLogger("gunicorn.error")
     error_log.addFilter(CredentialRedactingFilter())
     error_log.addFilter(StalledClientLogFilter())
+
+
+def nworkers_changed(server, new_value, old_value) -> None:
+    """Keep the one worker a gateway without Redis has when SIGTTIN asks for another."""
+    problem = worker_count_problem(new_value, _settings.redis_url)
+    if old_value is not None and problem is not None:
+        server.log.warning("taskgate gateway: %s; keeping %s", problem, old_value)
+        server.num_workers = old_value
 
 
 def post_worker_init(worker) -> None:

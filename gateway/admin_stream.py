@@ -1,22 +1,28 @@
 """Client of the orchestrator's admin stream server: open an SSE stream and relay it frame by frame.
 
 It uses ``http.client``, whose sockets gevent's monkey patching makes cooperative (and which works
-as plain blocking I/O under gthread). Errors before the first byte become the gateway's own error
-responses; once streaming, an upstream failure just ends the stream.
+as plain blocking I/O under gthread). An https admin URL is verified with the given TLS context
+(the CA and client certificate of taskgate.tls), else with the system's trusted CAs. Errors before
+the first byte become the gateway's own error responses; once streaming, an upstream failure just
+ends the stream.
 """
 
 import dataclasses
 import http.client
 import json
 import logging
+import ssl
 import urllib.parse
 
 from gateway.caller import CallContext
+from gateway.caller import identity_headers
 from gateway.errors import ApiError
 from gateway.errors import error_for_status
+from gateway.errors import insufficient_scope
 from gateway.errors import orchestrator_timeout
 from gateway.errors import orchestrator_unavailable
 from taskgate import wire
+from taskgate.scopes import is_known_scope
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +97,11 @@ class AdminStreamClient:
         service_token: str,
         connect_timeout_seconds: float,
         read_timeout_seconds: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(admin_url)
         self._https = parts.scheme == "https"
+        self._ssl_context = ssl_context
         self._host = parts.hostname
         self._port = parts.port
         self._path = parts.path.rstrip("/") + wire.ADMIN_SSE_PATH
@@ -103,10 +111,20 @@ class AdminStreamClient:
 
     def open(self, request: StreamRequest, context: CallContext) -> SseFrames:
         """Open the upstream stream; raise the client's error (503, 504, or upstream 4xx) before any byte."""
-        connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = connection_class(self._host, self._port, timeout=self._connect_timeout)
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._ssl_context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
         try:
             connection.connect()
+        except ssl.SSLError:
+            connection.close()
+            logger.warning(
+                "admin stream server TLS handshake failed", extra={"request_id": context.request_id}
+            )
+            raise orchestrator_unavailable() from None
         except OSError:
             connection.close()
             logger.warning("admin stream server unreachable", extra={"request_id": context.request_id})
@@ -117,8 +135,9 @@ class AdminStreamClient:
         except TimeoutError:
             connection.close()
             raise orchestrator_timeout() from None
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as ex:
             connection.close()
+            log_failed_before_answering(context, ex)
             raise orchestrator_unavailable() from None
         if response.status != 200:
             error = _upstream_error(response, context)
@@ -132,6 +151,18 @@ class AdminStreamClient:
 
     def _headers(self, request: StreamRequest, context: CallContext) -> dict[str, str]:
         return {"Accept": "text/event-stream", **stream_headers(self._service_token, request, context)}
+
+
+def log_failed_before_answering(context: CallContext, ex: Exception) -> None:
+    """Log an admin server connection that broke, or answered garbage, before its answer's head ended.
+
+    Over TLS 1.3 this is also how a server refusing the gateway's client certificate shows: the
+    handshake completes on the client's side and the server closes the connection after it.
+    """
+    logger.warning(
+        "admin stream server connection failed before its answer",
+        extra={"request_id": context.request_id, "error_type": type(ex).__name__},
+    )
 
 
 def stream_query(request: StreamRequest) -> str:
@@ -148,9 +179,7 @@ def stream_headers(service_token: str, request: StreamRequest, context: CallCont
     if context.traceparent:
         headers[wire.TRACEPARENT] = context.traceparent
     if context.principal is not None:
-        headers[wire.USER_ID] = context.principal.user_id
-        headers[wire.TENANT_ID] = context.principal.tenant_id
-        headers[wire.ROLE] = context.principal.role
+        headers.update(identity_headers(context.principal))
     if request.last_event_id is not None:
         headers["Last-Event-ID"] = str(request.last_event_id)
     return headers
@@ -194,6 +223,8 @@ def refusal_error(status: int, raw_body: bytes, context: CallContext) -> ApiErro
         return default
     message = body.get("error")
     code = body.get("code")
+    if code == wire.INSUFFICIENT_SCOPE and is_known_scope(body.get("scope")):
+        return insufficient_scope(body["scope"])
     return ApiError(
         status,
         message if isinstance(message, str) and message else default.message,

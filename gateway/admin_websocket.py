@@ -14,6 +14,7 @@ import ssl
 import urllib.parse
 
 from gateway.admin_stream import StreamRequest
+from gateway.admin_stream import log_failed_before_answering
 from gateway.admin_stream import refusal_error
 from gateway.admin_stream import stream_headers
 from gateway.admin_stream import stream_query
@@ -57,9 +58,17 @@ class UpstreamWebSocket:
 class AdminWebSocketClient:
     """Opens ``{admin_url}/stream/ws`` for a caller, with the service token and identity headers."""
 
-    def __init__(self, admin_url: str, service_token: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        service_token: str,
+        timeout_seconds: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urllib.parse.urlsplit(admin_url)
         self._https = parts.scheme == "https"
+        # An https admin URL is verified with this context (taskgate.tls), else the system's CAs.
+        self._ssl_context = ssl_context
         self._host = parts.hostname or ""
         self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
         self._host_header = parts.netloc.rpartition("@")[2]
@@ -87,8 +96,9 @@ class AdminWebSocketClient:
         except TimeoutError:
             sock.close()
             raise orchestrator_timeout() from None
-        except (OSError, ValueError):
+        except (OSError, ValueError) as ex:
             sock.close()
+            log_failed_before_answering(context, ex)
             raise orchestrator_unavailable() from None
         if response.status != 101:
             body = _read_body(sock, response, pending)
@@ -112,7 +122,8 @@ class AdminWebSocketClient:
         if not self._https:
             return sock
         try:
-            return ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+            context = self._ssl_context or ssl.create_default_context()
+            return context.wrap_socket(sock, server_hostname=self._host)
         except OSError:
             sock.close()
             logger.warning(

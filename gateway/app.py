@@ -1,6 +1,7 @@
 """The one place the gateway's Falcon app is wired: middleware, routes, error handling."""
 
 import dataclasses
+import ssl
 
 import falcon
 import grpc
@@ -19,6 +20,7 @@ from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.cors import CorsMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
 from gateway.middleware.request_metrics import RequestMetricsMiddleware
+from gateway.middleware.scopes import ScopeMiddleware
 from gateway.middleware.security_headers import SecurityHeadersMiddleware
 from gateway.openai_errors import serialize_error_by_path
 from gateway.orchestrator_client import OrchestratorClient
@@ -123,19 +125,30 @@ class Dependencies:
         """Build the real dependencies, keeping any replacement given; the key cache wraps orchestrator."""
         if orchestrator is None:
             orchestrator = OrchestratorClient(
-                settings.orchestrator_addr, settings.service_token, settings.upstream_timeout_seconds
+                settings.orchestrator_addr,
+                settings.service_token,
+                settings.upstream_timeout_seconds,
+                tls=settings.tls,
             )
         if api_keys is None:
             api_keys = ApiKeyValidator(orchestrator, settings.api_key_cache_seconds)
         if admin_stream is None:
             admin_stream = AdminStreamClient(
-                settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
+                settings.admin_url,
+                settings.service_token,
+                settings.upstream_timeout_seconds,
+                ssl_context=_admin_ssl_context(settings),
             )
         if caller_state is None:
             caller_state = CallerState.from_settings(settings)
         return cls(
             orchestrator=orchestrator, api_keys=api_keys, admin_stream=admin_stream, caller_state=caller_state
         )
+
+
+def _admin_ssl_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """Return the TLS context of the admin stream server's clients (taskgate.tls), None over http."""
+    return settings.tls.ssl_context() if settings.tls else None
 
 
 _ROUTE_SUFFIXES = {path: suffix for path, _, suffix in _ORCHESTRATOR_ROUTES if suffix}
@@ -162,6 +175,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
                 AccessTokenVerifier(settings.jwt_secret, settings.jwt_issuer),
                 skip_auth=settings.skip_auth,
             ),
+            ScopeMiddleware(),
             # Rate limiting and then idempotency, both keyed by the caller authentication found.
             *caller_limit_middleware(settings, caller_state),
         ]
@@ -187,7 +201,10 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
         "/api/v1/stream/sse", StreamResource(deps.admin_stream, settings.stream_write_timeout_seconds)
     )
     websocket_upstream = AdminWebSocketClient(
-        settings.admin_url, settings.service_token, settings.upstream_timeout_seconds
+        settings.admin_url,
+        settings.service_token,
+        settings.upstream_timeout_seconds,
+        ssl_context=_admin_ssl_context(settings),
     )
     app.add_route(
         "/api/v1/stream/ws",

@@ -4,8 +4,10 @@ import dataclasses
 
 import falcon
 
+from taskgate import wire
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.principals import principal_fields
+from taskgate.scopes import scopes_header
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,3 +48,21 @@ def call_context(req: falcon.Request) -> CallContext:
         traceparent=req.context.get("traceparent"),
         principal=req.context.get("principal"),
     )
+
+
+def identity_headers(principal: Principal) -> list[tuple[str, str]]:
+    """Return the forwarded identity of a caller, as gRPC metadata or admin-server headers.
+
+    The key id goes with an API key's caller, its scopes only when it has some: without them the
+    orchestrator gives the caller full access, as a key without scopes and an access token have.
+    """
+    headers = [
+        (wire.USER_ID, principal.user_id),
+        (wire.TENANT_ID, principal.tenant_id),
+        (wire.ROLE, principal.role),
+    ]
+    if principal.api_key_id:
+        headers.append((wire.API_KEY_ID, principal.api_key_id))
+    if principal.scopes:
+        headers.append((wire.SCOPES, scopes_header(principal.scopes)))
+    return headers

@@ -1,8 +1,9 @@
 """The per-caller state gateways share: rate-limit windows and idempotency records.
 
 With ``TASKGATE_REDIS_URL`` both live in Redis and every gateway process and replica sees the same
-counts and records. Without it (``make run``'s default) both live in the worker process: exact
-there, but each gunicorn worker counts and remembers on its own.
+counts and records. Without it (``make run``'s default) both live in the worker process, and the
+gateway runs a single gunicorn worker (``gateway.settings`` refuses more): every request meets
+the same windows and records, so limits and idempotency hold exactly as they do with Redis.
 """
 
 import dataclasses

@@ -17,6 +17,7 @@ import grpc
 
 from gateway.metrics import UPSTREAM_ERRORS
 from taskgate import wire
+from taskgate.scopes import is_known_scope
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,17 @@ def unavailable(message: str) -> ApiError:
     return ApiError(503, message, "unavailable", headers=_retry_after(503))
 
 
+def insufficient_scope(scope: str) -> ApiError:
+    """Return the 403 for a caller whose API key lacks ``scope``, named in ``scope`` and ``details``."""
+    return ApiError(
+        403,
+        f"The API key lacks the scope {scope}",
+        wire.INSUFFICIENT_SCOPE,
+        details=[{"field": "scope", "message": scope}],
+        fields={"scope": scope},
+    )
+
+
 def rpc_code(ex: grpc.RpcError) -> grpc.StatusCode:
     """Return the status code of a failed call (UNKNOWN for an RpcError that carries none)."""
     code = getattr(ex, "code", None)
@@ -144,6 +156,8 @@ def error_for_rpc(ex: grpc.RpcError) -> ApiError:
             if field and len(field) <= _MAX_FIELD_LENGTH:
                 error.details = [{"field": field, "message": error.message}]
             reason = trailing.get(wire.ERROR_CODE)
+            if reason == wire.INSUFFICIENT_SCOPE and is_known_scope(trailing.get(wire.MISSING_SCOPE)):
+                return insufficient_scope(trailing[wire.MISSING_SCOPE])
             if reason in wire.ERROR_CODES:
                 error.error_code = reason
             return error

@@ -2,7 +2,9 @@
 
 The channel is created on first use and again in any process that did not create it, so a gunicorn
 worker never shares the master's channel (gRPC channels do not survive fork) and nothing connects
-at import time. Failed calls raise ``grpc.RpcError``; ``gateway.errors`` maps them to HTTP.
+at import time. With TLS settings (taskgate.tls) the channel's credentials are made with it, after
+the fork, from the CA and client certificate the settings name. Failed calls raise
+``grpc.RpcError``; ``gateway.errors`` maps them to HTTP.
 """
 
 import contextlib
@@ -15,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 
 from gateway.caller import CallContext
+from gateway.caller import identity_headers
 from taskgate import __version__
 from taskgate import wire
 from taskgate.orchestrator.v1 import approvals_pb2
@@ -29,6 +32,7 @@ from taskgate.orchestrator.v1 import sessions_pb2
 from taskgate.orchestrator.v1 import sessions_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
+from taskgate.tls import ClientTls
 
 # A session export is one message of up to 32 MiB (orchestrator.engine.session_export); 4 MiB is the
 # default limit.
@@ -72,8 +76,11 @@ class _Stubs:
     health: health_pb2_grpc.HealthStub
 
     @classmethod
-    def connect(cls, address: str) -> "_Stubs":
-        channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    def connect(cls, address: str, tls: ClientTls | None) -> "_Stubs":
+        if tls is None:
+            channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        else:
+            channel = grpc.secure_channel(address, tls.grpc_credentials(), options=_CHANNEL_OPTIONS)
         return cls(
             channel=channel,
             pid=os.getpid(),
@@ -90,8 +97,11 @@ class _Stubs:
 class OrchestratorClient:
     """Calls the orchestrator's services on behalf of an authenticated caller, with a deadline."""
 
-    def __init__(self, address: str, service_token: str, timeout_seconds: float) -> None:
+    def __init__(
+        self, address: str, service_token: str, timeout_seconds: float, tls: ClientTls | None = None
+    ) -> None:
         self._address = address
+        self._tls = tls
         self._service_token = service_token
         self._timeout = timeout_seconds
         self._lock = threading.Lock()
@@ -338,9 +348,7 @@ class OrchestratorClient:
         if context.traceparent:
             metadata.append((wire.TRACEPARENT, context.traceparent))
         if context.principal is not None:
-            metadata.append((wire.USER_ID, context.principal.user_id))
-            metadata.append((wire.TENANT_ID, context.principal.tenant_id))
-            metadata.append((wire.ROLE, context.principal.role))
+            metadata.extend(identity_headers(context.principal))
         return metadata
 
     def _connection(self) -> _Stubs:
@@ -350,7 +358,7 @@ class OrchestratorClient:
         with self._lock:
             if self._stubs is None or self._stubs.pid != os.getpid():
                 # A channel inherited over fork is unusable and is dropped, not closed.
-                stubs = _Stubs.connect(self._address)
+                stubs = _Stubs.connect(self._address, self._tls)
                 _wait_until_connected(stubs.channel, min(self._timeout, FIRST_CONNECT_SECONDS))
                 self._stubs = stubs
             return self._stubs

@@ -8,8 +8,6 @@ a failure every call fails at once for ``PAUSE_SECONDS`` rather than each reques
 timeout again while Redis is down.
 """
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -20,11 +18,12 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-logger = logging.getLogger(__name__)
+from taskgate.outage_log import OutageLog
+
+__all__ = ["GatewayRedis", "OutageLog", "RedisUnavailableError", "connect"]
 
 PAUSE_SECONDS = 1.0
 MAX_CONNECTIONS = 64
-OUTAGE_LOG_INTERVAL_SECONDS = 60.0
 
 
 class RedisUnavailableError(Exception):
@@ -82,31 +81,3 @@ class GatewayRedis:
         except redis.exceptions.RedisError as ex:
             self._paused_until = self._clock() + self._pause_seconds
             raise RedisUnavailableError(type(ex).__name__) from ex
-
-
-class OutageLog:
-    """Log that a shared backend is unreachable at most once per interval, counting what was skipped."""
-
-    def __init__(
-        self,
-        message: str,
-        interval_seconds: float = OUTAGE_LOG_INTERVAL_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._message = message
-        self._interval = interval_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._next_at = 0.0
-        self._suppressed = 0
-
-    def record(self, ex: Exception) -> None:
-        """Note one failure; write a warning if none was written in the last interval."""
-        with self._lock:
-            now = self._clock()
-            if now < self._next_at:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed = self._suppressed, 0
-            self._next_at = now + self._interval
-        logger.warning(self._message, extra={"error": str(ex), "suppressed": suppressed})

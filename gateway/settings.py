@@ -14,6 +14,8 @@ from taskgate.rate_limit_tiers import read_tiers
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
 from taskgate.shared_settings import dev_only_switch
+from taskgate.tls import ClientTls
+from taskgate.tls import configured_client_variables
 
 WORKER_CLASSES = ("gevent", "gthread")
 # The switches of TASKGATE_SECURITY_HEADERS, one per header (gateway.middleware.security_headers).
@@ -21,6 +23,11 @@ SECURITY_HEADERS = ("content-type-options", "frame-options", "referrer-policy", 
 # Browsers' origins of the gateway itself, allowed for CORS in dev on top of TASKGATE_CORS_ORIGINS.
 DEV_CORS_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
 _MIN_METRICS_TOKEN_LENGTH = 16
+WORKERS = "TASKGATE_GATEWAY_WORKERS"
+# gunicorn workers when Redis holds the rate-limit windows and idempotency records. Without Redis
+# they live in the worker process (gateway.caller_state), and only a single worker keeps them
+# exact: the gateway then runs one, and refuses more (docs/operations.md has the measurement).
+DEFAULT_WORKERS_WITH_REDIS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +40,8 @@ class GatewaySettings(ServiceSettings):
     """
 
     bind: str = "127.0.0.1:8080"
-    workers: int = 2
+    # One without Redis (the default), DEFAULT_WORKERS_WITH_REDIS with it; see _workers.
+    workers: int = 1
     worker_class: str = "gevent"
     threads: int = 32
     worker_connections: int = 10000
@@ -56,16 +64,19 @@ class GatewaySettings(ServiceSettings):
     rate_limit_disabled: bool = False
     trusted_proxies: TrustedProxies = TrustedProxies()
     idempotency_ttl_seconds: int = 86400
+    # TLS to the orchestrator (gRPC and admin server), on with an https admin URL; None: plaintext.
+    tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "GatewaySettings":
         """Read and check the TASKGATE_* variables, raising SettingsError naming the first bad one."""
         environment = Environment(environ)
         shared = SharedSettings.from_env(environment)
+        admin_url = _admin_url(environment, "TASKGATE_ADMIN_URL", cls.admin_url)
         return cls(
             **dataclasses.asdict(shared),
             bind=_bind_address(environment, "TASKGATE_GATEWAY_BIND", cls.bind),
-            workers=environment.integer("TASKGATE_GATEWAY_WORKERS", cls.workers, minimum=1),
+            workers=_workers(environment, WORKERS, shared.redis_url),
             worker_class=environment.choice(
                 "TASKGATE_GATEWAY_WORKER_CLASS", cls.worker_class, WORKER_CLASSES
             ),
@@ -74,7 +85,7 @@ class GatewaySettings(ServiceSettings):
                 "TASKGATE_GATEWAY_WORKER_CONNECTIONS", cls.worker_connections, minimum=1
             ),
             orchestrator_addr=environment.host_port("TASKGATE_ORCHESTRATOR_ADDR", cls.orchestrator_addr),
-            admin_url=_admin_url(environment, "TASKGATE_ADMIN_URL", cls.admin_url),
+            admin_url=admin_url,
             api_key_cache_seconds=environment.number(
                 "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds
             ),
@@ -103,7 +114,30 @@ class GatewaySettings(ServiceSettings):
             idempotency_ttl_seconds=environment.integer(
                 "TASKGATE_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, minimum=1
             ),
+            tls=_orchestrator_tls(environment, admin_url),
         )
+
+
+def _workers(environment: Environment, name: str, redis_url: str | None) -> int:
+    """Read the number of gunicorn workers: one without Redis, where more would count apart."""
+    if redis_url is not None:
+        return environment.integer(name, DEFAULT_WORKERS_WITH_REDIS, minimum=1)
+    workers = environment.integer(name, 1, minimum=1)
+    problem = worker_count_problem(workers, redis_url)
+    if problem is not None:
+        raise SettingsError(problem)
+    return workers
+
+
+def worker_count_problem(workers: int, redis_url: str | None) -> str | None:
+    """Return why this many gunicorn workers cannot serve without Redis (one line), or None."""
+    if workers <= 1 or redis_url is not None:
+        return None
+    return (
+        f"{WORKERS}={workers} needs TASKGATE_REDIS_URL: without Redis each worker keeps its own "
+        "rate-limit windows and idempotency records, so only one worker keeps them exact; "
+        f"set TASKGATE_REDIS_URL, or unset {WORKERS} (one worker)"
+    )
 
 
 def _bind_address(environment: Environment, name: str, default: str) -> str:
@@ -122,6 +156,23 @@ def _admin_url(environment: Environment, name: str, default: str) -> str:
     if urllib.parse.urlsplit(value).query:
         raise SettingsError(f"{name} must be a base URL without a query")
     return value
+
+
+def _orchestrator_tls(environment: Environment, admin_url: str) -> ClientTls | None:
+    """Read how the gateway speaks TLS to the orchestrator: on for gRPC too when the admin URL is https.
+
+    The orchestrator serves both with one certificate, so the admin URL's scheme is the one switch;
+    a TLS file set with an http admin URL is refused rather than silently left unused.
+    """
+    if urllib.parse.urlsplit(admin_url).scheme == "https":
+        return ClientTls.from_env(environment)
+    configured = configured_client_variables(environment)
+    if configured:
+        raise SettingsError(
+            f"{configured[0]} is set but TASKGATE_ADMIN_URL is http: the gateway speaks TLS to the "
+            "orchestrator (gRPC and streams) only with an https:// admin URL"
+        )
+    return None
 
 
 def _is_origin(value: str) -> bool:

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
 
+import grpc
+
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.stream_metrics import StreamMetrics
@@ -27,6 +29,8 @@ from orchestrator.backends import open_control_signals
 from orchestrator.backends import open_event_bus
 from orchestrator.backends import open_migrated_store
 from orchestrator.bus import EventBus
+from orchestrator.call_limiter import open_call_limiter
+from orchestrator.call_limits import RateLimitInterceptor
 from orchestrator.control_signals import ControlSignals
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.engine.accounts import AccountEngine
@@ -57,6 +61,8 @@ from orchestrator.settings import split_address
 from orchestrator.store.base import Store
 from orchestrator.tokens import TokenIssuer
 from taskgate import dev_bypass
+from taskgate.rate_limits.per_user import PerUserWindows
+from taskgate.redis_keys import KeyNamer
 from taskgate.rfc3339 import utc_now
 
 logger = logging.getLogger("orchestrator")
@@ -123,6 +129,7 @@ class Orchestrator:
         servicers: Servicers,
         admin: AdminServer,
         resources: contextlib.AsyncExitStack,
+        call_limits: RateLimitInterceptor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -133,6 +140,7 @@ class Orchestrator:
         self.scheduler = scheduler
         self.servicers = servicers
         self.admin = admin
+        self.call_limits = call_limits
         self.grpc_port = 0
         self.admin_port = 0
         # What build_orchestrator opened, and what start started: each closed in reverse by stop.
@@ -150,10 +158,16 @@ class Orchestrator:
             await self._running.aclose()
             raise
         grpc_host = split_address(self.settings.grpc_addr)[0]
+        tls = _tls_mode(self.settings)
         logger.info(
             f"orchestrator ready grpc={grpc_host}:{self.grpc_port} "
-            f"admin={self.settings.admin_host}:{self.admin_port}",
-            extra={"grpc_port": self.grpc_port, "admin_port": self.admin_port, "env": self.settings.env},
+            f"admin={self.settings.admin_host}:{self.admin_port} tls={tls}",
+            extra={
+                "grpc_port": self.grpc_port,
+                "admin_port": self.admin_port,
+                "env": self.settings.env,
+                "tls": tls,
+            },
         )
 
     async def stop(self) -> None:
@@ -197,7 +211,9 @@ class Orchestrator:
         running.push_async_callback(self.admin.stop)
 
         try:
-            grpc_server, self.grpc_port = await create_server(self.settings.grpc_addr, self.servicers)
+            grpc_server, self.grpc_port = await create_server(
+                self.settings.grpc_addr, self.servicers, _grpc_credentials(self.settings), self.call_limits
+            )
         except BindError as ex:
             raise StartupError(str(ex)) from ex
         await grpc_server.start()
@@ -274,6 +290,12 @@ async def build_orchestrator(
     authenticator = ApiKeyAuthenticator(store)
     resources.push_async_callback(authenticator.close)
     callers = CallerResolver(settings.service_token, authenticator)
+    call_limits = None
+    if not settings.rate_limit_disabled:
+        limiter = open_call_limiter(settings.redis_url, settings.redis_timeout_seconds)
+        resources.push_async_callback(limiter.close)
+        windows = PerUserWindows(KeyNamer(settings.service_token), settings.rate_limit_tiers)
+        call_limits = RateLimitInterceptor(callers, windows, limiter, settings.rate_limit_fail_closed)
     admin = AdminServer(
         create_admin_app(
             engines.tasks,
@@ -285,6 +307,7 @@ async def build_orchestrator(
         settings.admin_host,
         settings.admin_port,
         ping_seconds=settings.sse_ping_seconds,
+        ssl_context=settings.tls.ssl_context() if settings.tls else None,
     )
     return Orchestrator(
         settings,
@@ -297,7 +320,20 @@ async def build_orchestrator(
         servicers=_servicers(engines, callers),
         admin=admin,
         resources=resources,
+        call_limits=call_limits,
     )
+
+
+def _grpc_credentials(settings: OrchestratorSettings) -> grpc.ServerCredentials | None:
+    """Return the gRPC server's TLS credentials, None for plaintext."""
+    return settings.tls.grpc_credentials() if settings.tls else None
+
+
+def _tls_mode(settings: OrchestratorSettings) -> str:
+    """Name how both servers speak: ``off`` (plaintext), ``on`` or ``mutual`` (client certificates)."""
+    if settings.tls is None:
+        return "off"
+    return "mutual" if settings.tls.requires_client_cert else "on"
 
 
 def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
@@ -309,6 +345,7 @@ def _servicers(engines: Engines, callers: CallerResolver) -> Servicers:
         sessions=SessionServiceServicer(engines.sessions, callers),
         approvals=ApprovalServiceServicer(engines.approvals, callers),
         schedules=ScheduleServiceServicer(engines.schedules, callers),
+        callers=callers,
     )
 
 

@@ -106,6 +106,14 @@ class PermissionDeniedError(OrchestratorError):
     default_message = "Permission denied"
 
 
+class InsufficientScopeError(PermissionDeniedError):
+    """The caller's API key lacks a scope the request needs; ``scope`` names it."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"The API key lacks the scope {scope}")
+
+
 class ScheduleNotFoundError(NotFoundError):
     """No such schedule, or it belongs to someone else."""
 

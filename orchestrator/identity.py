@@ -1,11 +1,13 @@
 """Resolving who is calling: a service token with forwarded identity, or an API key.
 
-The orchestrator trusts ``x-taskgate-user-id`` (and tenant and role) only next to a valid service
-token, compared in constant time. A service calling directly brings ``x-api-key`` instead and
-acts as that key's user. Anything else is refused.
+The orchestrator trusts ``x-taskgate-user-id`` (and tenant, role, and the API key id and scopes
+of a caller who used a key) only next to a valid service token, compared in constant time. A
+service calling directly brings ``x-api-key`` instead and acts as that key's user. Anything else
+is refused.
 """
 
 import asyncio
+import contextvars
 import datetime
 import hmac
 import logging
@@ -23,9 +25,14 @@ from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
 from taskgate.rfc3339 import utc_now
+from taskgate.scopes import parse_scopes_header
 
 logger = logging.getLogger(__name__)
 
+# The caller of the gRPC call the current task serves, with that call's context.
+_RESOLVED_CALLER: contextvars.ContextVar[tuple[grpc.aio.ServicerContext, Caller] | None] = (
+    contextvars.ContextVar("resolved_caller", default=None)
+)
 # Recording every use of a busy key would make each request a write; once a minute is plenty.
 LAST_USED_RESOLUTION = datetime.timedelta(seconds=60)
 
@@ -117,8 +124,17 @@ class CallerResolver:
         self.require_service(metadata_dict(context.invocation_metadata()))
 
     async def resolve_call(self, context: grpc.aio.ServicerContext) -> Caller:
-        """Return the caller of a gRPC call, from its invocation metadata."""
-        return await self.resolve(metadata_dict(context.invocation_metadata()))
+        """Return the caller of a gRPC call, from its invocation metadata, resolved once per call.
+
+        An interceptor that resolves the caller first (``orchestrator.scope_enforcement``) runs in
+        the call's task, so the servicer finds the caller here instead of checking the key again.
+        """
+        resolved = _RESOLVED_CALLER.get()
+        if resolved is not None and resolved[0] is context:
+            return resolved[1]
+        caller = await self.resolve(metadata_dict(context.invocation_metadata()))
+        _RESOLVED_CALLER.set((context, caller))
+        return caller
 
     async def resolve(self, metadata: Mapping[str, str]) -> Caller:
         """Return the caller: forwarded identity next to the service token, else the API key's user."""
@@ -132,6 +148,8 @@ class CallerResolver:
                 user_id=user_id,
                 tenant_id=metadata.get(wire.TENANT_ID, "").strip(),
                 role=metadata.get(wire.ROLE, "").strip() or "user",
+                api_key_id=metadata.get(wire.API_KEY_ID, "").strip(),
+                scopes=parse_scopes_header(metadata.get(wire.SCOPES)),
             )
         presented = metadata.get(wire.API_KEY)
         if presented:

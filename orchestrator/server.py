@@ -8,7 +8,10 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orchestrator.call_limits import RateLimitInterceptor
+from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
+from orchestrator.scope_enforcement import ScopeInterceptor
 from orchestrator.services.approvals import ApprovalServiceServicer
 from orchestrator.services.auth import AuthServiceServicer
 from orchestrator.services.events import EventServiceServicer
@@ -63,14 +66,27 @@ class Servicers:
     sessions: SessionServiceServicer
     approvals: ApprovalServiceServicer
     schedules: ScheduleServiceServicer
+    # Resolves each call's caller for the interceptors (and the servicers above).
+    callers: CallerResolver
 
 
-async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Server, int]:
+async def create_server(
+    address: str,
+    servicers: Servicers,
+    credentials: grpc.ServerCredentials | None = None,
+    call_limits: RateLimitInterceptor | None = None,
+) -> tuple[grpc.aio.Server, int]:
     """Build the gRPC server bound to ``address`` (port 0 picks one); return it and its port.
 
-    The server is not started.
+    With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. ``call_limits``
+    limits direct API-key callers (None: not limited). The server is not started.
     """
-    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=(RpcLogInterceptor(),))
+    interceptors = (
+        RpcLogInterceptor(),
+        ScopeInterceptor(servicers.callers),
+        *((call_limits,) if call_limits is not None else ()),
+    )
+    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=interceptors)
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
     events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, server)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)
@@ -87,7 +103,10 @@ async def create_server(address: str, servicers: Servicers) -> tuple[grpc.aio.Se
         server,
     )
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as ex:
         raise BindError(f"cannot listen on TASKGATE_GRPC_ADDR={address}") from ex
     if port == 0:

@@ -10,10 +10,15 @@ from collections.abc import Mapping
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
 from taskgate.environment import split_address
+from taskgate.rate_limit_tiers import BUILT_IN_TIERS
+from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limit_tiers import read_tiers
 from taskgate.service_settings import ServiceSettings
 from taskgate.shared_settings import SharedSettings
+from taskgate.shared_settings import dev_only_switch
 from taskgate.task_rules import MAX_APPROVAL_TIMEOUT_SECONDS
 from taskgate.task_rules import MIN_APPROVAL_TIMEOUT_SECONDS
+from taskgate.tls import ServerTls
 
 _REPLICA_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -134,6 +139,17 @@ class OrchestratorSettings(ServiceSettings):
     schedule_min_interval_seconds: int = 60
     schedule_max_per_user: int = 50
     scheduler_poll_seconds: float = 1.0
+    # TLS for the gRPC and admin servers (taskgate.tls); None: plaintext.
+    tls: ServerTls | None = None
+    # Direct gRPC callers with an API key are limited like HTTP callers (orchestrator.call_limits):
+    # the same tiers, in the same Redis windows when redis_url is set (waiting at most
+    # redis_timeout_seconds for it), with the gateway's fail-closed and off switches.
+    rate_limit_tiers: Mapping[str, TierLimits] = dataclasses.field(
+        default_factory=lambda: dict(BUILT_IN_TIERS)
+    )
+    redis_timeout_seconds: float = 0.5
+    rate_limit_fail_closed: bool = False
+    rate_limit_disabled: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -184,6 +200,13 @@ class OrchestratorSettings(ServiceSettings):
             scheduler_poll_seconds=environment.number(
                 "TASKGATE_SCHEDULER_POLL_SECONDS", cls.scheduler_poll_seconds, 0.05, 3600.0
             ),
+            tls=ServerTls.from_env(environment),
+            rate_limit_tiers=read_tiers(environment),
+            redis_timeout_seconds=environment.number(
+                "TASKGATE_REDIS_TIMEOUT_SECONDS", cls.redis_timeout_seconds, above_minimum=True
+            ),
+            rate_limit_fail_closed=environment.boolean("TASKGATE_RATE_LIMIT_FAIL_CLOSED"),
+            rate_limit_disabled=dev_only_switch(environment, "TASKGATE_RATE_LIMIT_DISABLED", shared.env),
         )
 
     @property

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand."""
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the orchestrator and the gateway together (development)")
+    commands.add_parser(
+        "run", help="run the orchestrator and the gateway together (development: TASKGATE_ENV=dev)"
+    )
     gateway = commands.add_parser("gateway", help="run the HTTP gateway under gunicorn")
     gateway.add_argument("--config", default=str(DEFAULT_GUNICORN_CONFIG), help="gunicorn config file")
     commands.add_parser("orchestrator", help="run the orchestrator (gRPC and admin stream server)")
@@ -116,13 +118,16 @@ def run_gateway(config: str) -> int:
 def _offline_settings():
     """Return orchestrator settings for commands that only touch the store.
 
-    Such commands never serve, so a missing service token is given a throwaway value instead of
-    failing; everything else comes from the environment as usual.
+    Such commands never serve or issue tokens, so a missing service token or JWT secret is given a
+    throwaway value instead of failing (a configured one is still checked); everything else comes
+    from the environment as usual.
     """
     from orchestrator.settings import OrchestratorSettings
 
     environ = dict(os.environ)
-    environ.setdefault("TASKGATE_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    for name in ("TASKGATE_SERVICE_TOKEN", "TASKGATE_JWT_SECRET"):
+        if not environ.get(name, "").strip():
+            environ[name] = secrets.token_urlsafe(32)
     return OrchestratorSettings.from_env(environ)
 
 
@@ -210,6 +215,10 @@ def run_all() -> int:
     from orchestrator.settings import SettingsError
 
     environ = dict(os.environ)
+    # The services default to production; this command is the development setup, so it asks for
+    # dev unless the operator chose an environment.
+    if not environ.get("TASKGATE_ENV", "").strip():
+        environ["TASKGATE_ENV"] = "dev"
     # One token per run unless the operator fixed one: both children get it, nobody else needs it.
     environ.setdefault("TASKGATE_SERVICE_TOKEN", secrets.token_urlsafe(32))
     try:

@@ -13,7 +13,7 @@ class ServiceSettings:
     """The environment, service token, log level, identity, Redis URL and stream write deadline."""
 
     service_token: str = dataclasses.field(repr=False)
-    env: str = "dev"
+    env: str = "production"
     log_level: str = "INFO"
     # Identity: the secret access tokens are signed and verified with (see taskgate.jwt_secret),
     # their issuer, and the development bypass (taskgate.dev_bypass).

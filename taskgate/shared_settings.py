@@ -3,21 +3,26 @@
 The two processes must hold the same service token and the same JWT secret (derived from the
 token in dev and test), and they read the environment, the log level, the identity switches, the
 Redis URL and the stream write deadline from the same variables; each of those is read here only.
+
+The environment defaults to production, so a service started without configuration refuses a
+missing or weak secret instead of running with development rules; ``taskgate run`` asks for dev.
 """
 
 import dataclasses
 
 from taskgate import dev_bypass
 from taskgate import jwt_secret
+from taskgate import secret_strength
 from taskgate.environment import ENVIRONMENTS
 from taskgate.environment import RELAXED_ENVIRONMENTS
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
 
 SERVICE_TOKEN = "TASKGATE_SERVICE_TOKEN"  # noqa: S105 - a variable name, not a secret
+DEFAULT_ENV = "production"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-MIN_SERVICE_TOKEN_CHARACTERS = 32
-# dev and test accept a shorter token, such as a developer's memorable one.
+# dev and test accept a shorter token, such as a developer's memorable one; the others ask
+# taskgate.secret_strength.
 MIN_SERVICE_TOKEN_CHARACTERS_RELAXED = 16
 MAX_ISSUER_CHARACTERS = 256
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -43,17 +48,13 @@ class SharedSettings:
     @classmethod
     def from_env(cls, environment: Environment) -> "SharedSettings":
         """Read and check the shared variables, raising SettingsError naming the first bad one."""
-        env = environment.choice("TASKGATE_ENV", "dev", ENVIRONMENTS)
-        minimum = (
-            MIN_SERVICE_TOKEN_CHARACTERS_RELAXED
-            if env in RELAXED_ENVIRONMENTS
-            else MIN_SERVICE_TOKEN_CHARACTERS
-        )
-        service_token = environment.required_secret(SERVICE_TOKEN, minimum)
-        try:
-            secret = jwt_secret.resolve(environment.raw(jwt_secret.NAME), env, service_token)
-        except ValueError as ex:
-            raise SettingsError(str(ex)) from None
+        env = environment.choice("TASKGATE_ENV", DEFAULT_ENV, ENVIRONMENTS)
+        if env in RELAXED_ENVIRONMENTS:
+            service_token = environment.required_secret(SERVICE_TOKEN, MIN_SERVICE_TOKEN_CHARACTERS_RELAXED)
+        else:
+            configured = environment.raw(SERVICE_TOKEN)
+            service_token = secret_strength.required_strong(SERVICE_TOKEN, configured, env)
+        secret = jwt_secret.resolve(environment.raw(jwt_secret.NAME), env, service_token)
         return cls(
             env=env,
             service_token=service_token,

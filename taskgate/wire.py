@@ -9,6 +9,10 @@ SERVICE_TOKEN = "x-taskgate-service-token"  # noqa: S105 - a header name, not a 
 USER_ID = "x-taskgate-user-id"
 TENANT_ID = "x-taskgate-tenant-id"
 ROLE = "x-taskgate-role"
+# The API key a forwarded caller used (absent for an access token) and its scopes, space-separated
+# (absent or empty: full access), so the orchestrator checks scopes and records the key itself.
+API_KEY_ID = "x-taskgate-api-key-id"
+SCOPES = "x-taskgate-scopes"
 API_KEY = "x-api-key"
 REQUEST_ID = "x-request-id"
 TRACEPARENT = "traceparent"
@@ -20,8 +24,18 @@ INVALID_FIELD = "taskgate-invalid-field"
 ERROR_CODE = "taskgate-error-code"
 # FAILED_PRECONDITION: the session has an active turn and the submission asked to be refused then.
 SESSION_BUSY = "session_busy"
+# PERMISSION_DENIED: the caller's API key lacks a scope; MISSING_SCOPE (trailing metadata) names it.
+INSUFFICIENT_SCOPE = "insufficient_scope"
+MISSING_SCOPE = "taskgate-missing-scope"
+# RESOURCE_EXHAUSTED: a direct gRPC caller (an API key, not the gateway) is over a rate limit. The
+# trailing metadata also carries RETRY_AFTER (seconds), the window that refused and whose it is,
+# and the rate-limit fields the gateway sends as headers, lower case (x-ratelimit-limit-minute…).
+RATE_LIMITED = "rate_limited"
+RETRY_AFTER = "retry-after"
+RATE_LIMIT_WINDOW = "taskgate-rate-limit-window"
+RATE_LIMIT_COUNTED_PER = "taskgate-rate-limit-counted-per"
 # Every reason the orchestrator sends in ERROR_CODE; the gateway passes on no other.
-ERROR_CODES = (SESSION_BUSY,)
+ERROR_CODES = (SESSION_BUSY, INSUFFICIENT_SCOPE, RATE_LIMITED)
 
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"

@@ -22,12 +22,17 @@ from gateway.redis_client import RedisUnavailableError
 
 
 def rate_limited(status: RateLimitStatus) -> ApiError:
-    """Return the 429 of a refused request: its window in the body, Retry-After and the limit headers."""
+    """Return the 429 of a refused request: Retry-After, the limit headers, and in the body the window.
+
+    The body names the window that refused (``minute`` or ``hour``) and whose it is
+    (``counted_per``: ``user``, or ``api_key`` for a key's sub-limit; absent for per-address limits).
+    """
     headers = rate_limit_headers(status)
     headers["Retry-After"] = str(status.retry_after_seconds)
-    return ApiError(
-        429, "Rate limit exceeded", "rate_limited", headers=headers, fields={"window": status.limited_by}
-    )
+    fields = {"window": status.limited_by}
+    if status.limited_per:
+        fields["counted_per"] = status.limited_per
+    return ApiError(429, "Rate limit exceeded", "rate_limited", headers=headers, fields=fields)
 
 
 class RateLimitMiddleware:

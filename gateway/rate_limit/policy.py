@@ -1,15 +1,15 @@
 """Which requests are limited, against which counter, with which limits.
 
-- An authenticated request counts against its caller: the API key (by its id) when it came with
-  one, else the user (JWT callers), with a minute and an hour window. Limits are the key's own
-  overrides where set, else its tier's (``tiers.py``).
+- An authenticated request counts in its user's minute and hour windows, whichever credential it
+  came with (every key of the user and every access token share them, at the tier's limits), and,
+  made with an API key that has a lower limit of its own, in that key's windows too (a sub-limit):
+  ``taskgate.rate_limits.per_user``, the rule the orchestrator applies to direct gRPC callers.
 - An unauthenticated request to a per-address route (``POST /api/v1/auth/register`` and
   ``/login``, ``/refresh``) counts against the client address and the route path, minute only.
 - Anything else (health, readiness, metrics, OpenAPI, other public routes, refused credentials)
   is not limited.
 """
 
-import functools
 from collections.abc import Mapping
 
 import falcon
@@ -20,9 +20,7 @@ from gateway.rate_limit.limiter import RateLimitSubject
 from gateway.rate_limit.limiter import WindowRule
 from gateway.redis_keys import KeyNamer
 from taskgate.rate_limit_tiers import TierLimits
-from taskgate.rate_limit_tiers import limits_for
-
-_CACHED_CALLERS = 4096
+from taskgate.rate_limits.per_user import PerUserWindows
 
 
 class RateLimitPolicy:
@@ -36,26 +34,21 @@ class RateLimitPolicy:
         trusted_proxies: TrustedProxies,
     ) -> None:
         self._namer = namer
-        self._tiers = tiers
+        self._users = PerUserWindows(namer, tiers)
         self._address_limits = address_limits
         self._trusted_proxies = trusted_proxies
-        # Two keyed hashes a request: worth remembering for the callers seen lately.
-        self._caller_names = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._names_of_caller)
 
     def subject_for(self, req: falcon.Request) -> RateLimitSubject | None:
         """Return the subject a routed request counts against, or None if it is not limited."""
         principal = req.context.get("principal")
         if principal is not None:
-            limits = limits_for(
-                self._tiers, principal.tier, principal.rate_limit_per_minute, principal.rate_limit_per_hour
-            )
-            partition, counter = self._caller_names(
-                principal.tenant_id, principal.user_id, principal.api_key_id
-            )
-            return RateLimitSubject(
-                partition=partition,
-                counter=counter,
-                rules=(WindowRule("minute", limits.per_minute), WindowRule("hour", limits.per_hour)),
+            return self._users.subject(
+                principal.tenant_id,
+                principal.user_id,
+                principal.tier,
+                principal.api_key_id,
+                principal.rate_limit_per_minute,
+                principal.rate_limit_per_hour,
             )
         per_minute = self._address_limits.get(req.path) if req.method == "POST" else None
         if per_minute is None:
@@ -66,11 +59,3 @@ class RateLimitPolicy:
             counter=self._namer.digest("route", req.path),
             rules=(WindowRule("minute", per_minute),),
         )
-
-    def _names_of_caller(self, tenant_id: str, user_id: str, api_key_id: str) -> tuple[str, str]:
-        """Return a caller's hash tag (its user's) and counter (its API key's, else its user's)."""
-        if api_key_id:
-            counter = self._namer.digest("api-key", api_key_id)
-        else:
-            counter = self._namer.digest("user", tenant_id, user_id)
-        return self._namer.user_partition(tenant_id, user_id), counter

@@ -149,6 +149,7 @@ def approval_to_json(approval: approvals_pb2.Approval) -> dict[str, Any]:
     }
     if approval.status != "pending":
         body["decided_by"] = approval.decided_by or None
+        body["decided_by_api_key_id"] = approval.decided_by_api_key_id or None
         body["decided_at"] = timestamp(approval, "decided_at")
         body["feedback"] = approval.feedback
         body["modified_action"] = _json_object(approval.modified_action_json)

@@ -25,7 +25,8 @@ from gateway.resources.auth_requests import update_key_request
 from gateway.resources.serialization import timestamp
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.rate_limit_tiers import TierLimits
-from taskgate.rate_limit_tiers import limits_for
+from taskgate.rate_limit_tiers import tier_limits
+from taskgate.rate_limits.per_user import key_sub_limit
 
 TOKEN_TYPE = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 _WINDOWS = ("minute", "hour")
@@ -95,19 +96,21 @@ def rate_limits(
 ) -> dict[str, dict[str, int]]:
     """Return the caller's windows: as counted for this request, else its limits with nothing used.
 
-    There is no count when the limiter is switched off or could not be reached (it fails open).
+    Of the user's window and a key's sub-limit of the same length, the one with less left is shown
+    (what this credential may still send). There is no count when the limiter is switched off or
+    could not be reached (it fails open).
     """
-    if status is not None:
-        windows = {window.name: window for window in status.windows}
-        if all(name in windows for name in _WINDOWS):
-            return {
-                name: {"limit": windows[name].limit, "remaining": windows[name].remaining}
-                for name in _WINDOWS
-            }
-    limits = limits_for(tiers, principal.tier, principal.rate_limit_per_minute, principal.rate_limit_per_hour)
+    if status is not None and all(status.window(name) is not None for name in _WINDOWS):
+        return {
+            name: {"limit": status.window(name).limit, "remaining": status.window(name).remaining}
+            for name in _WINDOWS
+        }
+    limits = tier_limits(tiers, principal.tier)
+    per_minute = key_sub_limit(principal.rate_limit_per_minute, limits.per_minute) or limits.per_minute
+    per_hour = key_sub_limit(principal.rate_limit_per_hour, limits.per_hour) or limits.per_hour
     return {
-        "minute": {"limit": limits.per_minute, "remaining": limits.per_minute},
-        "hour": {"limit": limits.per_hour, "remaining": limits.per_hour},
+        "minute": {"limit": per_minute, "remaining": per_minute},
+        "hour": {"limit": per_hour, "remaining": per_hour},
     }
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable
 from collections.abc import Callable
 
@@ -47,9 +48,16 @@ class AdminServer:
     """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator."""
 
     def __init__(
-        self, app: Callable[..., Awaitable[None]], host: str, port: int, ping_seconds: float = 20.0
+        self,
+        app: Callable[..., Awaitable[None]],
+        host: str,
+        port: int,
+        ping_seconds: float = 20.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._app = app
+        # With a context, the listener speaks only TLS (taskgate.tls).
+        self._ssl_context = ssl_context
         self._host = host
         self._port = port
         # WebSocket streams get a protocol-level ping this often (SSE streams send ``: ping``).
@@ -69,6 +77,7 @@ class AdminServer:
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             ws_ping_interval=self._ping_seconds,
+            ssl_context_factory=self._tls_context if self._ssl_context else None,
         )
         config.load()
         logging.getLogger("uvicorn.error").addFilter(_not_an_incomplete_response)
@@ -80,6 +89,11 @@ class AdminServer:
         await self._server.startup(sockets=[self._socket])
         self._main_loop = asyncio.create_task(self._server.main_loop(), name="admin server")
         return self._socket.getsockname()[1]
+
+    def _tls_context(
+        self, config: uvicorn.Config, default_factory: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        return self._ssl_context
 
     async def stop(self) -> None:
         """Stop accepting, let open responses end within the grace period, then cut them."""

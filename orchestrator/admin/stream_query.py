@@ -17,10 +17,27 @@ from orchestrator.engine.tasks import TaskEngine
 from orchestrator.errors import TaskNotFoundError
 from taskgate import wire
 from taskgate.identifiers import is_valid_id
+from taskgate.scopes import STREAM_NEEDS
+from taskgate.scopes import missing_scope
+from taskgate.scopes import parse_scopes_header
 from taskgate.stream_parameters import parse_last_event_id
 from taskgate.stream_parameters import parse_types
 
-_DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
+
+
+class InsufficientScopeRefusal(falcon.HTTPForbidden):
+    """403: the caller's API key lacks the scope a stream needs; the body names it in ``scope``."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(description=f"The API key lacks the scope {scope}", code=wire.INSUFFICIENT_SCOPE)
+        self.scope = scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +54,8 @@ async def authorised_stream_query(
 ) -> StreamQuery:
     """Check the service token, the caller, the parameters and the caller's ownership of the workflow.
 
-    Raises 401 without the service token or the caller's identity, 400 for bad parameters, and 404
+    Raises 401 without the service token or the caller's identity, 403 when the caller's API key
+    lacks the stream's scope (``taskgate.scopes.STREAM_NEEDS``), 400 for bad parameters, and 404
     when the workflow is unknown or someone else's.
     """
     presented = (req.get_header(wire.SERVICE_TOKEN) or "").encode("utf-8")
@@ -46,6 +64,9 @@ async def authorised_stream_query(
     user_id = (req.get_header(wire.USER_ID) or "").strip()
     if not user_id:
         raise falcon.HTTPUnauthorized(description="Caller identity required", code="unauthorized")
+    scope = missing_scope(parse_scopes_header(req.get_header(wire.SCOPES)), STREAM_NEEDS)
+    if scope is not None:
+        raise InsufficientScopeRefusal(scope)
     workflow_id = req.get_param("workflow_id") or ""
     if not is_valid_id(workflow_id):
         raise falcon.HTTPBadRequest(description="workflow_id is missing or malformed", code="invalid_request")
@@ -60,11 +81,17 @@ async def authorised_stream_query(
 
 
 def error_body(exception: falcon.HTTPError) -> dict[str, Any]:
-    """Return the admin server's error body: ``{"error": <static message>, "code": <snake_case>}``."""
-    return {
+    """Return the admin server's error body: ``{"error": <static message>, "code": <snake_case>}``.
+
+    A refusal for a missing scope adds ``scope``, naming it.
+    """
+    body = {
         "error": exception.description or exception.title,
         "code": exception.code or _DEFAULT_CODES.get(exception.status_code, "error"),
     }
+    if isinstance(exception, InsufficientScopeRefusal):
+        body["scope"] = exception.scope
+    return body
 
 
 def _last_event_id(req: falcon.asgi.Request) -> int:

@@ -59,6 +59,8 @@ class ApprovalRecord(NewApproval):
     status: ApprovalStatus
     query: str = ""
     decided_by: str = ""
+    # The API key the decider used; empty for an access token, the clock or a cancel.
+    decided_by_api_key_id: str = ""
     decided_at: datetime.datetime | None = None
     feedback: str = ""
     modified_action: Action | None = None
@@ -81,3 +83,4 @@ class ApprovalResolution:
     task_status: TaskStatus
     task_error: str
     events: tuple[NewEvent, ...]
+    decided_by_api_key_id: str = ""

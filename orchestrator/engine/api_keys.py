@@ -17,6 +17,7 @@ from orchestrator.domain.accounts import NewApiKey
 from orchestrator.domain.accounts import RateLimitOverrides
 from orchestrator.domain.accounts import UserRecord
 from orchestrator.errors import ApiKeyNotFoundError
+from orchestrator.errors import InsufficientScopeError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import PermissionDeniedError
 from orchestrator.errors import UserNotFoundError
@@ -33,6 +34,7 @@ from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
 from taskgate.rfc3339 import utc_now
+from taskgate.scopes import scope_beyond
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,15 @@ class ApiKeyEngine:
         return await self._store.list_api_keys(caller.user_id)
 
     async def create_key(self, caller: Caller, request: KeyRequest) -> CreatedKey:
-        """Create a key for the caller and return it with its secret."""
+        """Create a key for the caller and return it with its secret.
+
+        A caller using a scoped key creates keys within its own scopes only (no escalation): a key
+        without scopes would have every scope, so only a full-access caller creates one.
+        """
+        _check_key_request(request, utc_now())
+        beyond = scope_beyond(caller.scopes, request.scopes)
+        if beyond is not None:
+            raise InsufficientScopeError(beyond)
         api_key = generate_api_key()
         return CreatedKey(await self._store_key(caller, api_key, request), api_key)
 

@@ -93,6 +93,8 @@ class Decision:
     decided_by: str
     feedback: str = ""
     modified_action: Action | None = None
+    # The API key the decider used; empty for an access token.
+    decided_by_api_key_id: str = ""
 
 
 def task_action(query: str, mode: str) -> dict[str, Any]:
@@ -200,6 +202,7 @@ def decision_resolution(
         "approval_id": approval.approval_id,
         "approved": decision.approved,
         "decided_by": decision.decided_by,
+        "decided_by_api_key_id": decision.decided_by_api_key_id,
         "feedback": decision.feedback,
     }
     if decision.modified_action is not None:
@@ -218,6 +221,7 @@ def decision_resolution(
     return ApprovalResolution(
         status=status,
         decided_by=decision.decided_by,
+        decided_by_api_key_id=decision.decided_by_api_key_id,
         decided_at=at,
         feedback=decision.feedback,
         modified_action=decision.modified_action,

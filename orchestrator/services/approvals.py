@@ -65,6 +65,7 @@ class ApprovalServiceServicer(approvals_pb2_grpc.ApprovalServiceServicer):
         decision = Decision(
             approved=request.approved,
             decided_by=caller.user_id,
+            decided_by_api_key_id=caller.api_key_id,
             feedback=check_feedback(request.feedback),
             modified_action=parse_modified_action(request.modified_action_json),
         )
@@ -85,6 +86,7 @@ def approval_to_proto(approval: ApprovalRecord) -> approvals_pb2.Approval:
         requested_at=timestamp(approval.requested_at),
         status=approval.status.value,
         decided_by=approval.decided_by,
+        decided_by_api_key_id=approval.decided_by_api_key_id,
         decided_at=timestamp(approval.decided_at),
         feedback=approval.feedback,
         modified_action_json=_modified_action_json(approval),

@@ -12,6 +12,7 @@ from typing import TypeVar
 import grpc
 
 from orchestrator.errors import AlreadyExistsError
+from orchestrator.errors import InsufficientScopeError
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import NotFoundError
 from orchestrator.errors import OrchestratorError
@@ -53,12 +54,14 @@ def status_code(error: OrchestratorError) -> grpc.StatusCode:
 
 
 def trailing_metadata(error: OrchestratorError) -> tuple[tuple[str, str], ...]:
-    """Return what a domain error adds to its status: the invalid field, or the error's reason.
+    """Return what a domain error adds to its status: the invalid field, or the error's reason (and scope).
 
     The gateway turns them into the error body's ``details`` and ``code`` (gateway.errors.error_for_rpc).
     """
     if isinstance(error, InvalidArgumentError):
         return ((wire.INVALID_FIELD, error.field),)
+    if isinstance(error, InsufficientScopeError):
+        return ((wire.ERROR_CODE, wire.INSUFFICIENT_SCOPE), (wire.MISSING_SCOPE, error.scope))
     for error_type, reason in _ERROR_CODES:
         if isinstance(error, error_type):
             return ((wire.ERROR_CODE, reason),)
@@ -78,7 +81,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: st
 
 
 @contextlib.asynccontextmanager
-async def _statuses(context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
+async def error_statuses(context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
     """End the call with the status of whatever error escapes the block; an abort passes through."""
     try:
         yield
@@ -96,7 +99,7 @@ def unary_errors(
 
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
-        async with _statuses(context, method.__name__):
+        async with error_statuses(context, method.__name__):
             return await method(self, request, context)
 
     return handler
@@ -110,7 +113,7 @@ def streaming_errors(
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Response]:
         async with (
-            _statuses(context, method.__name__),
+            error_statuses(context, method.__name__),
             contextlib.aclosing(method(self, request, context)) as responses,
         ):
             async for response in responses:

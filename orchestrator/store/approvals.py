@@ -114,12 +114,14 @@ class ApprovalQueries:
                     (approval_id,),
                 )
                 row = await transaction.fetch_one(
-                    "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, feedback = ?,"
-                    " modified_action_json = ? WHERE approval_id = ? AND status = 'pending'"
+                    "UPDATE approvals SET status = ?, decided_by = ?, decided_by_api_key_id = ?,"
+                    " decided_at = ?, feedback = ?, modified_action_json = ?"
+                    " WHERE approval_id = ? AND status = 'pending'"
                     " RETURNING task_id",
                     (
                         resolution.status.value,
                         resolution.decided_by,
+                        resolution.decided_by_api_key_id,
                         dialect.encode_time(resolution.decided_at),
                         resolution.feedback,
                         _action_json(resolution.modified_action),

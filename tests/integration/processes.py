@@ -57,6 +57,8 @@ class Orchestrator:
     process: subprocess.Popen | None = None
     # The checkout whose code runs (a benchmark compares two side by side).
     cwd: pathlib.Path = REPO
+    # How the start-up health check reaches a TLS gRPC server (None: plaintext).
+    grpc_credentials: grpc.ChannelCredentials | None = None
 
     def start(self) -> "Orchestrator":
         """Start the process and wait until gRPC health answers SERVING."""
@@ -72,7 +74,11 @@ class Orchestrator:
             raise AssertionError(
                 f"orchestrator exited {self.process.returncode}: {self.log_path.read_text()}"
             )
-        with grpc.insecure_channel(self.grpc_addr) as channel:
+        if self.grpc_credentials is None:
+            channel = grpc.insecure_channel(self.grpc_addr)
+        else:
+            channel = grpc.secure_channel(self.grpc_addr, self.grpc_credentials)
+        with channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=0.5
@@ -134,6 +140,8 @@ def base_env(tmp: pathlib.Path, **overrides: str) -> dict:
     """Return the environment for a throwaway stack whose state lives under tmp."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TASKGATE_")}
     grpc_port, admin_port, gateway_port = free_port(), free_port(), free_port()
+    # The services default to production; every test stack says it is a test. The gateway's
+    # worker count is its default, as `make run` has it: one without TASKGATE_REDIS_URL, two with.
     env.update(
         TASKGATE_ENV="test",
         TASKGATE_SERVICE_TOKEN=secrets.token_urlsafe(32),
@@ -143,7 +151,6 @@ def base_env(tmp: pathlib.Path, **overrides: str) -> dict:
         TASKGATE_ORCHESTRATOR_ADDR=f"127.0.0.1:{grpc_port}",
         TASKGATE_ADMIN_URL=f"http://127.0.0.1:{admin_port}",
         TASKGATE_GATEWAY_BIND=f"127.0.0.1:{gateway_port}",
-        TASKGATE_GATEWAY_WORKERS="2",
         TASKGATE_SIM_STEP_SECONDS="0.1",
         # Limits no test reaches by accident; test_rate_limits.py sets small ones of its own.
         TASKGATE_RATE_LIMIT_TIERS=UNREACHED_RATE_LIMIT_TIERS,

@@ -46,6 +46,38 @@ def test_production_refuses_to_start_with_one_clear_line(tmp_path, service, vari
     assert secret is None or secret not in output
 
 
+@pytest.mark.parametrize("service", ["orchestrator", "gateway"])
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({}, "TASKGATE_SERVICE_TOKEN is required when TASKGATE_ENV=production"),
+        ({"TASKGATE_SERVICE_TOKEN": "memorable-token-1"}, "TASKGATE_SERVICE_TOKEN must be at least 32 bytes"),
+        (
+            {"TASKGATE_SERVICE_TOKEN": "replace-me-with-a-real-token-0123456789"},
+            "TASKGATE_SERVICE_TOKEN is a well-known or placeholder value",
+        ),
+        ({"TASKGATE_SERVICE_TOKEN": STRONG_SERVICE_TOKEN}, "TASKGATE_JWT_SECRET is required"),
+    ],
+    ids=["no token", "short token", "placeholder token", "no secret"],
+)
+def test_with_no_environment_named_a_service_starts_as_production(tmp_path, service, variables, named):
+    env = base_env(tmp_path)
+    for name in ("TASKGATE_ENV", "TASKGATE_SERVICE_TOKEN"):
+        del env[name]
+    env.update(variables)
+
+    result = subprocess.run(
+        taskgate_command(service), env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    output = (result.stdout + result.stderr).strip()
+    assert len(output.splitlines()) == 1, output
+    assert named in output and "Traceback" not in output
+    token = variables.get("TASKGATE_SERVICE_TOKEN")
+    assert token is None or token not in output
+
+
 def test_the_development_bypass_serves_requests_without_credentials_as_the_dev_user(tmp_path):
     stack = start_stack(tmp_path, TASKGATE_SKIP_AUTH="1")
     try:

@@ -1,4 +1,9 @@
-"""Idempotency-Key through real gateway processes sharing a real Redis, in front of a real orchestrator."""
+"""Idempotency-Key through real gateway processes in front of a real orchestrator.
+
+Most tests go through two single-worker gateways sharing a real Redis; concurrent repeats also go
+through the embedded default as ``make run`` starts it (``taskgate gateway`` without Redis and
+with its default worker settings: one gevent worker keeping the records).
+"""
 
 import concurrent.futures
 import os
@@ -11,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from tests.integration.gateway_workers import worker_pids
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -89,6 +95,22 @@ def alice(deployment, alice_key):
         yield client
 
 
+@pytest.fixture(scope="module", params=["redis", "embedded"])
+def submit_urls(request, deployment, tmp_path_factory) -> tuple[str, ...]:
+    """The gateways concurrent repeats are spread over, in each shape records are kept in.
+
+    ``redis``: the deployment's two gateways sharing Redis. ``embedded``: one gateway without
+    Redis and with the default worker settings, started as ``make run`` starts it.
+    """
+    if request.param == "redis":
+        return tuple(gateway.url for gateway in deployment.gateways[:2])
+    embedded = deployment.start_gateway(
+        tmp_path_factory.mktemp("embedded"), TASKGATE_REDIS_URL="", TASKGATE_GATEWAY_WORKERS=""
+    )
+    assert len(worker_pids(embedded.process.pid)) == 1
+    return (embedded.url,)
+
+
 def new_key() -> str:
     return f"key-{uuid.uuid4()}"
 
@@ -98,12 +120,13 @@ def tasks_with_query(client: httpx.Client, query: str) -> list[dict]:
     return [task for task in listed if task["query"] == query]
 
 
-def test_concurrent_repeats_through_two_gateways_create_one_task(deployment, alice_key) -> None:
+def test_concurrent_repeats_through_every_gateway_create_one_task(deployment, alice_key, submit_urls) -> None:
     key, query = new_key(), f"concurrent {uuid.uuid4()}"
     barrier = threading.Barrier(CONCURRENT_REPEATS)
 
     def submit(n: int) -> httpx.Response:
-        with deployment.client(alice_key, gateway=n % 2) as client:
+        url = submit_urls[n % len(submit_urls)]
+        with httpx.Client(base_url=url, headers={"X-API-Key": alice_key}, timeout=30) as client:
             barrier.wait()
             return client.post("/api/v1/tasks", json={"query": query}, headers={"Idempotency-Key": key})
 
@@ -122,7 +145,7 @@ def test_concurrent_repeats_through_two_gateways_create_one_task(deployment, ali
         if response.status_code == 200 and "Idempotent-Replayed" not in response.headers
     ]
     assert len(fresh) == 1
-    with deployment.client(alice_key) as client:
+    with httpx.Client(base_url=submit_urls[-1], headers={"X-API-Key": alice_key}, timeout=30) as client:
         assert len(tasks_with_query(client, query)) == 1
         # Once the first has finished, a repeat is a replay of it.
         again = client.post("/api/v1/tasks", json={"query": query}, headers={"Idempotency-Key": key})

@@ -22,11 +22,20 @@ BATCH = 20
 
 
 @pytest.fixture(scope="module")
-def metrics_stack(tmp_path_factory):
-    """A stack whose gevent gateway has two workers, a metrics token and a known temp directory."""
+def metrics_stack(tmp_path_factory, redis_server):
+    """A stack whose gevent gateway has two workers, a metrics token and a known temp directory.
+
+    Two workers need Redis (gateway.settings), which then holds the limits both count on.
+    """
     tmp = tmp_path_factory.mktemp("metrics")
     (tmp / "gevent").mkdir()
-    running = start_stack(tmp, TMPDIR=str(tmp / "gevent"), TASKGATE_METRICS_TOKEN=METRICS_TOKEN)
+    running = start_stack(
+        tmp,
+        TMPDIR=str(tmp / "gevent"),
+        TASKGATE_METRICS_TOKEN=METRICS_TOKEN,
+        TASKGATE_REDIS_URL=redis_server.url,
+        TASKGATE_GATEWAY_WORKERS="2",
+    )
     yield running
     running.stop()
 

@@ -131,7 +131,7 @@ def test_lists_search_and_stats_show_nothing_of_another_user(owned, kind):
 
 
 def test_the_sweep_covers_every_route_that_names_an_id():
-    app = create_app(GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": "s" * 32}))
+    app = create_app(GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": "s" * 32, "TASKGATE_ENV": "test"}))
     named = {
         (method.method, route.path)
         for route in falcon.inspect.inspect_routes(app)

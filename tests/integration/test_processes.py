@@ -3,15 +3,18 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
 from taskgate import api_keys
+from tests.integration.gateway_workers import worker_pids
 from tests.integration.processes import REPO
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
+from tests.integration.processes import start_gateway
 from tests.integration.processes import start_stack
 from tests.integration.processes import taskgate_command
 from tests.integration.processes import taskgate_run
@@ -27,15 +30,20 @@ def _wait_completed(url: str, headers: dict, task_id: str) -> dict:
     return wait_until(completed, what=f"task {task_id} to complete")
 
 
-def test_taskgate_run_serves_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_taskgate_run_serves_in_dev_with_the_dev_key_and_stops_cleanly_on_ctrl_c(tmp_path):
     env = base_env(tmp_path)
     del env["TASKGATE_DATABASE_URL"]  # the embedded default: a SQLite file under .taskgate/
+    # As `make run` has it: no environment named (the services alone would default to production),
+    # no JWT secret, a short memorable service token, which only dev accepts.
+    del env["TASKGATE_ENV"]
+    env["TASKGATE_SERVICE_TOKEN"] = "memorable-token-1"
     env["TASKGATE_DEV_API_KEY"] = api_keys.generate_api_key()
     url = "http://" + env["TASKGATE_GATEWAY_BIND"]
     headers = {"X-API-Key": env["TASKGATE_DEV_API_KEY"]}
 
     with taskgate_run(env, tmp_path) as (process, banner):
         assert env["TASKGATE_DEV_API_KEY"] in banner, banner
+        assert '"env": "dev"' in banner, banner
         response = httpx.post(url + "/api/v1/tasks", headers=headers, content=b'{"query":"What is 2+2?"}')
         assert response.status_code == 200, response.text
         task = _wait_completed(url, headers, response.json()["task_id"])
@@ -218,6 +226,36 @@ def test_orchestrator_refuses_to_start_without_a_service_token(tmp_path):
     assert result.returncode != 0
     assert "TASKGATE_SERVICE_TOKEN" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_without_redis_a_second_gateway_worker_is_refused_however_it_is_asked_for(tmp_path):
+    env = base_env(tmp_path)
+    config = str(REPO / "deploy" / "gunicorn.conf.py")
+    asked = {
+        "setting": (taskgate_command("gateway"), {**env, "TASKGATE_GATEWAY_WORKERS": "2"}),
+        "gunicorn -w": ([sys.executable, "-m", "gunicorn", "--config", config, "-w", "2"], env),
+    }
+    for how, (command, command_env) in asked.items():
+        result = subprocess.run(
+            command, env=command_env, cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, how
+        assert "TASKGATE_GATEWAY_WORKERS=2 needs TASKGATE_REDIS_URL" in output, (how, output)
+        assert "Traceback" not in output, how
+        with pytest.raises(httpx.TransportError):
+            httpx.get("http://" + env["TASKGATE_GATEWAY_BIND"] + "/health", timeout=1)
+
+    # Nor at run time: gunicorn's SIGTTIN (one more worker) is turned down with a warning.
+    gateway = start_gateway(tmp_path)
+    try:
+        assert len(worker_pids(gateway.process.pid)) == 1
+        gateway.process.send_signal(signal.SIGTTIN)
+        wait_until(lambda: "needs TASKGATE_REDIS_URL" in gateway.log_path.read_text(), what="the warning")
+        assert len(worker_pids(gateway.process.pid)) == 1
+        assert httpx.get(gateway.url + "/health").status_code == 200
+    finally:
+        gateway.stop()
 
 
 def test_keys_create_prints_a_usable_key(tmp_path):

@@ -1,4 +1,9 @@
-"""Rate limits through real gateway processes sharing a real Redis: exactness, headers, outages."""
+"""Rate limits through real gateway processes: exactness, headers, outages.
+
+The tests that take ``gateways`` run twice: against two gateways of two workers each sharing a
+real Redis, and against the embedded default as ``make run`` starts it (``taskgate gateway``
+without Redis and with its default worker settings: one gevent worker keeping the windows).
+"""
 
 import concurrent.futures
 import json
@@ -12,6 +17,8 @@ import httpx
 import openai
 import pytest
 
+from gateway.settings import DEFAULT_WORKERS_WITH_REDIS
+from tests.integration.gateway_workers import worker_pids
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -59,7 +66,12 @@ class Deployment:
 
     def new_key(self) -> str:
         """Create a user with a key whose windows are still empty."""
-        return create_api_key(self.env, f"limits-{uuid.uuid4().hex[:12]}@example.com")
+        return self.new_keys(1)[0]
+
+    def new_keys(self, count: int) -> list[str]:
+        """Create a user with ``count`` keys, its windows still empty."""
+        email = f"limits-{uuid.uuid4().hex[:12]}@example.com"
+        return [create_api_key(self.env, email) for _ in range(count)]
 
     def stop(self) -> None:
         with concurrent.futures.ThreadPoolExecutor(len(self.gateways) or 1) as pool:
@@ -74,10 +86,19 @@ def deployment(tmp_path_factory, redis_server):
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def pair(deployment) -> tuple[Gateway, Gateway]:
-    """Two gateways (two workers each) with the same settings and Redis: one gevent, one gthread."""
-    return deployment.gateway(), deployment.gateway(TASKGATE_GATEWAY_WORKER_CLASS="gthread")
+@pytest.fixture(scope="module", params=["redis", "embedded"])
+def gateways(request, deployment) -> tuple[Gateway, ...]:
+    """The gateways a test spreads its requests over, in each shape limits are kept in.
+
+    ``redis``: two gateways (two workers each, their default with Redis) with the same settings
+    and Redis: one gevent, one gthread. ``embedded``: one gateway without Redis and with the
+    default worker settings, started as ``make run`` starts it: one gevent worker.
+    """
+    if request.param == "redis":
+        return deployment.gateway(), deployment.gateway(TASKGATE_GATEWAY_WORKER_CLASS="gthread")
+    embedded = deployment.gateway(TASKGATE_REDIS_URL="")
+    assert len(worker_pids(embedded.process.pid)) == 1
+    return (embedded,)
 
 
 def fire_in_parallel(requests: list[tuple[str, str, dict]]) -> list[httpx.Response]:
@@ -94,10 +115,13 @@ def fire_in_parallel(requests: list[tuple[str, str, dict]]) -> list[httpx.Respon
         return list(pool.map(send, requests))
 
 
-def test_parallel_requests_through_two_gateways_admit_exactly_the_limit(deployment, pair) -> None:
-    key = deployment.new_key()
+def test_parallel_requests_with_two_keys_of_a_user_through_every_gateway_admit_exactly_the_limit(
+    deployment, gateways
+) -> None:
+    keys = deployment.new_keys(2)
     requests = [
-        ("GET", pair[n % 2].url + "/api/v1/tasks", {"X-API-Key": key}) for n in range(MINUTE_LIMIT + 20)
+        ("GET", gateways[n % len(gateways)].url + "/api/v1/tasks", {"X-API-Key": keys[n // 2 % 2]})
+        for n in range(MINUTE_LIMIT + 20)
     ]
     responses = fire_in_parallel(requests)
     statuses = [response.status_code for response in responses]
@@ -108,14 +132,15 @@ def test_parallel_requests_through_two_gateways_admit_exactly_the_limit(deployme
     )
     assert remaining == list(range(MINUTE_LIMIT))
     # Refusals cost nothing: the minute is still exactly full, the hour counts the admitted only.
-    after = httpx.get(pair[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
-    assert after.status_code == 429
-    assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
+    for key in keys:
+        after = httpx.get(gateways[0].url + "/api/v1/tasks", headers={"X-API-Key": key})
+        assert (after.status_code, after.json()["counted_per"]) == (429, "user")
+        assert after.headers["X-RateLimit-Remaining-Hour"] == str(1000 - MINUTE_LIMIT)
 
 
-def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, pair) -> None:
+def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, gateways) -> None:
     key = deployment.new_key()
-    client = httpx.Client(base_url=pair[0].url, headers={"X-API-Key": key}, timeout=30)
+    client = httpx.Client(base_url=gateways[0].url, headers={"X-API-Key": key}, timeout=30)
     first = client.get("/api/v1/tasks")
     assert first.status_code == 200
     assert first.headers["X-RateLimit-Limit-Minute"] == str(MINUTE_LIMIT)
@@ -136,25 +161,26 @@ def test_a_refusal_carries_the_window_retry_after_and_the_headers(deployment, pa
         "error": "Rate limit exceeded",
         "code": "rate_limited",
         "window": "minute",
+        "counted_per": "user",
         "request_id": "limited-1",
     }
     assert 50 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.headers["X-RateLimit-Remaining-Minute"] == "0"
     assert int(refused.headers["X-RateLimit-Reset"]) == reset
-    # The other gateway counts on the same windows; operations routes are never limited.
-    assert httpx.get(pair[1].url + "/api/v1/tasks", headers={"X-API-Key": key}).status_code == 429
+    # The other gateway (or the same one) counts on the same windows; operations routes are never limited.
+    assert httpx.get(gateways[-1].url + "/api/v1/tasks", headers={"X-API-Key": key}).status_code == 429
     for path in ("/health", "/readiness", "/openapi.json", "/metrics"):
-        response = httpx.get(pair[0].url + path, headers={"X-API-Key": key})
+        response = httpx.get(gateways[0].url + path, headers={"X-API-Key": key})
         assert response.status_code == 200, path
         assert "X-RateLimit-Limit-Minute" not in response.headers
     client.close()
 
 
-def test_the_openai_routes_count_on_the_same_windows_and_refuse_in_openai_shape(deployment, pair) -> None:
+def test_the_openai_routes_count_on_the_same_windows_and_refuse_in_openai_shape(deployment, gateways) -> None:
     key = deployment.new_key()
-    client = openai.OpenAI(base_url=pair[1].url + "/v1", api_key=key, max_retries=0, timeout=30)
+    client = openai.OpenAI(base_url=gateways[-1].url + "/v1", api_key=key, max_retries=0, timeout=30)
     for _ in range(MINUTE_LIMIT - 1):
-        assert httpx.get(pair[0].url + "/api/v1/tasks", headers={"X-API-Key": key}).status_code == 200
+        assert httpx.get(gateways[0].url + "/api/v1/tasks", headers={"X-API-Key": key}).status_code == 200
     assert client.models.retrieve("taskgate-small").id == "taskgate-small"
     with pytest.raises(openai.RateLimitError) as raised:
         client.models.list()
@@ -169,9 +195,9 @@ def test_the_openai_routes_count_on_the_same_windows_and_refuse_in_openai_shape(
     client.close()
 
 
-def test_auth_me_shows_the_budget_counted_for_that_request(deployment, pair) -> None:
+def test_auth_me_shows_the_budget_counted_for_that_request(deployment, gateways) -> None:
     with httpx.Client(
-        base_url=pair[0].url, headers={"X-API-Key": deployment.new_key()}, timeout=30
+        base_url=gateways[0].url, headers={"X-API-Key": deployment.new_key()}, timeout=30
     ) as client:
         for _ in range(3):
             client.get("/api/v1/tasks")
@@ -199,13 +225,15 @@ def test_the_hour_window_refuses_when_the_minute_has_room(deployment) -> None:
     assert refused.headers["X-RateLimit-Remaining-Minute"] == "988"
 
 
-def test_auth_routes_are_limited_per_client_address(deployment, pair) -> None:
+def test_auth_routes_are_limited_per_client_address(deployment, gateways) -> None:
     login = {"email": "nobody@example.com", "password": "not-the-password"}
     statuses = []
     for n in range(LOGIN_LIMIT + 1):
         # Not a trusted proxy: X-Forwarded-For is ignored, every request counts for 127.0.0.1.
         response = httpx.post(
-            pair[n % 2].url + "/api/v1/auth/login", json=login, headers={"X-Forwarded-For": f"192.0.2.{n}"}
+            gateways[n % len(gateways)].url + "/api/v1/auth/login",
+            json=login,
+            headers={"X-Forwarded-For": f"192.0.2.{n}"},
         )
         statuses.append(response.status_code)
     assert statuses[:LOGIN_LIMIT] == [401] * LOGIN_LIMIT
@@ -214,7 +242,7 @@ def test_auth_routes_are_limited_per_client_address(deployment, pair) -> None:
     assert response.headers["X-RateLimit-Limit-Minute"] == str(LOGIN_LIMIT)
     assert "X-RateLimit-Limit-Hour" not in response.headers
     # Each route has its own budget.
-    refresh = httpx.post(pair[0].url + "/api/v1/auth/refresh", json={"refresh_token": "unknown"})
+    refresh = httpx.post(gateways[0].url + "/api/v1/auth/refresh", json={"refresh_token": "unknown"})
     assert refresh.status_code == 401
     assert refresh.headers["X-RateLimit-Limit-Minute"] == str(REFRESH_LIMIT)
 
@@ -281,7 +309,7 @@ def test_without_redis_it_fails_open_or_closed_as_configured(deployment) -> None
         assert metric_value(fail_closed, "taskgate_rate_limit_decisions_total", "failed_closed") >= 1
         # Logged once per interval and worker, not once per request.
         warnings = fail_open.log_path.read_text().count("rate limiter unreachable")
-        assert 1 <= warnings <= int(deployment.env["TASKGATE_GATEWAY_WORKERS"])
+        assert 1 <= warnings <= DEFAULT_WORKERS_WITH_REDIS
 
         # Back within a second or so: each worker waits out its pause after the last failure.
         outage_redis.start()

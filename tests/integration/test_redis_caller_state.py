@@ -1,4 +1,8 @@
-"""The Redis scripts of the limiter and the idempotency store, against a real redis-server."""
+"""The Redis scripts of the limiter and the idempotency store, against a real redis-server.
+
+The concurrency tests also run against the in-process limiter and store (the embedded default),
+which must hold the same exactness for the threads or greenlets of its one worker.
+"""
 
 import concurrent.futures
 import threading
@@ -13,8 +17,10 @@ from gateway.idempotency.records import StoredResponse
 from gateway.idempotency.records import final_value
 from gateway.idempotency.records import pending_value
 from gateway.idempotency.redis_store import RedisIdempotencyStore
+from gateway.idempotency.store import InMemoryIdempotencyStore
 from gateway.rate_limit.limiter import RateLimitSubject
 from gateway.rate_limit.limiter import WindowRule
+from gateway.rate_limit.memory import InMemorySlidingWindowLimiter
 from gateway.rate_limit.redis_limiter import RedisSlidingWindowLimiter
 from gateway.redis_client import GatewayRedis
 from gateway.redis_client import RedisUnavailableError
@@ -88,11 +94,28 @@ def test_the_hour_window_refuses_when_the_minute_has_room(gateway_redis) -> None
     assert refused.window("minute").remaining == 47
 
 
-def test_concurrent_requests_admit_exactly_the_limit(gateway_redis, redis_server) -> None:
-    limiters = [
-        RedisSlidingWindowLimiter(GatewayRedis(connect(redis_server.url, timeout_seconds=5.0)))
-        for _ in range(2)
-    ]
+@pytest.fixture(params=["redis", "in-process"])
+def shared_state(request):
+    """Make (limiter, idempotency store) pairs seeing the same state: Redis clients, or one process's."""
+    if request.param == "in-process":
+        limiter, store = InMemorySlidingWindowLimiter(), InMemoryIdempotencyStore()
+        yield lambda: (limiter, store)
+        return
+    url = request.getfixturevalue("redis_server").url
+    clients = []
+
+    def connected():
+        clients.append(connect(url, timeout_seconds=5.0))
+        gateway_redis = GatewayRedis(clients[-1])
+        return RedisSlidingWindowLimiter(gateway_redis), RedisIdempotencyStore(gateway_redis)
+
+    yield connected
+    for client in clients:
+        client.close()
+
+
+def test_concurrent_requests_admit_exactly_the_limit(shared_state) -> None:
+    limiters = [shared_state()[0] for _ in range(2)]
     subject = fresh_subject(minute=40, hour=1000)
     barrier = threading.Barrier(16)
 
@@ -110,14 +133,14 @@ def claim(owner: str, key: str, lease_ms: int = 10_000) -> PendingClaim:
     return PendingClaim(partition, key, FINGERPRINT, pending_value(FINGERPRINT, owner), lease_ms)
 
 
-def test_one_of_concurrent_claims_owns_the_key(gateway_redis) -> None:
-    store = RedisIdempotencyStore(gateway_redis)
+def test_one_of_concurrent_claims_owns_the_key(shared_state) -> None:
+    stores = [shared_state()[1] for _ in range(2)]
     key = f"tg:{{u:{uuid.uuid4().hex}}}:idem:k"
     barrier = threading.Barrier(12)
 
     def attempt(index: int):
         barrier.wait()
-        return store.claim(claim(f"{index:032x}", key)).existing
+        return stores[index % 2].claim(claim(f"{index:032x}", key)).existing
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         found = list(pool.map(attempt, range(12)))

@@ -37,7 +37,9 @@ MINUTE = datetime.timedelta(minutes=1)
 ASKED = NewEvent("APPROVAL_REQUESTED", "Waiting for approval", {"step": "send-email"})
 
 
-def approved(decided_by: str = ALICE.user_id, modified_action=None) -> ApprovalResolution:
+def approved(
+    decided_by: str = ALICE.user_id, modified_action=None, api_key_id: str = ""
+) -> ApprovalResolution:
     return ApprovalResolution(
         status=ApprovalStatus.APPROVED,
         decided_by=decided_by,
@@ -47,6 +49,7 @@ def approved(decided_by: str = ALICE.user_id, modified_action=None) -> ApprovalR
         task_status=TaskStatus.QUEUED,
         task_error="",
         events=(NewEvent("APPROVAL_DECISION", "Approved", {"approved": True}),),
+        decided_by_api_key_id=api_key_id,
     )
 
 
@@ -200,6 +203,27 @@ def test_an_approval_is_resolved_once_and_moves_its_waiting_task_on(database_url
         assert await store.resolve_approval("approval-1", approved()) is None
         assert await store.resolve_approval("no-such-approval", approved()) is None
         assert await store.count_events("task-1") == 1 + len(winner[0])
+
+    run(database_url, scenario)
+
+
+def test_a_decision_records_the_api_key_it_was_made_with(database_url):
+    async def scenario(store):
+        await parked_task(store, "task-1", "approval-1")
+        await parked_task(store, "task-2", "approval-2", requested_at=BASE + MINUTE)
+        assert (await store.get_approval("approval-1", ALICE.user_id)).decided_by_api_key_id == ""
+
+        assert await store.resolve_approval("approval-1", approved(api_key_id="key-1"))
+        # Decided with an access token: no key.
+        assert await store.resolve_approval("approval-2", rejected())
+
+        decided = await store.get_approval("approval-1", ALICE.user_id)
+        assert (decided.decided_by, decided.decided_by_api_key_id) == (ALICE.user_id, "key-1")
+        listed, _ = await store.list_approvals(ALICE.user_id, ApprovalFilter.DECIDED, 10, 0)
+        assert [(a.approval_id, a.decided_by, a.decided_by_api_key_id) for a in listed] == [
+            ("approval-2", ALICE.user_id, ""),
+            ("approval-1", ALICE.user_id, "key-1"),
+        ]
 
     run(database_url, scenario)
 

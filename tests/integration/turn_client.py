@@ -28,6 +28,8 @@ from taskgate.orchestrator.v1 import sessions_pb2
 from taskgate.orchestrator.v1 import sessions_pb2_grpc
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
+from taskgate.rate_limit_tiers import parse_tiers
+from tests.integration.processes import UNREACHED_RATE_LIMIT_TIERS
 
 #: A pause between simulated steps that no test outlasts: such a turn runs until it is cancelled.
 ENDLESS_STEP_SECONDS = 60.0
@@ -53,6 +55,8 @@ def settings_for(database_url: str, **fields: Any) -> OrchestratorSettings:
         "jwt_secret": secrets.token_hex(32),
         "worker_concurrency": 2,
         "sim_step_seconds": QUICK_STEP_SECONDS,
+        # Turns are polled with the API key many times a second: limits no test reaches.
+        "rate_limit_tiers": parse_tiers(UNREACHED_RATE_LIMIT_TIERS),
         **fields,
     }
     return OrchestratorSettings(**values)

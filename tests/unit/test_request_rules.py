@@ -13,7 +13,7 @@ from orchestrator.engine.continuation import session_token_budget
 from orchestrator.engine.submission import TaskSubmission
 from orchestrator.engine.submission import validate_submission
 from orchestrator.errors import InvalidArgumentError
-from taskgate.api_key_rules import MAX_SCOPES
+from taskgate.scopes import ALL_SCOPES
 from taskgate.session_rules import MAX_TOKEN_BUDGET
 from taskgate.task_rules import MAX_QUERY_CHARACTERS
 from taskgate.task_rules import MODES
@@ -40,14 +40,15 @@ def orchestrator_refuses(check, *args) -> bool:
 @pytest.mark.parametrize(
     ("scopes", "refused"),
     [
-        (["read", "tasks:write", "a.b_c-d"], False),
-        (["s" * 64], False),
-        ([f"scope{number}" for number in range(MAX_SCOPES)], False),
-        (["read\n"], True),
-        (["Read"], True),
-        (["1read"], True),
-        (["s" * 65], True),
-        ([f"scope{number}" for number in range(MAX_SCOPES + 1)], True),
+        ([], False),
+        (["tasks:read", "tasks:write"], False),
+        (list(ALL_SCOPES), False),
+        (["read"], True),
+        (["tasks:read", "tasks:read"], True),
+        (["tasks:read\n"], True),
+        (["Tasks:Read"], True),
+        (["tasks:admin"], True),
+        ([["tasks:read"]], True),
     ],
 )
 def test_scopes_are_checked_alike(scopes: list[str], refused: bool) -> None:

@@ -65,7 +65,10 @@ def test_a_token_with_a_trailing_newline_derives_the_same_jwt_secret_in_both_ser
 
     assert gateway.service_token == orchestrator.service_token == TOKEN
     assert gateway.jwt_secret == orchestrator.jwt_secret == derive_from_service_token(TOKEN)
-    assert both({"TASKGATE_SERVICE_TOKEN": TOKEN})[1].jwt_secret == orchestrator.jwt_secret
+    assert (
+        both({"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "test"})[1].jwt_secret
+        == orchestrator.jwt_secret
+    )
 
 
 def test_the_development_bypass_reads_the_same_in_both_services() -> None:
@@ -80,15 +83,16 @@ def test_blank_values_are_unset_in_both_services() -> None:
         {
             "TASKGATE_SERVICE_TOKEN": TOKEN,
             "TASKGATE_ENV": " ",
-            "TASKGATE_JWT_SECRET": "\n",
+            "TASKGATE_JWT_SECRET": f"{STRONG}\n",
             "TASKGATE_JWT_ISSUER": "  ",
             "TASKGATE_LOG_LEVEL": "",
             "TASKGATE_REDIS_URL": " \n",
         }
     )
     assert shared_values(gateway) == shared_values(orchestrator)
+    # A blank TASKGATE_ENV is the default: production.
     assert (gateway.env, gateway.jwt_issuer, gateway.log_level, gateway.redis_url) == (
-        "dev",
+        "production",
         "taskgate",
         "INFO",
         None,
@@ -98,10 +102,17 @@ def test_blank_values_are_unset_in_both_services() -> None:
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        ({"TASKGATE_SERVICE_TOKEN": " \n"}, "TASKGATE_SERVICE_TOKEN is required (at least 16 characters)"),
+        (
+            {"TASKGATE_SERVICE_TOKEN": " \n", "TASKGATE_ENV": "dev"},
+            "TASKGATE_SERVICE_TOKEN is required (at least 16 characters)",
+        ),
+        (
+            {"TASKGATE_SERVICE_TOKEN": " \n"},
+            "TASKGATE_SERVICE_TOKEN is required when TASKGATE_ENV=production",
+        ),
         # Padding does not make a short token long enough.
         (
-            {"TASKGATE_SERVICE_TOKEN": f"  {'s' * 15}\n"},
+            {"TASKGATE_SERVICE_TOKEN": f"  {'s' * 15}\n", "TASKGATE_ENV": "test"},
             "TASKGATE_SERVICE_TOKEN must be at least 16 characters",
         ),
         (
@@ -110,7 +121,7 @@ def test_blank_values_are_unset_in_both_services() -> None:
                 "TASKGATE_ENV": "production",
                 "TASKGATE_JWT_SECRET": STRONG,
             },
-            "TASKGATE_SERVICE_TOKEN must be at least 32 characters",
+            "TASKGATE_SERVICE_TOKEN must be at least 32 bytes",
         ),
         (
             {
@@ -130,15 +141,19 @@ def test_blank_values_are_unset_in_both_services() -> None:
             "TASKGATE_SKIP_AUTH=1 is allowed only when TASKGATE_ENV is dev or test, not production; unset it",
         ),
         (
-            {"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_SKIP_AUTH": "maybe"},
+            {"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "test", "TASKGATE_SKIP_AUTH": "maybe"},
             "TASKGATE_SKIP_AUTH must be 1 or 0",
         ),
         (
-            {"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_REDIS_URL": "http://cache"},
+            {"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "test", "TASKGATE_REDIS_URL": "http://cache"},
             "TASKGATE_REDIS_URL must be a URL",
         ),
         (
-            {"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS": "0"},
+            {
+                "TASKGATE_SERVICE_TOKEN": TOKEN,
+                "TASKGATE_ENV": "test",
+                "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS": "0",
+            },
             "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS must be a number at least 0.1 and at most 3600",
         ),
     ],

@@ -15,7 +15,7 @@ from tests.unit.gateway.fakes import FakeOrchestrator
 @pytest.fixture
 def settings() -> GatewaySettings:
     return GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_MAX_BODY_BYTES": "4096"}
+        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test", "TASKGATE_MAX_BODY_BYTES": "4096"}
     )
 
 

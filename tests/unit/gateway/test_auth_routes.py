@@ -64,7 +64,9 @@ def token(**changes) -> str:
 
 
 def client_for(**variables: str) -> tuple[falcon.testing.TestClient, FakeAccounts]:
-    settings = GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, **variables})
+    settings = GatewaySettings.from_env(
+        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test", **variables}
+    )
     orchestrator = FakeAccounts()
     deps = Dependencies.from_settings(settings, orchestrator=orchestrator, admin_stream=FakeAdminStream())
     return falcon.testing.TestClient(create_app(settings, deps)), orchestrator
@@ -149,7 +151,8 @@ def test_me_shows_the_windows_counted_for_the_request_else_the_limits_untouched(
         allowed=True,
         windows=(WindowStatus("minute", 60, 59, 0.0), WindowStatus("hour", 1000, 990, 0.0)),
     )
-    principal = Principal("u", "t", "user", tier="pro", rate_limit_per_minute=5)
+    # A key's own limit is a sub-limit: the lower one binds, a higher one changes nothing.
+    principal = Principal("u", "t", "user", tier="pro", rate_limit_per_minute=5, rate_limit_per_hour=50_000)
     tiers = {"default": TierLimits(60, 1000), "pro": TierLimits(600, 10000)}
 
     assert rate_limits(status, principal, tiers) == {

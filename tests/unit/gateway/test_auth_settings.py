@@ -33,8 +33,8 @@ def test_production_requires_a_secret_and_keeps_a_strong_one_out_of_the_repr():
 
 
 def test_dev_derives_the_same_secret_as_the_orchestrator():
-    gateway = settings()
-    orchestrator = OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN})
+    gateway = settings(TASKGATE_ENV="dev")
+    orchestrator = OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "dev"})
     assert gateway.jwt_secret == orchestrator.jwt_secret == derive_from_service_token(TOKEN)
     assert (gateway.jwt_issuer, gateway.skip_auth) == ("taskgate", False)
 
@@ -55,4 +55,4 @@ def test_the_bypass_is_refused_loudly_elsewhere_and_must_be_a_switch():
         is False
     )
     with pytest.raises(SettingsError, match="TASKGATE_SKIP_AUTH must be 1 or 0"):
-        settings(TASKGATE_SKIP_AUTH="maybe")
+        settings(TASKGATE_ENV="test", TASKGATE_SKIP_AUTH="maybe")

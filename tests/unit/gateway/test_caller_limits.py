@@ -14,7 +14,9 @@ from gateway.idempotency.store import InMemoryIdempotencyStore
 from gateway.rate_limit.memory import InMemorySlidingWindowLimiter
 from gateway.redis_client import RedisUnavailableError
 from gateway.settings import GatewaySettings
+from taskgate.orchestrator.v1 import auth_pb2
 from tests.unit.gateway.fakes import API_KEY
+from tests.unit.gateway.fakes import OTHER_API_KEY
 from tests.unit.gateway.fakes import SERVICE_TOKEN
 from tests.unit.gateway.fakes import FakeRpcError
 
@@ -23,7 +25,12 @@ TIERS = json.dumps({"default": {"minute": 4, "hour": 6}})
 
 def make_client(orchestrator, admin_stream, caller_state=None, **env) -> falcon.testing.TestClient:
     settings = GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_RATE_LIMIT_TIERS": TIERS, **env}
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_RATE_LIMIT_TIERS": TIERS,
+            **env,
+        }
     )
     deps = Dependencies.from_settings(
         settings, orchestrator=orchestrator, admin_stream=admin_stream, caller_state=caller_state
@@ -64,6 +71,7 @@ def test_over_the_limit_it_is_429_with_the_window_and_retry_after(client, orches
         "error": "Rate limit exceeded",
         "code": "rate_limited",
         "window": "minute",
+        "counted_per": "user",
         "request_id": "req-429",
     }
     assert 55 <= int(response.headers["Retry-After"]) <= 60
@@ -89,10 +97,38 @@ def test_refused_credentials_are_not_counted(client) -> None:
     assert client.simulate_get("/api/v1/tasks").headers["X-RateLimit-Remaining-Minute"] == "3"
 
 
-def test_a_key_override_beats_the_tier(orchestrator, admin_stream) -> None:
-    orchestrator.principals[API_KEY].rate_limit_per_minute = 2
+def test_two_keys_of_one_user_share_the_users_windows(orchestrator, admin_stream) -> None:
+    orchestrator.principals[API_KEY].api_key_id = "key-1"
+    orchestrator.principals[OTHER_API_KEY] = auth_pb2.Principal(
+        user_id="user-1", tenant_id="tenant-1", role="user", tier="free", api_key_id="key-2"
+    )
     client = make_client(orchestrator, admin_stream)
-    assert client.simulate_get("/api/v1/tasks").headers["X-RateLimit-Limit-Minute"] == "2"
+    other = {"X-API-Key": OTHER_API_KEY}
+    statuses = [
+        client.simulate_get("/api/v1/tasks", headers=other if n % 2 else {}).status_code for n in range(5)
+    ]
+    assert statuses == [200, 200, 200, 200, 429]
+
+
+def test_a_keys_lower_limit_is_a_sub_limit_named_in_the_refusal(orchestrator, admin_stream) -> None:
+    orchestrator.principals[API_KEY].api_key_id = "key-1"
+    orchestrator.principals[API_KEY].rate_limit_per_minute = 2
+    orchestrator.principals[API_KEY].rate_limit_per_hour = 100
+    orchestrator.principals[OTHER_API_KEY] = auth_pb2.Principal(
+        user_id="user-1", tenant_id="tenant-1", role="user", tier="free", api_key_id="key-2"
+    )
+    client = make_client(orchestrator, admin_stream)
+    first = client.simulate_get("/api/v1/tasks")
+    assert first.headers["X-RateLimit-Limit-Minute"] == "2"
+    assert first.headers["X-RateLimit-Remaining-Minute"] == "1"
+    assert first.headers["X-RateLimit-Limit-Hour"] == "6"
+    assert client.simulate_get("/api/v1/tasks").status_code == 200
+    refused = client.simulate_get("/api/v1/tasks")
+    assert refused.status_code == 429
+    assert (refused.json["window"], refused.json["counted_per"]) == ("minute", "api_key")
+    # The refusal cost the user nothing: two of its four are used.
+    other = client.simulate_get("/api/v1/tasks", headers={"X-API-Key": OTHER_API_KEY})
+    assert (other.status_code, other.headers["X-RateLimit-Remaining-Minute"]) == (200, "1")
 
 
 class BrokenLimiter:

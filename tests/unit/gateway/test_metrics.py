@@ -120,7 +120,11 @@ def test_metrics_are_served_without_an_api_key_in_the_text_format(client) -> Non
 @pytest.fixture
 def token_client(orchestrator, admin_stream) -> falcon.testing.TestClient:
     settings = GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_METRICS_TOKEN": METRICS_TOKEN}
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_METRICS_TOKEN": METRICS_TOKEN,
+        }
     )
     deps = Dependencies.from_settings(settings, orchestrator=orchestrator, admin_stream=admin_stream)
     return falcon.testing.TestClient(create_app(settings, deps))

@@ -19,6 +19,7 @@ from taskgate.rate_limit_tiers import BUILT_IN_TIERS
 from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limit_tiers import limits_for
 from taskgate.rate_limit_tiers import parse_tiers
+from taskgate.rate_limits.per_user import PerUserWindows
 
 MINUTE_AND_HOUR = (WindowRule("minute", 3), WindowRule("hour", 5))
 
@@ -184,3 +185,76 @@ def test_key_names_hide_identifiers_and_group_a_caller_in_one_slot() -> None:
     assert key.startswith("tg:{u:") and key.count("{") == 1
     assert namer.digest("ab", "c") != namer.digest("a", "bc")
     assert KeyNamer("another-service-token-here").user_partition("tenant-1", "user-1") != partition
+
+
+def per_user() -> PerUserWindows:
+    tiers = parse_tiers('{"pro": {"minute": 10, "hour": 100}}')
+    return PerUserWindows(KeyNamer("a-service-token-of-some-length"), tiers)
+
+
+def test_every_credential_of_a_user_counts_in_the_users_windows() -> None:
+    windows = per_user()
+    by_token = windows.subject("tenant-1", "user-1", "pro")
+    by_key = windows.subject("tenant-1", "user-1", "pro", "key-1")
+    by_other_key = windows.subject("tenant-1", "user-1", "pro", "key-2")
+    assert by_token == by_key == by_other_key
+    assert [(rule.name, rule.limit, rule.counted_per) for rule in by_key.rules] == [
+        ("minute", 10, "user"),
+        ("hour", 100, "user"),
+    ]
+    assert by_key.key(by_key.rules[0]) != by_key.key(by_key.rules[1])
+    other_user = windows.subject("tenant-1", "user-2", "pro", "key-1")
+    assert other_user.partition != by_key.partition
+    assert windows.subject("tenant-1", "user-1", "unknown").rules[0].limit == 60
+
+
+def test_a_keys_own_lower_limit_is_a_window_of_its_own_inside_the_users() -> None:
+    windows = per_user()
+    subject = windows.subject("tenant-1", "user-1", "pro", "key-1", key_per_minute=3, key_per_hour=500)
+    assert [(rule.name, rule.limit, rule.counted_per) for rule in subject.rules] == [
+        ("minute", 10, "user"),
+        ("hour", 100, "user"),
+        ("minute", 3, "api_key"),
+    ]
+    user_minute, key_minute = subject.key(subject.rules[0]), subject.key(subject.rules[2])
+    assert user_minute != key_minute
+    assert key_minute.startswith(f"tg:{{{subject.partition}}}:rl:")
+    other_key = windows.subject("tenant-1", "user-1", "pro", "key-2", key_per_minute=3)
+    assert other_key.key(other_key.rules[2]) != key_minute
+
+
+def test_a_sub_limit_refusal_counts_in_no_window_and_names_the_key() -> None:
+    clock = FakeClock()
+    limiter = InMemorySlidingWindowLimiter(clock)
+    windows = per_user()
+    limited_key = windows.subject("tenant-1", "user-1", "pro", "key-1", key_per_minute=2)
+    free_key = windows.subject("tenant-1", "user-1", "pro", "key-2")
+    assert [limiter.admit(limited_key).status.allowed for _ in range(3)] == [True, True, False]
+    refused = limiter.admit(limited_key).status
+    assert (refused.limited_by, refused.limited_per) == ("minute", "api_key")
+    assert refused.window("minute").remaining == 0
+    assert [window.policy for window in refused.windows] == ["minute", "hour", "key-minute"]
+    # The user's minute holds the two admitted requests only: eight left for the other key.
+    assert [limiter.admit(free_key).status.allowed for _ in range(9)] == [True] * 8 + [False]
+    user_refusal = limiter.admit(limited_key).status
+    assert user_refusal.limited_per == "user"
+    headers = rate_limit_headers(user_refusal)
+    assert headers["X-RateLimit-Limit-Minute"] == "10"
+    assert headers["RateLimit-Policy"] == '"minute";q=10;w=60, "hour";q=100;w=3600, "key-minute";q=2;w=60'
+
+
+def test_the_headers_show_the_window_with_less_left() -> None:
+    status = RateLimitStatus(
+        allowed=True,
+        windows=(
+            WindowStatus("minute", 60, 50, 1060.0, "user"),
+            WindowStatus("hour", 1000, 990, 3000.0, "user"),
+            WindowStatus("minute", 5, 1, 1030.0, "api_key"),
+        ),
+        checked_at=1000.0,
+    )
+    headers = rate_limit_headers(status)
+    assert (headers["X-RateLimit-Limit-Minute"], headers["X-RateLimit-Remaining-Minute"]) == ("5", "1")
+    assert headers["X-RateLimit-Reset"] == "1030"
+    assert headers["X-RateLimit-Remaining-Hour"] == "990"
+    assert headers["RateLimit"] == '"minute";r=50;t=60, "hour";r=990;t=2000, "key-minute";r=1;t=30'

@@ -12,7 +12,9 @@ from tests.unit.gateway.fakes import SERVICE_TOKEN
 
 
 def settings(**environ: str) -> GatewaySettings:
-    return GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, **environ})
+    return GatewaySettings.from_env(
+        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test", **environ}
+    )
 
 
 def test_the_defaults() -> None:
@@ -82,7 +84,7 @@ def test_switching_the_limiter_off_is_refused_in_production() -> None:
     with pytest.raises(SettingsError, match="TASKGATE_RATE_LIMIT_DISABLED"):
         settings(
             TASKGATE_ENV="production",
-            TASKGATE_SERVICE_TOKEN="x" * 40,
+            TASKGATE_SERVICE_TOKEN=secrets.token_hex(32),
             TASKGATE_JWT_SECRET=secrets.token_hex(32),
             TASKGATE_RATE_LIMIT_DISABLED="1",
         )

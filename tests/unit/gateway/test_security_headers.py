@@ -20,7 +20,11 @@ FIXED = {
 
 def client_with(orchestrator, admin_stream, switches: str) -> falcon.testing.TestClient:
     settings = GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_SECURITY_HEADERS": switches}
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_SECURITY_HEADERS": switches,
+        }
     )
     deps = Dependencies.from_settings(settings, orchestrator=orchestrator, admin_stream=admin_stream)
     return falcon.testing.TestClient(create_app(settings, deps), headers={"X-API-Key": API_KEY})
@@ -68,7 +72,11 @@ def test_a_forwarded_proto_from_an_untrusted_peer_is_ignored(client) -> None:
 )
 def test_a_trusted_proxy_s_forwarded_proto_counts(orchestrator, admin_stream, peer, forwarded, hsts) -> None:
     settings = GatewaySettings.from_env(
-        {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_TRUSTED_PROXIES": "10.0.0.0/8"}
+        {
+            "TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN,
+            "TASKGATE_ENV": "test",
+            "TASKGATE_TRUSTED_PROXIES": "10.0.0.0/8",
+        }
     )
     deps = Dependencies.from_settings(settings, orchestrator=orchestrator, admin_stream=admin_stream)
     client = falcon.testing.TestClient(create_app(settings, deps))

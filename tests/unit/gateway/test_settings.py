@@ -5,18 +5,19 @@ import pytest
 from gateway.settings import GatewaySettings
 from gateway.settings import SettingsError
 
-TOKEN = "t" * 32
+TOKEN = "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b"
+STRONG_SECRET = "3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a"
 
 
 def settings(**variables: str) -> GatewaySettings:
-    return GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, **variables})
+    return GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "test", **variables})
 
 
 def test_defaults_match_the_documented_ones() -> None:
-    value = settings()
-    assert value.env == "dev"
+    value = GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_JWT_SECRET": STRONG_SECRET})
+    assert value.env == "production"
     assert value.bind == "127.0.0.1:8080"
-    assert value.workers == 2
+    assert value.workers == 1
     assert value.worker_class == "gevent"
     assert value.orchestrator_addr == "127.0.0.1:50052"
     assert value.admin_url == "http://127.0.0.1:8081"
@@ -29,7 +30,8 @@ def test_defaults_match_the_documented_ones() -> None:
 def test_every_variable_is_read() -> None:
     value = settings(
         TASKGATE_ENV="production",
-        TASKGATE_JWT_SECRET="3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a",
+        TASKGATE_JWT_SECRET=STRONG_SECRET,
+        TASKGATE_REDIS_URL="redis://cache:6379/0",
         TASKGATE_GATEWAY_BIND="0.0.0.0:9000",
         TASKGATE_GATEWAY_WORKERS="4",
         TASKGATE_GATEWAY_WORKER_CLASS="gthread",
@@ -101,8 +103,28 @@ def test_the_service_token_must_be_longer_outside_dev_and_test() -> None:
         GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": sixteen, "TASKGATE_ENV": "production"})
     assert sixteen not in str(raised.value)
     with pytest.raises(SettingsError, match="at least 16"):
-        GatewaySettings.from_env({"TASKGATE_SERVICE_TOKEN": "short"})
+        settings(TASKGATE_SERVICE_TOKEN="short")
 
 
 def test_the_service_token_is_not_in_the_repr() -> None:
     assert TOKEN not in repr(settings())
+
+
+def test_without_redis_the_gateway_runs_one_worker_and_refuses_more() -> None:
+    assert settings().workers == 1
+    assert settings(TASKGATE_GATEWAY_WORKERS="1", TASKGATE_GATEWAY_WORKER_CLASS="gthread").workers == 1
+    with pytest.raises(SettingsError) as refused:
+        settings(TASKGATE_GATEWAY_WORKERS="2")
+    message = str(refused.value)
+    assert message.startswith("TASKGATE_GATEWAY_WORKERS=2 needs TASKGATE_REDIS_URL")
+    assert "unset TASKGATE_GATEWAY_WORKERS" in message and "\n" not in message
+    # Switching the limiter off leaves the idempotency records in the worker: still one.
+    with pytest.raises(SettingsError, match="needs TASKGATE_REDIS_URL"):
+        settings(TASKGATE_GATEWAY_WORKERS="3", TASKGATE_RATE_LIMIT_DISABLED="1")
+
+
+def test_with_redis_the_gateway_runs_two_workers_unless_told_otherwise() -> None:
+    redis = {"TASKGATE_REDIS_URL": "redis://cache:6379/0"}
+    assert settings(**redis).workers == 2
+    assert settings(**redis, TASKGATE_GATEWAY_WORKERS="1").workers == 1
+    assert settings(**redis, TASKGATE_GATEWAY_WORKERS="8").workers == 8

@@ -46,7 +46,8 @@ PENDING = ApprovalRecord(
 
 def test_approving_queues_the_task_again_and_records_the_decision():
     modified = {"action": "run_task", "query": "What is 6*7?"}
-    resolution = decision_resolution(PENDING, Decision(True, "user-1", "ok", modified), NOW)
+    decision = Decision(True, "user-1", "ok", modified, decided_by_api_key_id="key-1")
+    resolution = decision_resolution(PENDING, decision, NOW)
 
     assert resolution.status == ApprovalStatus.APPROVED
     assert resolution.task_status == TaskStatus.QUEUED
@@ -56,9 +57,11 @@ def test_approving_queues_the_task_again_and_records_the_decision():
         "approval_id": "approval-1",
         "approved": True,
         "decided_by": "user-1",
+        "decided_by_api_key_id": "key-1",
         "feedback": "ok",
         "modified_action": modified,
     }
+    assert (resolution.decided_by, resolution.decided_by_api_key_id) == ("user-1", "key-1")
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,8 @@ def test_rejecting_fails_the_task_with_the_feedback(feedback, error):
     assert resolution.task_error == error
     assert [event.type for event in resolution.events] == [APPROVAL_DECISION, "WORKFLOW_FAILED", "STREAM_END"]
     assert "modified_action" not in resolution.events[0].payload
+    # Decided with an access token: no key.
+    assert resolution.events[0].payload["decided_by_api_key_id"] == ""
 
 
 def test_an_expired_approval_ends_the_task_timeout():

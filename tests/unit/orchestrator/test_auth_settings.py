@@ -25,7 +25,7 @@ def test_a_strong_secret_and_an_issuer_are_read_and_kept_out_of_the_repr():
     assert (value.jwt_secret, value.jwt_issuer, value.skip_auth) == (STRONG, "issuer-1", False)
     assert STRONG not in repr(value)
     with pytest.raises(SettingsError, match="TASKGATE_JWT_ISSUER"):
-        settings(TASKGATE_JWT_ISSUER="i" * 257)
+        settings(TASKGATE_ENV="test", TASKGATE_JWT_ISSUER="i" * 257)
 
 
 def test_the_bypass_is_for_dev_and_test_only():

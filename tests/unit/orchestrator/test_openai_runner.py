@@ -227,7 +227,7 @@ def test_an_error_chunk_fails_the_task() -> None:
 
 
 def test_the_runner_is_chosen_by_setting() -> None:
-    base = {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN}
+    base = {"TASKGATE_SERVICE_TOKEN": SERVICE_TOKEN, "TASKGATE_ENV": "test"}
     assert OrchestratorSettings.from_env(base).runner == "simulated"
     assert OrchestratorSettings.from_env(base).openai is None
     with pytest.raises(SettingsError, match="TASKGATE_OPENAI_BASE_URL"):

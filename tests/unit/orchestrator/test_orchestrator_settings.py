@@ -8,15 +8,19 @@ from orchestrator.settings import OrchestratorSettings
 from orchestrator.settings import SettingsError
 
 TOKEN = "dev-token-0123456789"
+STRONG_TOKEN = "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b"
+STRONG_SECRET = "3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a"
 
 
 def settings(**environ: str) -> OrchestratorSettings:
-    return OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, **environ})
+    return OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": TOKEN, "TASKGATE_ENV": "test", **environ})
 
 
 def test_defaults_follow_the_internals_document():
-    result = settings()
-    assert result.env == "dev"
+    result = OrchestratorSettings.from_env(
+        {"TASKGATE_SERVICE_TOKEN": STRONG_TOKEN, "TASKGATE_JWT_SECRET": STRONG_SECRET}
+    )
+    assert result.env == "production"
     assert result.grpc_addr == "127.0.0.1:50052"
     assert result.admin_addr == "127.0.0.1:8081"
     assert result.database_url == "sqlite:///.taskgate/taskgate.db"
@@ -83,13 +87,13 @@ def test_missing_service_token_names_the_variable():
 
 def test_short_service_token_is_refused():
     with pytest.raises(SettingsError, match="TASKGATE_SERVICE_TOKEN must be at least 16"):
-        OrchestratorSettings.from_env({"TASKGATE_SERVICE_TOKEN": "short"})
+        settings(TASKGATE_SERVICE_TOKEN="short")
 
 
 def test_production_needs_a_longer_service_token():
     with pytest.raises(SettingsError, match="at least 32"):
         settings(TASKGATE_ENV="production")
-    strong = {"TASKGATE_SERVICE_TOKEN": "x" * 32, "TASKGATE_JWT_SECRET": "3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f1a"}
+    strong = {"TASKGATE_SERVICE_TOKEN": STRONG_TOKEN, "TASKGATE_JWT_SECRET": STRONG_SECRET}
     assert settings(TASKGATE_ENV="production", **strong).env == "production"
 
 

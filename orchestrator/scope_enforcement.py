@@ -1,0 +1,83 @@
+"""Scopes on every RPC: a server interceptor refuses a caller whose API key lacks the method's scope.
+
+It applies to every caller alike: a service calling directly with its own API key, and the
+gateway's forwarded callers (whose key id and scopes come in the metadata next to the service
+token). What each method needs is ``taskgate.scopes.RPC_SCOPES``; the refusal is
+PERMISSION_DENIED with ``taskgate-error-code: insufficient_scope`` and ``taskgate-missing-scope``
+in the trailing metadata. The caller it resolves is the one the servicer then acts for
+(``CallerResolver.resolve_call`` resolves once per call), so a direct key is checked once.
+Health checks, reflection and the service-only RPCs (which take no caller) pass untouched.
+"""
+
+import inspect
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from orchestrator.caller import Caller
+from orchestrator.errors import InsufficientScopeError
+from orchestrator.identity import CallerResolver
+from orchestrator.services.status import error_statuses
+from taskgate.scopes import PACKAGE_PREFIX
+from taskgate.scopes import SERVICE_ONLY
+from taskgate.scopes import Needs
+from taskgate.scopes import missing_scope
+from taskgate.scopes import rpc_needs
+
+_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def require_scopes(caller: Caller, needed: Needs) -> None:
+    """Raise InsufficientScopeError naming the first scope of ``needed`` the caller lacks."""
+    scope = missing_scope(caller.scopes, needed)
+    if scope is not None:
+        raise InsufficientScopeError(scope)
+
+
+class ScopeInterceptor(grpc.aio.ServerInterceptor):
+    """Resolve each call's caller and check its scopes before the servicer runs."""
+
+    def __init__(self, callers: CallerResolver) -> None:
+        self._callers = callers
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Return the call's handler, its behaviour wrapped in the scope check where one applies."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(PACKAGE_PREFIX):
+            return handler
+        needed = rpc_needs(method)
+        if needed is SERVICE_ONLY:
+            return handler
+        for name in _BEHAVIORS:
+            behavior = getattr(handler, name)
+            if behavior is not None:
+                return handler._replace(**{name: self._checked(behavior, method, needed)})
+        return handler
+
+    def _checked(self, behavior: Callable, method: str, needed: Needs) -> Callable:
+        """Wrap a behaviour so the caller's scopes are checked first; a failed check ends the call."""
+        if inspect.isasyncgenfunction(behavior):
+
+            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._check(context, method, needed)
+                async for response in behavior(request, context):
+                    yield response
+
+            return streaming
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._check(context, method, needed)
+            return await behavior(request, context)
+
+        return unary
+
+    async def _check(self, context: grpc.aio.ServicerContext, method: str, needed: Needs) -> None:
+        async with error_statuses(context, method):
+            require_scopes(await self._callers.resolve_call(context), needed)

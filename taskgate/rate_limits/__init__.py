@@ -1,0 +1,1 @@
+"""Rate limiting both services share: window rules and statuses, the per-user rule, the counting."""

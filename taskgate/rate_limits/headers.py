@@ -1,0 +1,41 @@
+"""The rate-limit fields of an answer: the ``X-RateLimit-*`` set and the IETF ``RateLimit`` fields.
+
+The gateway sends them as HTTP headers; the orchestrator sends the same names, lower case, as
+trailing metadata of a refused gRPC call.
+
+``X-RateLimit-Limit-<Window>`` / ``X-RateLimit-Remaining-<Window>`` for each window length the
+caller has (with a key's sub-limit, the user's or the key's window of that length, whichever has
+less left: what the caller may still send), ``X-RateLimit-Reset`` (Unix seconds at which that
+minute window next frees a slot), and the structured fields of draft-ietf-httpapi-ratelimit-headers:
+``RateLimit-Policy`` lists every window as a named policy (``"minute";q=60;w=60``; a key's
+sub-limit as ``"key-minute"``) and ``RateLimit`` what remains of it and in how many seconds a slot
+frees up (``"minute";r=59;t=60``).
+"""
+
+import math
+
+from taskgate.rate_limits.windows import WINDOW_SECONDS
+from taskgate.rate_limits.windows import RateLimitStatus
+
+RESET_WINDOW = "minute"
+
+
+def rate_limit_headers(status: RateLimitStatus) -> dict[str, str]:
+    """Return the fields describing a status (without Retry-After, which only a refusal carries)."""
+    headers = {}
+    for name in status.window_names():
+        window = status.window(name)
+        title = name.capitalize()
+        headers[f"X-RateLimit-Limit-{title}"] = str(window.limit)
+        headers[f"X-RateLimit-Remaining-{title}"] = str(window.remaining)
+    reset_window = status.window(RESET_WINDOW)
+    if reset_window is not None:
+        headers["X-RateLimit-Reset"] = str(math.ceil(reset_window.reset_at))
+    headers["RateLimit-Policy"] = ", ".join(
+        f'"{window.policy}";q={window.limit};w={WINDOW_SECONDS[window.name]}' for window in status.windows
+    )
+    headers["RateLimit"] = ", ".join(
+        f'"{window.policy}";r={window.remaining};t={max(0, math.ceil(window.reset_at - status.checked_at))}'
+        for window in status.windows
+    )
+    return headers
