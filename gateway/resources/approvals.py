@@ -20,6 +20,7 @@ from gateway.validation import FieldErrors
 from gateway.validation import int_query_param
 from taskgate.approval_rules import MAX_ACTION_BYTES
 from taskgate.approval_rules import MAX_FEEDBACK_CHARACTERS
+from taskgate.approval_rules import json_type_name
 from taskgate.identifiers import ID_RULE
 from taskgate.identifiers import is_valid_id
 from taskgate.orchestrator.v1 import approvals_pb2
@@ -109,12 +110,7 @@ def decision_request(body: dict[str, Any]) -> approvals_pb2.DecideApprovalReques
     elif not isinstance(feedback, str) or len(feedback) > MAX_FEEDBACK_CHARACTERS:
         errors.add("feedback", f"must be a string of at most {MAX_FEEDBACK_CHARACTERS} characters")
         feedback = ""
-    modified = body.get("modified_action")
-    modified_json = ""
-    if modified is not None:
-        modified_json = json.dumps(modified, separators=(",", ":"), ensure_ascii=False)
-        if not isinstance(modified, dict) or len(modified_json.encode()) > MAX_ACTION_BYTES:
-            errors.add("modified_action", "must be a JSON object of at most 64 KiB")
+    modified_json = _modified_action_json(body.get("modified_action"), errors)
     errors.raise_if_any()
     return approvals_pb2.DecideApprovalRequest(
         workflow_id=body["workflow_id"],
@@ -124,6 +120,20 @@ def decision_request(body: dict[str, Any]) -> approvals_pb2.DecideApprovalReques
         modified_action_json=modified_json,
         run_id=run_id or "",
     )
+
+
+def _modified_action_json(modified: Any, errors: FieldErrors) -> str:
+    """Return a body's ``modified_action`` (an object or a string) as JSON, '' when absent or null."""
+    if modified is None:
+        return ""
+    if not isinstance(modified, dict | str):
+        errors.add("modified_action", f"must be a JSON object or a string, not {json_type_name(modified)}")
+        return ""
+    modified_json = json.dumps(modified, separators=(",", ":"), ensure_ascii=False)
+    if len(modified_json.encode()) > MAX_ACTION_BYTES:
+        errors.add("modified_action", "must be at most 64 KiB as JSON")
+        return ""
+    return modified_json
 
 
 def approval_to_json(approval: approvals_pb2.Approval) -> dict[str, Any]:
@@ -142,6 +152,7 @@ def approval_to_json(approval: approvals_pb2.Approval) -> dict[str, Any]:
         body["decided_by_api_key_id"] = approval.decided_by_api_key_id or None
         body["decided_at"] = timestamp(approval, "decided_at")
         body["feedback"] = approval.feedback
+        body["modified_action"] = _json_object(approval.modified_action_json)
     return body
 
 

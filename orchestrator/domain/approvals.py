@@ -9,6 +9,14 @@ from typing import Any
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskStatus
 
+#: An action an approval carries out: a JSON object, or (as an approver may write a modified one) a string.
+Action = Mapping[str, Any] | str
+
+
+def plain_action(action: Action) -> dict[str, Any] | str:
+    """Return an action as a plain JSON value: a dict, or the string as it is."""
+    return action if isinstance(action, str) else dict(action)
+
 
 class ApprovalStatus(enum.StrEnum):
     """Where an approval stands; every status but PENDING is final."""
@@ -55,10 +63,10 @@ class ApprovalRecord(NewApproval):
     decided_by_api_key_id: str = ""
     decided_at: datetime.datetime | None = None
     feedback: str = ""
-    modified_action: Mapping[str, Any] | None = None
+    modified_action: Action | None = None
 
     @property
-    def action_to_run(self) -> Mapping[str, Any]:
+    def action_to_run(self) -> Action:
         """The action an approval lets the task carry out: the modified one if given, else the proposed."""
         return self.modified_action if self.modified_action is not None else self.proposed_action
 
@@ -71,7 +79,7 @@ class ApprovalResolution:
     decided_by: str
     decided_at: datetime.datetime
     feedback: str
-    modified_action: Mapping[str, Any] | None
+    modified_action: Action | None
     task_status: TaskStatus
     task_error: str
     events: tuple[NewEvent, ...]

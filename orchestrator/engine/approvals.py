@@ -25,11 +25,13 @@ from typing import Any
 from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.caller import Caller
+from orchestrator.domain.approvals import Action
 from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import ApprovalStatus
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.approvals import plain_action
 from orchestrator.domain.task_control import stream_end_event
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskRecord
@@ -44,6 +46,7 @@ from orchestrator.runners.base import RunTask
 from orchestrator.store.base import Store
 from taskgate.approval_rules import MAX_ACTION_BYTES
 from taskgate.approval_rules import MAX_FEEDBACK_CHARACTERS
+from taskgate.approval_rules import json_type_name
 from taskgate.rfc3339 import format_datetime
 from taskgate.rfc3339 import utc_now
 
@@ -89,7 +92,7 @@ class Decision:
     approved: bool
     decided_by: str
     feedback: str = ""
-    modified_action: Mapping[str, Any] | None = None
+    modified_action: Action | None = None
     # The API key the decider used; empty for an access token.
     decided_by_api_key_id: str = ""
 
@@ -103,10 +106,10 @@ async def approve_task(ctx: RunContext) -> RunTask:
     """Have a task submitted with ``require_approval`` approved before any runner starts it.
 
     Returns the task as approved: the approved action's ``query`` (the approver may have changed
-    it) replaces the task's. Until a decision it ends the run here (ApprovalNeeded), so a runner,
-    whichever it is, never does anything unapproved. The event that says the approved action is
-    carried out saves the first checkpoint (an empty runner state), so a resumed run does not say
-    it again.
+    it) replaces the task's, and so does a modified action that is a string (the query to run).
+    Until a decision it ends the run here (ApprovalNeeded), so a runner, whichever it is, never
+    does anything unapproved. The event that says the approved action is carried out saves the
+    first checkpoint (an empty runner state), so a resumed run does not say it again.
     """
     task = ctx.task
     approved = await ctx.request_approval(TASK_STEP, task_action(task.query, task.mode), TASK_REASON)
@@ -115,7 +118,7 @@ async def approve_task(ctx: RunContext) -> RunTask:
             events.AGENT_THINKING,
             "Carrying out the approved action",
             {
-                "approved_action": dict(approved.action),
+                "approved_action": plain_action(approved.action),
                 "modified": approved.modified,
                 "feedback": approved.feedback,
             },
@@ -124,9 +127,12 @@ async def approve_task(ctx: RunContext) -> RunTask:
     return dataclasses.replace(task, query=approved_query(approved.action, task.query))
 
 
-def approved_query(action: Mapping[str, Any], query: str) -> str:
-    """Return the query an approved action asks to answer: its ``query`` if it has a usable one."""
-    approved = action.get("query")
+def approved_query(action: Action, query: str) -> str:
+    """Return the query an approved action asks to answer: its ``query`` if it has a usable one.
+
+    A string is the query itself, as an approver who rewrote the task's request sends it.
+    """
+    approved = action if isinstance(action, str) else action.get("query")
     return approved if isinstance(approved, str) and approved.strip() else query
 
 
@@ -140,18 +146,27 @@ def approved_action(approvals: list[ApprovalRecord], step: str) -> ApprovedActio
     return None
 
 
-def parse_modified_action(text: str) -> Mapping[str, Any] | None:
-    """Return a decision's modified action (a JSON object), None when empty; InvalidArgumentError else."""
+def parse_modified_action(text: str) -> Action | None:
+    """Return a decision's modified action, given as JSON: an object, or a string.
+
+    None when there is none: the text is empty, or it is a string of only blanks (which changes
+    nothing). InvalidArgumentError for anything else: text that is not JSON, another JSON type
+    (number, list, boolean, null), or more than 64 KiB.
+    """
     if not text:
         return None
     if len(text.encode()) > MAX_ACTION_BYTES:
-        raise InvalidArgumentError("modified_action", "modified_action must be at most 64 KiB")
+        raise InvalidArgumentError("modified_action", "modified_action must be at most 64 KiB as JSON")
     try:
         value = json.loads(text)
     except ValueError:
-        raise InvalidArgumentError("modified_action", "modified_action must be a JSON object") from None
+        message = "modified_action must be JSON: an object or a string (a string JSON-encoded)"
+        raise InvalidArgumentError("modified_action", message) from None
+    if isinstance(value, str):
+        return value if value.strip() else None
     if not isinstance(value, dict):
-        raise InvalidArgumentError("modified_action", "modified_action must be a JSON object")
+        message = f"modified_action must be a JSON object or a string, not {json_type_name(value)}"
+        raise InvalidArgumentError("modified_action", message)
     return value
 
 
@@ -191,7 +206,7 @@ def decision_resolution(
         "feedback": decision.feedback,
     }
     if decision.modified_action is not None:
-        payload["modified_action"] = dict(decision.modified_action)
+        payload["modified_action"] = plain_action(decision.modified_action)
     if decision.approved:
         status, task_status, error = ApprovalStatus.APPROVED, TaskStatus.QUEUED, ""
         decision_events: tuple[NewEvent, ...] = (NewEvent(APPROVAL_DECISION, "Approved", payload),)

@@ -48,6 +48,7 @@ CHANGE_ATTEMPTS = 5
 # after this long was left by a replica that stopped in between.
 ORPHAN_AGE = datetime.timedelta(seconds=30)
 CHANGED_MESSAGE = "Schedule changed while the request was applied; try again"
+UNCOMPUTABLE_REASON = "Paused by the scheduler: its next run cannot be computed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +178,10 @@ class ScheduleEngine:
         def resumed(schedule: ScheduleRecord, now: datetime.datetime) -> ScheduleRecord:
             if schedule.status == ACTIVE:
                 return schedule
-            zone = schedule_rules.check_timezone(schedule.timezone)
             return dataclasses.replace(
                 schedule,
                 status=ACTIVE,
-                next_run_at=schedule_rules.next_tick(schedule.cron_expression, zone, now),
+                next_run_at=following_tick(schedule, now),
                 paused_at=None,
                 pause_reason="",
                 updated_at=now,
@@ -219,14 +219,9 @@ class ScheduleEngine:
             if schedule.next_run_at is None:
                 continue
             try:
-                zone = schedule_rules.check_timezone(schedule.timezone)
-                following = schedule_rules.next_after_due(
-                    schedule.cron_expression, zone, schedule.next_run_at, now
-                )
-            except (InvalidArgumentError, ValueError, KeyError):
-                logger.exception(
-                    "schedule cannot compute its next run", extra={"schedule_id": schedule.schedule_id}
-                )
+                following = following_tick(schedule, now)
+            except InvalidArgumentError as ex:
+                await self._pause_uncomputable(schedule, ex.public_message, now)
                 continue
             if await self._budgets.refusal(Caller(schedule.user_id, schedule.tenant_id), now) is not None:
                 # Left due: it fires once its owner's budget allows again (ticks missed meanwhile
@@ -245,6 +240,22 @@ class ScheduleEngine:
                 extra={"schedule_id": schedule.schedule_id, "workflow_id": task.task_id},
             )
         return fired
+
+    async def _pause_uncomputable(self, schedule: ScheduleRecord, why: str, now: datetime.datetime) -> None:
+        """Pause a due schedule whose next run cannot be computed, so it is looked at (and logged) once.
+
+        Its due run does not fire. The pause is guarded by the next_run_at read, like any change: if
+        another replica paused it first, or a change came in between, this one does nothing.
+        """
+        reason = f"{UNCOMPUTABLE_REASON}: {why}"[:MAX_REASON_CHARACTERS]
+        paused = dataclasses.replace(
+            schedule, status=PAUSED, next_run_at=None, paused_at=now, pause_reason=reason, updated_at=now
+        )
+        if await self._store.save_schedule(paused, schedule.next_run_at):
+            logger.error(
+                "schedule paused: its next run cannot be computed",
+                extra={"schedule_id": schedule.schedule_id, "reason": why},
+            )
 
     async def start_orphaned_runs(self) -> int:
         """Store the task of each run an earlier version claimed a while ago without it; return how many.
@@ -347,6 +358,20 @@ class ScheduleEngine:
                 task_query=task.query, task_context=task.context, timeout_seconds=task.timeout_seconds
             )
         return dataclasses.replace(schedule, **changes)
+
+
+def following_tick(schedule: ScheduleRecord, now: datetime.datetime) -> datetime.datetime:
+    """Return the tick a schedule waits for next, from its due run (if any) or from now.
+
+    The stored expression and zone are checked again (an expression stored by an earlier version
+    may use a random token; a zone may leave the time zone database): InvalidArgumentError when
+    they no longer pass, or when no tick can be computed.
+    """
+    expression = schedule_rules.check_cron(schedule.cron_expression)
+    zone = schedule_rules.check_timezone(schedule.timezone)
+    if schedule.next_run_at is None:
+        return schedule_rules.next_tick(expression, zone, now)
+    return schedule_rules.next_after_due(expression, zone, schedule.next_run_at, now)
 
 
 def run_task(schedule: ScheduleRecord, task_id: str) -> NewTask:

@@ -41,7 +41,8 @@ class ApprovedAction:
     """A human's approval of an action a run proposed: what to carry out, and what they said."""
 
     #: The action to carry out: the approver's modified one if they changed it, else the proposed one.
-    action: Mapping[str, Any]
+    #: A modified action may be a string (an approver's rewritten instruction) instead of an object.
+    action: Mapping[str, Any] | str
     feedback: str = ""
     modified: bool = False
 

@@ -159,16 +159,18 @@ async def _call_approved_tool(ctx: RunContext, steps: RunSteps, tool: str, query
     """Propose a tool call marked as needing approval; once approved, make it as approved.
 
     The request is made only while the call is still to be made: a run resumed after it was made
-    goes straight on to what it returned.
+    goes straight on to what it returned. An approver's modified action that is a string is the
+    call as they rewrote it: the run records that string as the action it carries out.
     """
     if steps.is_done():
         steps.skip()
     else:
         proposed = {"tool": tool, "arguments": {"query": query}}
         approved = await ctx.request_approval(f"tool:{tool}", proposed, f"The tool {tool} needs approval")
+        action = approved.action
         payload = {
             "tool": tool,
-            "approved_action": dict(approved.action),
+            "approved_action": action if isinstance(action, str) else dict(action),
             "modified": approved.modified,
             "feedback": approved.feedback,
         }

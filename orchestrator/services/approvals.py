@@ -4,6 +4,7 @@ import grpc
 
 from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
+from orchestrator.domain.approvals import plain_action
 from orchestrator.engine.approvals import ApprovalEngine
 from orchestrator.engine.approvals import Decision
 from orchestrator.engine.approvals import check_feedback
@@ -88,7 +89,14 @@ def approval_to_proto(approval: ApprovalRecord) -> approvals_pb2.Approval:
         decided_by_api_key_id=approval.decided_by_api_key_id,
         decided_at=timestamp(approval.decided_at),
         feedback=approval.feedback,
+        modified_action_json=_modified_action_json(approval),
     )
+
+
+def _modified_action_json(approval: ApprovalRecord) -> str:
+    if approval.modified_action is None:
+        return ""
+    return compact_json(plain_action(approval.modified_action))
 
 
 def pending_approval_to_proto(approval: ApprovalRecord) -> tasks_pb2.PendingApproval:

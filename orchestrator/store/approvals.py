@@ -14,14 +14,14 @@ import contextlib
 import datetime
 import json
 from collections.abc import Iterator
-from collections.abc import Mapping
-from typing import Any
 
+from orchestrator.domain.approvals import Action
 from orchestrator.domain.approvals import ApprovalFilter
 from orchestrator.domain.approvals import ApprovalRecord
 from orchestrator.domain.approvals import ApprovalResolution
 from orchestrator.domain.approvals import ApprovalStatus
 from orchestrator.domain.approvals import NewApproval
+from orchestrator.domain.approvals import plain_action
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskStatus
@@ -219,6 +219,6 @@ def _approval_from_row(row: Row) -> ApprovalRecord:
     )
 
 
-def _action_json(action: Mapping[str, Any] | None) -> str:
-    """Return the stored form of a modified action: '' when there is none."""
-    return "" if action is None else compact_json(dict(action))
+def _action_json(action: Action | None) -> str:
+    """Return the stored form of a modified action (an object or a string, as JSON): '' when there is none."""
+    return "" if action is None else compact_json(plain_action(action))

@@ -190,7 +190,18 @@ def test_a_failed_task_is_an_openai_server_error(openai_stack, api) -> None:
     assert "HTTP 400" in raised.value.body["message"]
 
 
-def test_a_task_requiring_approval_waits_then_asks_the_model_the_approved_query(api, chat_server) -> None:
+@pytest.mark.parametrize(
+    ("modified_action", "approved_query"),
+    [
+        ({"action": "run_task", "query": "stream the approved query"}, "stream the approved query"),
+        # A string is the query as the approver rewrote it.
+        ("stream the rewritten query", "stream the rewritten query"),
+    ],
+    ids=["object", "string"],
+)
+def test_a_task_requiring_approval_waits_then_asks_the_model_the_approved_query(
+    api, chat_server, modified_action, approved_query
+) -> None:
     response = api.post("/api/v1/tasks", json={"query": "stream once approved", "require_approval": True})
     assert response.status_code == 200, response.text
     task_id = response.json()["task_id"]
@@ -209,7 +220,7 @@ def test_a_task_requiring_approval_waits_then_asks_the_model_the_approved_query(
             "workflow_id": task_id,
             "approval_id": task["pending_approval"]["approval_id"],
             "approved": True,
-            "modified_action": {"action": "run_task", "query": "stream the approved query"},
+            "modified_action": modified_action,
         },
     )
     assert decision.status_code == 200, decision.text
@@ -217,5 +228,5 @@ def test_a_task_requiring_approval_waits_then_asks_the_model_the_approved_query(
     assert done["status"] == "COMPLETED", done
     assert done["result"] == "".join(DELTAS)
     # The model is asked only once, and only what the approver approved.
-    assert len(chat_server.bodies_for("stream the approved query")) == 1
+    assert len(chat_server.bodies_for(approved_query)) == 1
     assert chat_server.bodies_for("stream once approved") == []

@@ -353,3 +353,16 @@ def test_approvals_asked_in_one_instant_are_listed_by_id(database_url):
         assert [each.approval_id for each in listed] == ["approval-a", "approval-b", "approval-c"]
 
     run(database_url, scenario)
+
+
+def test_a_string_modified_action_is_stored_and_read_back_as_the_action_to_run(database_url):
+    async def scenario(store):
+        await parked_task(store, "task-1", "approval-1")
+        rewritten = 'run "ls -la" — then stop ✓'
+        assert await store.resolve_approval("approval-1", approved(modified_action=rewritten)) is not None
+        decided = await store.get_approval("approval-1", ALICE.user_id)
+        [listed] = await store.list_task_approvals("task-1")
+        assert (decided.modified_action, decided.action_to_run) == (rewritten, rewritten)
+        assert listed.modified_action == rewritten
+
+    run(database_url, scenario)

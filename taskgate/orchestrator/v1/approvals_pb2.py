@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(taskgate/orchestrator/v1/approvals.proto\x12\x18taskgate.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n\x08\x41pproval\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x1c\n\x14proposed_action_json\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x12\n\ndecided_by\x18\x08 \x01(\t\x12.\n\ndecided_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\n \x01(\t\x12\x1d\n\x15\x64\x65\x63ided_by_api_key_id\x18\x0b \x01(\t\"o\n\x14ListApprovalsRequest\x12\x38\n\x06\x66ilter\x18\x01 \x01(\x0e\x32(.taskgate.orchestrator.v1.ApprovalFilter\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"c\n\x15ListApprovalsResponse\x12\x35\n\tapprovals\x18\x01 \x03(\x0b\x32\".taskgate.orchestrator.v1.Approval\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\"\x93\x01\n\x15\x44\x65\x63ideApprovalRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\t\x12\x1c\n\x14modified_action_json\x18\x05 \x01(\t\x12\x0e\n\x06run_id\x18\x06 \x01(\t\"d\n\x16\x44\x65\x63ideApprovalResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\t*\x84\x01\n\x0e\x41pprovalFilter\x12\x1f\n\x1b\x41PPROVAL_FILTER_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_FILTER_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_FILTER_DECIDED\x10\x02\x12\x17\n\x13\x41PPROVAL_FILTER_ALL\x10\x03\x32\xf8\x01\n\x0f\x41pprovalService\x12p\n\rListApprovals\x12..taskgate.orchestrator.v1.ListApprovalsRequest\x1a/.taskgate.orchestrator.v1.ListApprovalsResponse\x12s\n\x0e\x44\x65\x63ideApproval\x12/.taskgate.orchestrator.v1.DecideApprovalRequest\x1a\x30.taskgate.orchestrator.v1.DecideApprovalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(taskgate/orchestrator/v1/approvals.proto\x12\x18taskgate.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n\x08\x41pproval\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x1c\n\x14proposed_action_json\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x12\n\ndecided_by\x18\x08 \x01(\t\x12.\n\ndecided_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\n \x01(\t\x12\x1d\n\x15\x64\x65\x63ided_by_api_key_id\x18\x0b \x01(\t\x12\x1c\n\x14modified_action_json\x18\x0c \x01(\t\"o\n\x14ListApprovalsRequest\x12\x38\n\x06\x66ilter\x18\x01 \x01(\x0e\x32(.taskgate.orchestrator.v1.ApprovalFilter\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"c\n\x15ListApprovalsResponse\x12\x35\n\tapprovals\x18\x01 \x03(\x0b\x32\".taskgate.orchestrator.v1.Approval\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\"\x93\x01\n\x15\x44\x65\x63ideApprovalRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\t\x12\x1c\n\x14modified_action_json\x18\x05 \x01(\t\x12\x0e\n\x06run_id\x18\x06 \x01(\t\"d\n\x16\x44\x65\x63ideApprovalResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\t*\x84\x01\n\x0e\x41pprovalFilter\x12\x1f\n\x1b\x41PPROVAL_FILTER_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_FILTER_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_FILTER_DECIDED\x10\x02\x12\x17\n\x13\x41PPROVAL_FILTER_ALL\x10\x03\x32\xf8\x01\n\x0f\x41pprovalService\x12p\n\rListApprovals\x12..taskgate.orchestrator.v1.ListApprovalsRequest\x1a/.taskgate.orchestrator.v1.ListApprovalsResponse\x12s\n\x0e\x44\x65\x63ideApproval\x12/.taskgate.orchestrator.v1.DecideApprovalRequest\x1a\x30.taskgate.orchestrator.v1.DecideApprovalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taskgate.orchestrator.v1.approvals_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPROVALFILTER']._serialized_start=869
-  _globals['_APPROVALFILTER']._serialized_end=1001
+  _globals['_APPROVALFILTER']._serialized_start=899
+  _globals['_APPROVALFILTER']._serialized_end=1031
   _globals['_APPROVAL']._serialized_start=104
-  _globals['_APPROVAL']._serialized_end=400
-  _globals['_LISTAPPROVALSREQUEST']._serialized_start=402
-  _globals['_LISTAPPROVALSREQUEST']._serialized_end=513
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=515
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=614
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=617
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=764
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=766
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=866
-  _globals['_APPROVALSERVICE']._serialized_start=1004
-  _globals['_APPROVALSERVICE']._serialized_end=1252
+  _globals['_APPROVAL']._serialized_end=430
+  _globals['_LISTAPPROVALSREQUEST']._serialized_start=432
+  _globals['_LISTAPPROVALSREQUEST']._serialized_end=543
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=545
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=644
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=647
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=794
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=796
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=896
+  _globals['_APPROVALSERVICE']._serialized_start=1034
+  _globals['_APPROVALSERVICE']._serialized_end=1282
 # @@protoc_insertion_point(module_scope)

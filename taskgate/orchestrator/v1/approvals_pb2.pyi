@@ -22,7 +22,7 @@ APPROVAL_FILTER_DECIDED: ApprovalFilter
 APPROVAL_FILTER_ALL: ApprovalFilter
 
 class Approval(_message.Message):
-    __slots__ = ("approval_id", "workflow_id", "query", "proposed_action_json", "reason", "requested_at", "status", "decided_by", "decided_at", "feedback", "decided_by_api_key_id")
+    __slots__ = ("approval_id", "workflow_id", "query", "proposed_action_json", "reason", "requested_at", "status", "decided_by", "decided_at", "feedback", "decided_by_api_key_id", "modified_action_json")
     APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Approval(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_ACTION_JSON_FIELD_NUMBER: _ClassVar[int]
     approval_id: str
     workflow_id: str
     query: str
@@ -45,7 +46,8 @@ class Approval(_message.Message):
     decided_at: _timestamp_pb2.Timestamp
     feedback: str
     decided_by_api_key_id: str
-    def __init__(self, approval_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., query: _Optional[str] = ..., proposed_action_json: _Optional[str] = ..., reason: _Optional[str] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[str] = ..., decided_by_api_key_id: _Optional[str] = ...) -> None: ...
+    modified_action_json: str
+    def __init__(self, approval_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., query: _Optional[str] = ..., proposed_action_json: _Optional[str] = ..., reason: _Optional[str] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[str] = ..., decided_by_api_key_id: _Optional[str] = ..., modified_action_json: _Optional[str] = ...) -> None: ...
 
 class ListApprovalsRequest(_message.Message):
     __slots__ = ("filter", "limit", "offset")

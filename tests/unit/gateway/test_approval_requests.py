@@ -32,6 +32,18 @@ def test_a_decision_carries_its_fields_and_never_a_decider():
     assert request.run_id == "run-1"
 
 
+@pytest.mark.parametrize(
+    ("modified", "sent"),
+    [
+        ("list the files", '"list the files"'),
+        ("Résumé ✓", '"Résumé ✓"'),
+        ("x" * (64 * 1024 - 2), '"' + "x" * (64 * 1024 - 2) + '"'),
+    ],
+)
+def test_a_modified_action_may_be_a_string_sent_as_json(modified, sent):
+    assert decision_request({**VALID, "modified_action": modified}).modified_action_json == sent
+
+
 def test_optional_fields_may_be_absent_or_null():
     request = decision_request({**VALID, "feedback": None, "modified_action": None})
 
@@ -45,7 +57,11 @@ def test_optional_fields_may_be_absent_or_null():
         ({**VALID, "approved": 1}, {"approved"}),
         ({**VALID, "approval_id": "a b"}, {"approval_id"}),
         ({**VALID, "feedback": "x" * 2001}, {"feedback"}),
-        ({**VALID, "modified_action": "do it"}, {"modified_action"}),
+        ({**VALID, "modified_action": 3}, {"modified_action"}),
+        ({**VALID, "modified_action": [{"a": 1}]}, {"modified_action"}),
+        ({**VALID, "modified_action": False}, {"modified_action"}),
+        ({**VALID, "modified_action": "x" * (64 * 1024 - 1)}, {"modified_action"}),
+        ({**VALID, "modified_action": {"q": "x" * 70_000}}, {"modified_action"}),
         ({**VALID, "run_id": 5}, {"run_id"}),
     ],
 )

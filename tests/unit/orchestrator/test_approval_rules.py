@@ -114,15 +114,65 @@ def test_the_requested_event_carries_the_approval():
     assert event.payload["reason"] == "asked"
 
 
-@pytest.mark.parametrize(("text", "action"), [("", None), ('{"a":1}', {"a": 1})])
-def test_a_modified_action_is_an_optional_json_object(text, action):
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("", None),
+        ('{"a":1}', {"a": 1}),
+        ('"run ls -la"', "run ls -la"),
+        ('"Résumé ✓"', "Résumé ✓"),
+        # A blank string changes nothing, like an absent one.
+        ('""', None),
+        ('"  "', None),
+        ('"' + "x" * (64 * 1024 - 2) + '"', "x" * (64 * 1024 - 2)),
+    ],
+)
+def test_a_modified_action_is_an_optional_json_object_or_string(text, action):
     assert parse_modified_action(text) == action
 
 
-@pytest.mark.parametrize("text", ["[1]", "3", "not json", '{"a":"' + "x" * 70_000 + '"}'])
-def test_a_modified_action_that_is_not_a_small_object_is_refused(text):
-    with pytest.raises(InvalidArgumentError):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1]", "modified_action must be a JSON object or a string, not a list"),
+        ("3", "modified_action must be a JSON object or a string, not a number"),
+        ("2.5", "modified_action must be a JSON object or a string, not a number"),
+        ("true", "modified_action must be a JSON object or a string, not a boolean"),
+        ("null", "modified_action must be a JSON object or a string, not null"),
+        ("not json", "modified_action must be JSON: an object or a string (a string JSON-encoded)"),
+        ('{"a":"' + "x" * 70_000 + '"}', "modified_action must be at most 64 KiB as JSON"),
+        ('"' + "x" * (64 * 1024 - 1) + '"', "modified_action must be at most 64 KiB as JSON"),
+    ],
+)
+def test_a_modified_action_that_is_not_a_small_object_or_string_is_refused(text, message):
+    with pytest.raises(InvalidArgumentError) as raised:
         parse_modified_action(text)
+
+    assert (raised.value.field, raised.value.public_message) == ("modified_action", message)
+
+
+def test_a_string_modified_action_is_the_action_to_run_and_the_decision_records_it():
+    decision = Decision(approved=True, decided_by="user-1", modified_action="list the files")
+    resolution = decision_resolution(PENDING, decision, NOW)
+    decided = dataclasses.replace(PENDING, status=ApprovalStatus.APPROVED, modified_action="list the files")
+
+    assert resolution.events[0].payload["modified_action"] == "list the files"
+    assert approved_action([decided], "task") == ApprovedAction("list the files", "", modified=True)
+
+
+@pytest.mark.parametrize(
+    ("action", "query"),
+    [
+        ("What is 6*7?", "What is 6*7?"),
+        ({"action": "run_task", "query": "What is 6*7?"}, "What is 6*7?"),
+        ({"action": "run_task"}, "the task's"),
+        ({"query": 3}, "the task's"),
+        ({"query": " "}, "the task's"),
+        ("   ", "the task's"),
+    ],
+)
+def test_the_approved_query_is_a_string_action_or_an_object_actions_query(action, query):
+    assert approved_query(action, "the task's") == query
 
 
 def test_feedback_is_trimmed_and_bounded():
@@ -152,12 +202,6 @@ def test_approval_is_required_at_the_top_level_or_in_the_context(options, contex
     run_task = RunTask("task-1", "q", "standard", "small", context=context, options=options)
 
     assert run_task.requires_approval is required
-
-
-def test_an_approved_task_answers_the_approved_query():
-    assert approved_query({"query": "What is 6*7?"}, "What is 2+2?") == "What is 6*7?"
-    assert approved_query({"query": " "}, "What is 2+2?") == "What is 2+2?"
-    assert approved_query({"action": "run_task"}, "What is 2+2?") == "What is 2+2?"
 
 
 def test_cancelling_a_task_waiting_for_approval_ends_it_at_once():

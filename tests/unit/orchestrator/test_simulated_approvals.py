@@ -16,7 +16,7 @@ from tests.unit.orchestrator.test_simulated_runner import RecordingContext
 class ApprovingContext(RecordingContext):
     """A run context whose approvals are granted as ``approved`` says, or not yet given."""
 
-    def __init__(self, task: RunTask, approved: dict[str, dict]) -> None:
+    def __init__(self, task: RunTask, approved: dict[str, dict | str]) -> None:
         super().__init__(task)
         self.approved = approved
         self.asked: list[tuple[str, dict, str]] = []
@@ -90,6 +90,35 @@ def test_an_approved_tool_is_called_as_approved():
     assert ctx.events[2][2] == {
         "tool": "web_search",
         "approved_action": approved,
+        "modified": True,
+        "feedback": "",
+    }
+
+
+def test_a_string_modified_action_is_the_query_the_task_answers():
+    task = RunTask("task-1", "What is 2+2?", "standard", "small", options={"require_approval": True})
+    ctx = ApprovingContext(task, {"task": "What is 6*7?"})
+
+    approved = asyncio.run(approve_task(ctx))
+    result = _run(ApprovingContext(approved, {}))
+
+    assert ctx.events[0][2] == {"approved_action": "What is 6*7?", "modified": True, "feedback": ""}
+    assert approved.query == "What is 6*7?"
+    assert "42" in result.result_text
+
+
+def test_a_tool_call_rewritten_as_a_string_is_recorded_as_the_call_made():
+    task = RunTask(
+        "task-1", "What is 2+2?", "standard", "small", context={"simulation": {"approval_tool": "web_search"}}
+    )
+    ctx = ApprovingContext(task, {"tool:web_search": "search the docs only"})
+
+    _run(ctx)
+
+    invoked = next(event for event in ctx.events if event[0] == "TOOL_INVOKED")
+    assert invoked[2] == {
+        "tool": "web_search",
+        "approved_action": "search the docs only",
         "modified": True,
         "feedback": "",
     }
