@@ -235,7 +235,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_task(self, task: NewTask) -> SubmittedTask:
-        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError.
+        """Store a QUEUED task, creating the user's session of that id if absent (a deleted one: not found).
+
+        Session ids are per user: another user's session of the same id is another session.
 
         A new session takes its title from the query (``taskgate.session_titles.title_from_query``),
         its context from the task and its budget from ``session_token_budget``; a session whose

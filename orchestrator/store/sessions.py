@@ -38,13 +38,13 @@ def new_session(
 async def insert_session(
     transaction: Transaction, dialect: Dialect, session: SessionRecord, if_absent: bool = False
 ) -> None:
-    """Insert a session row; with ``if_absent`` an existing session of that id is left as it is."""
+    """Insert a session row; with ``if_absent`` the user's existing session of that id is left as it is."""
     statement = (
         "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
         " context_json, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     if if_absent:
-        statement += " ON CONFLICT (id) DO NOTHING"
+        statement += " ON CONFLICT (user_id, id) DO NOTHING"
     await transaction.execute(
         statement,
         (
@@ -78,7 +78,7 @@ def _summary_select(dialect: Dialect) -> str:
     One correlated sub-select per aggregate, each reading the ``tasks_session_*`` indexes; the
     latest task is the one created last, the one inserted last when two share a time.
     """
-    of_session = f"FROM tasks t WHERE t.session_id = s.id AND t.{VISIBLE_TURN}"
+    of_session = f"FROM tasks t WHERE t.user_id = s.user_id AND t.session_id = s.id AND t.{VISIBLE_TURN}"
     latest = f"{of_session} ORDER BY t.created_at DESC, t.{dialect.insertion_order} DESC LIMIT 1"
     return (
         "SELECT s.*,"
