@@ -43,6 +43,7 @@ from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.domain.turns import SubmittedTask
 from orchestrator.events import Event
+from orchestrator.store.sessions import ExportPosition
 
 
 class Store(abc.ABC):
@@ -201,6 +202,27 @@ class Store(abc.ABC):
 
         Turns rolled back by a later turn are left out.
         """
+
+    @abc.abstractmethod
+    async def session_export_size(
+        self, session_id: str, user_id: str, exclude_types: Collection[str]
+    ) -> tuple[int, int]:
+        """Return the events an export of the session holds and the UTF-8 bytes of its stored text."""
+
+    @abc.abstractmethod
+    async def session_export_tasks(
+        self, session_id: str, user_id: str, after: ExportPosition | None, limit: int
+    ) -> tuple[list[TaskRecord], ExportPosition | None]:
+        """Return the session's next tasks after a position (None: from the first), and the last's position.
+
+        Turns rolled back by a later turn are left out.
+        """
+
+    @abc.abstractmethod
+    async def task_events_page(
+        self, task_id: str, after_seq: int, exclude_types: Collection[str], limit: int
+    ) -> list[Event]:
+        """Return a task's next ``limit`` events after ``after_seq``, the types named left out, in order."""
 
     @abc.abstractmethod
     async def list_workflow_events(
