@@ -182,6 +182,9 @@ class SessionEngine:
                     break
                 document.write(head)
                 first_task = False
+                chunk = document.ready_chunk()
+                if chunk is not None:
+                    yield chunk
                 async for chunk in self._export_events(task, document):
                     yield chunk
                 document.write(TASK_END)
@@ -207,9 +210,9 @@ class SessionEngine:
                     return
                 document.write(piece, events=1)
                 first = False
-            chunk = document.ready_chunk()
-            if chunk is not None:
-                yield chunk
+                chunk = document.ready_chunk()
+                if chunk is not None:
+                    yield chunk
             if len(events) < EXPORT_EVENT_PAGE:
                 return
             after_seq = events[-1].seq
