@@ -327,7 +327,18 @@ def test_migration_0007_marks_the_runs_whose_task_is_stored(tmp_path, monkeypatc
                 " VALUES (?, ?, ?, ?, ?)",
                 (schedule.schedule_id, task_id, due, due, False),
             )
-        await store.create_task(run_task(schedule, "t-1"))
+        # The task as those versions stored it (the code of today writes the schema of today).
+        task = run_task(schedule, "t-1")
+        now = _stored(START)
+        await store.database.execute(
+            "INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            (task.session_id, task.user_id, task.tenant_id, now, now),
+        )
+        await store.database.execute(
+            "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+            (task.task_id, task.user_id, task.tenant_id, task.session_id, task.query, task.mode, now, now),
+        )
         monkeypatch.setattr(sqlite_database, "load_migrations", lambda dialect: everything)
         applied = await store.migrate()
         unmarked = await store.unconfirmed_schedule_runs(START + datetime.timedelta(days=1), 100)
