@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+from collections.abc import Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -59,6 +60,26 @@ def _wait_until_connected(channel: grpc.Channel, seconds: float) -> None:
     """Wait up to ``seconds`` for a new channel to connect; go on either way (the call then decides)."""
     with contextlib.suppress(grpc.FutureTimeoutError):
         grpc.channel_ready_future(channel).result(timeout=seconds)
+
+
+#: The deadline of one session export, from its first piece to its last.
+EXPORT_TIMEOUT_SECONDS = 600.0
+
+
+class ExportPieces:
+    """The pieces of a streamed session export, in order; ``cancel`` ends the call early."""
+
+    def __init__(self, call) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[str]:
+        """Yield each piece of the document as the orchestrator sends it."""
+        for response in self._call:
+            yield response.document_piece
+
+    def cancel(self) -> None:
+        """End the call (the client went away); the orchestrator stops writing."""
+        self._call.cancel()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,10 +234,17 @@ class OrchestratorClient:
         """Page through a session's turns with their events."""
         return self._call(self._connection().sessions.ListSessionTurns, request, context)
 
-    def export_session(self, session_id: str, context: CallContext) -> str:
-        """Return one of the caller's sessions as one JSON document."""
+    def export_session(self, session_id: str, context: CallContext) -> ExportPieces:
+        """Start streaming one of the caller's sessions as one JSON document; iterate it for its pieces.
+
+        The whole export has ``EXPORT_TIMEOUT_SECONDS``, not the unary calls' deadline: a large
+        session takes longer than a read, and the client reads the document at its own pace.
+        """
         request = sessions_pb2.ExportSessionRequest(session_id=session_id)
-        return self._call(self._connection().sessions.ExportSession, request, context).document_json
+        call = self._connection().sessions.ExportSession(
+            request, metadata=self._metadata(context), timeout=max(self._timeout, EXPORT_TIMEOUT_SECONDS)
+        )
+        return ExportPieces(call)
 
     def search_tasks(
         self, request: sessions_pb2.SearchTasksRequest, context: CallContext

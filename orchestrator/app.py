@@ -41,6 +41,7 @@ from orchestrator.engine.budgets import BudgetEngine
 from orchestrator.engine.leases import LeaseKeeper
 from orchestrator.engine.scheduler import Scheduler
 from orchestrator.engine.schedules import ScheduleEngine
+from orchestrator.engine.session_export import ExportLimits
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.engine.worker_pool import WorkerPool
@@ -292,7 +293,9 @@ async def build_orchestrator(
     budgets = BudgetEngine(store, settings.rate_limit_tiers)
     engines = Engines(
         tasks=TaskEngine(store, bus, pool.wake, settings.stream_buffer, signals, budgets),
-        sessions=SessionEngine(store),
+        sessions=SessionEngine(
+            store, ExportLimits(settings.session_export_max_bytes, settings.session_export_max_events)
+        ),
         accounts=account_engines.accounts,
         api_keys=account_engines.api_keys,
         approvals=ApprovalEngine(store, bus, pool.wake, settings.approval_timeout_seconds),

@@ -124,6 +124,9 @@ class OrchestratorSettings(ServiceSettings):
     worker_poll_seconds: float = 0.5
     # Running tasks one user may hold at once across all replicas (0: no cap; claims are fair anyway).
     max_running_per_user: int = 0
+    # The bounds of one session export (docs/api.md): its JSON's size in bytes and its events.
+    session_export_max_bytes: int = 32 * 1024 * 1024
+    session_export_max_events: int = 50_000
     sim_step_seconds: float = 0.2
     sse_ping_seconds: float = 10.0
     stream_buffer: int = 1000
@@ -187,6 +190,12 @@ class OrchestratorSettings(ServiceSettings):
             ),
             max_running_per_user=environment.integer(
                 "TASKGATE_MAX_RUNNING_PER_USER", cls.max_running_per_user, 0, 1_000_000
+            ),
+            session_export_max_bytes=environment.integer(
+                "TASKGATE_SESSION_EXPORT_MAX_BYTES", cls.session_export_max_bytes, 4096, 1 << 40
+            ),
+            session_export_max_events=environment.integer(
+                "TASKGATE_SESSION_EXPORT_MAX_EVENTS", cls.session_export_max_events, 1, 100_000_000
             ),
             sim_step_seconds=environment.number("TASKGATE_SIM_STEP_SECONDS", cls.sim_step_seconds, 0.0, 60.0),
             sse_ping_seconds=environment.number(

@@ -1,5 +1,6 @@
 """Session routes: list, read, rename, delete, and a session's history, turns and export."""
 
+from collections.abc import Iterator
 from typing import Protocol
 
 import falcon
@@ -14,6 +15,16 @@ from gateway.resources.session_requests import list_sessions_request
 from gateway.resources.session_requests import turns_request
 from gateway.resources.session_requests import update_session_request
 from taskgate.orchestrator.v1 import sessions_pb2
+
+
+class ExportStream(Protocol):
+    """A streamed session export: its pieces in order, and a way to stop it."""
+
+    def __iter__(self) -> Iterator[str]:
+        """Yield the document's pieces."""
+
+    def cancel(self) -> None:
+        """Stop the export."""
 
 
 class SessionApi(Protocol):
@@ -45,8 +56,8 @@ class SessionApi(Protocol):
     ) -> sessions_pb2.ListSessionTurnsResponse:
         """Page through a session's turns."""
 
-    def export_session(self, session_id: str, context: CallContext) -> str:
-        """Return a session as one JSON document."""
+    def export_session(self, session_id: str, context: CallContext) -> ExportStream:
+        """Start streaming a session as one JSON document."""
 
 
 class SessionsResource:
@@ -112,9 +123,41 @@ class SessionResource:
         }
 
     def on_get_export(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
-        """Return the session, its tasks and their events as one JSON document, as a file to save."""
-        document = self._orchestrator.export_session(session_id, call_context(req))
-        resp.data = document.encode("utf-8")
+        """Stream the session, its tasks and their events as one JSON document, as a file to save.
+
+        The first piece is awaited before the status is sent, so a missing session (404) or one
+        past the export's bounds (409) is answered as such; the rest follows as it comes (chunked).
+        """
+        body = ExportBody(self._orchestrator.export_session(session_id, call_context(req)))
+        resp.stream = body
         resp.content_type = falcon.MEDIA_JSON
         # The id matches the id pattern, so it needs no quoting inside the filename.
         resp.set_header("Content-Disposition", f'attachment; filename="session-{session_id}.json"')
+
+
+class ExportBody:
+    """A streamed export as a WSGI body: its first piece read at once, the rest as the client reads.
+
+    A failure after the first piece (the orchestrator gone, the deadline passed) propagates, so the
+    server drops the connection without the chunked body's last chunk: the client sees a cut-off
+    transfer, never a shorter document that parses.
+    """
+
+    def __init__(self, export: ExportStream) -> None:
+        self._export = export
+        self._pieces = iter(export)
+        try:
+            self._first = next(self._pieces, "")
+        except BaseException:
+            export.cancel()
+            raise
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the document's pieces as UTF-8."""
+        yield self._first.encode("utf-8")
+        for piece in self._pieces:
+            yield piece.encode("utf-8")
+
+    def close(self) -> None:
+        """Stop the export if the response ends before it does (the client went away)."""
+        self._export.cancel()

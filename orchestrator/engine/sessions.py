@@ -7,6 +7,7 @@ deleted one (SessionNotFoundError), and search and stats only ever read the call
 import dataclasses
 import datetime
 import re
+from collections.abc import AsyncIterator
 
 from orchestrator.caller import Caller
 from orchestrator.domain.sessions import SearchHit
@@ -14,7 +15,13 @@ from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
-from orchestrator.engine.session_export import export_document
+from orchestrator.engine.session_export import TASK_END
+from orchestrator.engine.session_export import ExportDocument
+from orchestrator.engine.session_export import ExportLimits
+from orchestrator.engine.session_export import document_end
+from orchestrator.engine.session_export import document_head
+from orchestrator.engine.session_export import event_piece
+from orchestrator.engine.session_export import task_head
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.errors import SessionTooLargeError
@@ -34,9 +41,9 @@ ACTIVE_WINDOW = datetime.timedelta(hours=24)
 MAX_TURN_EVENTS = 5_000
 # Event types left out of the turns and the export: the deltas add up to the LLM_OUTPUT after them.
 TURN_EXCLUDED_TYPES = (LLM_PARTIAL,)
-EXPORT_PAGE_SIZE = 100
-# An export is one gRPC message and one HTTP body: past this many events it is refused, not cut.
-MAX_EXPORT_EVENTS = 50_000
+# An export reads this many tasks, and of a task this many events, at a time.
+EXPORT_TASK_PAGE = 50
+EXPORT_EVENT_PAGE = 200
 # Words as the full-text index sees them: letters and digits (the underscore separates, as there).
 _WORD = re.compile(r"[^\W_]+")
 
@@ -82,8 +89,9 @@ def search_terms(text: str) -> list[str]:
 class SessionEngine:
     """Reads and changes the caller's sessions, searches their tasks and sums up their usage."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, export_limits: ExportLimits | None = None) -> None:
         self._store = store
+        self._export_limits = export_limits or ExportLimits()
 
     async def list_sessions(
         self, caller: Caller, limit: int, offset: int
@@ -136,26 +144,78 @@ class SessionEngine:
         ]
         return turns, total
 
-    async def export(self, caller: Caller, session_id: str) -> str:
-        """Return the whole session, its tasks and their events as one JSON document."""
+    async def export(self, caller: Caller, session_id: str) -> AsyncIterator[str]:
+        """Check the session and its size, then return the pieces of its JSON document, in order.
+
+        A session whose events or stored text are already past the bounds is refused here
+        (SessionTooLargeError) before a piece is written; one that passes them only in its JSON
+        (escapes, members' names) or grows while it is read ends ``"complete": false``.
+        """
         summary = await self.get_session(caller, session_id)
-        tasks: list[TaskRecord] = []
-        while True:
-            page, total = await self._store.list_session_tasks(
-                session_id, caller.user_id, EXPORT_PAGE_SIZE, len(tasks)
-            )
-            tasks.extend(page)
-            if not page or len(tasks) >= total:
-                break
-        events: list[Event] = []
-        for start in range(0, len(tasks), EXPORT_PAGE_SIZE):
-            ids = [task.task_id for task in tasks[start : start + EXPORT_PAGE_SIZE]]
-            room = MAX_EXPORT_EVENTS - len(events) + 1
-            events.extend(await self._store.list_workflow_events(ids, TURN_EXCLUDED_TYPES, room))
-            if len(events) > MAX_EXPORT_EVENTS:
-                raise SessionTooLargeError()
+        events, stored_bytes = await self._store.session_export_size(
+            session_id, caller.user_id, TURN_EXCLUDED_TYPES
+        )
+        if events > self._export_limits.max_events or stored_bytes > self._export_limits.max_bytes:
+            raise SessionTooLargeError()
         now = utc_now()
-        return export_document(summary, is_active(summary, now), tasks, _events_by_workflow(events), now)
+        document = ExportDocument(self._export_limits)
+        head = document_head(summary, is_active(summary, now), now)
+        if not document.fits(head):
+            raise SessionTooLargeError()
+        document.write(head)
+        return self._export_pieces(caller.user_id, session_id, document)
+
+    async def _export_pieces(
+        self, user_id: str, session_id: str, document: ExportDocument
+    ) -> AsyncIterator[str]:
+        """Write the tasks page by page, each with its events, handing chunks on as they fill."""
+        position = None
+        first_task = True
+        while document.complete:
+            tasks, position = await self._store.session_export_tasks(
+                session_id, user_id, position, EXPORT_TASK_PAGE
+            )
+            for task in tasks:
+                head = task_head(task, first_task)
+                if not document.fits(head):
+                    document.complete = False
+                    break
+                document.write(head)
+                first_task = False
+                chunk = document.ready_chunk()
+                if chunk is not None:
+                    yield chunk
+                async for chunk in self._export_events(task, document):
+                    yield chunk
+                document.write(TASK_END)
+                if not document.complete:
+                    break
+            if len(tasks) < EXPORT_TASK_PAGE:
+                break
+        document.write(document_end(document.complete))
+        yield document.rest()
+
+    async def _export_events(self, task: TaskRecord, document: ExportDocument) -> AsyncIterator[str]:
+        """Write a task's events page by page; one past the bounds is left out, and the document cut."""
+        after_seq = 0
+        first = True
+        while True:
+            events = await self._store.task_events_page(
+                task.task_id, after_seq, TURN_EXCLUDED_TYPES, EXPORT_EVENT_PAGE
+            )
+            for event in events:
+                piece = event_piece(event, first)
+                if not document.fits(piece, events=1):
+                    document.complete = False
+                    return
+                document.write(piece, events=1)
+                first = False
+                chunk = document.ready_chunk()
+                if chunk is not None:
+                    yield chunk
+            if len(events) < EXPORT_EVENT_PAGE:
+                return
+            after_seq = events[-1].seq
 
     async def search(self, caller: Caller, text: str, limit: int, offset: int) -> tuple[list[SearchHit], int]:
         """Return one page of the caller's tasks whose query or result holds every word, and the total."""

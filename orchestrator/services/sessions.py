@@ -1,5 +1,8 @@
 """SessionService: the caller's sessions, their history and turns, export, search and stats."""
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 
 from orchestrator.engine.sessions import SessionEngine
@@ -11,6 +14,7 @@ from orchestrator.services.session_messages import session_task_to_proto
 from orchestrator.services.session_messages import session_to_proto
 from orchestrator.services.session_messages import stats_to_proto
 from orchestrator.services.session_messages import turn_to_proto
+from orchestrator.services.status import streaming_errors
 from orchestrator.services.status import unary_errors
 from taskgate.orchestrator.v1 import sessions_pb2
 from taskgate.orchestrator.v1 import sessions_pb2_grpc
@@ -98,14 +102,16 @@ class SessionServiceServicer(sessions_pb2_grpc.SessionServiceServicer):
             turns=[turn_to_proto(turn, request.include_payload) for turn in turns],
         )
 
-    @unary_errors
+    @streaming_errors
     async def ExportSession(  # noqa: N802
         self, request: sessions_pb2.ExportSessionRequest, context: grpc.aio.ServicerContext
-    ) -> sessions_pb2.ExportSessionResponse:
-        """Return the whole session, its tasks and their events as one JSON document."""
+    ) -> AsyncIterator[sessions_pb2.ExportSessionResponse]:
+        """Stream the session, its tasks and their events as one JSON document, piece by piece."""
         caller = await self._callers.resolve_call(context)
-        document = await self._engine.export(caller, require_id("session_id", request.session_id))
-        return sessions_pb2.ExportSessionResponse(document_json=document)
+        pieces = await self._engine.export(caller, require_id("session_id", request.session_id))
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                yield sessions_pb2.ExportSessionResponse(document_piece=piece)
 
     @unary_errors
     async def SearchTasks(  # noqa: N802

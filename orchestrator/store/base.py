@@ -46,6 +46,7 @@ from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.domain.turns import SubmittedTask
 from orchestrator.events import Event
+from orchestrator.store.sessions import ExportPosition
 
 
 class Store(abc.ABC):
@@ -243,6 +244,27 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def session_export_size(
+        self, session_id: str, user_id: str, exclude_types: Collection[str]
+    ) -> tuple[int, int]:
+        """Return the events an export of the session holds and the UTF-8 bytes of its stored text."""
+
+    @abc.abstractmethod
+    async def session_export_tasks(
+        self, session_id: str, user_id: str, after: ExportPosition | None, limit: int
+    ) -> tuple[list[TaskRecord], ExportPosition | None]:
+        """Return the session's next tasks after a position (None: from the first), and the last's position.
+
+        Turns rolled back by a later turn are left out.
+        """
+
+    @abc.abstractmethod
+    async def task_events_page(
+        self, task_id: str, after_seq: int, exclude_types: Collection[str], limit: int
+    ) -> list[Event]:
+        """Return a task's next ``limit`` events after ``after_seq``, the types named left out, in order."""
+
+    @abc.abstractmethod
     async def list_workflow_events(
         self, workflow_ids: Sequence[str], exclude_types: Collection[str], limit: int
     ) -> list[Event]:
@@ -275,7 +297,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_task(self, task: NewTask) -> SubmittedTask:
-        """Store a QUEUED task, creating its session if absent; a foreign session is SessionNotFoundError.
+        """Store a QUEUED task, creating the user's session of that id if absent (a deleted one: not found).
+
+        Session ids are per user: another user's session of the same id is another session.
 
         A new session takes its title from the query (``taskgate.session_titles.title_from_query``),
         its context from the task and its budget from ``session_token_budget``; a session whose

@@ -50,7 +50,8 @@ def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
     """
     order = dialect.insertion_order
     earlier_active_turn = (
-        f"SELECT 1 FROM tasks e WHERE e.session_id = q.session_id AND e.status IN ({_ACTIVE})"
+        f"SELECT 1 FROM tasks e WHERE e.user_id = q.user_id AND e.session_id = q.session_id"
+        f" AND e.status IN ({_ACTIVE})"
         f" AND (e.created_at < q.created_at OR (e.created_at = q.created_at AND e.{order} < q.{order}))"
     )
     oldest_claimable = (

@@ -95,6 +95,10 @@ class Dialect:
         """SQL making other writers of a table wait until the transaction ends; None: writes are serial."""
         return None
 
+    def byte_length(self, expression: str) -> str:
+        """SQL for the length in UTF-8 bytes of a text (or JSON) expression."""
+        return f"length(CAST(({expression}) AS BLOB))"
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: native times, identity columns, row locks and the database's own clock."""
@@ -145,6 +149,10 @@ class PostgresDialect(Dialect):
     def lock_table_writes(self, table: str) -> str | None:
         """SQL making other writers of a table, and other such locks of it, wait; reads go on."""
         return f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"
+
+    def byte_length(self, expression: str) -> str:
+        """SQL for the length in UTF-8 bytes of a text (or JSON) expression."""
+        return f"octet_length(({expression})::text)"
 
 
 @functools.lru_cache(maxsize=1024)

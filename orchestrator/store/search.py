@@ -44,7 +44,7 @@ class TaskSearch(abc.ABC):
         """Return one page of the user's tasks matching every term, best match first, and the total."""
         # The caller's matching tasks, sessions not deleted, turns not rolled back.
         matches = (
-            f" FROM {self.source_sql} JOIN sessions s ON s.id = t.session_id"
+            f" FROM {self.source_sql} JOIN sessions s ON s.user_id = t.user_id AND s.id = t.session_id"
             f" WHERE {self.match_sql} AND t.user_id = :user_id AND s.deleted_at IS NULL AND t.{VISIBLE_TURN}"
         )
         parameters = {

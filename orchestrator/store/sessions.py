@@ -6,7 +6,10 @@ else about sessions is here, scoped to the user who owns them. A turn rolled bac
 the turns and the aggregates leave it out (``VISIBLE_TURN``), though it stays readable by its id.
 """
 
+import dataclasses
 import datetime
+from collections.abc import Collection
+from typing import Any
 
 from orchestrator.domain.sessions import FAILED_STATUSES
 from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
@@ -16,6 +19,7 @@ from orchestrator.domain.sessions import UsageStats
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TokenUsage
+from orchestrator.events import Event
 from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Row
@@ -23,9 +27,18 @@ from orchestrator.store.database import Transaction
 from orchestrator.store.database import named_list
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
+from orchestrator.store.rows import event_from_row
 from orchestrator.store.rows import session_from_row
 from orchestrator.store.rows import task_from_row
 from taskgate.rfc3339 import utc_now
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPosition:
+    """Where an export's reading of a session's tasks stands: the last task's stored time and order."""
+
+    created_at: Any
+    order: int
 
 
 def new_session(
@@ -38,13 +51,13 @@ def new_session(
 async def insert_session(
     transaction: Transaction, dialect: Dialect, session: SessionRecord, if_absent: bool = False
 ) -> None:
-    """Insert a session row; with ``if_absent`` an existing session of that id is left as it is."""
+    """Insert a session row; with ``if_absent`` the user's existing session of that id is left as it is."""
     statement = (
         "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
         " context_json, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     if if_absent:
-        statement += " ON CONFLICT (id) DO NOTHING"
+        statement += " ON CONFLICT (user_id, id) DO NOTHING"
     await transaction.execute(
         statement,
         (
@@ -78,7 +91,7 @@ def _summary_select(dialect: Dialect) -> str:
     One correlated sub-select per aggregate, each reading the ``tasks_session_*`` indexes; the
     latest task is the one created last, the one inserted last when two share a time.
     """
-    of_session = f"FROM tasks t WHERE t.session_id = s.id AND t.{VISIBLE_TURN}"
+    of_session = f"FROM tasks t WHERE t.user_id = s.user_id AND t.session_id = s.id AND t.{VISIBLE_TURN}"
     latest = f"{of_session} ORDER BY t.created_at DESC, t.{dialect.insertion_order} DESC LIMIT 1"
     return (
         "SELECT s.*,"
@@ -227,3 +240,81 @@ class SessionQueries:
         if session_row is None:
             return UsageStats(by_status, 0, 0, usage)
         return UsageStats(by_status, session_row["total"], int(session_row["active"]), usage)
+
+    async def session_export_size(
+        self, session_id: str, user_id: str, exclude_types: Collection[str]
+    ) -> tuple[int, int]:
+        """Return the events an export of the session holds, and the UTF-8 bytes of their stored text.
+
+        The bytes count the tasks' query, result, error and context and the events' message and
+        payload: a lower bound of the document's size, read before any of it is written.
+        """
+        dialect = self._db.dialect
+        excluded, excluded_values = named_list("excluded", list(exclude_types))
+        type_condition = f" AND e.type NOT IN ({excluded})" if exclude_types else ""
+        of_session = f"t.user_id = :user_id AND t.session_id = :session_id AND t.{VISIBLE_TURN}"
+        parameters = {
+            "user_id": user_id,
+            "session_id": session_id,
+            **VISIBLE_TURN_PARAMETERS,
+            **excluded_values,
+        }
+        task_bytes = " + ".join(
+            dialect.byte_length(f"t.{column}") for column in ("query", "result", "error", "context_json")
+        )
+        event_bytes = f"{dialect.byte_length('e.message')} + {dialect.byte_length('e.payload_json')}"
+        events_of_session = (
+            f"FROM events e JOIN tasks t ON t.task_id = e.workflow_id WHERE {of_session}{type_condition}"
+        )
+        row = await self._db.fetch_one(
+            f"SELECT (SELECT COALESCE(SUM({task_bytes}), 0) FROM tasks t WHERE {of_session}) AS task_bytes,"
+            f" (SELECT COUNT(*) {events_of_session}) AS events,"
+            f" (SELECT COALESCE(SUM({event_bytes}), 0) {events_of_session}) AS event_bytes",
+            parameters,
+        )
+        return int(row["events"]), int(row["task_bytes"]) + int(row["event_bytes"])
+
+    async def session_export_tasks(
+        self, session_id: str, user_id: str, after: ExportPosition | None, limit: int
+    ) -> tuple[list[TaskRecord], ExportPosition | None]:
+        """Return the session's next ``limit`` tasks after a position, oldest first, and the last's position.
+
+        Keyset paging: a turn submitted or rolled back while an export runs moves no page boundary.
+        """
+        order = self._db.dialect.insertion_order
+        parameters: dict[str, object] = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "limit": limit,
+            **VISIBLE_TURN_PARAMETERS,
+        }
+        after_condition = ""
+        if after is not None:
+            after_condition = (
+                " AND (created_at > :after_created"
+                f" OR (created_at = :after_created AND {order} > :after_order))"
+            )
+            parameters.update(after_created=after.created_at, after_order=after.order)
+        rows = await self._db.fetch_all(
+            f"SELECT {TASK_COLUMNS}, {order} AS export_order FROM tasks"
+            f" WHERE user_id = :user_id AND session_id = :session_id AND {VISIBLE_TURN}{after_condition}"
+            f" ORDER BY created_at, {order} LIMIT :limit",
+            parameters,
+        )
+        if not rows:
+            return [], None
+        last = ExportPosition(rows[-1]["created_at"], rows[-1]["export_order"])
+        return [task_from_row(row) for row in rows], last
+
+    async def task_events_page(
+        self, task_id: str, after_seq: int, exclude_types: Collection[str], limit: int
+    ) -> list[Event]:
+        """Return a task's next ``limit`` events after ``after_seq``, types excluded, in order."""
+        excluded, excluded_values = named_list("excluded", list(exclude_types))
+        type_condition = f" AND type NOT IN ({excluded})" if exclude_types else ""
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM events WHERE workflow_id = :task_id AND seq > :after_seq{type_condition}"
+            " ORDER BY seq LIMIT :limit",
+            {"task_id": task_id, "after_seq": after_seq, "limit": limit, **excluded_values},
+        )
+        return [event_from_row(row) for row in rows]

@@ -111,6 +111,9 @@ class SQLStore(Store):
     list_session_tasks = answered_by("sessions")
     session_history = answered_by("sessions")
     usage_stats = answered_by("sessions")
+    session_export_size = answered_by("sessions")
+    session_export_tasks = answered_by("sessions")
+    task_events_page = answered_by("sessions")
     search_tasks = answered_by("search")
 
     # The task queue.

@@ -80,8 +80,8 @@ async def insert_task(
         ),
     )
     await transaction.execute(
-        "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE id = ?",
-        (stored_now, task.session_id),
+        "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE user_id = ? AND id = ?",
+        (stored_now, task.user_id, task.session_id),
     )
     return TaskRecord(
         task_id=task.task_id,
@@ -121,24 +121,25 @@ class TaskSubmissions:
             # session's turns are stored one at a time.
             await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
             session_row = await transaction.fetch_one(
-                "SELECT user_id, deleted_at, tokens_used, token_budget FROM sessions"
-                f" WHERE id = ?{dialect.for_update}",
-                (task.session_id,),
+                "SELECT deleted_at, tokens_used, token_budget FROM sessions"
+                f" WHERE user_id = ? AND id = ?{dialect.for_update}",
+                (task.user_id, task.session_id),
             )
-            if session_row["user_id"] != task.user_id or session_row["deleted_at"] is not None:
+            if session_row["deleted_at"] is not None:
                 raise SessionNotFoundError()
             if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
                 raise SessionBudgetExhaustedError()
             latest = stored_time(
                 await transaction.fetch_value(
-                    "SELECT MAX(created_at) AS latest FROM tasks WHERE session_id = ?", (task.session_id,)
+                    "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
+                    (task.user_id, task.session_id),
                 )
             )
             created_at = max(now, latest) if latest is not None else now
             ended: list[Event] = []
             interrupted: list[str] = []
             if strategy != ENQUEUE:
-                active = await _active_turns(transaction, dialect, task.session_id)
+                active = await _active_turns(transaction, dialect, task)
                 if active and strategy == REJECT:
                     raise SessionBusyError()
                 for turn in active:
@@ -148,17 +149,17 @@ class TaskSubmissions:
                     if decision.notify_runner:
                         interrupted.append(turn.task_id)
                 if active and strategy == ROLLBACK:
-                    await _roll_back(transaction, task.session_id, [turn.task_id for turn in active])
+                    await _roll_back(transaction, task, [turn.task_id for turn in active])
             record = await insert_task(transaction, dialect, task, created_at)
         return SubmittedTask(record, tuple(ended), tuple(interrupted))
 
 
-async def _active_turns(transaction: Transaction, dialect: Dialect, session_id: str) -> list[TaskRecord]:
-    """Read the session's active turns, oldest first, locking them (PostgreSQL) until the commit."""
+async def _active_turns(transaction: Transaction, dialect: Dialect, task: NewTask) -> list[TaskRecord]:
+    """Read the active turns of the task's session, oldest first, locked (PostgreSQL) until the commit."""
     rows = await transaction.fetch_all(
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = :session_id AND status IN ({_ACTIVE})"
-        f" ORDER BY created_at, {dialect.insertion_order}{dialect.for_update}",
-        {"session_id": session_id, **_ACTIVE_VALUES},
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = :user_id AND session_id = :session_id"
+        f" AND status IN ({_ACTIVE}) ORDER BY created_at, {dialect.insertion_order}{dialect.for_update}",
+        {"user_id": task.user_id, "session_id": task.session_id, **_ACTIVE_VALUES},
     )
     return [task_from_row(row) for row in rows]
 
@@ -180,7 +181,7 @@ async def _cancel_turn(
     return stored
 
 
-async def _roll_back(transaction: Transaction, session_id: str, task_ids: list[str]) -> None:
+async def _roll_back(transaction: Transaction, task: NewTask, task_ids: list[str]) -> None:
     """Mark turns rolled back (left out of the session's history) and uncount them from the session."""
     id_list, id_values = named_list("task", task_ids)
     await transaction.execute(
@@ -188,6 +189,6 @@ async def _roll_back(transaction: Transaction, session_id: str, task_ids: list[s
         {"rolled_back": True, **id_values},
     )
     await transaction.execute(
-        "UPDATE sessions SET task_count = task_count - :turns WHERE id = :session_id",
-        {"turns": len(task_ids), "session_id": session_id},
+        "UPDATE sessions SET task_count = task_count - :turns WHERE user_id = :user_id AND id = :session_id",
+        {"turns": len(task_ids), "user_id": task.user_id, "session_id": task.session_id},
     )

@@ -175,7 +175,8 @@ class TaskQueue:
                 return None
             await transaction.execute(
                 "UPDATE sessions SET tokens_used = tokens_used + ?, cost_usd = cost_usd + ?,"
-                " updated_at = ? WHERE id = (SELECT session_id FROM tasks WHERE task_id = ?)",
+                " updated_at = ?"
+                " WHERE (user_id, id) = (SELECT user_id, session_id FROM tasks WHERE task_id = ?)",
                 (usage.total_tokens, usage.cost_usd, stored_now, task_id),
             )
             await record_usage(transaction, dialect, task_id, usage, now)

@@ -141,17 +141,20 @@ def test_x_session_id_continues_the_conversation(client, alice) -> None:
     assert [task["query"] for task in history["tasks"]] == ["What is 5+5?", "And doubled?"]
 
 
-def test_another_users_session_is_not_found(client, bob) -> None:
+def test_another_users_session_id_starts_a_session_of_ones_own(client, alice, bob) -> None:
     session_id = client.chat.completions.with_raw_response.create(
         model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 9+1?"}]
     ).headers["X-Session-ID"]
     bobs = openai.OpenAI(base_url=str(client.base_url), api_key=bob.api_key, max_retries=0)
-    with bobs, pytest.raises(openai.NotFoundError):
-        bobs.chat.completions.create(
+    with bobs:
+        answer = bobs.chat.completions.with_raw_response.create(
             model=CHAT_MODEL,
             messages=[{"role": "user", "content": "Hi"}],
             extra_headers={"X-Session-ID": session_id},
         )
+    assert answer.headers["X-Session-ID"] == session_id
+    assert bob.client.get(f"/api/v1/sessions/{session_id}").json()["task_count"] == 1
+    assert alice.client.get(f"/api/v1/sessions/{session_id}").json()["task_count"] == 1
 
 
 def test_an_unknown_model_is_not_found(client) -> None:

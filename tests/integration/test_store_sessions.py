@@ -63,10 +63,7 @@ def test_a_session_is_created_by_its_first_task_read_renamed_and_soft_deleted_by
         assert created.created_at == created.last_activity_at == first.created_at
         assert await store.get_session("session-1", ALICE.user_id) == created
 
-        # Ids are global: another user's task naming the session finds no session of theirs.
-        with pytest.raises(SessionNotFoundError):
-            await store.create_task(new_task("task-bob", owner=BOB, session_id="session-1"))
-        assert await store.get_task("task-bob", BOB.user_id) is None
+        # Ids are per user: another user has no session of that id until they start one.
         assert await store.get_session("session-1", BOB.user_id) is None
         assert await store.get_session("session-1", ALICE.user_id) == created
         assert await store.get_session("no-such-session", ALICE.user_id) is None
@@ -92,6 +89,17 @@ def test_a_session_is_created_by_its_first_task_read_renamed_and_soft_deleted_by
         with pytest.raises(SessionNotFoundError):
             await store.create_task(new_task("task-2", session_id="session-1"))
         assert await store.get_task("task-2", ALICE.user_id) is None
+        assert await store.get_session("session-1", ALICE.user_id, include_deleted=True) == deleted
+
+        # Another user's task naming the id starts a session of their own, Alice's deletion no part of it.
+        await store.create_task(new_task("task-bob", owner=BOB, session_id="session-1", query="Bob here"))
+        bobs = await store.get_session("session-1", BOB.user_id)
+        assert (bobs.user_id, bobs.title, bobs.task_count, bobs.deleted_at) == (
+            BOB.user_id,
+            "Bob here",
+            1,
+            None,
+        )
         assert await store.get_session("session-1", ALICE.user_id, include_deleted=True) == deleted
 
     run(database_url, scenario)

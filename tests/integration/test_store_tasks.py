@@ -20,7 +20,6 @@ from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
 from orchestrator.domain.tasks import TokenUsage
 from orchestrator.errors import SessionBudgetExhaustedError
-from orchestrator.errors import SessionNotFoundError
 from orchestrator.store import open_store
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
@@ -116,11 +115,10 @@ def test_a_task_is_stored_queued_in_its_session_which_it_creates_if_absent(datab
             2,
         )
 
-        # Another user's session is not found, and the refused task is not stored.
-        with pytest.raises(SessionNotFoundError):
-            await store.create_task(new_task("task-bob", owner=BOB))
-        assert await store.get_task("task-bob", BOB.user_id) is None
-        assert await store.list_tasks(BOB.user_id, ANY_TASK, 10, 0) == ([], 0)
+        # Another user naming the same session id gets a session of their own.
+        await store.create_task(new_task("task-bob", owner=BOB))
+        assert (await store.get_task("task-bob", BOB.user_id)).session_id == "session-1"
+        assert (await store.get_session("session-1", BOB.user_id)).task_count == 1
         assert (await store.get_session("session-1", ALICE.user_id)).task_count == 2
 
     run(database_url, scenario)

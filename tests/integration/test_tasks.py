@@ -148,10 +148,12 @@ def test_another_users_task_is_not_found_everywhere(alice, bob, finished_task):
         assert response.status_code == 404, path
         assert response.json()["error"] == "Task not found"
     assert task_id not in [t["task_id"] for t in bob.client.get("/api/v1/tasks?limit=100").json()["tasks"]]
-    foreign_session = bob.client.post(
-        "/api/v1/tasks", json={"query": "hi", "session_id": finished_task["session_id"]}
-    )
-    assert foreign_session.status_code == 404
+    # Naming alice's session id starts a session of bob's own under it; alice's is untouched.
+    session_id = finished_task["session_id"]
+    own = bob.client.post("/api/v1/tasks", json={"query": "hi", "session_id": session_id})
+    assert (own.status_code, own.json()["session_id"]) == (200, session_id)
+    assert alice.client.get(f"/api/v1/sessions/{session_id}/history").json()["total"] == 1
+    bob.wait_finished(own.json()["task_id"])
     assert alice.client.get("/api/v1/tasks/no-such-task").status_code == 404
 
 

@@ -194,10 +194,10 @@ class ExportSessionRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class ExportSessionResponse(_message.Message):
-    __slots__ = ("document_json",)
-    DOCUMENT_JSON_FIELD_NUMBER: _ClassVar[int]
-    document_json: str
-    def __init__(self, document_json: _Optional[str] = ...) -> None: ...
+    __slots__ = ("document_piece",)
+    DOCUMENT_PIECE_FIELD_NUMBER: _ClassVar[int]
+    document_piece: str
+    def __init__(self, document_piece: _Optional[str] = ...) -> None: ...
 
 class SearchTasksRequest(_message.Message):
     __slots__ = ("query", "page")

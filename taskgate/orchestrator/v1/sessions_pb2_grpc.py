@@ -65,7 +65,7 @@ class SessionServiceStub:
                 request_serializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ListSessionTurnsRequest.SerializeToString,
                 response_deserializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ListSessionTurnsResponse.FromString,
                 _registered_method=True)
-        self.ExportSession = channel.unary_unary(
+        self.ExportSession = channel.unary_stream(
                 '/taskgate.orchestrator.v1.SessionService/ExportSession',
                 request_serializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ExportSessionRequest.SerializeToString,
                 response_deserializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ExportSessionResponse.FromString,
@@ -129,7 +129,9 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportSession(self, request, context):
-        """ExportSession returns the whole session as one JSON document.
+        """ExportSession streams the session as one JSON document, in pieces to concatenate in order.
+        A session past the export's bounds is FAILED_PRECONDITION before any piece; one found past
+        them while written ends early, its document's last member "complete": false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,7 +184,7 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ListSessionTurnsRequest.FromString,
                     response_serializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ListSessionTurnsResponse.SerializeToString,
             ),
-            'ExportSession': grpc.unary_unary_rpc_method_handler(
+            'ExportSession': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportSession,
                     request_deserializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ExportSessionRequest.FromString,
                     response_serializer=taskgate_dot_orchestrator_dot_v1_dot_sessions__pb2.ExportSessionResponse.SerializeToString,
@@ -382,7 +384,7 @@ class SessionService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/taskgate.orchestrator.v1.SessionService/ExportSession',
