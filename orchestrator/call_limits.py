@@ -23,6 +23,7 @@ import grpc
 
 from orchestrator.call_limiter import CallLimiter
 from orchestrator.call_limiter import CallLimiterUnavailableError
+from orchestrator.call_wrapping import with_behavior
 from orchestrator.errors import OrchestratorError
 from orchestrator.identity import CallerResolver
 from orchestrator.identity import metadata_dict
@@ -35,7 +36,6 @@ from taskgate.rate_limits.windows import RateLimitStatus
 RATE_LIMITED_MESSAGE = "Rate limit exceeded"
 UNAVAILABLE_MESSAGE = "Rate limiter unavailable"
 _UNLIMITED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
-_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
 def refusal_metadata(status: RateLimitStatus) -> tuple[tuple[str, str], ...]:
@@ -118,7 +118,4 @@ def _refusing(
         context.set_trailing_metadata(trailing)
         await context.abort(code, message)
 
-    for name in _BEHAVIORS:
-        if getattr(handler, name) is not None:
-            return handler._replace(**{name: refuse})
-    return handler
+    return with_behavior(handler, lambda _: refuse)

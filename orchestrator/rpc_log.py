@@ -6,7 +6,6 @@ else from the metadata is logged: no service token, no API key, no identity. Hea
 reflection are logged at DEBUG, so probes do not flood the log.
 """
 
-import inspect
 import logging
 import time
 from collections.abc import Awaitable
@@ -16,6 +15,8 @@ from typing import Any
 
 import grpc
 
+from orchestrator.call_wrapping import run_first
+from orchestrator.call_wrapping import with_behavior
 from taskgate import wire
 from taskgate.identifiers import is_valid_id
 from taskgate.trace_context import trace_id_from_traceparent
@@ -23,7 +24,6 @@ from taskgate.trace_context import trace_id_from_traceparent
 logger = logging.getLogger("orchestrator.rpc")
 
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
-_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
 class RpcLogInterceptor(grpc.aio.ServerInterceptor):
@@ -41,11 +41,10 @@ class RpcLogInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not logger.isEnabledFor(level):
             return handler
         fields = {"rpc": method, **correlation_fields(handler_call_details.invocation_metadata)}
-        for name in _BEHAVIORS:
-            behavior = getattr(handler, name)
-            if behavior is not None:
-                return handler._replace(**{name: _logged(behavior, level, fields)})
-        return handler
+        return with_behavior(
+            handler,
+            lambda behavior: run_first(behavior, lambda context: _log_when_done(context, level, fields)),
+        )
 
 
 def correlation_fields(metadata: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
@@ -58,26 +57,6 @@ def correlation_fields(metadata: Sequence[tuple[str, Any]] | None) -> dict[str, 
         elif key == wire.TRACEPARENT and isinstance(value, str) and trace_id_from_traceparent(value):
             fields["traceparent"] = value
     return fields
-
-
-def _logged(behavior: Callable, level: int, fields: dict[str, str]) -> Callable:
-    """Wrap an async behaviour so the call is logged once it is done; a sync one is left alone."""
-    if inspect.isasyncgenfunction(behavior):
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            _log_when_done(context, level, fields)
-            async for response in behavior(request, context):
-                yield response
-
-        return streaming
-    if inspect.iscoroutinefunction(behavior):
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            _log_when_done(context, level, fields)
-            return await behavior(request, context)
-
-        return unary
-    return behavior
 
 
 def _log_when_done(context: grpc.aio.ServicerContext, level: int, fields: dict[str, str]) -> None:

@@ -9,13 +9,13 @@ in the trailing metadata. The caller it resolves is the one the servicer then ac
 Health checks, reflection and the service-only RPCs (which take no caller) pass untouched.
 """
 
-import inspect
 from collections.abc import Awaitable
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
+from orchestrator.call_wrapping import run_first
+from orchestrator.call_wrapping import with_behavior
 from orchestrator.caller import Caller
 from orchestrator.errors import InsufficientScopeError
 from orchestrator.identity import CallerResolver
@@ -25,8 +25,6 @@ from taskgate.scopes import SERVICE_ONLY
 from taskgate.scopes import Needs
 from taskgate.scopes import missing_scope
 from taskgate.scopes import rpc_needs
-
-_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
 def require_scopes(caller: Caller, needed: Needs) -> None:
@@ -55,28 +53,11 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor):
         needed = rpc_needs(method)
         if needed is SERVICE_ONLY:
             return handler
-        for name in _BEHAVIORS:
-            behavior = getattr(handler, name)
-            if behavior is not None:
-                return handler._replace(**{name: self._checked(behavior, method, needed)})
-        return handler
 
-    def _checked(self, behavior: Callable, method: str, needed: Needs) -> Callable:
-        """Wrap a behaviour so the caller's scopes are checked first; a failed check ends the call."""
-        if inspect.isasyncgenfunction(behavior):
-
-            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._check(context, method, needed)
-                async for response in behavior(request, context):
-                    yield response
-
-            return streaming
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def check(context: grpc.aio.ServicerContext) -> None:
             await self._check(context, method, needed)
-            return await behavior(request, context)
 
-        return unary
+        return with_behavior(handler, lambda behavior: run_first(behavior, check))
 
     async def _check(self, context: grpc.aio.ServicerContext, method: str, needed: Needs) -> None:
         async with error_statuses(context, method):
