@@ -25,33 +25,25 @@ Bounded: at most 60 s a run and 5 rounds; it stops by itself and removes everyth
 
 import argparse
 import contextlib
-import json
 import pathlib
 import shutil
 import statistics
 import sys
 import tempfile
 
-import httpx
-
-from bench.middleware_cost import Run
-from bench.middleware_cost import load_with_threads
-from bench.middleware_cost import load_with_wrk
+from bench.edge_stack import REDIS
+from bench.edge_stack import Run
+from bench.edge_stack import edge_stack
+from bench.edge_stack import finished_task_path
+from bench.edge_stack import load_with_threads
+from bench.edge_stack import load_with_wrk
 from bench.proc_readings import cpu_seconds
 from bench.proc_readings import process_tree
-from tests.integration.processes import Gateway
-from tests.integration.processes import Orchestrator
-from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
-from tests.integration.processes import free_port
-from tests.integration.processes import wait_until
-from tests.integration.servers import start_redis
 
 MAX_SECONDS = 60.0
 MAX_ROUNDS = 5
-ROOMY_TIERS = json.dumps({"default": {"minute": 10_000_000, "hour": 10_000_000}})
-# What each gateway sets on top of the orchestrator's environment; REDIS stands for the URL.
-REDIS = "redis"
+# What each gateway sets on top of the orchestrator's environment (REDIS: the redis-server's URL).
 CONFIGURATIONS = {
     "1 worker, in-process": {},
     "2 workers, Redis": {"TASKGATE_REDIS_URL": REDIS, "TASKGATE_GATEWAY_WORKERS": "2"},
@@ -68,41 +60,10 @@ CONFIGURATIONS = {
 @contextlib.contextmanager
 def running_gateways(work: pathlib.Path):
     """Start Redis, the orchestrator and one gateway per configuration; yield them, a read's path, a key."""
-    with contextlib.ExitStack() as cleanup:
-        redis_server = start_redis()
-        cleanup.callback(redis_server.stop)
-        env = base_env(work, TASKGATE_LOG_LEVEL="WARNING", TASKGATE_RATE_LIMIT_TIERS=ROOMY_TIERS)
-        orchestrator = Orchestrator(
-            env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
-            log_path=work / "orchestrator.log",
-        )  # fmt: skip
-        orchestrator.start()
-        cleanup.callback(orchestrator.stop)
-        gateways = {}
-        for number, (label, overrides) in enumerate(CONFIGURATIONS.items()):
-            bind = f"127.0.0.1:{free_port()}"
-            settings = {
-                name: redis_server.url if value == REDIS else value for name, value in overrides.items()
-            }
-            gateway_env = {**env, "TASKGATE_GATEWAY_BIND": bind, **settings}
-            gateway = Gateway(env=gateway_env, url=f"http://{bind}", log_path=work / f"gateway-{number}.log")
-            gateway.start()
-            cleanup.callback(gateway.stop)
-            gateways[label] = gateway
-        key = create_api_key(env, "bench@example.com")
-        first = next(iter(gateways.values()))
-        headers = {"X-API-Key": key}
-        task_id = httpx.post(
-            first.url + "/api/v1/tasks", json={"query": "What is 2+2?"}, headers=headers, timeout=30
-        ).json()["task_id"]
-        wait_until(
-            lambda: (
-                httpx.get(f"{first.url}/api/v1/tasks/{task_id}", headers=headers).json()["status"]
-                == "COMPLETED"
-            ),
-            what="the benchmark task to finish",
-        )
-        yield gateways, orchestrator, redis_server, f"/api/v1/tasks/{task_id}", key
+    with edge_stack(work, CONFIGURATIONS) as stack:
+        key = create_api_key(stack.env, "bench@example.com")
+        path = finished_task_path(next(iter(stack.gateways.values())).url, key)
+        yield stack.gateways, stack.orchestrator, stack.redis_server, path, key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import json
 import pathlib
-import re
 import shutil
 import sqlite3
 import statistics
@@ -42,19 +41,25 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Mapping
 
 import httpx
 import redis
 
+from bench.edge_stack import REDIS
+from bench.edge_stack import ROOMY_LIMIT
+from bench.edge_stack import ROOMY_TIERS
+from bench.edge_stack import Run
+from bench.edge_stack import edge_stack
+from bench.edge_stack import finished_task_path
+from bench.edge_stack import load_with_threads
+from bench.edge_stack import load_with_wrk
 from bench.proc_readings import cpu_seconds
 from bench.proc_readings import process_tree
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
 from tests.integration.processes import create_api_key
-from tests.integration.processes import free_port
 from tests.integration.processes import taskgate_command
 from tests.integration.processes import wait_until
 from tests.integration.redis_monitor import client_commands
@@ -63,8 +68,6 @@ from tests.integration.servers import start_redis
 MAX_SECONDS = 60.0
 MAX_ROUNDS = 5
 SAMPLE_REQUESTS = 200
-ROOMY_LIMIT = 10_000_000
-ROOMY_TIERS = json.dumps({"default": {"minute": ROOMY_LIMIT, "hour": ROOMY_LIMIT}})
 # A key's own limits, below the user's (so they add windows) and still never reached.
 SUB_LIMITS = {"rate_limit_per_minute": ROOMY_LIMIT - 1, "rate_limit_per_hour": ROOMY_LIMIT - 1}
 PLAIN_KEY = "plain"
@@ -104,72 +107,6 @@ CONFIGURATIONS = (
 _SCRIPT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load")
 
 
-@dataclasses.dataclass
-class Run:
-    """One load run against one gateway."""
-
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float | None
-    p99_ms: float | None
-    gateway_cpu_us: float = 0.0
-    orchestrator_cpu_us: float = 0.0
-    redis_cpu_us: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        """Requests a second."""
-        return self.requests / self.seconds
-
-
-def load_with_wrk(url: str, key: str, seconds: float, connections: int) -> Run:
-    """Load one URL with wrk and parse its summary."""
-    output = subprocess.run(
-        [
-            "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-            "-H", f"X-API-Key: {key}", url,
-        ],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
-    ).stdout  # fmt: skip
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: (.*)", output)
-    return Run(
-        requests=requests,
-        seconds=seconds,
-        errors=(int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0),
-        p50_ms=_wrk_latency(output, "50%"),
-        p99_ms=_wrk_latency(output, "99%"),
-    )
-
-
-def _wrk_latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"^\s+{percentile}\s+([0-9.]+)(us|ms|s)\s*$", output, re.MULTILINE).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def load_with_threads(url: str, key: str, seconds: float, connections: int) -> Run:
-    """Load one URL from client threads (when wrk is not installed); slower, but side by side."""
-    counts = [0] * connections
-    errors = [0] * connections
-    deadline = time.monotonic() + seconds
-
-    def work(index: int) -> None:
-        with httpx.Client(headers={"X-API-Key": key}, timeout=30) as client:
-            while time.monotonic() < deadline:
-                if client.get(url).status_code != 200:
-                    errors[index] += 1
-                counts[index] += 1
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Run(requests=sum(counts), seconds=seconds, errors=sum(errors), p50_ms=None, p99_ms=None)
-
-
 def script_calls(client: redis.Redis) -> int:
     """Return how many script calls Redis has answered since its stats were reset."""
     stats = client.info("commandstats")
@@ -179,47 +116,15 @@ def script_calls(client: redis.Redis) -> int:
 @contextlib.contextmanager
 def running_gateways(work: pathlib.Path):
     """Start Redis, an orchestrator and a gateway per configuration; yield them, a task's path, the keys."""
-    with contextlib.ExitStack() as cleanup:
-        redis_server = start_redis()
-        cleanup.callback(redis_server.stop)
-        env = base_env(work, TASKGATE_LOG_LEVEL="WARNING", TASKGATE_RATE_LIMIT_TIERS=ROOMY_TIERS)
-        orchestrator = Orchestrator(
-            env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
-            log_path=work / "orchestrator.log",
-        )  # fmt: skip
-        orchestrator.start()
-        cleanup.callback(orchestrator.stop)
-        gateways = {}
-        for number, configuration in enumerate(CONFIGURATIONS):
-            bind = f"127.0.0.1:{free_port()}"
-            gateway_env = {
-                **env,
-                "TASKGATE_REDIS_URL": redis_server.url,
-                "TASKGATE_GATEWAY_BIND": bind,
-                **configuration.env,
-            }
-            gateway = Gateway(env=gateway_env, url=f"http://{bind}", log_path=work / f"gateway-{number}.log")
-            gateway.start()
-            cleanup.callback(gateway.stop)
-            gateways[configuration.name] = gateway
-        first = next(iter(gateways.values()))
-        keys = user_keys(env, first.url)
-        task_id = httpx.post(
-            first.url + "/api/v1/tasks",
-            json={"query": "What is 2+2?"},
-            headers={"X-API-Key": keys[PLAIN_KEY]},
-            timeout=30,
-        ).json()["task_id"]
-        wait_until(
-            lambda: (
-                httpx.get(
-                    f"{first.url}/api/v1/tasks/{task_id}", headers={"X-API-Key": keys[PLAIN_KEY]}
-                ).json()["status"]
-                == "COMPLETED"
-            ),
-            what="the benchmark task to finish",
-        )
-        yield gateways, f"/api/v1/tasks/{task_id}", keys, redis_server, orchestrator
+    configurations = {
+        configuration.name: {"TASKGATE_REDIS_URL": REDIS, **configuration.env}
+        for configuration in CONFIGURATIONS
+    }
+    with edge_stack(work, configurations) as stack:
+        first = next(iter(stack.gateways.values()))
+        keys = user_keys(stack.env, first.url)
+        path = finished_task_path(first.url, keys[PLAIN_KEY])
+        yield stack.gateways, path, keys, stack.redis_server, stack.orchestrator
 
 
 def user_keys(env: dict, gateway_url: str) -> dict[str, str]:
