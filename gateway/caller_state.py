@@ -20,8 +20,8 @@ from gateway.rate_limit.policy import RateLimitPolicy
 from gateway.rate_limit.redis_limiter import RedisSlidingWindowLimiter
 from gateway.redis_client import GatewayRedis
 from gateway.redis_client import connect
-from gateway.redis_keys import KeyNamer
 from gateway.settings import GatewaySettings
+from taskgate.redis_keys import KeyNamer
 
 # The unauthenticated routes limited per client address (POST only), by path.
 REGISTER_PATH = "/api/v1/auth/register"

@@ -18,10 +18,6 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from taskgate.outage_log import OutageLog
-
-__all__ = ["GatewayRedis", "OutageLog", "RedisUnavailableError", "connect"]
-
 PAUSE_SECONDS = 1.0
 MAX_CONNECTIONS = 64
 

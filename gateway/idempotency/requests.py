@@ -20,7 +20,7 @@ from gateway.errors import ValidationError
 from gateway.idempotency.claims import PendingClaim
 from gateway.idempotency.records import pending_value
 from gateway.middleware.body_limit import is_chunked
-from gateway.redis_keys import KeyNamer
+from taskgate.redis_keys import KeyNamer
 
 HEADER = "Idempotency-Key"
 KEY_RULE = "must be 1 to 255 printable ASCII characters"

@@ -19,9 +19,9 @@ from gateway.rate_limit.auth_failures import AuthFailureLimit
 from gateway.rate_limit.client_address import TrustedProxies
 from gateway.rate_limit.client_address import client_group
 from gateway.rate_limit.limiter import Limiter
-from gateway.redis_keys import KeyNamer
 from gateway.settings import GatewaySettings
 from taskgate.api_keys import normalise_api_key
+from taskgate.redis_keys import KeyNamer
 
 # The label of a request refused for its address's failed authentications.
 REFUSED_DECISION = "auth_failures_limited"

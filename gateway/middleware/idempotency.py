@@ -23,8 +23,8 @@ from gateway.idempotency.records import final_value
 from gateway.idempotency.requests import IdempotencyPolicy
 from gateway.idempotency.store import IdempotencyStore
 from gateway.metrics import IDEMPOTENCY_DECISIONS
-from gateway.redis_client import OutageLog
 from gateway.redis_client import RedisUnavailableError
+from taskgate.outage_log import OutageLog
 
 logger = logging.getLogger(__name__)
 

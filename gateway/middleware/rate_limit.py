@@ -13,12 +13,12 @@ from gateway.errors import ApiError
 from gateway.errors import unavailable
 from gateway.idempotency.requests import IdempotencyPolicy
 from gateway.metrics import RATE_LIMIT_DECISIONS
-from gateway.rate_limit.headers import rate_limit_headers
 from gateway.rate_limit.limiter import Limiter
 from gateway.rate_limit.policy import RateLimitPolicy
-from gateway.rate_limit.status import RateLimitStatus
-from gateway.redis_client import OutageLog
 from gateway.redis_client import RedisUnavailableError
+from taskgate.outage_log import OutageLog
+from taskgate.rate_limits.headers import rate_limit_headers
+from taskgate.rate_limits.windows import RateLimitStatus
 
 
 def rate_limited(status: RateLimitStatus) -> ApiError:

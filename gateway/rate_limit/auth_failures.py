@@ -24,11 +24,11 @@ from collections.abc import Callable
 
 from gateway.errors import ApiError
 from gateway.rate_limit.limiter import Limiter
-from gateway.rate_limit.limiter import RateLimitSubject
-from gateway.rate_limit.limiter import WindowRule
-from gateway.redis_client import OutageLog
 from gateway.redis_client import RedisUnavailableError
-from gateway.redis_keys import KeyNamer
+from taskgate.outage_log import OutageLog
+from taskgate.rate_limits.windows import RateLimitSubject
+from taskgate.rate_limits.windows import WindowRule
+from taskgate.redis_keys import KeyNamer
 
 REFUSAL_CODE = "too_many_auth_failures"
 REFUSAL_MESSAGE = "Too many failed authentications from this address"

@@ -1,7 +1,7 @@
-"""What a limiter counts and answers: the subject's windows in, the admission (and its status) out.
+"""What a gateway limiter answers: the admission (the status after counting, and the idempotency claim).
 
-``WindowRule``, ``RateLimitSubject`` and ``build_status`` are written once in
-``taskgate.rate_limits.windows`` (the orchestrator counts with them too) and are importable here.
+What it counts against (``RateLimitSubject``, its ``WindowRule``s) and the status it builds are
+``taskgate.rate_limits.windows``, which the orchestrator counts with too.
 """
 
 import dataclasses
@@ -9,12 +9,8 @@ from typing import Protocol
 
 from gateway.idempotency.claims import ClaimOutcome
 from gateway.idempotency.claims import PendingClaim
-from gateway.rate_limit.status import RateLimitStatus
+from taskgate.rate_limits.windows import RateLimitStatus
 from taskgate.rate_limits.windows import RateLimitSubject
-from taskgate.rate_limits.windows import WindowRule
-from taskgate.rate_limits.windows import build_status
-
-__all__ = ["Admission", "Limiter", "RateLimitSubject", "WindowRule", "build_status"]
 
 
 @dataclasses.dataclass(frozen=True)

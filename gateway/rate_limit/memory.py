@@ -1,8 +1,8 @@
 """The in-process limiter, for a gateway without Redis (``make run``): exact, but per process.
 
 The counting is ``taskgate.rate_limits.sliding_window.SlidingWindowLog`` (the orchestrator's too).
-Each gunicorn worker counts on its own, so with W workers a caller can make up to W times its
-limit; it is meant for one machine in development, and Redis is what replicas share.
+It is exact because the gateway then runs a single worker (``gateway.settings``); Redis is what
+several workers and replicas share.
 """
 
 import time
@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from gateway.idempotency.claims import PendingClaim
 from gateway.rate_limit.limiter import Admission
-from gateway.rate_limit.limiter import RateLimitSubject
 from taskgate.rate_limits.sliding_window import SlidingWindowLog
+from taskgate.rate_limits.windows import RateLimitSubject
 
 
 class InMemorySlidingWindowLimiter:

@@ -17,11 +17,11 @@ import falcon
 
 from gateway.rate_limit.client_address import TrustedProxies
 from gateway.rate_limit.client_address import client_group
-from gateway.rate_limit.limiter import RateLimitSubject
-from gateway.rate_limit.limiter import WindowRule
-from gateway.redis_keys import KeyNamer
 from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limits.per_user import PerUserWindows
+from taskgate.rate_limits.windows import RateLimitSubject
+from taskgate.rate_limits.windows import WindowRule
+from taskgate.redis_keys import KeyNamer
 
 
 class RateLimitPolicy:

@@ -12,11 +12,11 @@ from gateway.idempotency.claims import PendingClaim
 from gateway.idempotency.redis_store import CLAIM_FUNCTION_LUA
 from gateway.idempotency.redis_store import claim_outcome
 from gateway.rate_limit.limiter import Admission
-from gateway.rate_limit.limiter import RateLimitSubject
 from gateway.redis_client import GatewayRedis
 from taskgate.rate_limits.sliding_window import CHECK_WINDOWS_LUA
 from taskgate.rate_limits.sliding_window import status_from_reply
 from taskgate.rate_limits.sliding_window import window_call
+from taskgate.rate_limits.windows import RateLimitSubject
 
 # KEYS and ARGV as check_windows takes them, then (with a claim) KEYS[n+1]: the idempotency record
 # to claim, and ARGV: the in-flight record and its lease in ms. Reply: check_windows' [, claim].

@@ -17,7 +17,6 @@ from gateway.caller import Principal
 from gateway.caller import call_context
 from gateway.hooks import require_json_object
 from gateway.hooks import require_valid_id
-from gateway.rate_limit.status import RateLimitStatus
 from gateway.resources.auth_requests import create_key_request
 from gateway.resources.auth_requests import login_request
 from gateway.resources.auth_requests import refresh_token
@@ -28,6 +27,7 @@ from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limit_tiers import tier_limits
 from taskgate.rate_limits.per_user import key_sub_limit
+from taskgate.rate_limits.windows import RateLimitStatus
 
 TOKEN_TYPE = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 _WINDOWS = ("minute", "hour")

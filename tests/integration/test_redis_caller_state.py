@@ -18,13 +18,13 @@ from gateway.idempotency.records import final_value
 from gateway.idempotency.records import pending_value
 from gateway.idempotency.redis_store import RedisIdempotencyStore
 from gateway.idempotency.store import InMemoryIdempotencyStore
-from gateway.rate_limit.limiter import RateLimitSubject
-from gateway.rate_limit.limiter import WindowRule
 from gateway.rate_limit.memory import InMemorySlidingWindowLimiter
 from gateway.rate_limit.redis_limiter import RedisSlidingWindowLimiter
 from gateway.redis_client import GatewayRedis
 from gateway.redis_client import RedisUnavailableError
 from gateway.redis_client import connect
+from taskgate.rate_limits.windows import RateLimitSubject
+from taskgate.rate_limits.windows import WindowRule
 
 FINGERPRINT = "e" * 64
 

@@ -11,8 +11,6 @@ from gateway.app import create_app
 from gateway.caller import Principal
 from gateway.errors import ValidationError
 from gateway.middleware.auth import DEV_PRINCIPAL
-from gateway.rate_limit.status import RateLimitStatus
-from gateway.rate_limit.status import WindowStatus
 from gateway.resources.auth import rate_limits
 from gateway.resources.auth_requests import create_key_request
 from gateway.resources.auth_requests import update_key_request
@@ -22,6 +20,8 @@ from taskgate.access_tokens import issue_access_token
 from taskgate.jwt_secret import derive_from_service_token
 from taskgate.orchestrator.v1 import auth_pb2
 from taskgate.rate_limit_tiers import TierLimits
+from taskgate.rate_limits.windows import RateLimitStatus
+from taskgate.rate_limits.windows import WindowStatus
 from tests.unit.gateway.fakes import SERVICE_TOKEN
 from tests.unit.gateway.fakes import FakeAdminStream
 from tests.unit.gateway.fakes import FakeOrchestrator

@@ -7,19 +7,19 @@ import pytest
 
 from gateway.rate_limit.client_address import TrustedProxies
 from gateway.rate_limit.client_address import client_address
-from gateway.rate_limit.headers import rate_limit_headers
-from gateway.rate_limit.limiter import RateLimitSubject
-from gateway.rate_limit.limiter import WindowRule
-from gateway.rate_limit.limiter import build_status
 from gateway.rate_limit.memory import InMemorySlidingWindowLimiter
-from gateway.rate_limit.status import RateLimitStatus
-from gateway.rate_limit.status import WindowStatus
-from gateway.redis_keys import KeyNamer
 from taskgate.rate_limit_tiers import BUILT_IN_TIERS
 from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limit_tiers import limits_for
 from taskgate.rate_limit_tiers import parse_tiers
+from taskgate.rate_limits.headers import rate_limit_headers
 from taskgate.rate_limits.per_user import PerUserWindows
+from taskgate.rate_limits.windows import RateLimitStatus
+from taskgate.rate_limits.windows import RateLimitSubject
+from taskgate.rate_limits.windows import WindowRule
+from taskgate.rate_limits.windows import WindowStatus
+from taskgate.rate_limits.windows import build_status
+from taskgate.redis_keys import KeyNamer
 
 MINUTE_AND_HOUR = (WindowRule("minute", 3), WindowRule("hour", 5))
 
