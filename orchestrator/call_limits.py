@@ -2,10 +2,10 @@
 
 A call with ``x-api-key`` (and no service token) counts in its user's windows, and in its key's
 sub-limit if the key has one (``taskgate.rate_limits.per_user``, the gateway's rule), before its
-servicer runs; over a limit it ends RESOURCE_EXHAUSTED with trailing metadata
-``taskgate-error-code: rate_limited``, ``retry-after`` (seconds), the refusing window and whose it
-is, and the ``x-ratelimit-*`` / ``ratelimit*`` fields the gateway sends as headers. A streaming
-call counts once, when it opens.
+servicer runs (after the scope check, with the caller it resolved); over a limit it ends
+RESOURCE_EXHAUSTED with trailing metadata ``taskgate-error-code: rate_limited``, ``retry-after``
+(seconds), the refusing window and whose it is, and the ``x-ratelimit-*`` / ``ratelimit*`` fields
+the gateway sends as headers. A streaming call counts once, when it opens.
 
 Not counted here: calls carrying the service token (the gateway's, each already counted for its
 HTTP request), calls without an API key (refused by the servicer unless public), health checks
@@ -17,12 +17,12 @@ once a minute) or, with ``TASKGATE_RATE_LIMIT_FAIL_CLOSED=1``, ends UNAVAILABLE 
 
 from collections.abc import Awaitable
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
 from orchestrator.call_limiter import CallLimiter
 from orchestrator.call_limiter import CallLimiterUnavailableError
+from orchestrator.call_wrapping import run_first
 from orchestrator.call_wrapping import with_behavior
 from orchestrator.errors import OrchestratorError
 from orchestrator.identity import CallerResolver
@@ -71,17 +71,25 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        """Return the call's handler, or one that refuses the call when it is over a limit."""
+        """Return the call's handler, counting the call first when it is a direct API-key call."""
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_UNLIMITED_PREFIXES):
             return handler
         metadata = metadata_dict(handler_call_details.invocation_metadata)
         if wire.SERVICE_TOKEN in metadata or not metadata.get(wire.API_KEY):
             return handler
+        return with_behavior(handler, lambda behavior: run_first(behavior, self._count))
+
+    async def _count(self, context: grpc.aio.ServicerContext) -> None:
+        """Count the call in its caller's windows; end it when one is full (or the limiter is down, closed).
+
+        The caller is resolved once per call (``CallerResolver.resolve_call``), shared with the scope
+        check and the servicer, so the key is looked up once.
+        """
         try:
-            caller = await self._callers.resolve(metadata)
+            caller = await self._callers.resolve_call(context)
         except OrchestratorError:
-            return handler
+            return
         subject = self._windows.subject(
             caller.tenant_id,
             caller.user_id,
@@ -95,27 +103,22 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         except CallLimiterUnavailableError as ex:
             self._outages.record(ex)
             if self._fail_closed:
-                return _refusing(
-                    handler, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, ((wire.RETRY_AFTER, "1"),)
+                await _refuse(
+                    context, grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, ((wire.RETRY_AFTER, "1"),)
                 )
-            return handler
-        if status.allowed:
-            return handler
-        return _refusing(
-            handler, grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED_MESSAGE, refusal_metadata(status)
-        )
+            return
+        if not status.allowed:
+            await _refuse(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED_MESSAGE, refusal_metadata(status)
+            )
 
 
-def _refusing(
-    handler: grpc.RpcMethodHandler,
+async def _refuse(
+    context: grpc.aio.ServicerContext,
     code: grpc.StatusCode,
     message: str,
     trailing: tuple[tuple[str, str], ...],
-) -> grpc.RpcMethodHandler:
-    """Return a handler of the same shape that ends the call with this status, running nothing."""
-
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        context.set_trailing_metadata(trailing)
-        await context.abort(code, message)
-
-    return with_behavior(handler, lambda _: refuse)
+) -> None:
+    """End the call with this status and trailing metadata, before its servicer runs."""
+    context.set_trailing_metadata(trailing)
+    await context.abort(code, message)

@@ -50,6 +50,9 @@ class AuthFailureMiddleware:
             return
         if getattr(resource, "public", False) and req.path not in self._public_credential_paths:
             return
+        # Nearly always nothing is refused: then the client's address is not even parsed.
+        if not self._limit.refuses_any():
+            return
         refusal = self._limit.refusal(self._group(req))
         if refusal is not None and not self._holds_known_key(req):
             RATE_LIMIT_DECISIONS.labels(decision=REFUSED_DECISION).inc()

@@ -72,6 +72,10 @@ class AuthFailureLimit:
         self._lock = threading.Lock()
         self._outages = OutageLog("failure limiter unreachable; failed authentications not counted")
 
+    def refuses_any(self) -> bool:
+        """Whether this worker holds any refused group (a read without the lock: a hint, then checked)."""
+        return bool(self._refused)
+
     def refusal(self, group: str) -> ApiError | None:
         """Return the 429 for a group this worker knows to be over its limit, else None."""
         with self._lock:
