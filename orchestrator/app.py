@@ -45,6 +45,7 @@ from orchestrator.engine.session_export import ExportLimits
 from orchestrator.engine.sessions import SessionEngine
 from orchestrator.engine.tasks import TaskEngine
 from orchestrator.engine.worker_pool import WorkerPool
+from orchestrator.event_relay import relaying
 from orchestrator.identity import ApiKeyAuthenticator
 from orchestrator.identity import CallerResolver
 from orchestrator.passwords import PasswordHasher
@@ -265,6 +266,13 @@ async def build_orchestrator(
             await store.migrate()
         if bus is None:
             bus = await open_event_bus(settings, worker_id)
+            resources.push_async_callback(bus.close)
+        if settings.stream_relay_path and settings.redis_url is None:
+            # Without Redis, stream processes get the events from this socket (orchestrator.event_relay).
+            try:
+                bus = await relaying(bus, settings.stream_relay_path, settings.service_token)
+            except OSError as ex:
+                raise StartupError(f"cannot listen on TASKGATE_STREAM_RELAY_PATH: {ex}") from ex
             resources.push_async_callback(bus.close)
         # Task control: pause, resume and cancel reach the replica running the task through these.
         if signals is None:

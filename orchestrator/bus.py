@@ -118,6 +118,10 @@ class InProcessEventBus(EventBus):
 
     async def publish(self, event: Event) -> None:
         """Queue the event for every watcher of its workflow; cut off any watcher whose queue is full."""
+        self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        """``publish`` without awaiting: for callers that are not coroutines (a socket's protocol)."""
         subscribers = self._subscribers.get(event.workflow_id)
         if not subscribers:
             return

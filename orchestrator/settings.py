@@ -163,6 +163,13 @@ class OrchestratorSettings(ServiceSettings):
     password_queue_limit: int = 32
     # Active (unrevoked, unexpired) API keys one user may hold at once.
     max_api_keys_per_user: int = 20
+    # Stream processes (orchestrator.stream_server): where they listen (all on one port, with
+    # SO_REUSEPORT), how many `taskgate run` starts (0: the orchestrator's admin server serves the
+    # streams itself), and, without Redis, the Unix socket the orchestrator relays events on
+    # (None: no relay; `taskgate run` sets it when it starts stream processes).
+    stream_addr: str = "127.0.0.1:8082"
+    stream_processes: int = 1
+    stream_relay_path: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -242,6 +249,9 @@ class OrchestratorSettings(ServiceSettings):
             max_api_keys_per_user=environment.integer(
                 "TASKGATE_MAX_API_KEYS_PER_USER", cls.max_api_keys_per_user, 1, 10_000
             ),
+            stream_addr=environment.host_port("TASKGATE_STREAM_ADDR", cls.stream_addr),
+            stream_processes=environment.integer("TASKGATE_STREAM_PROCESSES", cls.stream_processes, 0, 64),
+            stream_relay_path=environment.raw("TASKGATE_STREAM_RELAY_PATH") or None,
         )
 
     @property
@@ -253,6 +263,16 @@ class OrchestratorSettings(ServiceSettings):
     def admin_port(self) -> int:
         """The port of the admin server address (0 picks a free one)."""
         return split_address(self.admin_addr)[1]
+
+    @property
+    def stream_host(self) -> str:
+        """The host part of the stream processes' address."""
+        return split_address(self.stream_addr)[0]
+
+    @property
+    def stream_port(self) -> int:
+        """The port the stream processes share."""
+        return split_address(self.stream_addr)[1]
 
 
 def _database_url(environment: Environment, name: str, default: str) -> str:

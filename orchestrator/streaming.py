@@ -3,12 +3,15 @@
 import contextlib
 from collections.abc import AsyncIterator
 from collections.abc import Collection
+from typing import Protocol
 
 from orchestrator import events
 from orchestrator.bus import EventBus
 from orchestrator.bus import Subscription
 from orchestrator.bus import SubscriptionClosedError
 from orchestrator.bus import SubscriptionOverflowError
+from orchestrator.caller import Caller
+from orchestrator.errors import TaskNotFoundError
 from orchestrator.events import Event
 from orchestrator.store.base import Store
 
@@ -144,3 +147,50 @@ class EventFollower:
                     continue
             last_seq = event.seq
             yield event
+
+
+class StreamSource(Protocol):
+    """What the admin app's stream routes need: an ownership check and a follower.
+
+    The orchestrator passes its ``TaskEngine``; a stream process (``orchestrator.stream_server``)
+    passes ``WorkflowStreams``.
+    """
+
+    async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
+        """Raise TaskNotFoundError unless the workflow exists and is the caller's."""
+
+    def follow(
+        self,
+        workflow_id: str,
+        after_seq: int,
+        types: Collection[str] | None,
+        idle_seconds: float | None = None,
+    ) -> EventFollower:
+        """Follow a workflow's events (the ownership already checked)."""
+
+
+class WorkflowStreams:
+    """The streams of a stream process: workflows' owners and events read from the store, live events
+    from the bus; nothing else of the orchestrator's engine."""
+
+    def __init__(self, store: Store, bus: EventBus, buffer: int) -> None:
+        self._store = store
+        self._bus = bus
+        self._buffer = buffer
+
+    async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
+        """Raise TaskNotFoundError unless the workflow exists and is the caller's."""
+        if await self._store.workflow_owner(workflow_id) != caller.user_id:
+            raise TaskNotFoundError()
+
+    def follow(
+        self,
+        workflow_id: str,
+        after_seq: int,
+        types: Collection[str] | None,
+        idle_seconds: float | None = None,
+    ) -> EventFollower:
+        """Follow a workflow's events (check ownership with ``require_workflow`` first)."""
+        return EventFollower(
+            self._store, self._bus, workflow_id, after_seq, types, self._buffer, idle_seconds
+        )

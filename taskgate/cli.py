@@ -18,6 +18,8 @@ from taskgate import api_keys
 
 STATE_DIR = pathlib.Path(".taskgate")
 DEV_KEY_FILE = STATE_DIR / "dev-api-key"
+# Relative, so the path stays within the length a Unix socket's may have; every child shares the cwd.
+STREAM_RELAY_SOCKET = STATE_DIR / "stream-relay.sock"
 DEV_EMAIL = "dev@taskgate.local"
 DEFAULT_GUNICORN_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 START_TIMEOUT_SECONDS = 30.0
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     gateway = commands.add_parser("gateway", help="run the HTTP gateway under gunicorn")
     gateway.add_argument("--config", default=str(DEFAULT_GUNICORN_CONFIG), help="gunicorn config file")
     commands.add_parser("orchestrator", help="run the orchestrator (gRPC and admin stream server)")
+    commands.add_parser(
+        "streams", help="run a stream process: the event streams served apart from the orchestrator"
+    )
     commands.add_parser("migrate", help="apply the store's schema migrations")
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from orchestrator.main import run_serve
 
         return run_serve()
+    if args.command == "streams":
+        from orchestrator.stream_server import run_streams
+
+        return run_streams()
     if args.command == "migrate":
         from orchestrator.commands import migrate
 
@@ -223,7 +232,8 @@ def run_all() -> int:
     environ.setdefault("TASKGATE_SERVICE_TOKEN", secrets.token_urlsafe(32))
     try:
         orchestrator_settings = OrchestratorSettings.from_env(environ)
-        gateway_settings = GatewaySettings.from_env(environ)
+        gateway_environ = _with_stream_processes(environ, orchestrator_settings)
+        gateway_settings = GatewaySettings.from_env(gateway_environ)
     except (SettingsError, ValueError) as ex:
         print(f"taskgate: {ex}", file=sys.stderr)
         return 2
@@ -250,8 +260,15 @@ def run_all() -> int:
         processes.append(orchestrator)
         _wait_for_port(orchestrator_settings.grpc_addr, orchestrator, "orchestrator")
         _wait_for_port(orchestrator_settings.admin_addr, orchestrator, "orchestrator admin server")
+        for _ in range(orchestrator_settings.stream_processes):
+            streams = subprocess.Popen(
+                [*command, "streams"], env=environ, process_group=0, preexec_fn=_die_with_parent
+            )
+            processes.insert(0, streams)
+            # One at a time: each binds the shared port, so the wait proves this one listens.
+            _wait_for_stream_process(orchestrator_settings.stream_addr, streams)
         gateway = subprocess.Popen(
-            [*command, "gateway"], env=environ, process_group=0, preexec_fn=_die_with_parent
+            [*command, "gateway"], env=gateway_environ, process_group=0, preexec_fn=_die_with_parent
         )
         processes.insert(0, gateway)
         base_url = "http://" + gateway_settings.bind.replace("0.0.0.0", "localhost")  # noqa: S104
@@ -271,6 +288,61 @@ def run_all() -> int:
         return 1
     finally:
         _stop(processes)
+
+
+def _with_stream_processes(environ: dict[str, str], settings) -> dict[str, str]:
+    """Prepare the environment for stream processes; return the gateway's (its admin URL on them).
+
+    With stream processes (``TASKGATE_STREAM_PROCESSES`` > 0) the gateway sends its streams to
+    ``TASKGATE_STREAM_ADDR`` (https when TLS is on), and without Redis the orchestrator relays its
+    events over ``TASKGATE_STREAM_RELAY_PATH`` (set here to a socket under .taskgate/ unless chosen).
+    With none, the orchestrator's admin server serves the streams, as the gateway's settings say.
+    """
+    if settings.stream_processes == 0:
+        return environ
+    if settings.redis_url is None and not settings.stream_relay_path:
+        environ["TASKGATE_STREAM_RELAY_PATH"] = str(STREAM_RELAY_SOCKET)
+    scheme = "https" if settings.tls is not None else "http"
+    return {
+        **environ,
+        "TASKGATE_ADMIN_URL": f"{scheme}://{_local_host(settings.stream_host)}:{settings.stream_port}",
+    }
+
+
+def _wait_for_stream_process(address: str, process: subprocess.Popen) -> None:
+    """Wait until a stream process logs that it listens (the port may already be a sibling's)."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    port = address.rpartition(":")[2]
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"stream process exited with status {process.returncode} during start-up")
+        if _listens(process.pid, int(port)):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"stream process did not listen on {address} within {START_TIMEOUT_SECONDS:.0f} s")
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether the process holds a TCP socket listening on the port (Linux: read from /proc)."""
+    try:
+        inodes = {
+            os.readlink(f"/proc/{pid}/fd/{fd}")[len("socket:[") : -1]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")
+        }
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = fields[3] == "0A"
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                return True
+    return False
 
 
 def _banner(base_url: str, api_key: str) -> str:

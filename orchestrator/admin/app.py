@@ -24,7 +24,7 @@ from orchestrator.admin.stream_query import authorised_stream_query
 from orchestrator.admin.stream_query import error_body
 from orchestrator.admin.websocket import WebSocketConnections
 from orchestrator.admin.websocket import WebSocketStreamResource
-from orchestrator.engine.tasks import TaskEngine
+from orchestrator.streaming import StreamSource
 from taskgate import wire
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class StreamResource:
     """``GET /stream/sse``: one workflow's events, replayed then live, as Server-Sent Events."""
 
     def __init__(
-        self, engine: TaskEngine, service_token: str, ping_seconds: float, metrics: StreamMetrics
+        self, engine: StreamSource, service_token: str, ping_seconds: float, metrics: StreamMetrics
     ) -> None:
         self._engine = engine
         self._service_token = service_token.encode("utf-8")
@@ -151,7 +151,7 @@ class _WatchConnection:
 
 
 def create_admin_app(
-    engine: TaskEngine,
+    engine: StreamSource,
     service_token: str,
     metrics: StreamMetrics,
     ping_seconds: float,

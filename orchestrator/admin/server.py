@@ -25,17 +25,22 @@ def _not_an_incomplete_response(record: logging.LogRecord) -> bool:
     return record.msg not in (_INCOMPLETE_RESPONSE, _INCOMPLETE_HANDSHAKE)
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def _listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """Return a TCP listener whose accepted connections get TCP_NODELAY from asyncio.
 
     asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP, and
     ``socket.create_server`` leaves it 0. Without it a response's head and body (two writes) and
     frames written back to back wait for the peer's delayed ACK: some 40 ms each.
+
+    With ``reuse_port`` several processes listen on the same port (SO_REUSEPORT) and the kernel
+    spreads new connections over them: how stream processes share one address.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
     except OSError:
@@ -54,8 +59,10 @@ class AdminServer:
         port: int,
         ping_seconds: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self._app = app
+        self._reuse_port = reuse_port
         # With a context, the listener speaks only TLS (taskgate.tls).
         self._ssl_context = ssl_context
         self._host = host
@@ -68,7 +75,7 @@ class AdminServer:
 
     async def start(self) -> int:
         """Bind and start serving; return the bound port. Raises OSError when the address is taken."""
-        self._socket = _listening_socket(self._host, self._port)
+        self._socket = _listening_socket(self._host, self._port, self._reuse_port)
         config = uvicorn.Config(
             self._app,
             lifespan="off",

@@ -13,8 +13,8 @@ import falcon
 import falcon.asgi
 
 from orchestrator.caller import Caller
-from orchestrator.engine.tasks import TaskEngine
 from orchestrator.errors import TaskNotFoundError
+from orchestrator.streaming import StreamSource
 from taskgate import wire
 from taskgate.identifiers import is_valid_id
 from taskgate.scopes import STREAM_NEEDS
@@ -50,7 +50,7 @@ class StreamQuery:
 
 
 async def authorised_stream_query(
-    req: falcon.asgi.Request, engine: TaskEngine, service_token: bytes
+    req: falcon.asgi.Request, engine: StreamSource, service_token: bytes
 ) -> StreamQuery:
     """Check the service token, the caller, the parameters and the caller's ownership of the workflow.
 

@@ -26,10 +26,10 @@ from orchestrator.admin.stream_metrics import WRITE_STALLED
 from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.admin.stream_query import authorised_stream_query
 from orchestrator.admin.stream_query import error_body
-from orchestrator.engine.tasks import TaskEngine
 from orchestrator.events import overflow_data
 from orchestrator.streaming import EventFollower
 from orchestrator.streaming import StreamOverflowError
+from orchestrator.streaming import StreamSource
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _CLIENT_WRITES = frozenset({"websocket.send", "websocket.close"})
 class WebSocketStreamResource:
     """``GET /stream/ws``: the events of ``/stream/sse``, one text message each."""
 
-    def __init__(self, engine: TaskEngine, service_token: str, metrics: StreamMetrics) -> None:
+    def __init__(self, engine: StreamSource, service_token: str, metrics: StreamMetrics) -> None:
         self._engine = engine
         self._service_token = service_token.encode("utf-8")
         self._metrics = metrics

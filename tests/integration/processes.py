@@ -150,6 +150,8 @@ def base_env(tmp: pathlib.Path, **overrides: str) -> dict:
         TASKGATE_ADMIN_ADDR=f"127.0.0.1:{admin_port}",
         TASKGATE_ORCHESTRATOR_ADDR=f"127.0.0.1:{grpc_port}",
         TASKGATE_ADMIN_URL=f"http://127.0.0.1:{admin_port}",
+        # Where `taskgate run` starts its stream processes (a fixed default would collide).
+        TASKGATE_STREAM_ADDR=f"127.0.0.1:{free_port()}",
         TASKGATE_GATEWAY_BIND=f"127.0.0.1:{gateway_port}",
         TASKGATE_SIM_STEP_SECONDS="0.1",
         # Limits no test reaches by accident; test_rate_limits.py sets small ones of its own.
