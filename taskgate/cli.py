@@ -316,13 +316,13 @@ def _wait_for_stream_process(address: str, process: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"stream process exited with status {process.returncode} during start-up")
-        if _listens(process.pid, int(port)):
+        if process_listens_on(process.pid, int(port)):
             return
         time.sleep(0.1)
     raise SystemExit(f"stream process did not listen on {address} within {START_TIMEOUT_SECONDS:.0f} s")
 
 
-def _listens(pid: int, port: int) -> bool:
+def process_listens_on(pid: int, port: int) -> bool:
     """Whether the process holds a TCP socket listening on the port (Linux: read from /proc)."""
     try:
         inodes = {

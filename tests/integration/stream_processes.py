@@ -9,6 +9,7 @@ import subprocess
 
 import httpx
 
+from taskgate.cli import process_listens_on
 from tests.integration.processes import REPO
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
@@ -16,8 +17,6 @@ from tests.integration.processes import base_env
 from tests.integration.processes import taskgate_command
 from tests.integration.processes import wait_until
 from tests.integration.sse import parse_frames
-
-READY_LINE = "stream process ready"
 
 
 @dataclasses.dataclass
@@ -42,7 +41,8 @@ class StreamProcess:
             raise AssertionError(
                 f"stream process exited {self.process.returncode}: {self.log_path.read_text()}"
             )
-        return READY_LINE in self.log_path.read_text()
+        port = int(self.env["TASKGATE_STREAM_ADDR"].rpartition(":")[2])
+        return process_listens_on(self.process.pid, port)
 
     def open_sockets(self) -> int:
         """How many sockets the process holds (each watcher's connection is one)."""
