@@ -7,6 +7,7 @@ import pathlib
 import signal
 import subprocess
 
+import grpc
 import httpx
 
 from taskgate.cli import process_listens_on
@@ -87,18 +88,30 @@ class StreamStack:
                 process.stop()
 
 
-def start_stream_stack(tmp: pathlib.Path, stream_processes: int = 2, **overrides: str) -> StreamStack:
-    """Start the orchestrator (relaying events without Redis), the stream processes, and the gateway."""
+def start_stream_stack(
+    tmp: pathlib.Path,
+    stream_processes: int = 2,
+    grpc_credentials: grpc.ChannelCredentials | None = None,
+    **overrides: str,
+) -> StreamStack:
+    """Start the orchestrator (relaying events without Redis), the stream processes, and the gateway.
+
+    With ``grpc_credentials`` the services speak TLS (the overrides carry ``TASKGATE_TLS_*``) and the
+    gateway reaches the stream processes over https.
+    """
     env = base_env(tmp, **overrides)
     if "TASKGATE_REDIS_URL" not in env:
         env["TASKGATE_STREAM_RELAY_PATH"] = str(tmp / "relay.sock")
+    scheme = "https" if grpc_credentials is not None else "http"
+    env["TASKGATE_ADMIN_URL"] = env["TASKGATE_ADMIN_URL"].replace("http://", f"{scheme}://")
     orchestrator = Orchestrator(
         env=env,
         grpc_addr=env["TASKGATE_GRPC_ADDR"],
         admin_url=env["TASKGATE_ADMIN_URL"],
         log_path=tmp / "orchestrator.log",
+        grpc_credentials=grpc_credentials,
     )
-    gateway_env = {**env, "TASKGATE_ADMIN_URL": "http://" + env["TASKGATE_STREAM_ADDR"]}
+    gateway_env = {**env, "TASKGATE_ADMIN_URL": f"{scheme}://" + env["TASKGATE_STREAM_ADDR"]}
     gateway = Gateway(
         env=gateway_env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=tmp / "gateway.log"
     )

@@ -6,8 +6,10 @@ the orchestrator's own admin server holds none of the streams.
 """
 
 import signal
+import ssl
 import threading
 
+import grpc
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from tests.integration.processes import wait_until
 from tests.integration.stream_metrics import metric_value
 from tests.integration.stream_processes import ResumingWatcher
 from tests.integration.stream_processes import start_stream_stack
+from tests.tls_certificates import issue_certificates
 
 SETTLE_SECONDS = 60.0
 
@@ -121,5 +124,39 @@ def test_a_stream_process_stopped_gracefully_ends_its_streams_and_exits_zero(tmp
         reader.join(timeout=SETTLE_SECONDS)
         assert not reader.is_alive()
         assert not watcher.done
+    finally:
+        stack.stop()
+
+
+def test_stream_processes_speak_mutual_tls_with_the_orchestrators_settings(tmp_path):
+    (tmp_path / "certificates").mkdir()
+    certificates = issue_certificates(tmp_path / "certificates")
+    stack = start_stream_stack(
+        tmp_path,
+        stream_processes=1,
+        grpc_credentials=grpc.ssl_channel_credentials(
+            root_certificates=certificates.ca.read_bytes(),
+            private_key=certificates.client.key.read_bytes(),
+            certificate_chain=certificates.client.cert.read_bytes(),
+        ),
+        TASKGATE_TLS_CERT_FILE=str(certificates.server.cert),
+        TASKGATE_TLS_KEY_FILE=str(certificates.server.key),
+        TASKGATE_TLS_CA_FILE=str(certificates.ca),
+        TASKGATE_TLS_REQUIRE_CLIENT_CERT="1",
+        TASKGATE_TLS_CLIENT_CERT_FILE=str(certificates.client.cert),
+        TASKGATE_TLS_CLIENT_KEY_FILE=str(certificates.client.key),
+    )
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "tls@example.com")}
+        task_id = _submit(stack, headers, **_simulated(5, 0.05))
+        watcher = ResumingWatcher(stack.url + "/api/v1/stream/sse", headers, task_id)
+        watcher.run()
+        assert watcher.done, watcher
+        assert watcher.seqs == _stored_seqs(stack, headers, task_id)
+
+        # Without the CA's client certificate the stream port refuses the connection.
+        stream_url = "https://" + stack.env["TASKGATE_STREAM_ADDR"] + "/health"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(stream_url, verify=ssl.create_default_context(cafile=str(certificates.ca)), timeout=30)
     finally:
         stack.stop()
