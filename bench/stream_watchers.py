@@ -548,7 +548,10 @@ def measure(
                     cpu=cpu,
                     held=int(after["open"]) if not stack.streams else value["streaming"],
                     subscriptions=int(after["subscriptions"]),
-                    cutoffs=int(after["cutoffs"] - before["cutoffs"]),
+                    # Stream processes count their own cut-offs; the watchers see each as an error frame.
+                    cutoffs=(
+                        value["error_frames"] if stack.streams else int(after["cutoffs"] - before["cutoffs"])
+                    ),
                     worker_streams=(
                         [socket_count(pid) // 2 for pid in gateway_pids[1:]] if mode == "gateway" else []
                     ),
