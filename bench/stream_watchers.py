@@ -307,7 +307,13 @@ def socket_count(pid: int) -> int:
 def admin_metrics(admin_url: str) -> dict[str, float]:
     """Return the admin server's open SSE streams, bus subscriptions and cut-offs (all reasons)."""
     values: dict[str, float] = {}
-    for line in httpx.get(admin_url + "/metrics", timeout=10).text.splitlines():
+    try:
+        text = httpx.get(admin_url + "/metrics", timeout=30).text
+    except httpx.HTTPError as ex:
+        # A stream process too busy to answer: its counts are missing from this reading, said so.
+        _log(f"warning: {admin_url}/metrics did not answer ({type(ex).__name__})")
+        text = ""
+    for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
