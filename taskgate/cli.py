@@ -260,17 +260,19 @@ def run_all() -> int:
         processes.append(orchestrator)
         _wait_for_port(orchestrator_settings.grpc_addr, orchestrator, "orchestrator")
         _wait_for_port(orchestrator_settings.admin_addr, orchestrator, "orchestrator admin server")
-        for _ in range(orchestrator_settings.stream_processes):
-            streams = subprocess.Popen(
-                [*command, "streams"], env=environ, process_group=0, preexec_fn=_die_with_parent
-            )
-            processes.insert(0, streams)
-            # One at a time: each binds the shared port, so the wait proves this one listens.
-            _wait_for_stream_process(orchestrator_settings.stream_addr, streams)
+        # The stream processes and the gateway start side by side: each stream process binds the
+        # shared port itself, and the gateway reaches them only when a stream is asked for.
+        streams = [
+            subprocess.Popen([*command, "streams"], env=environ, process_group=0, preexec_fn=_die_with_parent)
+            for _ in range(orchestrator_settings.stream_processes)
+        ]
+        processes[:0] = streams
         gateway = subprocess.Popen(
             [*command, "gateway"], env=gateway_environ, process_group=0, preexec_fn=_die_with_parent
         )
         processes.insert(0, gateway)
+        for process in streams:
+            _wait_for_stream_process(orchestrator_settings.stream_addr, process)
         base_url = "http://" + gateway_settings.bind.replace("0.0.0.0", "localhost")  # noqa: S104
         _wait_for_health(base_url + "/health", gateway)
         print(_banner(base_url, api_key), flush=True)
@@ -310,7 +312,7 @@ def _with_stream_processes(environ: dict[str, str], settings) -> dict[str, str]:
 
 
 def _wait_for_stream_process(address: str, process: subprocess.Popen) -> None:
-    """Wait until a stream process logs that it listens (the port may already be a sibling's)."""
+    """Wait until a stream process itself listens on the port (which may already be a sibling's)."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     port = address.rpartition(":")[2]
     while time.monotonic() < deadline:

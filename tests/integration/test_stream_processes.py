@@ -5,6 +5,7 @@ processes read the Redis Streams bus. Either way the watcher gets every event on
 the orchestrator's own admin server holds none of the streams.
 """
 
+import json
 import signal
 import ssl
 import threading
@@ -12,6 +13,8 @@ import threading
 import grpc
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.integration.processes import create_api_key
 from tests.integration.processes import wait_until
@@ -158,5 +161,24 @@ def test_stream_processes_speak_mutual_tls_with_the_orchestrators_settings(tmp_p
         stream_url = "https://" + stack.env["TASKGATE_STREAM_ADDR"] + "/health"
         with pytest.raises(httpx.TransportError):
             httpx.get(stream_url, verify=ssl.create_default_context(cafile=str(certificates.ca)), timeout=30)
+    finally:
+        stack.stop()
+
+
+def test_a_websocket_stream_is_served_by_a_stream_process(tmp_path):
+    stack = start_stream_stack(tmp_path, stream_processes=1)
+    try:
+        headers = {"X-API-Key": create_api_key(stack.env, "ws@example.com")}
+        task_id = _submit(stack, headers, **_simulated(10, 0.05))
+        url = stack.url.replace("http://", "ws://", 1) + "/api/v1/stream/ws?workflow_id=" + task_id
+        seqs = []
+        with connect(url, additional_headers=headers, open_timeout=SETTLE_SECONDS) as ws:
+            try:
+                while True:
+                    seqs.append(json.loads(ws.recv(timeout=SETTLE_SECONDS))["seq"])
+            except ConnectionClosed:
+                pass
+            assert ws.close_code == 1000
+        assert seqs == _stored_seqs(stack, headers, task_id)
     finally:
         stack.stop()
