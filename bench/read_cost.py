@@ -269,11 +269,18 @@ def print_goals(rows: dict[str, Row], with_before: bool) -> None:
         on = _median(rows[READ_LIMITED + suffix].runs, "gateway_cpu_us")
         return on - _median(rows[READ_UNLIMITED + suffix].runs, "gateway_cpu_us")
 
+    def limiter_share(suffix: str) -> float:
+        """The limiter's CPU (the gateway's extra and redis-server's) over the read's without it."""
+        extra = limiter_cpu(suffix) + _median(rows[READ_LIMITED + suffix].runs, "redis_cpu_us")
+        off = rows[READ_UNLIMITED + suffix].runs
+        return extra / statistics.median(run.gateway_cpu_us + run.orchestrator_cpu_us for run in off)
+
     for name, measure, target in (
         ("1: read, gateway + orchestrator CPU / bare CPU", read_total, "≤ 3.5"),
         ("1: read, gateway's share / bare CPU", read_gateway, "–"),
         ("1: taskgate /health CPU / bare CPU", health, "≤ 1.15"),
         ("5: read req/s, Redis limiter on / off", limiter, "≥ 0.90"),
+        ("5: the limiter's CPU (gateway extra + Redis) / the read's with it off", limiter_share, "≤ 0.10"),
     ):
         print(f"| {name} | {ratio('', measure)} | {ratio(BEFORE, measure)} | {target} |")
     print(
