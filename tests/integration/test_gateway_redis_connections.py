@@ -1,4 +1,4 @@
-"""The gateway's own script connections: each reply reaches its caller, and a dropped one recovers."""
+"""The gateway's own script connections: each reply reaches its caller, lost scripts are loaded again."""
 
 import concurrent.futures
 
@@ -50,4 +50,24 @@ def test_connections_closed_by_redis_are_opened_again(redis_server) -> None:
             return False
 
     wait_until(answers, what="the script connection to be opened again")
+    client.close()
+
+
+def test_concurrent_scripts_after_a_script_flush_are_all_answered(redis_server) -> None:
+    client = connect(redis_server.url, timeout_seconds=5.0)
+    gateway_redis = GatewayRedis(client)
+    script = gateway_redis.script(ECHO_LUA + " -- flushed")
+    nothing = gateway_redis.script("return nil")
+    assert gateway_redis.run(nothing, [], []) is None
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.script_flush()
+    admin.close()
+
+    def echo(number: int) -> list:
+        return gateway_redis.run(script, [f"key-{number}"], [f"value-{number}", number])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(echo, range(200)))
+    assert replies == [[f"key-{n}".encode(), f"value-{n}".encode(), str(n).encode()] for n in range(200)]
+    assert gateway_redis.run(nothing, [], []) is None
     client.close()
