@@ -6,6 +6,7 @@ import ssl
 import falcon
 import grpc
 
+from gateway import json_body
 from gateway.access_tokens import AccessTokenVerifier
 from gateway.admin_stream import AdminStreamClient
 from gateway.admin_websocket import AdminWebSocketClient
@@ -187,6 +188,7 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
             *caller_limit_middleware(settings, caller_state),
         ]
     )
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_body.media_handler()
     # The OpenAI-compatible routes (/v1/) answer errors in OpenAI's shape, every other the gateway's.
     app.set_error_serializer(serialize_error_by_path)
     app.add_error_handler(Exception, handle_unexpected_error)

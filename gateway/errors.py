@@ -7,7 +7,6 @@ details the orchestrator writes for clients (docs/internals.md), never an except
 
 import dataclasses
 import http
-import json
 import logging
 import re
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import falcon
 import grpc
 
+from gateway import json_body
 from gateway.metrics import UPSTREAM_ERRORS
 from taskgate import wire
 from taskgate.scopes import is_known_scope
@@ -231,7 +231,7 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falco
     body["request_id"] = req.context.get("request_id")
     if details:
         body["details"] = details
-    resp.data = json.dumps(body).encode()
+    resp.data = json_body.dumps(body)
     resp.content_type = falcon.MEDIA_JSON
     if exception.status_code == 401:
         resp.set_header("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)

@@ -5,11 +5,11 @@ serializer installed on the app picks one by the request's path, so errors raise
 (authentication, rate limits, body limits) take the OpenAI shape on these routes too.
 """
 
-import json
 from typing import Any
 
 import falcon
 
+from gateway import json_body
 from gateway.errors import UNAUTHORIZED_CHALLENGE
 from gateway.errors import ApiError
 from gateway.errors import error_for_status
@@ -80,7 +80,7 @@ def serialize_error_by_path(req: falcon.Request, resp: falcon.Response, exceptio
     if not is_openai_path(req.path):
         serialize_error(req, resp, exception)
         return
-    resp.data = json.dumps(openai_error_for(exception)).encode()
+    resp.data = json_body.dumps(openai_error_for(exception))
     resp.content_type = falcon.MEDIA_JSON
     if exception.status_code == 401:
         resp.set_header("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)

@@ -72,17 +72,14 @@ class IdempotencyPolicy:
 
     def pending_claim(self, req: falcon.Request, params: dict) -> PendingClaim | None:
         """Return the request's claim (made once per request), None if no key applies; 400 if malformed."""
+        if req.method not in _METHODS:
+            return None
         claim = req.context.get("idempotency_claim")
         if claim is not None:
             return claim
         principal = req.context.get("principal")
         key = req.get_header(HEADER)
-        if (
-            key is None
-            or principal is None
-            or req.method not in _METHODS
-            or req.path.startswith(_EXEMPT_PATH_PREFIX)
-        ):
+        if key is None or principal is None or req.path.startswith(_EXEMPT_PATH_PREFIX):
             return None
         if not is_valid_key(key):
             raise ValidationError([{"field": HEADER, "message": KEY_RULE}])

@@ -20,6 +20,9 @@ from taskgate.outage_log import OutageLog
 from taskgate.rate_limits.headers import rate_limit_headers
 from taskgate.rate_limits.windows import RateLimitStatus
 
+# Nearly every counted request is allowed: its series is looked up once.
+_ALLOWED = RATE_LIMIT_DECISIONS.labels(decision="allowed")
+
 
 def rate_limited(status: RateLimitStatus) -> ApiError:
     """Return the 429 of a refused request: Retry-After, the limit headers, and in the body the window.
@@ -78,7 +81,7 @@ class RateLimitMiddleware:
         if not admission.status.allowed:
             RATE_LIMIT_DECISIONS.labels(decision="limited").inc()
             raise rate_limited(admission.status)
-        RATE_LIMIT_DECISIONS.labels(decision="allowed").inc()
+        _ALLOWED.inc()
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool

@@ -7,6 +7,7 @@ import falcon
 from gateway.metrics import AUTH_FAILURES
 from gateway.metrics import REQUEST_SECONDS
 from gateway.metrics import REQUESTS
+from gateway.middleware.access_log import STARTED_AT
 from gateway.middleware.auth import presented_credential
 
 # Labels stay few whatever clients send: the route template (never the path), a known method.
@@ -18,13 +19,15 @@ _KNOWN_METHODS = frozenset(falcon.HTTP_METHODS)
 class RequestMetricsMiddleware:
     """Count each answered request by route template, method and status, and time it.
 
-    As in the access log, a stream's duration is the time to its first byte. A 401 also counts as
-    an auth failure: ``missing`` when a protected route got no credential, else ``invalid``.
+    As in the access log, a stream's duration is the time to its first byte, from the start the
+    access log notes. A 401 also counts as an auth failure: ``missing`` when a protected route got
+    no credential, else ``invalid``. The labelled series are looked up once per label set and kept
+    (the labels are bounded: route templates, known methods, statuses).
     """
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Note when the request started."""
-        req.context.metrics_started_at = time.perf_counter()
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], object] = {}
+        self._durations: dict[tuple[str, str], object] = {}
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -33,10 +36,18 @@ class RequestMetricsMiddleware:
         route = req.uri_template or UNMATCHED_ROUTE
         method = req.method if req.method in _KNOWN_METHODS else OTHER_METHOD
         status = resp.status_code
-        REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+        count = self._counts.get((route, method, status))
+        if count is None:
+            count = self._counts[route, method, status] = REQUESTS.labels(
+                route=route, method=method, status=str(status)
+            )
+        count.inc()
+        duration = self._durations.get((route, method))
+        if duration is None:
+            duration = self._durations[route, method] = REQUEST_SECONDS.labels(route=route, method=method)
         # Falcon refuses some requests (a WEBSOCKET method) before any process_request runs.
-        started_at = req.context.get("metrics_started_at") or time.perf_counter()
-        REQUEST_SECONDS.labels(route=route, method=method).observe(time.perf_counter() - started_at)
+        now = time.perf_counter()
+        duration.observe(now - (req.context.get(STARTED_AT) or now))
         if status == 401:
             AUTH_FAILURES.labels(reason=auth_failure_reason(req, resource)).inc()
 

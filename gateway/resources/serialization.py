@@ -13,13 +13,20 @@ from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.rfc3339 import format_datetime
 from taskgate.task_statuses import status_name
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+
 
 def timestamp(message: Any, field: str) -> str | None:
-    """Return a Timestamp field of a message as RFC 3339, or None when it is unset."""
+    """Return a Timestamp field of a message as RFC 3339, or None when it is unset.
+
+    The time is the epoch plus the field's seconds and whole microseconds, as ``ToDatetime`` makes
+    it, without that method's general path (a third of a task's serialization when it was used).
+    """
     if not message.HasField(field):
         return None
     value: timestamp_pb2.Timestamp = getattr(message, field)
-    return format_datetime(value.ToDatetime(tzinfo=datetime.UTC))
+    since_epoch = datetime.timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+    return format_datetime(_EPOCH + since_epoch)
 
 
 def task_summary(task: tasks_pb2.Task) -> dict[str, Any]:

@@ -22,13 +22,18 @@ RESET_WINDOW = "minute"
 
 def rate_limit_headers(status: RateLimitStatus) -> dict[str, str]:
     """Return the fields describing a status (without Retry-After, which only a refusal carries)."""
+    # Per window length, the window with the least left (``RateLimitStatus.window``), in one pass.
+    binding = {}
+    for window in status.windows:
+        current = binding.get(window.name)
+        if current is None or window.remaining < current.remaining:
+            binding[window.name] = window
     headers = {}
-    for name in status.window_names():
-        window = status.window(name)
+    for name, window in binding.items():
         title = name.capitalize()
         headers[f"X-RateLimit-Limit-{title}"] = str(window.limit)
         headers[f"X-RateLimit-Remaining-{title}"] = str(window.remaining)
-    reset_window = status.window(RESET_WINDOW)
+    reset_window = binding.get(RESET_WINDOW)
     if reset_window is not None:
         headers["X-RateLimit-Reset"] = str(math.ceil(reset_window.reset_at))
     headers["RateLimit-Policy"] = ", ".join(

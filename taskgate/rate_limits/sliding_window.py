@@ -18,6 +18,8 @@ one lock, for a process without Redis; exact within that process only.
 """
 
 import collections
+import itertools
+import os
 import secrets
 import threading
 import time
@@ -75,10 +77,32 @@ _SWEEP_EVERY = 1000
 _LONGEST_WINDOW = max(WINDOW_SECONDS.values())
 
 
+class _RequestMembers:
+    """Names for counted requests, unique across processes: a random prefix per process, then a count.
+
+    Cheaper than random bytes per request (a system call each); a forked child draws a new prefix.
+    The prefix is fixed-length (48 random bits), so prefix and count never run into each other.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+_MEMBERS = _RequestMembers()
+
+
 def window_call(subject: RateLimitSubject) -> tuple[list[str], list[str | int | bytes]]:
     """Return the KEYS and ARGV that check and count a subject's windows with ``check_windows``."""
     keys = [subject.key(rule) for rule in subject.rules]
-    args: list[str | int | bytes] = [secrets.token_hex(8), len(subject.rules)]
+    args: list[str | int | bytes] = [_MEMBERS.next(), len(subject.rules)]
     for rule in subject.rules:
         args += [rule.limit, rule.seconds * 1000]
     return keys, args
