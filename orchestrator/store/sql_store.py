@@ -121,6 +121,7 @@ class SQLStore(Store):
     get_task = answered_by("tasks")
     list_tasks = answered_by("tasks")
     claim_next = answered_by("claims")
+    claim_tasks = answered_by("claims")
     renew_leases = answered_by("tasks")
     take_over_expired_leases = answered_by("tasks")
     update_task_progress = answered_by("tasks")
