@@ -128,7 +128,7 @@ class SQLStore(Store):
     renew_leases = answered_by("tasks")
     take_over_expired_leases = answered_by("tasks")
     update_task_progress = answered_by("writer")
-    finish_task = answered_by("tasks")
+    finish_task = answered_by("control")
 
     # Events.
     record_step = answered_by("writer")
