@@ -13,7 +13,10 @@ it stops by itself and removes everything it started.
 Side by side: ``--trees HEAD_CHECKOUT OTHER_CHECKOUT --rounds 3`` runs each store on the code of
 each checkout in turn (``git worktree add ../before <commit>`` makes one), round after round, so
 both see the same machine; each row also gives the CPU time the orchestrator and the gateway
-spent per task, read from /proc, which moves far less with other load than throughput does.
+spent per task, read from /proc, which moves far less with other load than throughput does. A
+second table then gives, per store and checkout, the medians, and each checkout's completed/s and
+CPU per task against the last checkout's, round by round (issue 15's goal 3: completed/s at least
+3 times the commit before, and at least 0.9 times submitted/s).
 """
 
 import argparse
@@ -57,18 +60,28 @@ class Result:
     orchestrator_cpu_seconds: float = 0.0
     gateway_cpu_seconds: float = 0.0
 
+    @property
+    def submitted_per_second(self) -> float:
+        return self.tasks / self.submit_seconds
+
+    @property
+    def completed_per_second(self) -> float:
+        return self.tasks / self.complete_seconds
+
+    @property
+    def orchestrator_ms_per_task(self) -> float:
+        return self.orchestrator_cpu_seconds * 1000 / self.tasks
+
     def line(self) -> str:
         """Return the result as one table row."""
         latencies = sorted(self.latencies_ms)
         p50 = statistics.median(latencies)
         p95 = latencies[int(len(latencies) * 0.95) - 1]
-        submitted = self.tasks / self.submit_seconds
-        completed = self.tasks / self.complete_seconds
-        orchestrator_ms = self.orchestrator_cpu_seconds * 1000 / self.tasks
+        submitted, completed = self.submitted_per_second, self.completed_per_second
         gateway_ms = self.gateway_cpu_seconds * 1000 / self.tasks
         return (
             f"| {self.label} | {self.tasks} | {submitted:,.0f} | {p50:.1f} | {p95:.1f} | {completed:,.0f} |"
-            f" {orchestrator_ms:.2f} | {gateway_ms:.2f} |"
+            f" {completed / submitted:.2f} | {self.orchestrator_ms_per_task:.2f} | {gateway_ms:.2f} |"
         )
 
 
@@ -218,9 +231,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         "| store | tasks | submitted/s | submit p50 ms | submit p95 ms | completed/s (end to end)"
-        " | orchestrator CPU ms/task | gateway CPU ms/task |"
+        " | completed / submitted | orchestrator CPU ms/task | gateway CPU ms/task |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    results: dict[tuple[str, pathlib.Path], list[Result]] = {}
     for _ in range(max(1, args.rounds)):
         for store in args.stores:
             for tree in trees:
@@ -235,7 +249,54 @@ def main(argv: list[str] | None = None) -> int:
                     measure(label, stack, min(50, tasks), clients, args.timeout)  # warm-up
                     result = measure(label, stack, tasks, clients, args.timeout)
                 print(result.line(), flush=True)
+                results.setdefault((store, tree), []).append(result)
+    if side_by_side:
+        print_ratios(results, args.stores, trees, replicas)
     return 0
+
+
+def print_ratios(
+    results: dict[tuple[str, pathlib.Path], list[Result]],
+    stores: list[str],
+    trees: list[pathlib.Path],
+    replicas: int,
+) -> None:
+    """Print, per store, the medians of each checkout and the first checkout's against the others'.
+
+    A round's ratio compares the runs of one round (run one after the other), so each is measured
+    on the machine as it was then; the median of those is the figure to quote.
+    """
+    print()
+    print(
+        "| store | checkout | completed/s (median) | completed / submitted (median)"
+        " | orchestrator CPU ms/task (median) | completed/s vs the last checkout, per round (median)"
+        " | CPU ms/task vs the last checkout (median) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    baseline = trees[-1]
+    for store in stores:
+        label = _store_label(store, replicas if store == "postgres" else 1)
+        base_runs = results.get((store, baseline), [])
+        for tree in trees:
+            runs = results.get((store, tree), [])
+            if not runs:
+                continue
+            completed = statistics.median(run.completed_per_second for run in runs)
+            keeps_up = statistics.median(run.completed_per_second / run.submitted_per_second for run in runs)
+            cpu = statistics.median(run.orchestrator_ms_per_task for run in runs)
+            speedups = [
+                run.completed_per_second / base.completed_per_second
+                for run, base in zip(runs, base_runs, strict=True)
+            ]
+            cpu_ratios = [
+                run.orchestrator_ms_per_task / base.orchestrator_ms_per_task
+                for run, base in zip(runs, base_runs, strict=True)
+            ]
+            print(
+                f"| {label} | {tree_label(tree)} | {completed:,.0f} | {keeps_up:.2f} | {cpu:.2f}"
+                f" | {' '.join(f'{ratio:.2f}' for ratio in speedups)} ({statistics.median(speedups):.2f})"
+                f" | {statistics.median(cpu_ratios):.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ A user's budgets are their tier's (``TASKGATE_RATE_LIMIT_TIERS``: ``tokens_per_m
 user's (``orchestrator/domain/budgets.py``). Usage is what finished tasks recorded in the ledger
 (``store/usage.py``), so budgets are checked at admission: a task admitted under the budget runs to
 its end, and tasks already queued or running may take the caller past it. The check is one indexed
-read, skipped altogether when no tier has a budget and the caller has no API key (which might).
+read, skipped altogether when no tier has a budget and the caller has no API key (which might) or
+one already read to have none: a key's budgets are set when it is made and never change, so what
+was read of a key once holds for as long as the key exists.
 """
 
 import datetime
@@ -23,6 +25,9 @@ from taskgate.rate_limit_tiers import TierLimits
 from taskgate.rate_limit_tiers import tier_limits
 from taskgate.rfc3339 import utc_now
 
+#: Keys without budgets remembered before they are all forgotten (and read once more each).
+KEYS_REMEMBERED = 100_000
+
 
 class BudgetEngine:
     """Admits submissions within the caller's budgets and reports what is left of them."""
@@ -37,6 +42,8 @@ class BudgetEngine:
         self._tiers = tiers
         self._clock = clock
         self._tiers_have_budgets = any(tier.tokens_per_minute or tier.usd_per_day for tier in tiers.values())
+        # (user, key) pairs read to have no budget of the key's own (bounded: forgotten when full).
+        self._keys_without_budgets: set[tuple[str, str]] = set()
 
     async def admit(self, caller: Caller) -> None:
         """Raise BudgetExceededError when one of the caller's budgets is used up now."""
@@ -54,7 +61,9 @@ class BudgetEngine:
 
     async def refusal(self, caller: Caller, now: datetime.datetime) -> Budget | None:
         """Return the budget that refuses the caller's submission at ``now`` (a key's first), or None."""
-        if not self._tiers_have_budgets and not caller.api_key_id:
+        if not self._tiers_have_budgets and (
+            not caller.api_key_id or (caller.user_id, caller.api_key_id) in self._keys_without_budgets
+        ):
             return None
         return (await self.budgets(caller, now)).first_exhausted()
 
@@ -62,6 +71,10 @@ class BudgetEngine:
         """Return the caller's budgets in the windows of ``now`` (the clock's, if not given)."""
         now = now or self._clock()
         usage = await self._store.budget_usage(caller.user_id, caller.api_key_id, now)
+        if caller.api_key_id and usage.key_tokens_per_minute is None and usage.key_usd_per_day is None:
+            if len(self._keys_without_budgets) >= KEYS_REMEMBERED:
+                self._keys_without_budgets.clear()
+            self._keys_without_budgets.add((caller.user_id, caller.api_key_id))
         tier = tier_limits(self._tiers, usage.tier if usage.tier is not None else caller.tier)
         return caller_budgets(usage, tier, UsageWindows.at(now))
 

@@ -62,6 +62,8 @@ POLL_SECONDS = 0.5
 LEASE_SECONDS = 300.0
 DEFAULT_TIMEOUT_SECONDS = 600.0
 HAND_OVER_ATTEMPTS = 3
+#: The most tasks one claim (one transaction) takes for the pool's free slots.
+MAX_CLAIMS_AT_ONCE = 32
 
 
 @dataclasses.dataclass
@@ -196,34 +198,42 @@ class WorkerPool:
     async def _claim_loop(self) -> None:
         while True:
             await self._slots.acquire()
+            slots = 1
+            # Every slot free now is claimed for in the same transaction (one turn at the writer).
+            while slots < MAX_CLAIMS_AT_ONCE and not self._slots.locked():
+                await self._slots.acquire()
+                slots += 1
             self._wakeup.clear()
             try:
-                task = await self._claim()
+                tasks = await self._claim(slots)
             except Exception:
                 logger.exception("claiming a task failed")
-                task = None
-            if task is None:
-                self._slots.release()
+                tasks = []
+            self._release(slots - len(tasks))
+            for task in tasks:
+                self._start(task)
+            if len(tasks) < slots:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
-                continue
-            self._start(task)
 
-    async def _claim(self) -> TaskRecord | None:
-        """Claim one task with the slot already acquired; on cancellation settle the slot first."""
-        claim = asyncio.ensure_future(self._store.claim_next(self._worker_id, self._lease_seconds))
+    def _release(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    async def _claim(self, slots: int) -> list[TaskRecord]:
+        """Claim up to ``slots`` tasks with the slots already acquired; on cancellation settle them first."""
+        claim = asyncio.ensure_future(self._store.claim_tasks(self._worker_id, self._lease_seconds, slots))
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:
             # Stopping mid-claim: a claim that went through must still be run (on the slot acquired
             # for it) so that stopping hands it over, or it would sit RUNNING until its lease expires.
             try:
-                task = await claim
+                tasks = await claim
             except Exception:
-                task = None
-            if task is None:
-                self._slots.release()
-            else:
+                tasks = []
+            self._release(slots - len(tasks))
+            for task in tasks:
                 self._start(task)
             raise
 

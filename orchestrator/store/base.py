@@ -334,6 +334,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def claim_tasks(self, worker_id: str, lease_seconds: float, limit: int) -> list[TaskRecord]:
+        """Claim up to ``limit`` tasks for this worker at once, in the order ``claim_next`` would.
+
+        The same as ``limit`` calls of ``claim_next`` one after the other (stopping at the first that
+        finds nothing), in one transaction.
+        """
+
+    @abc.abstractmethod
     async def renew_leases(
         self, worker_id: str, task_ids: Collection[str], lease_seconds: float
     ) -> list[str]:

@@ -13,7 +13,9 @@ claims run one at a time everywhere and each counts the running tasks every earl
 committed; the claim's own statement still picks its row ``FOR UPDATE SKIP LOCKED``, so a task held
 by another change (a cancel, a newer turn interrupting it) is passed over, not waited for. On SQLite
 the single writer serialises claims already. A claim is one short transaction: the lock, then one
-UPDATE of the row its sub-select picks.
+UPDATE of the row its sub-select picks; a worker pool with several free slots claims for all of them
+in one transaction (``claim_tasks``), the UPDATE once per task, so a busy writer is queued for once
+(and on SQLite the transaction is one hop to the writer's thread, ``writer_transactions.py``).
 
 Cost: the statement reads the running tasks once, the users with queued tasks one index probe
 each, and per such user its oldest claimable task, through partial indexes of queued, active and
@@ -26,9 +28,11 @@ from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.turns import ACTIVE_STATUSES
 from orchestrator.store.database import Database
+from orchestrator.store.database import Transaction
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import task_from_row
+from orchestrator.store.writer_transactions import run_transaction
 from taskgate.rfc3339 import utc_now
 
 #: The name of the advisory lock that makes claims take turns across replicas (PostgreSQL).
@@ -91,13 +95,28 @@ class TaskClaims:
 
     async def claim_next(self, worker_id: str, lease_seconds: float) -> TaskRecord | None:
         """Take the claims' lock (PostgreSQL), then run the claim's UPDATE; None when nothing is claimable."""
+        claimed = await self.claim_tasks(worker_id, lease_seconds, 1)
+        return claimed[0] if claimed else None
+
+    async def claim_tasks(self, worker_id: str, lease_seconds: float, limit: int) -> list[TaskRecord]:
+        """Take the claims' lock (PostgreSQL), then run the claim's UPDATE until ``limit`` or nothing is left.
+
+        Each UPDATE sees the ones before it in the transaction, so the order and the cap are those of
+        as many claims one after the other; what a pool claims at once costs one transaction.
+        """
         dialect = self._db.dialect
-        lock = dialect.advisory_lock()
-        async with self._db.transaction() as transaction:
+        parameters = {"now": dialect.encode_time(utc_now()), "worker": worker_id, "lease": lease_seconds}
+
+        async def claim(transaction: Transaction) -> list[TaskRecord]:
+            lock = dialect.advisory_lock()
             if lock is not None:
                 await transaction.execute(lock, (CLAIM_LOCK,))
-            rows = await transaction.fetch_all(
-                self._statement,
-                {"now": dialect.encode_time(utc_now()), "worker": worker_id, "lease": lease_seconds},
-            )
-        return task_from_row(rows[0]) if rows else None
+            claimed: list[TaskRecord] = []
+            while len(claimed) < limit:
+                rows = await transaction.fetch_all(self._statement, parameters)
+                if not rows:
+                    break
+                claimed.append(task_from_row(rows[0]))
+            return claimed
+
+        return await run_transaction(self._db, claim)

@@ -1,5 +1,8 @@
 """Workflow events: appended under their seq, read back in seq order.
 
+A runner's events are written in batches (``insert_events_statement``, one multi-row INSERT for the events of
+many workflows; ``group_commit.py`` gathers them).
+
 ``insert_next_events`` is how every state change records its events: inside the change's own
 transaction, under the workflow's next seqs. On SQLite nothing writes between reading the last seq
 and the inserts (one writer); on PostgreSQL a writer that took one of those seqs meanwhile makes
@@ -19,14 +22,9 @@ from orchestrator.store.database import marks
 from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import event_from_row
 
-INSERT_EVENT = (
-    "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-
 
 def event_parameters(event: Event, dialect: Dialect) -> tuple[object, ...]:
-    """Return the parameters of ``INSERT_EVENT`` for an event."""
+    """Return the parameters of an event's row, in the order of ``insert_events_statement``'s columns."""
     return (
         event.workflow_id,
         event.seq,
@@ -38,6 +36,22 @@ def event_parameters(event: Event, dialect: Dialect) -> tuple[object, ...]:
     )
 
 
+def insert_events_statement(
+    dialect: Dialect, rows: Sequence[tuple[Event, str | None]]
+) -> tuple[str, list[object]]:
+    """Return one multi-row INSERT of events, each with its step's checkpoint JSON or None."""
+    parameters: list[object] = []
+    for event, checkpoint_json in rows:
+        parameters.extend(event_parameters(event, dialect))
+        parameters.append(checkpoint_json)
+    values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+    return (
+        "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp,"
+        f" checkpoint_json) VALUES {values}",
+        parameters,
+    )
+
+
 async def insert_next_events(
     transaction: Transaction,
     dialect: Dialect,
@@ -46,12 +60,13 @@ async def insert_next_events(
     now: datetime.datetime,
 ) -> list[Event]:
     """Store events after the workflow's last seq, in the caller's transaction; return them."""
+    if not new_events:
+        return []
     last = await transaction.fetch_one(
         "SELECT COALESCE(MAX(seq), 0) AS last FROM events WHERE workflow_id = ?", (workflow_id,)
     )
     stored = number_events(workflow_id, last["last"] if last else 0, new_events, now)
-    for event in stored:
-        await transaction.execute(INSERT_EVENT, event_parameters(event, dialect))
+    await transaction.execute(*insert_events_statement(dialect, [(event, None) for event in stored]))
     return stored
 
 
@@ -60,9 +75,6 @@ class EventLog:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-
-    async def append_event(self, event: Event) -> None:
-        await self._db.execute(INSERT_EVENT, event_parameters(event, self._db.dialect))
 
     async def list_events(
         self, workflow_id: str, after_seq: int = 0, limit: int = 500, offset: int = 0

@@ -16,6 +16,7 @@ from orchestrator.store.checkpoints import CheckpointLog
 from orchestrator.store.claims import TaskClaims
 from orchestrator.store.database import Database
 from orchestrator.store.events import EventLog
+from orchestrator.store.group_commit import EventWriter
 from orchestrator.store.identity import IdentityQueries
 from orchestrator.store.login_failures import LoginFailureQueries
 from orchestrator.store.schedules import ScheduleQueries
@@ -62,6 +63,7 @@ class SQLStore(Store):
         self.tasks = TaskQueue(database)
         self.control = TaskControlQueries(database)
         self.events = EventLog(database)
+        self.writer = EventWriter(database)
         self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
         self.approvals = ApprovalQueries(database)
@@ -71,6 +73,7 @@ class SQLStore(Store):
         return await self.database.migrate()
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.database.close()
 
     def on_work_queued(self, callback: Callable[[], None]) -> None:
@@ -121,15 +124,16 @@ class SQLStore(Store):
     get_task = answered_by("tasks")
     list_tasks = answered_by("tasks")
     claim_next = answered_by("claims")
+    claim_tasks = answered_by("claims")
     renew_leases = answered_by("tasks")
     take_over_expired_leases = answered_by("tasks")
-    update_task_progress = answered_by("tasks")
-    finish_task = answered_by("tasks")
+    update_task_progress = answered_by("writer")
+    finish_task = answered_by("control")
 
     # Events.
-    record_step = answered_by("checkpoints")
+    record_step = answered_by("writer")
     last_checkpoint = answered_by("checkpoints")
-    append_event = answered_by("events")
+    append_event = answered_by("writer")
     list_events = answered_by("events")
     count_events = answered_by("events")
     last_event_seq = answered_by("events")

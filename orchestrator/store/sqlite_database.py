@@ -186,3 +186,27 @@ class SQLiteDatabase(Database):
         for version in newly_applied:
             logger.info("schema migration applied", extra={"version": version})
         return newly_applied
+
+    async def run_in_writer(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work(connection)`` in one immediate transaction on the writer's thread; return its answer.
+
+        One thread hop for the whole transaction, where ``transaction()`` makes one or more per
+        statement: for a write whose statements follow from each other's rows without awaiting
+        anything else (the group commit of events, ``store/group_commit.py``). Committed when
+        ``work`` returns, rolled back when it raises. It uses aiosqlite's queue of calls to its
+        connection's thread (``_execute``), the one way to run several statements in one hop.
+        """
+
+        def in_transaction(connection: sqlite3.Connection) -> Any:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._write_lock:
+            return await self._writer._execute(lambda: in_transaction(self._writer._conn))  # noqa: SLF001

@@ -43,6 +43,7 @@ from orchestrator.store.rows import task_from_row
 from orchestrator.store.sessions import insert_session
 from orchestrator.store.sessions import new_session
 from orchestrator.store.task_control import apply_transition
+from orchestrator.store.writer_transactions import run_transaction
 from taskgate.rfc3339 import utc_now
 from taskgate.session_titles import title_from_query
 
@@ -111,46 +112,55 @@ class TaskSubmissions:
         self._db = database
 
     async def create_task(self, task: NewTask) -> SubmittedTask:
-        """Insert the session unless it exists, lock and check it, apply the strategy, insert the task."""
+        """Insert the session unless it exists, lock and check it, apply the strategy, insert the task.
+
+        One transaction, one hop to the writer on SQLite (``writer_transactions.py``).
+        """
         strategy = check_strategy(task.multitask_strategy)
-        dialect = self._db.dialect
         now = utc_now()
-        async with self._db.transaction() as transaction:
-            # Insert the session unless it exists, then lock it: two tasks starting one session at
-            # once never both insert it, a task never joins a session being deleted, and the
-            # session's turns are stored one at a time.
-            await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
-            session_row = await transaction.fetch_one(
-                "SELECT deleted_at, tokens_used, token_budget FROM sessions"
-                f" WHERE user_id = ? AND id = ?{dialect.for_update}",
+        return await run_transaction(
+            self._db, lambda transaction: self._submit(transaction, task, strategy, now)
+        )
+
+    async def _submit(
+        self, transaction: Transaction, task: NewTask, strategy: str, now: datetime.datetime
+    ) -> SubmittedTask:
+        dialect = self._db.dialect
+        # Insert the session unless it exists, then lock it: two tasks starting one session at
+        # once never both insert it, a task never joins a session being deleted, and the
+        # session's turns are stored one at a time.
+        await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
+        session_row = await transaction.fetch_one(
+            "SELECT deleted_at, tokens_used, token_budget FROM sessions"
+            f" WHERE user_id = ? AND id = ?{dialect.for_update}",
+            (task.user_id, task.session_id),
+        )
+        if session_row["deleted_at"] is not None:
+            raise SessionNotFoundError()
+        if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
+            raise SessionBudgetExhaustedError()
+        latest = stored_time(
+            await transaction.fetch_value(
+                "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
                 (task.user_id, task.session_id),
             )
-            if session_row["deleted_at"] is not None:
-                raise SessionNotFoundError()
-            if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
-                raise SessionBudgetExhaustedError()
-            latest = stored_time(
-                await transaction.fetch_value(
-                    "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
-                    (task.user_id, task.session_id),
-                )
-            )
-            created_at = max(now, latest) if latest is not None else now
-            ended: list[Event] = []
-            interrupted: list[str] = []
-            if strategy != ENQUEUE:
-                active = await _active_turns(transaction, dialect, task)
-                if active and strategy == REJECT:
-                    raise SessionBusyError()
-                for turn in active:
-                    decision = interruption(turn, strategy, task.user_id, now)
-                    if decision.transition is not None:
-                        ended.extend(await _cancel_turn(transaction, dialect, turn, decision.transition, now))
-                    if decision.notify_runner:
-                        interrupted.append(turn.task_id)
-                if active and strategy == ROLLBACK:
-                    await _roll_back(transaction, task, [turn.task_id for turn in active])
-            record = await insert_task(transaction, dialect, task, created_at)
+        )
+        created_at = max(now, latest) if latest is not None else now
+        ended: list[Event] = []
+        interrupted: list[str] = []
+        if strategy != ENQUEUE:
+            active = await _active_turns(transaction, dialect, task)
+            if active and strategy == REJECT:
+                raise SessionBusyError()
+            for turn in active:
+                decision = interruption(turn, strategy, task.user_id, now)
+                if decision.transition is not None:
+                    ended.extend(await _cancel_turn(transaction, dialect, turn, decision.transition, now))
+                if decision.notify_runner:
+                    interrupted.append(turn.task_id)
+            if active and strategy == ROLLBACK:
+                await _roll_back(transaction, task, [turn.task_id for turn in active])
+        record = await insert_task(transaction, dialect, task, created_at)
         return SubmittedTask(record, tuple(ended), tuple(interrupted))
 
 

@@ -1,4 +1,4 @@
-"""Task control: guarded transitions with their events, control states, and the tasks workers hold.
+"""Task control: guarded transitions with their events, a run's end, control states, the tasks workers hold.
 
 A transition is one conditional UPDATE (the guard: status, claim and epoch, control flags) and its
 events under the workflow's next seqs, in one transaction. On PostgreSQL the UPDATE locks the task
@@ -7,9 +7,13 @@ row, so two replicas changing one task at once are serialised and the second fin
 
 import datetime
 from collections.abc import Collection
+from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
+from orchestrator.domain.tasks import NewEvent
+from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
@@ -22,6 +26,8 @@ from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import control_state_from_row
 from orchestrator.store.rows import task_from_row
+from orchestrator.store.usage import UsageLedger
+from orchestrator.store.writer_transactions import run_transaction
 from taskgate.rfc3339 import utc_now
 
 _CONTROL_COLUMNS = (
@@ -37,6 +43,75 @@ class TaskControlQueries:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._ledger = UsageLedger()
+
+    async def finish_task(
+        self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
+    ) -> list[Event] | None:
+        """One compare-and-set on the claim, then the usage (session, ledger) and events, in one transaction.
+
+        The claim matches a RUNNING or held PAUSED task of this worker in this epoch: a worker whose
+        lease was taken over records nothing. The status, the usage and the events (the terminal one
+        and STREAM_END) commit together, so no task ends without its STREAM_END. One hop to the
+        writer on SQLite (``writer_transactions.py``).
+        """
+        now = utc_now()
+        return await run_transaction(
+            self._db, lambda transaction: self._finish(transaction, task_id, claim, outcome, new_events, now)
+        )
+
+    async def _finish(
+        self,
+        transaction: Transaction,
+        task_id: str,
+        claim: Claim,
+        outcome: TaskOutcome,
+        new_events: Sequence[NewEvent],
+        now: datetime.datetime,
+    ) -> list[Event] | None:
+        dialect = self._db.dialect
+        stored_now = dialect.encode_time(now)
+        usage = outcome.usage
+        # RETURNING says whether the guard held, and names the rows the usage is added to.
+        ended = await transaction.fetch_all(
+            "UPDATE tasks SET status = :status,"
+            " progress = CASE WHEN :completed THEN 1.0 ELSE progress END,"
+            " result = :result, error = :error, model_used = :model_used, provider = :provider,"
+            " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
+            " total_tokens = :total_tokens, cost_usd = :cost_usd, updated_at = :now,"
+            " completed_at = :now, lease_expires_at = NULL"
+            " WHERE task_id = :task_id AND status IN (:running, :paused)"
+            " AND claimed_by = :worker AND claim_epoch = :epoch"
+            " RETURNING user_id, session_id, api_key_id",
+            {
+                "status": outcome.status.value,
+                "completed": outcome.status == TaskStatus.COMPLETED,
+                "result": outcome.result,
+                "error": outcome.error,
+                "model_used": outcome.model_used,
+                "provider": outcome.provider,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "cost_usd": usage.cost_usd,
+                "now": stored_now,
+                "task_id": task_id,
+                "running": TaskStatus.RUNNING.value,
+                "paused": TaskStatus.PAUSED.value,
+                "worker": claim.worker_id,
+                "epoch": claim.epoch,
+            },
+        )
+        if len(ended) != 1:
+            return None
+        task = ended[0]
+        await transaction.execute(
+            "UPDATE sessions SET tokens_used = tokens_used + ?, cost_usd = cost_usd + ?, updated_at = ?"
+            " WHERE user_id = ? AND id = ?",
+            (usage.total_tokens, usage.cost_usd, stored_now, task["user_id"], task["session_id"]),
+        )
+        await self._ledger.record(transaction, dialect, task["user_id"], task["api_key_id"], usage, now)
+        return await insert_next_events(transaction, dialect, task_id, new_events, now)
 
     async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
         """Apply the transition in a transaction of its own (``apply_transition``).

@@ -1,4 +1,4 @@
-"""The task queue: reading, leases and finishing (submitting is ``submissions.py``, claiming ``claims.py``).
+"""The task queue: reading tasks and leases (see also submissions.py, claims.py, task_control.py).
 
 Lease take-overs pick their rows with the dialect's ``FOR UPDATE SKIP LOCKED`` (nothing on SQLite,
 whose single writer already serialises them), so replicas recovering at once each get different
@@ -7,22 +7,15 @@ which every replica shares, never from a replica's own.
 """
 
 from collections.abc import Collection
-from collections.abc import Sequence
 
-from orchestrator.domain.tasks import Claim
-from orchestrator.domain.tasks import NewEvent
 from orchestrator.domain.tasks import TaskFilter
-from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
-from orchestrator.events import Event
 from orchestrator.store.database import Database
 from orchestrator.store.database import marks
 from orchestrator.store.database import named_list
-from orchestrator.store.events import insert_next_events
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import task_from_row
-from orchestrator.store.usage import record_usage
 from taskgate.rfc3339 import utc_now
 
 
@@ -121,63 +114,3 @@ class TaskQueue:
             },
         )
         return [task_from_row(row) for row in rows]
-
-    async def update_task_progress(self, task_id: str, progress: float) -> None:
-        """Clamp the progress to 0..1 and write it."""
-        await self._db.execute(
-            "UPDATE tasks SET progress = ?, updated_at = ? WHERE task_id = ?",
-            (min(max(progress, 0.0), 1.0), self._db.dialect.encode_time(utc_now()), task_id),
-        )
-
-    async def finish_task(
-        self, task_id: str, claim: Claim, outcome: TaskOutcome, new_events: Sequence[NewEvent]
-    ) -> list[Event] | None:
-        """One compare-and-set on the claim, then the usage (session, ledger) and events, in one transaction.
-
-        The claim matches a RUNNING or held PAUSED task of this worker in this epoch: a worker whose
-        lease was taken over records nothing. The status, the usage and the events (the terminal one
-        and STREAM_END) commit together, so no task ends without its STREAM_END.
-        """
-        dialect = self._db.dialect
-        now = utc_now()
-        stored_now = dialect.encode_time(now)
-        usage = outcome.usage
-        async with self._db.transaction() as transaction:
-            changed = await transaction.execute(
-                "UPDATE tasks SET status = :status,"
-                " progress = CASE WHEN :completed THEN 1.0 ELSE progress END,"
-                " result = :result, error = :error, model_used = :model_used, provider = :provider,"
-                " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
-                " total_tokens = :total_tokens, cost_usd = :cost_usd, updated_at = :now,"
-                " completed_at = :now, lease_expires_at = NULL"
-                " WHERE task_id = :task_id AND status IN (:running, :paused)"
-                " AND claimed_by = :worker AND claim_epoch = :epoch",
-                {
-                    "status": outcome.status.value,
-                    "completed": outcome.status == TaskStatus.COMPLETED,
-                    "result": outcome.result,
-                    "error": outcome.error,
-                    "model_used": outcome.model_used,
-                    "provider": outcome.provider,
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                    "cost_usd": usage.cost_usd,
-                    "now": stored_now,
-                    "task_id": task_id,
-                    "running": TaskStatus.RUNNING.value,
-                    "paused": TaskStatus.PAUSED.value,
-                    "worker": claim.worker_id,
-                    "epoch": claim.epoch,
-                },
-            )
-            if changed != 1:
-                return None
-            await transaction.execute(
-                "UPDATE sessions SET tokens_used = tokens_used + ?, cost_usd = cost_usd + ?,"
-                " updated_at = ?"
-                " WHERE (user_id, id) = (SELECT user_id, session_id FROM tasks WHERE task_id = ?)",
-                (usage.total_tokens, usage.cost_usd, stored_now, task_id),
-            )
-            await record_usage(transaction, dialect, task_id, usage, now)
-            return await insert_next_events(transaction, dialect, task_id, new_events, now)

@@ -1,10 +1,11 @@
 """The usage ledger the token and cost budgets are checked against (migration 0016).
 
 ``usage_minutes`` and ``usage_days`` hold the tokens and cost recorded per user, API key ('' for a
-task submitted without one) and UTC minute or day. ``record_usage`` adds a finished task's usage in
-``finish_task``'s transaction, with an upsert that adds to the row (so tasks finishing at once on
-any replica all count); it also drops the user's rows no budget reads any more (minutes older than
-an hour, days older than a month), an index range of a few rows. ``budget_usage`` reads what a
+task submitted without one) and UTC minute or day. ``UsageLedger.record`` adds a finished
+task's usage in ``finish_task``'s transaction, with an upsert that adds to the row (so tasks
+finishing at once on any replica all count); at a user's first finish of each minute it also drops
+the user's rows no budget reads any more (minutes older than an hour, days older than a month), an
+index range of a few rows. ``budget_usage`` reads what a
 submission is checked against in one statement: primary-key reads of the user's current minute and
 day, with the user's tier and the key's own budgets.
 """
@@ -21,6 +22,9 @@ from orchestrator.store.dialect import Dialect
 # How long rows are kept: longer than any budget's window, so nothing a budget reads is dropped.
 MINUTES_KEPT = datetime.timedelta(hours=1)
 DAYS_KEPT = datetime.timedelta(days=31)
+
+# Users whose last prune a process remembers before it forgets them all (and prunes each once more).
+_PRUNED_USERS_KEPT = 10_000
 
 _LEDGERS = (("usage_minutes", "minute_start", MINUTES_KEPT), ("usage_days", "day_start", DAYS_KEPT))
 
@@ -40,35 +44,52 @@ _BUDGET_USAGE = (
 )
 
 
-async def record_usage(
-    transaction: Transaction, dialect: Dialect, task_id: str, usage: TokenUsage, now: datetime.datetime
-) -> None:
-    """Add a task's usage to its user's and key's current minute and day (nothing for no usage)."""
-    if usage.total_tokens <= 0 and usage.cost_usd <= 0:
-        return
-    windows = UsageWindows.at(now)
-    starts = {"minute_start": windows.minute_start, "day_start": windows.day_start}
-    for table, column, kept in _LEDGERS:
-        start = starts[column]
-        # Older rows first, then the current one: every finishing task of a user locks them in
-        # this order, so two at once on PostgreSQL wait for each other instead of deadlocking.
-        await transaction.execute(
-            f"DELETE FROM {table} WHERE user_id = (SELECT user_id FROM tasks WHERE task_id = ?)"
-            f" AND {column} < ?",
-            (task_id, dialect.encode_time(start - kept)),
-        )
-        await transaction.execute(
-            f"INSERT INTO {table} (user_id, api_key_id, {column}, tokens, cost_usd)"
-            " SELECT user_id, api_key_id, :start, :tokens, :cost FROM tasks WHERE task_id = :task"
-            f" ON CONFLICT (user_id, {column}, api_key_id) DO UPDATE SET"
-            f" tokens = {table}.tokens + excluded.tokens, cost_usd = {table}.cost_usd + excluded.cost_usd",
-            {
-                "start": dialect.encode_time(start),
-                "tokens": usage.total_tokens,
-                "cost": usage.cost_usd,
-                "task": task_id,
-            },
-        )
+class UsageLedger:
+    """Adds finished tasks' usage to the ledger, and drops each user's old rows now and then."""
+
+    def __init__(self) -> None:
+        # The minute each user's old rows were last dropped by this process (bounded: cleared when full).
+        self._pruned: dict[str, datetime.datetime] = {}
+
+    async def record(
+        self,
+        transaction: Transaction,
+        dialect: Dialect,
+        user_id: str,
+        api_key_id: str,
+        usage: TokenUsage,
+        now: datetime.datetime,
+    ) -> None:
+        """Add a task's usage to its user's and key's current minute and day (``finish_task``'s transaction).
+
+        Nothing for no usage. The user's rows no budget reads any more are dropped at the first
+        finish of each minute (per process), not at every one: they only take room.
+        """
+        if usage.total_tokens <= 0 and usage.cost_usd <= 0:
+            return
+        windows = UsageWindows.at(now)
+        prune = self._pruned.get(user_id) != windows.minute_start
+        if prune:
+            if len(self._pruned) >= _PRUNED_USERS_KEPT:
+                self._pruned.clear()
+            self._pruned[user_id] = windows.minute_start
+        starts = {"minute_start": windows.minute_start, "day_start": windows.day_start}
+        for table, column, kept in _LEDGERS:
+            start = starts[column]
+            if prune:
+                # Older rows first, then the current one: every finishing task of a user locks them in
+                # this order, so two at once on PostgreSQL wait for each other instead of deadlocking.
+                await transaction.execute(
+                    f"DELETE FROM {table} WHERE user_id = ? AND {column} < ?",
+                    (user_id, dialect.encode_time(start - kept)),
+                )
+            await transaction.execute(
+                f"INSERT INTO {table} (user_id, api_key_id, {column}, tokens, cost_usd)"
+                " VALUES (?, ?, ?, ?, ?)"
+                f" ON CONFLICT (user_id, {column}, api_key_id) DO UPDATE SET tokens = {table}.tokens"
+                f" + excluded.tokens, cost_usd = {table}.cost_usd + excluded.cost_usd",
+                (user_id, api_key_id, dialect.encode_time(start), usage.total_tokens, usage.cost_usd),
+            )
 
 
 class UsageQueries:
