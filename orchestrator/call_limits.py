@@ -73,12 +73,22 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         """Return the call's handler, counting the call first when it is a direct API-key call."""
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_UNLIMITED_PREFIXES):
+        if handler is None:
             return handler
-        metadata = metadata_dict(handler_call_details.invocation_metadata)
+        return self.wrap(handler_call_details.method, handler)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Return the method's handler counting each direct API-key call before its behaviour."""
+        if method.startswith(_UNLIMITED_PREFIXES):
+            return handler
+        return with_behavior(handler, lambda behavior: run_first(behavior, self._count_direct))
+
+    async def _count_direct(self, context: grpc.aio.ServicerContext) -> None:
+        """Count the call if it is a direct one: an API key and no service token."""
+        metadata = metadata_dict(context.invocation_metadata())
         if wire.SERVICE_TOKEN in metadata or not metadata.get(wire.API_KEY):
-            return handler
-        return with_behavior(handler, lambda behavior: run_first(behavior, self._count))
+            return
+        await self._count(context)
 
     async def _count(self, context: grpc.aio.ServicerContext) -> None:
         """Count the call in its caller's windows; end it when one is full (or the limiter is down, closed).
