@@ -163,6 +163,8 @@ class OrchestratorSettings(ServiceSettings):
     password_queue_limit: int = 32
     # Active (unrevoked, unexpired) API keys one user may hold at once.
     max_api_keys_per_user: int = 20
+    # How long a direct gRPC caller's API key is trusted before the store is asked again (0: never).
+    api_key_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -241,6 +243,9 @@ class OrchestratorSettings(ServiceSettings):
             ),
             max_api_keys_per_user=environment.integer(
                 "TASKGATE_MAX_API_KEYS_PER_USER", cls.max_api_keys_per_user, 1, 10_000
+            ),
+            api_key_cache_seconds=environment.number(
+                "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, 0.0, 60.0
             ),
         )
 
