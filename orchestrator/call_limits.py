@@ -26,7 +26,6 @@ from orchestrator.call_wrapping import run_first
 from orchestrator.call_wrapping import with_behavior
 from orchestrator.errors import OrchestratorError
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from taskgate import wire
 from taskgate.outage_log import OutageLog
 from taskgate.rate_limits.headers import rate_limit_headers
@@ -85,10 +84,13 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
 
     async def _count_direct(self, context: grpc.aio.ServicerContext) -> None:
         """Count the call if it is a direct one: an API key and no service token."""
-        metadata = metadata_dict(context.invocation_metadata())
-        if wire.SERVICE_TOKEN in metadata or not metadata.get(wire.API_KEY):
-            return
-        await self._count(context)
+        direct = False
+        for key, value in context.invocation_metadata() or ():
+            if key == wire.SERVICE_TOKEN:
+                return
+            direct = direct or (key == wire.API_KEY and bool(value))
+        if direct:
+            await self._count(context)
 
     async def _count(self, context: grpc.aio.ServicerContext) -> None:
         """Count the call in its caller's windows; end it when one is full (or the limiter is down, closed).

@@ -108,16 +108,15 @@ def _log(
             if isinstance(status, grpc.StatusCode)
             else "OK"
         )
-    logger.log(
-        level,
-        "rpc",
-        extra={
-            "rpc": method,
-            **correlation_fields(context.invocation_metadata()),
-            "code": code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    fields = {
+        "rpc": method,
+        **correlation_fields(context.invocation_metadata()),
+        "code": code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    # makeRecord and handle, not log: log first walks the stack for the caller's file and line,
+    # which no line of ours shows, and that walk cost a third of writing the line.
+    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, "rpc", (), None, extra=fields))
 
 
 def _log_when_done(context: grpc.aio.ServicerContext, method: str, level: int) -> None:
