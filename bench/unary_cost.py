@@ -20,7 +20,12 @@ hits every server alike. Each run reports calls a second and the server's CPU ti
 from /proc (user and system, every thread), which other load distorts far less than throughput;
 the summary gives each server's median and its ratio to the bare server's median CPU per call.
 
-    .venv/bin/python -m bench.unary_cost --seconds 8 --rounds 3 --concurrency 16
+The orchestrators log at ``--log-level`` (INFO, their default: one line a call); ``--also
+NAME:VAR=VALUE,...`` starts one more orchestrator of this checkout with other settings, a row of
+its own (``quiet:TASKGATE_LOG_LEVEL=WARNING`` shows what the call log costs).
+
+    .venv/bin/python -m bench.unary_cost --seconds 6 --rounds 5 --concurrency 16 \
+        --before ../taskgate-before --also quiet:TASKGATE_LOG_LEVEL=WARNING
 
 Bounded: at most 60 s a run and 7 rounds; it stops by itself and removes everything it started.
 """
@@ -30,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import pathlib
+import shutil
 import signal
 import statistics
 import subprocess
@@ -302,6 +308,7 @@ def run_bench(args: argparse.Namespace) -> None:
     """Start the servers, load them in alternating rounds, print every run and the medians."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="taskgate-unary-"))
     with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         postgres = None
         if args.store == "postgres":
             from tests.integration.servers import start_postgres  # noqa: PLC0415 (only with --store postgres)
