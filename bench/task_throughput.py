@@ -15,7 +15,7 @@ each checkout in turn (``git worktree add ../before <commit>`` makes one), round
 both see the same machine; each row also gives the CPU time the orchestrator and the gateway
 spent per task, read from /proc, which moves far less with other load than throughput does. A
 second table then gives, per store and checkout, the medians, and each checkout's completed/s and
-CPU per task against the last checkout's, round by round (issue 15's goal 3: completed/s at least
+CPU per task against the last checkout's, round by round (the goal: completed/s at least
 3 times the commit before, and at least 0.9 times submitted/s).
 """
 

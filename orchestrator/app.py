@@ -318,7 +318,7 @@ async def build_orchestrator(
     )
     authenticator = ApiKeyAuthenticator(store)
     resources.push_async_callback(authenticator.close)
-    callers = CallerResolver(settings.service_token, authenticator)
+    callers = CallerResolver(settings.service_token, authenticator, settings.api_key_cache_seconds)
     call_limits = None
     if not settings.rate_limit_disabled:
         limiter = open_call_limiter(settings.redis_url, settings.redis_timeout_seconds)

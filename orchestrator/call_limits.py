@@ -26,7 +26,6 @@ from orchestrator.call_wrapping import run_first
 from orchestrator.call_wrapping import with_behavior
 from orchestrator.errors import OrchestratorError
 from orchestrator.identity import CallerResolver
-from orchestrator.identity import metadata_dict
 from taskgate import wire
 from taskgate.outage_log import OutageLog
 from taskgate.rate_limits.headers import rate_limit_headers
@@ -73,12 +72,25 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         """Return the call's handler, counting the call first when it is a direct API-key call."""
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_UNLIMITED_PREFIXES):
+        if handler is None:
             return handler
-        metadata = metadata_dict(handler_call_details.invocation_metadata)
-        if wire.SERVICE_TOKEN in metadata or not metadata.get(wire.API_KEY):
+        return self.wrap(handler_call_details.method, handler)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Return the method's handler counting each direct API-key call before its behaviour."""
+        if method.startswith(_UNLIMITED_PREFIXES):
             return handler
-        return with_behavior(handler, lambda behavior: run_first(behavior, self._count))
+        return with_behavior(handler, lambda behavior: run_first(behavior, self._count_direct))
+
+    async def _count_direct(self, context: grpc.aio.ServicerContext) -> None:
+        """Count the call if it is a direct one: an API key and no service token."""
+        direct = False
+        for key, value in context.invocation_metadata() or ():
+            if key == wire.SERVICE_TOKEN:
+                return
+            direct = direct or (key == wire.API_KEY and bool(value))
+        if direct:
+            await self._count(context)
 
     async def _count(self, context: grpc.aio.ServicerContext) -> None:
         """Count the call in its caller's windows; end it when one is full (or the limiter is down, closed).

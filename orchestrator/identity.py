@@ -4,6 +4,13 @@ The orchestrator trusts ``x-taskgate-user-id`` (and tenant, role, and the API ke
 of a caller who used a key) only next to a valid service token, compared in constant time. A
 service calling directly brings ``x-api-key`` instead and acts as that key's user. Anything else
 is refused.
+
+A direct caller's key is checked against the store, then trusted for ``key_cache_seconds``
+(``TASKGATE_API_KEY_CACHE_SECONDS``, 5 s, the gateway's bound for the same keys) and never past the
+key's own expiry, so a busy service costs one lookup per key per that time, and a revoked key,
+changed limits or a changed role hold at most that long, as through the gateway. The entries are
+keyed by the key's hash, never the key, and bounded. ``ValidateApiKey`` (the gateway's own check)
+always asks the store: the gateway caches its answer itself.
 """
 
 import asyncio
@@ -11,6 +18,8 @@ import contextvars
 import datetime
 import hmac
 import logging
+import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 
@@ -21,6 +30,7 @@ from orchestrator.domain.accounts import ApiKeyRecord
 from orchestrator.errors import UnauthenticatedError
 from orchestrator.store.base import Store
 from taskgate import wire
+from taskgate.api_keys import hash_api_key
 from taskgate.api_keys import key_matches
 from taskgate.api_keys import lookup_prefix
 from taskgate.api_keys import normalise_api_key
@@ -35,6 +45,8 @@ _RESOLVED_CALLER: contextvars.ContextVar[tuple[grpc.aio.ServicerContext, Caller]
 )
 # Recording every use of a busy key would make each request a write; once a minute is plenty.
 LAST_USED_RESOLUTION = datetime.timedelta(seconds=60)
+# Direct callers' keys trusted at once; past it the oldest entry goes first.
+MAX_TRUSTED_KEYS = 10_000
 
 
 def metadata_dict(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
@@ -55,6 +67,11 @@ class ApiKeyAuthenticator:
 
     async def authenticate(self, presented: str) -> Caller | None:
         """Return the caller a key belongs to, or None for a malformed, unknown, revoked or expired key."""
+        found = await self.authenticate_until(presented)
+        return found[0] if found is not None else None
+
+    async def authenticate_until(self, presented: str) -> tuple[Caller, datetime.datetime | None] | None:
+        """Return the caller a key belongs to and when the key expires (None: never), or None."""
         key = normalise_api_key(presented)
         if key is None:
             return None
@@ -65,7 +82,7 @@ class ApiKeyAuthenticator:
             if not record.is_usable(now):
                 return None
             self._touch_later(record, now)
-            return Caller(
+            caller = Caller(
                 user.id,
                 user.tenant_id,
                 user.role,
@@ -75,6 +92,7 @@ class ApiKeyAuthenticator:
                 rate_limit_per_minute=record.rate_limit_per_minute or 0,
                 rate_limit_per_hour=record.rate_limit_per_hour or 0,
             )
+            return caller, record.expires_at
         return None
 
     async def close(self) -> None:
@@ -98,9 +116,19 @@ class ApiKeyAuthenticator:
 class CallerResolver:
     """Turns a call's metadata into its Caller, or raises UnauthenticatedError."""
 
-    def __init__(self, service_token: str, authenticator: ApiKeyAuthenticator) -> None:
+    def __init__(
+        self,
+        service_token: str,
+        authenticator: ApiKeyAuthenticator,
+        key_cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._service_token = service_token.encode("utf-8")
         self._authenticator = authenticator
+        self._key_cache_seconds = key_cache_seconds
+        self._clock = clock
+        # Key hash -> (trusted until, by ``clock``; the key's own expiry; its caller).
+        self._trusted_keys: dict[str, tuple[float, datetime.datetime | None, Caller]] = {}
 
     @property
     def authenticator(self) -> ApiKeyAuthenticator:
@@ -153,8 +181,31 @@ class CallerResolver:
             )
         presented = metadata.get(wire.API_KEY)
         if presented:
-            caller = await self._authenticator.authenticate(presented)
+            caller = await self._direct_caller(presented)
             if caller is None:
                 raise UnauthenticatedError("Invalid API key")
             return caller
         raise UnauthenticatedError("Authentication required")
+
+    async def _direct_caller(self, presented: str) -> Caller | None:
+        """Return a direct caller's key's caller: trusted from a recent check, else checked (and kept)."""
+        if self._key_cache_seconds <= 0:
+            return await self._authenticator.authenticate(presented)
+        key = normalise_api_key(presented)
+        if key is None:
+            return None
+        digest = hash_api_key(key)
+        trusted = self._trusted_keys.get(digest)
+        if trusted is not None:
+            until, expires_at, caller = trusted
+            if self._clock() < until and (expires_at is None or expires_at > utc_now()):
+                return caller
+            del self._trusted_keys[digest]
+        found = await self._authenticator.authenticate_until(key)
+        if found is None:
+            return None
+        caller, expires_at = found
+        if len(self._trusted_keys) >= MAX_TRUSTED_KEYS:
+            del self._trusted_keys[next(iter(self._trusted_keys))]
+        self._trusted_keys[digest] = (self._clock() + self._key_cache_seconds, expires_at, caller)
+        return caller

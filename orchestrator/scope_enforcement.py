@@ -19,7 +19,7 @@ from orchestrator.call_wrapping import with_behavior
 from orchestrator.caller import Caller
 from orchestrator.errors import InsufficientScopeError
 from orchestrator.identity import CallerResolver
-from orchestrator.services.status import error_statuses
+from orchestrator.services.status import abort_with_status
 from taskgate.scopes import PACKAGE_PREFIX
 from taskgate.scopes import SERVICE_ONLY
 from taskgate.scopes import Needs
@@ -47,18 +47,23 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         """Return the call's handler, its behaviour wrapped in the scope check where one applies."""
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(PACKAGE_PREFIX):
+        if handler is None:
+            return handler
+        return self.wrap(handler_call_details.method, handler)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Return the method's handler with the scope check before its behaviour, where one applies."""
+        if not method.startswith(PACKAGE_PREFIX):
             return handler
         needed = rpc_needs(method)
         if needed is SERVICE_ONLY:
             return handler
+        resolve_call = self._callers.resolve_call
 
         async def check(context: grpc.aio.ServicerContext) -> None:
-            await self._check(context, method, needed)
+            try:
+                require_scopes(await resolve_call(context), needed)
+            except Exception as ex:
+                await abort_with_status(context, ex, method)
 
         return with_behavior(handler, lambda behavior: run_first(behavior, check))
-
-    async def _check(self, context: grpc.aio.ServicerContext, method: str, needed: Needs) -> None:
-        async with error_statuses(context, method):
-            require_scopes(await self._callers.resolve_call(context), needed)

@@ -1,4 +1,7 @@
-"""The gRPC server: every servicer of the contract, health checking and reflection."""
+"""The gRPC server: every servicer of the contract behind the per-call steps, health checking and reflection.
+
+Health checks and reflection are served as they are: no call log, scope or limit.
+"""
 
 import dataclasses
 
@@ -9,6 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from orchestrator.call_limits import RateLimitInterceptor
+from orchestrator.call_wrapping import WrappingRegistrar
 from orchestrator.identity import CallerResolver
 from orchestrator.rpc_log import RpcLogInterceptor
 from orchestrator.scope_enforcement import ScopeInterceptor
@@ -81,18 +85,21 @@ async def create_server(
     With ``credentials`` it speaks only TLS (taskgate.tls), else only plaintext. ``call_limits``
     limits direct API-key callers (None: not limited). The server is not started.
     """
-    interceptors = (
-        RpcLogInterceptor(),
-        ScopeInterceptor(servicers.callers),
-        *((call_limits,) if call_limits is not None else ()),
+    # The call log, the scope check and the rate limit, in that order, wrapped around each method's
+    # handler once (orchestrator.call_wrapping), not run per call as grpc.aio interceptors.
+    steps = (
+        RpcLogInterceptor().wrap,
+        ScopeInterceptor(servicers.callers).wrap,
+        *((call_limits.wrap,) if call_limits is not None else ()),
     )
-    server = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=interceptors)
-    tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
-    events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, server)
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)
-    sessions_pb2_grpc.add_SessionServiceServicer_to_server(servicers.sessions, server)
-    approvals_pb2_grpc.add_ApprovalServiceServicer_to_server(servicers.approvals, server)
-    schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(servicers.schedules, server)
+    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    services = WrappingRegistrar(server, steps)
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, services)
+    events_pb2_grpc.add_EventServiceServicer_to_server(servicers.events, services)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, services)
+    sessions_pb2_grpc.add_SessionServiceServicer_to_server(servicers.sessions, services)
+    approvals_pb2_grpc.add_ApprovalServiceServicer_to_server(servicers.approvals, services)
+    schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(servicers.schedules, services)
 
     health_servicer = health.aio.HealthServicer()
     for name in ("", *SERVICE_NAMES):

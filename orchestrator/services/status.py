@@ -107,7 +107,14 @@ def _number(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+async def abort_with_status(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+    """End the call with the status of an error that escaped ``method`` (an abort passes through as is).
+
+    A domain error ends with its code, static message and trailing metadata; anything else is
+    logged and ends INTERNAL. Always raises (``grpc.aio.AbortError``).
+    """
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
     if isinstance(error, OrchestratorError):
         metadata = trailing_metadata(error)
         if metadata:
@@ -124,10 +131,8 @@ async def error_statuses(context: grpc.aio.ServicerContext, method: str) -> Asyn
     """End the call with the status of whatever error escapes the block; an abort passes through."""
     try:
         yield
-    except grpc.aio.AbortError:
-        raise
     except Exception as ex:
-        await _abort(context, ex, method)
+        await abort_with_status(context, ex, method)
         raise
 
 
@@ -135,11 +140,15 @@ def unary_errors(
     method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]],
 ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]:
     """Wrap a unary RPC so domain errors become their status and anything else INTERNAL."""
+    name = method.__name__
 
     @functools.wraps(method)
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
-        async with error_statuses(context, method.__name__):
+        try:
             return await method(self, request, context)
+        except Exception as ex:
+            await abort_with_status(context, ex, name)
+            raise
 
     return handler
 

@@ -160,7 +160,8 @@ class ApprovalQueries:
         return _approval_from_row(row) if row else None
 
     async def list_task_approvals(self, task_id: str) -> list[ApprovalRecord]:
-        rows = await self._db.fetch_all(
+        # A task asks for few approvals (one a step): a short read by key.
+        rows = await self._db.lookup(
             f"{_SELECT} WHERE approvals.task_id = ? ORDER BY approvals.requested_at",  # noqa: S608
             (task_id,),
         )

@@ -170,7 +170,7 @@ class IdentityQueries:
 
     async def find_api_keys(self, key_prefix: str) -> list[tuple[ApiKeyRecord, UserRecord]]:
         """Join each key to its user, whose columns are prefixed ``u_``."""
-        rows = await self._db.fetch_all(
+        rows = await self._db.lookup(
             "SELECT k.id, k.user_id, k.tenant_id, k.name, k.key_prefix, k.key_hash, k.created_at,"
             " k.last_used_at, k.expires_at, k.revoked_at, k.description, k.scopes_json,"
             " k.rate_limit_per_minute, k.rate_limit_per_hour, k.tokens_per_minute, k.usd_per_day,"

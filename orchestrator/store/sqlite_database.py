@@ -1,9 +1,19 @@
-"""SQLite connections for the store: one writer, one reader, WAL, and the migration runner.
+"""SQLite connections for the store: one writer, two readers, WAL, and the migration runner.
 
 SQLite allows one writer at a time, so every write goes through one connection under an asyncio
 lock (a transaction is never interleaved with another coroutine's statements); reads use a second
-connection, which WAL lets run while a write is in progress. aiosqlite runs each connection in
-its own thread, so no query blocks the event loop.
+connection, which WAL lets run while a write is in progress. aiosqlite runs each of these
+connections in its own thread, so no query blocks the event loop, at the price of two thread hops
+per statement (the statement goes to the thread, its result comes back through the loop's
+self-pipe), which cost more than a read by primary key itself.
+
+So ``lookup`` (a short read by key: a task, an API key) runs on a third connection, a plain
+``sqlite3`` one read from the loop's thread: no hop, no wait. It is read-only
+(``query_only``), in autocommit, and every statement is read to its end, so each read is a
+transaction of its own that sees everything committed before it began (WAL: a reader never waits
+for the writer, nor the writer for it) and holds no snapshot afterwards. Its busy timeout is zero:
+in the rare moment WAL makes a reader wait (the wal-index being rebuilt) it fails at once instead
+of blocking the loop, and the read is asked again of the threaded reader.
 """
 
 import asyncio
@@ -30,6 +40,8 @@ from orchestrator.store.migrations import load_migrations
 logger = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
+# What a read may meet in WAL mode, for a moment: it is then asked again of the threaded reader.
+_BUSY_CODES = frozenset((sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -65,6 +77,20 @@ def _is_only_comments(text: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
+def _connect_loop_reader(path: pathlib.Path) -> sqlite3.Connection:
+    """Open the read-only connection ``lookup`` uses from the loop's thread (opened in another)."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        connection.row_factory = sqlite3.Row
+        for pragma in (*_PRAGMAS, "PRAGMA busy_timeout=0", "PRAGMA query_only=ON"):
+            connection.execute(pragma)
+        connection.create_function(SQLITE_CLOCK_FUNCTION, 1, sqlite_clock)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 def _arguments(parameters: Parameters) -> Any:
     return parameters if isinstance(parameters, dict) else tuple(parameters)
 
@@ -96,9 +122,12 @@ class SQLiteDatabase(Database):
     dialect = Dialect()
     single_replica = True
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, loop_reader: sqlite3.Connection
+    ) -> None:
         self._writer = writer
         self._reader = reader
+        self._loop_reader = loop_reader
         self._write_lock = asyncio.Lock()
         self._in_transaction = SQLiteTransaction(writer)
 
@@ -114,7 +143,13 @@ class SQLiteDatabase(Database):
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, reader)
+        try:
+            loop_reader = await asyncio.to_thread(_connect_loop_reader, path)
+        except BaseException:
+            await writer.close()
+            await reader.close()
+            raise
+        return cls(writer, reader, loop_reader)
 
     @staticmethod
     async def _connect(path: pathlib.Path) -> aiosqlite.Connection:
@@ -130,10 +165,11 @@ class SQLiteDatabase(Database):
         """Do nothing: SQLite announces nothing, and the one process using the file tells itself."""
 
     async def close(self) -> None:
-        """Close both connections."""
+        """Close the connections."""
         async with self._write_lock:
             await self._writer.close()
         await self._reader.close()
+        self._loop_reader.close()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
@@ -161,6 +197,16 @@ class SQLiteDatabase(Database):
     async def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run a query on the reader connection and return every row."""
         return list(await self._reader.execute_fetchall(sql, _arguments(parameters)))
+
+    async def lookup(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        """Run a short read by key on the loop's own connection (the threaded reader if it is busy)."""
+        try:
+            return self._loop_reader.execute(sql, _arguments(parameters)).fetchall()
+        except sqlite3.OperationalError as ex:
+            # The primary code: the extended ones (SQLITE_BUSY_RECOVERY, …) keep it in the low byte.
+            if ex.sqlite_errorcode & 0xFF not in _BUSY_CODES:
+                raise
+        return await self.fetch_all(sql, parameters)
 
     async def migrate(self) -> list[int]:
         """Apply the migrations not yet recorded in ``schema_migrations``; return the versions applied."""

@@ -26,11 +26,11 @@ class TaskQueue:
         self._db = database
 
     async def get_task(self, task_id: str, user_id: str) -> TaskRecord | None:
-        row = await self._db.fetch_one(
+        rows = await self._db.lookup(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ? AND user_id = ?",
             (task_id, user_id),
         )
-        return task_from_row(row) if row else None
+        return task_from_row(rows[0]) if rows else None
 
     async def list_tasks(
         self, user_id: str, which: TaskFilter, limit: int, offset: int
