@@ -42,7 +42,7 @@ def held_claims_query(dialect: Dialect, claims: Collection[tuple[str, Claim]]) -
     task_ids = sorted({task_id for task_id, _ in claims})
     return (
         f"SELECT task_id, claimed_by, claim_epoch FROM tasks WHERE task_id IN ({marks(task_ids)})"
-        f" AND status = ? ORDER BY task_id{_key_share(dialect)}",
+        f" AND status = ? ORDER BY task_id{dialect.for_key_share}",
         [*task_ids, TaskStatus.RUNNING.value],
     )
 
@@ -51,11 +51,6 @@ def claims_held(rows: Iterable[Row], claims: Collection[tuple[str, Claim]]) -> s
     """Return the pairs whose claim still holds its task, from the rows of ``held_claims_query``."""
     running = {(row["task_id"], Claim(row["claimed_by"], row["claim_epoch"])) for row in rows}
     return {pair for pair in claims if pair in running}
-
-
-def _key_share(dialect: Dialect) -> str:
-    """PostgreSQL's FOR KEY SHARE where the dialect locks rows to read them (SQLite has one writer)."""
-    return dialect.for_share.replace("FOR SHARE", "FOR KEY SHARE")
 
 
 class CheckpointLog:

@@ -53,8 +53,9 @@ class Dialect:
     for_update = ""
     #: Appended to a SELECT that picks rows to claim: locks them and skips rows others hold.
     for_update_skip_locked = ""
-    #: Appended to a SELECT whose rows must not change until the statement's transaction ends.
-    for_share = ""
+    #: Appended to a SELECT whose rows must not be deleted or re-keyed, nor picked ``FOR UPDATE``,
+    #: until its transaction ends, while plain updates of them go on.
+    for_key_share = ""
     #: Appended to an ORDER BY term so text sorts by code point on both databases.
     binary_collation = ""
     #: The exception a duplicate primary or unique key raises.
@@ -107,7 +108,7 @@ class PostgresDialect(Dialect):
     insertion_order = "position"
     for_update = " FOR UPDATE"
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
-    for_share = " FOR SHARE"
+    for_key_share = " FOR KEY SHARE"
     binary_collation = ' COLLATE "C"'
     false = "false"
 
