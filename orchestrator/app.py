@@ -327,7 +327,7 @@ async def build_orchestrator(
         call_limits = RateLimitInterceptor(callers, windows, limiter, settings.rate_limit_fail_closed)
     admin = AdminServer(
         create_admin_app(
-            engines.tasks,
+            engines.tasks.streams,
             settings.service_token,
             StreamMetrics(bus.watcher_count),
             ping_seconds=settings.sse_ping_seconds,

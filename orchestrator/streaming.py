@@ -152,8 +152,8 @@ class EventFollower:
 class StreamSource(Protocol):
     """What the admin app's stream routes need: an ownership check and a follower.
 
-    The orchestrator passes its ``TaskEngine``; a stream process (``orchestrator.stream_server``)
-    passes ``WorkflowStreams``.
+    ``WorkflowStreams`` is the one both the orchestrator (its ``TaskEngine.streams``) and a stream
+    process (``orchestrator.stream_server``) pass.
     """
 
     async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
@@ -170,8 +170,11 @@ class StreamSource(Protocol):
 
 
 class WorkflowStreams:
-    """The streams of a stream process: workflows' owners and events read from the store, live events
-    from the bus; nothing else of the orchestrator's engine."""
+    """Streams of workflows: their owners and events read from the store, live events from the bus.
+
+    All a stream needs and nothing else of the orchestrator's engine, so a stream process serves
+    streams with it alone.
+    """
 
     def __init__(self, store: Store, bus: EventBus, buffer: int) -> None:
         self._store = store

@@ -1,7 +1,6 @@
 """The task engine: what the servicers ask of the orchestrator, every call scoped to the caller."""
 
 from collections.abc import Callable
-from collections.abc import Collection
 
 from orchestrator.bus import EventBus
 from orchestrator.caller import Caller
@@ -34,7 +33,7 @@ from orchestrator.events import Event
 from orchestrator.identifiers import new_session_id
 from orchestrator.identifiers import new_task_id
 from orchestrator.store.base import Store
-from orchestrator.streaming import EventFollower
+from orchestrator.streaming import WorkflowStreams
 from taskgate.rfc3339 import utc_now
 from taskgate.task_rules import MAX_REASON_CHARACTERS
 
@@ -61,7 +60,8 @@ class TaskEngine:
         self._budgets = budgets
         self._bus = bus
         self._wake_workers = wake_workers
-        self._stream_buffer = stream_buffer
+        # The workflows' owners and events, as the admin app's and StreamEvents' streams read them.
+        self.streams = WorkflowStreams(store, bus, stream_buffer)
         self._signals = signals
 
     async def submit(self, caller: Caller, submission: TaskSubmission) -> TaskRecord:
@@ -127,20 +127,7 @@ class TaskEngine:
 
     async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
         """Raise TaskNotFoundError unless the workflow exists and is the caller's."""
-        if await self._store.workflow_owner(workflow_id) != caller.user_id:
-            raise TaskNotFoundError()
-
-    def follow(
-        self,
-        workflow_id: str,
-        after_seq: int,
-        types: Collection[str] | None,
-        idle_seconds: float | None = None,
-    ) -> EventFollower:
-        """Follow a workflow's events (check ownership with ``require_workflow`` first)."""
-        return EventFollower(
-            self._store, self._bus, workflow_id, after_seq, types, self._stream_buffer, idle_seconds
-        )
+        await self.streams.require_workflow(caller, workflow_id)
 
     # Task control.
 

@@ -54,7 +54,7 @@ class EventServiceServicer(events_pb2_grpc.EventServiceServicer):
         except ValueError as ex:
             raise InvalidArgumentError("types", f"types {ex}") from None
         await self._engine.require_workflow(caller, workflow_id)
-        follower = self._engine.follow(workflow_id, request.after_seq, list(types))
+        follower = self._engine.streams.follow(workflow_id, request.after_seq, list(types))
         async with contextlib.aclosing(follower.events()) as events:
             async for event in events:
                 if event is not None:
