@@ -22,21 +22,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sqlite3
-import sys
 
 from orchestrator.admin.app import create_admin_app
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.backends import StartupError
 from orchestrator.bus import EventBus
+from orchestrator.lifecycle import run_process
+from orchestrator.lifecycle import serve_until_stopped
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.settings import SettingsError
 from orchestrator.store import open_store
 from orchestrator.streaming import WorkflowStreams
-from taskgate.garbage_collection import settle_after_start_up
-from taskgate.json_logging import configure_logging
 
 logger = logging.getLogger("orchestrator.streams")
 
@@ -124,40 +121,25 @@ class StreamProcess:
         """Stop listening (open streams end within the grace period), then close the bus and the store."""
         await self._resources.aclose()
 
+    async def __aenter__(self) -> "StreamProcess":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def open_stream_process(settings: OrchestratorSettings) -> "StreamProcess":
+    """Return a started stream process; leaving it as a context manager stops it."""
+    process = StreamProcess(settings)
+    await process.start()
+    return process
+
 
 async def serve_streams(settings: OrchestratorSettings, stop: asyncio.Event | None = None) -> None:
     """Run a stream process until SIGINT/SIGTERM (or ``stop`` is set), then stop gracefully."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled = (signal.SIGINT, signal.SIGTERM)
-    for signum in handled:
-        loop.add_signal_handler(signum, stop.set)
-    process = StreamProcess(settings)
-    try:
-        await process.start()
-        try:
-            settle_after_start_up()
-            await stop.wait()
-            logger.info("stream process stopping")
-        finally:
-            await process.stop()
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-    logger.info("stream process stopped")
+    await serve_until_stopped(open_stream_process, settings, "stream process", logger, stop)
 
 
 def run_streams() -> int:
     """Read the settings and serve streams; return the exit status (2: bad settings, 1: cannot start)."""
-    try:
-        settings = OrchestratorSettings.from_env()
-    except SettingsError as ex:
-        print(f"taskgate streams: {ex}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, quiet_loggers=("uvicorn", "uvicorn.error", "uvicorn.access"))
-    try:
-        asyncio.run(serve_streams(settings))
-    except StartupError as ex:
-        print(f"taskgate streams: {ex}", file=sys.stderr)
-        return 1
-    return 0
+    return run_process("streams", serve_streams)
