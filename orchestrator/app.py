@@ -21,9 +21,8 @@ from types import TracebackType
 
 import grpc
 
-from orchestrator.admin.app import create_admin_app
+from orchestrator.admin.app import admin_server
 from orchestrator.admin.server import AdminServer
-from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.backends import StartupError
 from orchestrator.backends import open_control_signals
 from orchestrator.backends import open_event_bus
@@ -325,18 +324,8 @@ async def build_orchestrator(
         resources.push_async_callback(limiter.close)
         windows = PerUserWindows(KeyNamer(settings.service_token), settings.rate_limit_tiers)
         call_limits = RateLimitInterceptor(callers, windows, limiter, settings.rate_limit_fail_closed)
-    admin = AdminServer(
-        create_admin_app(
-            engines.tasks.streams,
-            settings.service_token,
-            StreamMetrics(bus.watcher_count),
-            ping_seconds=settings.sse_ping_seconds,
-            write_timeout_seconds=settings.stream_write_timeout_seconds,
-        ),
-        settings.admin_host,
-        settings.admin_port,
-        ping_seconds=settings.sse_ping_seconds,
-        ssl_context=settings.tls.ssl_context() if settings.tls else None,
+    admin = admin_server(
+        engines.tasks.streams, settings, bus.watcher_count, settings.admin_host, settings.admin_port
     )
     return Orchestrator(
         settings,

@@ -24,9 +24,7 @@ import logging
 import os
 import sqlite3
 
-from orchestrator.admin.app import create_admin_app
-from orchestrator.admin.server import AdminServer
-from orchestrator.admin.stream_metrics import StreamMetrics
+from orchestrator.admin.app import admin_server
 from orchestrator.backends import StartupError
 from orchestrator.bus import EventBus
 from orchestrator.lifecycle import run_process
@@ -89,18 +87,12 @@ class StreamProcess:
             bus = await open_stream_bus(settings)
             resources.push_async_callback(bus.close)
             streams = WorkflowStreams(store, bus, settings.stream_buffer)
-            server = AdminServer(
-                create_admin_app(
-                    streams,
-                    settings.service_token,
-                    StreamMetrics(bus.watcher_count),
-                    ping_seconds=settings.sse_ping_seconds,
-                    write_timeout_seconds=settings.stream_write_timeout_seconds,
-                ),
+            server = admin_server(
+                streams,
+                settings,
+                bus.watcher_count,
                 settings.stream_host,
                 settings.stream_port,
-                ping_seconds=settings.sse_ping_seconds,
-                ssl_context=settings.tls.ssl_context() if settings.tls else None,
                 reuse_port=True,
             )
             try:

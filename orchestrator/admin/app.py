@@ -16,6 +16,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from orchestrator.admin.server import AdminServer
 from orchestrator.admin.sse import sse_body
 from orchestrator.admin.stream_metrics import FELL_BEHIND
 from orchestrator.admin.stream_metrics import WRITE_STALLED
@@ -24,6 +25,7 @@ from orchestrator.admin.stream_query import authorised_stream_query
 from orchestrator.admin.stream_query import error_body
 from orchestrator.admin.websocket import WebSocketConnections
 from orchestrator.admin.websocket import WebSocketStreamResource
+from orchestrator.settings import OrchestratorSettings
 from orchestrator.streaming import StreamSource
 from taskgate import wire
 
@@ -166,3 +168,30 @@ def create_admin_app(
     app.add_route(wire.ADMIN_WEBSOCKET_PATH, WebSocketStreamResource(engine, service_token, metrics))
     connections = WebSocketConnections(app, metrics, write_timeout_seconds)
     return _WatchConnection(connections, metrics, write_timeout_seconds)
+
+
+def admin_server(
+    streams: StreamSource,
+    settings: OrchestratorSettings,
+    watcher_count: Callable[[], int],
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+) -> AdminServer:
+    """Return the admin server of the orchestrator or of a stream process, set up from the settings."""
+    app = create_admin_app(
+        streams,
+        settings.service_token,
+        StreamMetrics(watcher_count),
+        ping_seconds=settings.sse_ping_seconds,
+        write_timeout_seconds=settings.stream_write_timeout_seconds,
+    )
+    return AdminServer(
+        app,
+        host,
+        port,
+        ping_seconds=settings.sse_ping_seconds,
+        ssl_context=settings.tls.ssl_context() if settings.tls else None,
+        reuse_port=reuse_port,
+    )
