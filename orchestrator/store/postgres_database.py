@@ -1,18 +1,16 @@
 """PostgreSQL connections for the store: an async pool, transactions, and the migration runner.
 
 Every connection comes from one ``psycopg_pool.AsyncConnectionPool`` (checked before it is handed
-out when it has been idle for a second or more, so connections broken by a database restart are
-replaced rather than failing a request), in autocommit mode with dict rows and the UTC time zone.
-A lost database is reported as ``UnavailableError`` (gRPC UNAVAILABLE, HTTP 503), never as a
-hang: taking a connection waits at most ``acquire_timeout`` seconds. Notices (``listen``) come
-over one more connection per channel, outside the pool (``orchestrator/store/postgres_notices.py``).
+out, so connections broken by a database restart are replaced rather than failing a request), in
+autocommit mode with dict rows and the UTC time zone. A lost database is reported as
+``UnavailableError`` (gRPC UNAVAILABLE, HTTP 503), never as a hang: taking a connection waits at
+most ``acquire_timeout`` seconds. Notices (``listen``) come over one more connection per channel,
+outside the pool (``orchestrator/store/postgres_notices.py``).
 """
 
 import asyncio
 import contextlib
 import logging
-import time
-import weakref
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from typing import Any
@@ -41,10 +39,6 @@ CONNECT_TIMEOUT_SECONDS = 5
 # starting at once apply each migration once, one after the other.
 MIGRATION_LOCK_KEY = 0x7461736B67617465  # "taskgate"
 _CONNECTION_SETTINGS = {"options": "-c TimeZone=UTC", "connect_timeout": CONNECT_TIMEOUT_SECONDS}
-# A connection given back this recently is lent again without the check's round trip: under load
-# every connection is busy all the time and the check doubled the round trips of each statement.
-# One idle longer (a database restart takes longer than this) is checked, and replaced if broken.
-RECENT_USE_SECONDS = 1.0
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -67,29 +61,11 @@ class PostgresTransaction(Transaction):
         return await cursor.fetchall()
 
 
-class _RecentUse:
-    """When each pooled connection was last given back, for the pool's check before lending it."""
-
-    def __init__(self) -> None:
-        self._given_back: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
-
-    def given_back(self, connection: Connection) -> None:
-        self._given_back[connection] = time.monotonic()
-
-    async def check(self, connection: Connection) -> None:
-        """Check the connection (raise if it is broken) unless it was given back a moment ago."""
-        given_back = self._given_back.get(connection)
-        if given_back is not None and time.monotonic() - given_back < RECENT_USE_SECONDS:
-            return
-        await AsyncConnectionPool.check_connection(connection)
-
-
 class PostgresDatabase(Database):
     """The connection pool of one PostgreSQL database."""
 
-    def __init__(self, pool: AsyncConnectionPool, url: str, recent_use: _RecentUse | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
         self._pool = pool
-        self._recent_use = recent_use or _RecentUse()
         self._url = url
         self._unavailable = False
         self._listeners: dict[str, NoticeListener] = {}
@@ -110,13 +86,12 @@ class PostgresDatabase(Database):
             # libpq's first line says why (refused, unknown host, bad password), never the password.
             raise ConnectionError(str(ex).strip().splitlines()[0] if str(ex).strip() else "no answer") from ex
         await probe.close()
-        recent_use = _RecentUse()
         pool = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             kwargs={**_CONNECTION_SETTINGS, "autocommit": True, "row_factory": dict_row},
-            check=recent_use.check,
+            check=AsyncConnectionPool.check_connection,
             timeout=acquire_timeout,
             name="taskgate-store",
             open=False,
@@ -126,7 +101,7 @@ class PostgresDatabase(Database):
         except psycopg.OperationalError as ex:
             await pool.close()
             raise ConnectionError("the connection pool could not be filled") from ex
-        return cls(pool, url, recent_use)
+        return cls(pool, url)
 
     def listen(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` on this loop for each notice on ``channel``, from its own connection."""
@@ -147,10 +122,7 @@ class PostgresDatabase(Database):
         """Lend a pooled connection (autocommit); a lost database becomes UnavailableError."""
         try:
             async with self._pool.connection() as connection:
-                try:
-                    yield connection
-                finally:
-                    self._recent_use.given_back(connection)
+                yield connection
         except psycopg.OperationalError as ex:
             if not self._unavailable:
                 self._unavailable = True
