@@ -47,7 +47,6 @@ class GatewaySettings(ServiceSettings):
     worker_connections: int = 10000
     orchestrator_addr: str = "127.0.0.1:50052"
     admin_url: str = "http://127.0.0.1:8081"
-    api_key_cache_seconds: float = 5.0
     # How long a rejected API key is remembered as rejected (gateway.api_key_validator); 0: never.
     api_key_rejection_cache_seconds: float = 3.0
     upstream_timeout_seconds: float = 10.0
@@ -92,9 +91,6 @@ class GatewaySettings(ServiceSettings):
             ),
             orchestrator_addr=environment.host_port("TASKGATE_ORCHESTRATOR_ADDR", cls.orchestrator_addr),
             admin_url=admin_url,
-            api_key_cache_seconds=environment.number(
-                "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds
-            ),
             api_key_rejection_cache_seconds=environment.number(
                 "TASKGATE_API_KEY_REJECTION_CACHE_SECONDS", cls.api_key_rejection_cache_seconds, 0.0, 60.0
             ),

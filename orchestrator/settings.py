@@ -170,8 +170,6 @@ class OrchestratorSettings(ServiceSettings):
     stream_addr: str = "127.0.0.1:8082"
     stream_processes: int = 1
     stream_relay_path: str | None = None
-    # How long a direct gRPC caller's API key is trusted before the store is asked again (0: never).
-    api_key_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OrchestratorSettings":
@@ -254,9 +252,6 @@ class OrchestratorSettings(ServiceSettings):
             stream_addr=environment.host_port("TASKGATE_STREAM_ADDR", cls.stream_addr),
             stream_processes=environment.integer("TASKGATE_STREAM_PROCESSES", cls.stream_processes, 0, 64),
             stream_relay_path=environment.raw("TASKGATE_STREAM_RELAY_PATH") or None,
-            api_key_cache_seconds=environment.number(
-                "TASKGATE_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, 0.0, 60.0
-            ),
         )
 
     @property

@@ -10,7 +10,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class ServiceSettings:
-    """The environment, service token, log level, identity, Redis URL and stream write deadline."""
+    """The environment, service token, log level, identity, Redis URL, stream write deadline, key trust."""
 
     service_token: str = dataclasses.field(repr=False)
     env: str = "production"
@@ -24,3 +24,6 @@ class ServiceSettings:
     redis_url: str | None = dataclasses.field(default=None, repr=False)
     # A write to a stream's client that makes no progress for this long cuts the client off.
     stream_write_timeout_seconds: float = 30.0
+    # How long an API key found valid is trusted before the store is asked again: by the gateway
+    # for every caller, by the orchestrator for direct gRPC callers (never past the key's expiry).
+    api_key_cache_seconds: float = 5.0

@@ -17,6 +17,7 @@ from taskgate.environment import ENVIRONMENTS
 from taskgate.environment import RELAXED_ENVIRONMENTS
 from taskgate.environment import Environment
 from taskgate.environment import SettingsError
+from taskgate.service_settings import ServiceSettings
 
 SERVICE_TOKEN = "TASKGATE_SERVICE_TOKEN"  # noqa: S105 - a variable name, not a secret
 DEFAULT_ENV = "production"
@@ -44,6 +45,9 @@ class SharedSettings:
     redis_url: str | None = dataclasses.field(repr=False)
     # A write to a stream's client that makes no progress for this long cuts the client off.
     stream_write_timeout_seconds: float
+    # How long an API key found valid is trusted before the store is asked again: by the gateway
+    # for every caller, by the orchestrator for direct gRPC callers (never past the key's expiry).
+    api_key_cache_seconds: float
 
     @classmethod
     def from_env(cls, environment: Environment) -> "SharedSettings":
@@ -65,6 +69,9 @@ class SharedSettings:
             redis_url=environment.url("TASKGATE_REDIS_URL", REDIS_SCHEMES),
             stream_write_timeout_seconds=environment.number(
                 "TASKGATE_STREAM_WRITE_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=3600.0
+            ),
+            api_key_cache_seconds=environment.number(
+                "TASKGATE_API_KEY_CACHE_SECONDS", ServiceSettings.api_key_cache_seconds, maximum=3600.0
             ),
         )
 
