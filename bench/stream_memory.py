@@ -74,11 +74,21 @@ def start_probe(frames: int) -> None:
                     continue
                 done.add(label)
                 snapshot = tracemalloc.take_snapshot() if frames else tracemalloc.Snapshot([], 1)
+                rss = rss_mb([pid])
+                trimmed = _trimmed_rss(pid)
+                (directory / f"{label}-{pid}.extra").write_text(f"{_greenlet_stacks()} {rss} {trimmed}")
                 snapshot.dump(str(directory / f"{label}-{pid}.snap.part"))
                 (directory / f"{label}-{pid}.snap.part").rename(directory / f"{label}-{pid}.snap")
-                (directory / f"{label}-{pid}.extra").write_text(_greenlet_stacks())
 
     threading.Thread(target=watch, daemon=True, name="memory probe").start()
+
+
+def _trimmed_rss(pid: int) -> float:
+    """VmRSS after glibc's malloc_trim(0) gave its free pages back: what fragmentation held."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return rss_mb([pid])
 
 
 def _greenlet_stacks() -> str:
@@ -144,11 +154,11 @@ class _Watcher(asyncio.Protocol):
             self._opened.set_result("closed before answering")
 
 
-def _hold(host: str, port: int, requests: list[bytes], pipe) -> None:
-    asyncio.run(_hold_streams(host, port, requests, pipe))
+def _hold(host: str, port: int, requests: list[bytes], rate: float, pipe) -> None:
+    asyncio.run(_hold_streams(host, port, requests, rate, pipe))
 
 
-async def _hold_streams(host: str, port: int, requests: list[bytes], pipe) -> None:
+async def _hold_streams(host: str, port: int, requests: list[bytes], rate: float, pipe) -> None:
     loop = asyncio.get_running_loop()
     transports = []
     opened = []
@@ -158,7 +168,7 @@ async def _hold_streams(host: str, port: int, requests: list[bytes], pipe) -> No
         transports.append(transport)
         opened.append(future)
         if index % 50 == 49:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(50 / rate)
     results = await asyncio.wait_for(asyncio.gather(*opened), 600)
     pipe.send(collections.Counter(results))
     await loop.run_in_executor(None, pipe.recv)
@@ -188,6 +198,12 @@ def _report(name: str, before: pathlib.Path, after: pathlib.Path, streams: int, 
     print(f"- traced by tracemalloc: {traced / streams / 1024:.1f} KB a stream")
     extra_before = before.with_suffix(".extra").read_text().split()
     extra_after = after.with_suffix(".extra").read_text().split()
+    rss_before, trimmed_before = float(extra_before[2]), float(extra_before[3])
+    rss_after, trimmed_after = float(extra_after[2]), float(extra_after[3])
+    print(
+        f"- VmRSS {rss_before:.0f} → {rss_after:.0f} MB; after malloc_trim(0) {trimmed_before:.0f} → "
+        f"{trimmed_after:.0f} MB ({(trimmed_after - trimmed_before) * 1024 / streams:.1f} KB a stream)"
+    )
     greenlets = int(extra_after[0]) - int(extra_before[0])
     if greenlets:
         stacks = int(extra_after[1]) - int(extra_before[1])
@@ -221,12 +237,12 @@ def _requests(
     return requests
 
 
-def _measure(name, directory, pids_by_name, host, port, requests) -> None:
+def _measure(name, directory, pids_by_name, host, port, requests, rate) -> None:
     pids = [pid for pids in pids_by_name.values() for pid in pids]
     before = _snapshot(directory, f"{name}-before", pids)
     rss_before = {key: rss_mb(value) for key, value in pids_by_name.items()}
     ours, theirs = multiprocessing.Pipe()
-    holder = multiprocessing.Process(target=_hold, args=(host, port, requests, theirs), daemon=True)
+    holder = multiprocessing.Process(target=_hold, args=(host, port, requests, rate, theirs), daemon=True)
     holder.start()
     answers = ours.recv()
     print(f"\n{name}: {len(requests)} streams, answers {dict(answers)}", flush=True)
@@ -252,10 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the stack, open the streams both ways, and print where their memory is."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--step-seconds", type=float, default=4.0, help="one event per task every 0.5 × S")
+    parser.add_argument("--delay", type=float, default=5.0, help="seconds the tasks run before watchers open")
+    parser.add_argument("--connect-rate", type=float, default=250.0, help="new watchers a second")
     parser.add_argument("--uvicorn-sse", action="store_true", help="SSE through uvicorn, as before")
+    parser.add_argument("--direct-only", action="store_true", help="skip the watchers through the gateway")
     parser.add_argument("--frames", type=int, default=8, help="tracemalloc traceback depth (0: VmRSS only)")
     args = parser.parse_args(argv)
-    streams = max(10, min(args.streams, 5000))
+    streams = max(10, min(args.streams, 10_000))
     with contextlib.ExitStack() as cleanup:
         work = pathlib.Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="taskgate-memory-")))
         probe = work / "probe"
@@ -299,10 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(1, streams // PER_TASK)):
                 body = {
                     "query": "Stream a long answer",
-                    "context": {"simulation": {"partials": 2000, "step_seconds": 4}},
+                    "context": {"simulation": {"partials": 2000, "step_seconds": args.step_seconds}},
                 }
                 workflows.append(client.post("/api/v1/tasks", json=body).headers["X-Workflow-ID"])
-        time.sleep(5)
+        time.sleep(args.delay)
         worker_pids = process_tree(gateway.process.pid)[1:]
         stream_host, _, stream_port = env["TASKGATE_STREAM_ADDR"].rpartition(":")
         direct_headers = {
@@ -318,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             stream_host,
             int(stream_port),
             requests,
+            args.connect_rate,
         )
+        if args.direct_only:
+            return 0
         time.sleep(5)
         parts = urllib.parse.urlsplit(gateway.url)
         requests = _requests(
@@ -331,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.hostname,
             parts.port,
             requests,
+            args.connect_rate,
         )
     return 0
 
