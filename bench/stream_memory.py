@@ -128,10 +128,26 @@ _deploy_post_worker_init = post_worker_init
 
 def post_worker_init(worker):
     _deploy_post_worker_init(worker)
-    from bench.stream_memory import start_probe
+    from taskgate_memory_probe import start_probe
 
     start_probe({frames})
 """
+PROBE_MODULE = "taskgate_memory_probe"
+
+
+def write_probe_module(directory: pathlib.Path) -> None:
+    """Write the probe as a module of its own, so that it runs in any checkout's processes."""
+    import inspect
+
+    parts = [
+        "import os, pathlib, sys, threading, time, tracemalloc, contextlib",
+        f"PROBE_DIRECTORY = {PROBE_DIRECTORY!r}",
+        f"UVICORN_SSE = {UVICORN_SSE!r}",
+        f"POLL_SECONDS = {POLL_SECONDS!r}",
+    ]
+    parts += [inspect.getsource(function) for function in (rss_mb, start_probe, _trimmed_rss)]
+    parts += [inspect.getsource(function) for function in (_greenlet_stacks, run_probed_streams)]
+    (directory / f"{PROBE_MODULE}.py").write_text("\n\n".join(parts))
 
 
 # The watchers, in a child process.
@@ -272,10 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=5.0, help="seconds the tasks run before watchers open")
     parser.add_argument("--connect-rate", type=float, default=250.0, help="new watchers a second")
     parser.add_argument("--uvicorn-sse", action="store_true", help="SSE through uvicorn, as before")
+    parser.add_argument("--tree", type=pathlib.Path, default=REPO, help="the checkout whose services run")
     parser.add_argument("--direct-only", action="store_true", help="skip the watchers through the gateway")
     parser.add_argument("--frames", type=int, default=8, help="tracemalloc traceback depth (0: VmRSS only)")
     args = parser.parse_args(argv)
     streams = max(10, min(args.streams, 10_000))
+    tree = args.tree.resolve()
     with contextlib.ExitStack() as cleanup:
         work = pathlib.Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="taskgate-memory-")))
         probe = work / "probe"
@@ -291,28 +309,31 @@ def main(argv: list[str] | None = None) -> int:
         )
         orchestrator = Orchestrator(
             env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
-            log_path=work / "orchestrator.log",
+            log_path=work / "orchestrator.log", cwd=tree,
         )  # fmt: skip
         cleanup.callback(orchestrator.stop)
         orchestrator.start()
-        probed = {**env, PROBE_DIRECTORY: str(probe), "PYTHONPATH": str(REPO)}
+        write_probe_module(work)
+        probed = {**env, PROBE_DIRECTORY: str(probe), "PYTHONPATH": str(work)}
         if args.uvicorn_sse:
             probed[UVICORN_SSE] = "1"
-        stream_process = _ProbedStreamProcess(env=probed, log_path=work / "streams.log", frames=args.frames)
+        stream_process = _ProbedStreamProcess(
+            env=probed, log_path=work / "streams.log", frames=args.frames, cwd=tree
+        )
         cleanup.callback(stream_process.stop)
         stream_process.start()
         config = work / "gunicorn.conf.py"
         config.write_text(
-            GUNICORN_CONFIG.format(deploy=str(REPO / "deploy/gunicorn.conf.py"), frames=args.frames)
+            GUNICORN_CONFIG.format(deploy=str(tree / "deploy/gunicorn.conf.py"), frames=args.frames)
         )
         gateway_env = {**probed, "TASKGATE_ADMIN_URL": "http://" + env["TASKGATE_STREAM_ADDR"]}
         gateway = _ConfiguredGateway(
             env=gateway_env, url="http://" + env["TASKGATE_GATEWAY_BIND"], log_path=work / "gateway.log",
-            config=str(config),
+            config=str(config), cwd=tree,
         )  # fmt: skip
         cleanup.callback(gateway.stop)
         gateway.start()
-        key = create_api_key(env, "memory@example.com")
+        key = create_api_key(env, "memory@example.com", cwd=tree)
         me = httpx.get(gateway.url + "/api/v1/auth/me", headers={"X-API-Key": key}, timeout=10).json()
         workflows = []
         with httpx.Client(base_url=gateway.url, headers={"X-API-Key": key}, timeout=30) as client:
@@ -360,28 +381,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _ProbedStreamProcess(StreamProcess):
-    def __init__(self, env: dict, log_path: pathlib.Path, frames: int) -> None:
-        super().__init__(env=env, log_path=log_path)
+    def __init__(self, env: dict, log_path: pathlib.Path, frames: int, cwd: pathlib.Path) -> None:
+        super().__init__(env=env, log_path=log_path, cwd=cwd)
         self.frames = frames
 
     def start(self) -> "StreamProcess":
         import subprocess
 
         log = self.log_path.open("ab")
-        code = (
-            "import sys; from bench.stream_memory import run_probed_streams; "
-            f"sys.exit(run_probed_streams({self.frames}))"
-        )
+        code = f"import sys; from {PROBE_MODULE} import run_probed_streams as r; sys.exit(r({self.frames}))"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code], env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-c", code], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         wait_until(self._ready, what=f"stream process (log: {self.log_path})")
         return self
 
 
 class _ConfiguredGateway(Gateway):
-    def __init__(self, env: dict, url: str, log_path: pathlib.Path, config: str) -> None:
-        super().__init__(env=env, url=url, log_path=log_path)
+    def __init__(self, env: dict, url: str, log_path: pathlib.Path, config: str, cwd: pathlib.Path) -> None:
+        super().__init__(env=env, url=url, log_path=log_path, cwd=cwd)
         self.config = config
 
     def start(self) -> "Gateway":
@@ -389,7 +407,9 @@ class _ConfiguredGateway(Gateway):
 
         log = self.log_path.open("ab")
         command = taskgate_command("gateway", "--config", self.config)
-        self.process = subprocess.Popen(command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+        )
         wait_until(self._healthy, what=f"gateway on {self.url} (log: {self.log_path})")
         return self
 

@@ -34,6 +34,10 @@ also ``make bench``) takes about 12–20 minutes:
     .venv/bin/python -m bench.stream_watchers --sweeps growth --watchers 100 500 1000 2500 5000
     .venv/bin/python -m bench.stream_watchers --sweeps rate --rates 1000 2000 3000 4000 6000 8000 12000
     .venv/bin/python -m bench.stream_watchers --sweeps growth --watchers 100 500 --window 5 --warmup 2
+
+``--trees . ../base`` runs every point once per checkout, alternating within each round (this
+venv runs each checkout's services, as the other benches' ``--trees``), so a change is measured
+beside the code before it in one invocation.
 """
 
 import argparse
