@@ -34,6 +34,10 @@ also ``make bench``) takes about 12–20 minutes:
     .venv/bin/python -m bench.stream_watchers --sweeps growth --watchers 100 500 1000 2500 5000
     .venv/bin/python -m bench.stream_watchers --sweeps rate --rates 1000 2000 3000 4000 6000 8000 12000
     .venv/bin/python -m bench.stream_watchers --sweeps growth --watchers 100 500 --window 5 --warmup 2
+
+``--trees . ../base`` runs every point once per checkout, alternating within each round (this
+venv runs each checkout's services, as the other benches' ``--trees``), so a change is measured
+beside the code before it in one invocation.
 """
 
 import argparse
@@ -63,6 +67,7 @@ from bench.proc_readings import rss_mb
 from taskgate import wire
 from taskgate.orchestrator.v1 import tasks_pb2
 from taskgate.orchestrator.v1 import tasks_pb2_grpc
+from tests.integration.processes import REPO
 from tests.integration.processes import Gateway
 from tests.integration.processes import Orchestrator
 from tests.integration.processes import base_env
@@ -104,13 +109,17 @@ class Point:
     step_seconds: float
     # Stream processes serving the streams (0: the orchestrator's admin server, as before them).
     stream_processes: int = 0
+    # The checkout whose services run (``--trees``); None: this one.
+    tree: pathlib.Path | None = None
 
     @property
     def layout(self) -> str:
         """Who serves the streams."""
         if self.stream_processes == 0:
-            return "orchestrator"
-        return f"{self.stream_processes} stream process{'es' if self.stream_processes > 1 else ''}"
+            layout = "orchestrator"
+        else:
+            layout = f"{self.stream_processes} stream process{'es' if self.stream_processes > 1 else ''}"
+        return layout if self.tree is None else f"{layout}, {self.tree}"
 
     @property
     def tasks(self) -> int:
@@ -357,15 +366,16 @@ def running_stack(work: pathlib.Path, point: Point, lifetime: float, gateway_wor
         )
         if point.stream_processes:
             env["TASKGATE_STREAM_RELAY_PATH"] = str(work / "relay.sock")
+        tree = (point.tree or REPO).resolve()
         orchestrator = Orchestrator(
             env=env, grpc_addr=env["TASKGATE_GRPC_ADDR"], admin_url=env["TASKGATE_ADMIN_URL"],
-            log_path=work / "orchestrator.log",
+            log_path=work / "orchestrator.log", cwd=tree,
         )  # fmt: skip
         cleanup.callback(orchestrator.stop)
         orchestrator.start()
         streams = []
         for index in range(point.stream_processes):
-            process = StreamProcess(env=env, log_path=work / f"streams-{index}.log")
+            process = StreamProcess(env=env, log_path=work / f"streams-{index}.log", cwd=tree)
             cleanup.callback(process.stop)
             streams.append(process.start())
         gateway_env = env
@@ -379,7 +389,7 @@ def running_stack(work: pathlib.Path, point: Point, lifetime: float, gateway_wor
             cleanup.callback(redis_server.stop)
             gateway_env = {**env, "TASKGATE_REDIS_URL": redis_server.url}
         gateway_url = "http://" + env["TASKGATE_GATEWAY_BIND"]
-        gateway = Gateway(env=gateway_env, url=gateway_url, log_path=work / "gateway.log")
+        gateway = Gateway(env=gateway_env, url=gateway_url, log_path=work / "gateway.log", cwd=tree)
         cleanup.callback(gateway.stop)
         gateway.start()
         key = create_api_key(env, "bench@example.com")
@@ -817,6 +827,13 @@ def main(argv: list[str] | None = None) -> int:
         help="layouts compared at every point, alternating: 0 = the orchestrator serves the streams",
     )
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every point and layout")
+    parser.add_argument(
+        "--trees",
+        nargs="+",
+        type=pathlib.Path,
+        default=None,
+        help="checkouts whose services run, alternating within every round (this venv runs them all)",
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["gateway"])
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per phase")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after all watchers receive")
@@ -838,12 +855,14 @@ def main(argv: list[str] | None = None) -> int:
     rate_watchers = max(1, min(args.rate_watchers, MAX_WATCHERS))
     rates = [max(1, min(rate, MAX_DELIVERIES)) for rate in args.rates]
     _raise_open_files_limit(2 * max([*watchers_list, rate_watchers]) + 1024)
+    trees = args.trees or [None]
 
     print(
         f"SQLite (stream processes fed by the orchestrator's relay), {args.gateway_workers} gevent gateway "
         f"workers, {per_task} watchers per task, window {args.window:g} s after {args.warmup:g} s warm-up, "
         f"watchers opened at {args.connect_rate:g}/s, {rounds} round(s) alternating layouts "
-        f"{', '.join(map(str, layouts))}; {os.cpu_count()} cores, {datetime.date.today().isoformat()}"
+        f"{', '.join(map(str, layouts))}{' and trees ' + ', '.join(map(str, trees)) if args.trees else ''}; "
+        f"{os.cpu_count()} cores, {datetime.date.today().isoformat()}"
     )
     growth: list[dict[str, Measurement]] = []
     rate: list[dict[str, Measurement]] = []
@@ -851,14 +870,18 @@ def main(argv: list[str] | None = None) -> int:
         for count in watchers_list:
             for _ in range(rounds):
                 for layout in layouts:
-                    growth.append(run_point(Point(count, per_task, step, layout), modes, args))
+                    for tree in trees:
+                        growth.append(run_point(Point(count, per_task, step, layout, tree), modes, args))
         print_table(f"Growth: watchers at {1 / (0.5 * step):g} events/s per task", growth)
     if "rate" in args.sweeps:
         for deliveries in rates:
             for _ in range(rounds):
                 for layout in layouts:
-                    point = Point(rate_watchers, per_task, round(2 * rate_watchers / deliveries, 4), layout)
-                    rate.append(run_point(point, modes, args))
+                    for tree in trees:
+                        point = Point(
+                            rate_watchers, per_task, round(2 * rate_watchers / deliveries, 4), layout, tree
+                        )
+                        rate.append(run_point(point, modes, args))
         print_table(f"Rate: {rate_watchers:,} watchers, event rate raised", rate)
     print()
     for line in verdict(growth, rate):

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _READ_SIZE = 64 * 1024
+# The buffer of an upstream stream's reader. http.client's default (8 KiB, io.DEFAULT_BUFFER_SIZE)
+# is held by every open stream for its whole life; an SSE frame is a few hundred bytes, and a
+# longer one is read in a few more calls.
+UPSTREAM_BUFFER_BYTES = 2048
 # An upstream frame longer than this is not SSE we understand; the stream is ended.
 _MAX_FRAME_BYTES = 1024 * 1024
 _FRAME_ENDINGS = (b"\r\n\r\n", b"\n\n", b"\r\r")
@@ -40,6 +44,15 @@ class StreamRequest:
     workflow_id: str
     types: tuple[str, ...] = ()
     last_event_id: int | None = None
+
+
+class _StreamResponse(http.client.HTTPResponse):
+    """An upstream response read through a ``UPSTREAM_BUFFER_BYTES`` buffer instead of 8 KiB."""
+
+    def __init__(self, sock, *args, **kwargs) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()
+        self.fp = sock.makefile("rb", buffering=UPSTREAM_BUFFER_BYTES)
 
 
 class SseFrames:
@@ -117,6 +130,7 @@ class AdminStreamClient:
             )
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+        connection.response_class = _StreamResponse
         try:
             connection.connect()
         except ssl.SSLError:

@@ -25,6 +25,8 @@ class SubscriptionClosedError(Exception):
 class Subscription(abc.ABC):
     """The live events of one workflow, in publication order, for one watcher."""
 
+    __slots__ = ()
+
     @abc.abstractmethod
     async def next_event(self, timeout: float | None = None) -> Event | None:
         """Wait for the next event, or return None after ``timeout`` seconds without one.
@@ -59,49 +61,65 @@ class EventBus(abc.ABC):
 
 
 class _QueueSubscription(Subscription):
-    """A subscription backed by a bounded in-process queue."""
+    """A subscription backed by a bounded in-process queue.
+
+    A deque and, while a watcher waits, one future: with thousands of streams open, an
+    ``asyncio.Queue`` (three deques and an event of its own) per watcher cost some kilobytes each.
+    """
+
+    __slots__ = ("workflow_id", "overflowed", "_bus", "_events", "_maxsize", "_closed", "_waiter")
 
     def __init__(self, bus: "InProcessEventBus", workflow_id: str, maxsize: int) -> None:
         self.workflow_id = workflow_id
         self.overflowed = False
         self._bus = bus
-        # One slot more than the buffer, so the close marker always fits.
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=maxsize + 1)
+        self._events: collections.deque[Event] = collections.deque()
         self._maxsize = maxsize
         self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: Event) -> bool:
         """Queue an event; on a full queue mark the subscription overflowed and return False."""
-        if self._queue.qsize() >= self._maxsize:
+        if len(self._events) >= self._maxsize:
             self.overflowed = True
+            self._wake()
             return False
-        self._queue.put_nowait(event)
+        self._events.append(event)
+        self._wake()
         return True
 
     async def next_event(self, timeout: float | None = None) -> Event | None:
         """Wait for the next event, or None after ``timeout`` seconds (see Subscription)."""
+        if not self._events and not self._closed and not self.overflowed:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    async with asyncio.timeout(timeout):
+                        await waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
         if self._closed:
             raise SubscriptionClosedError(self.workflow_id)
         if self.overflowed:
             raise SubscriptionOverflowError(self.workflow_id)
-        if self._queue.empty() and timeout is not None:
-            try:
-                async with asyncio.timeout(timeout):
-                    event = await self._queue.get()
-            except TimeoutError:
-                return None
-        else:
-            event = await self._queue.get()
-        if event is None:
-            raise SubscriptionClosedError(self.workflow_id)
-        return event
+        return self._events.popleft()
 
     def close(self) -> None:
         """Stop receiving events, waking a pending ``next_event``; safe to call more than once."""
         if not self._closed:
             self._closed = True
-            self._queue.put_nowait(None)
+            self._events.clear()
+            self._wake()
             self._bus.discard(self)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class InProcessEventBus(EventBus):

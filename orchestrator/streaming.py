@@ -108,6 +108,9 @@ class EventFollower:
                 yield event
             if len(page) < REPLAY_PAGE_SIZE:
                 break
+        # This generator's frame lives as long as the stream: holding the last page here kept every
+        # replayed event (with its frame and JSON) for hours, most of a stream's memory.
+        page = event = None
         # A client resuming after the end (its last id is STREAM_END's) has nothing left to wait for.
         if self._stopped or 0 < await self._store.last_event_seq(workflow_id, events.STREAM_END) <= last_seq:
             return
@@ -143,6 +146,7 @@ class EventFollower:
                 for earlier in missed:
                     last_seq = earlier.seq
                     yield earlier
+                missed = earlier = None
                 if last_seq != event.seq - 1:
                     continue
             last_seq = event.seq

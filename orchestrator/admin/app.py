@@ -18,6 +18,7 @@ import falcon.asgi
 
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.sse import sse_body
+from orchestrator.admin.sse_connection import SseStreams
 from orchestrator.admin.stream_metrics import FELL_BEHIND
 from orchestrator.admin.stream_metrics import WRITE_STALLED
 from orchestrator.admin.stream_metrics import StreamMetrics
@@ -179,11 +180,23 @@ def admin_server(
     *,
     reuse_port: bool = False,
 ) -> AdminServer:
-    """Return the admin server of the orchestrator or of a stream process, set up from the settings."""
+    """Return the admin server of the orchestrator or of a stream process, set up from the settings.
+
+    ``GET /stream/sse`` is served on the lean path (``admin.sse_connection``), every other route
+    by the admin app; both count in the same metrics.
+    """
+    metrics = StreamMetrics(watcher_count)
     app = create_admin_app(
         streams,
         settings.service_token,
-        StreamMetrics(watcher_count),
+        metrics,
+        ping_seconds=settings.sse_ping_seconds,
+        write_timeout_seconds=settings.stream_write_timeout_seconds,
+    )
+    sse = SseStreams(
+        streams,
+        settings.service_token,
+        metrics,
         ping_seconds=settings.sse_ping_seconds,
         write_timeout_seconds=settings.stream_write_timeout_seconds,
     )
@@ -194,4 +207,5 @@ def admin_server(
         ping_seconds=settings.sse_ping_seconds,
         ssl_context=settings.tls.ssl_context() if settings.tls else None,
         reuse_port=reuse_port,
+        sse=sse,
     )

@@ -1,4 +1,8 @@
-"""Hosting the admin ASGI app with uvicorn inside the orchestrator's running event loop."""
+"""Hosting the admin ASGI app with uvicorn inside the orchestrator's running event loop.
+
+Every connection is accepted by an ``AdminConnection`` (``admin.sse_connection``), which serves
+``GET /stream/sse`` itself and hands every other request to uvicorn's HTTP protocol.
+"""
 
 import asyncio
 import logging
@@ -8,6 +12,9 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 
 import uvicorn
+
+from orchestrator.admin.sse_connection import AdminConnection
+from orchestrator.admin.sse_connection import SseStreams
 
 # Open SSE streams never end on their own; after this long at shutdown they are cut.
 SHUTDOWN_GRACE_SECONDS = 2
@@ -50,7 +57,10 @@ def _listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.
 
 
 class AdminServer:
-    """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator."""
+    """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator.
+
+    With ``sse``, ``GET /stream/sse`` is served on the lean path of ``admin.sse_connection``.
+    """
 
     def __init__(
         self,
@@ -60,8 +70,10 @@ class AdminServer:
         ping_seconds: float = 20.0,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
+        sse: SseStreams | None = None,
     ) -> None:
         self._app = app
+        self._sse = sse
         self._reuse_port = reuse_port
         # With a context, the listener speaks only TLS (taskgate.tls).
         self._ssl_context = ssl_context
@@ -92,8 +104,28 @@ class AdminServer:
         # startup/main_loop/shutdown instead of serve(): serve() installs its own signal handlers,
         # and the orchestrator owns SIGINT/SIGTERM for both of its servers. serve() would also
         # set up the (disabled) lifespan protocol, which startup() expects.
-        self._server.lifespan = config.lifespan_class(config)
-        await self._server.startup(sockets=[self._socket])
+        server = self._server
+        server.lifespan = config.lifespan_class(config)
+        await server.lifespan.startup()
+
+        def uvicorn_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(
+                config=config, server_state=server.server_state, app_state=server.lifespan.state
+            )
+
+        def accepted() -> asyncio.Protocol:
+            if self._sse is None:
+                return uvicorn_protocol()
+            return AdminConnection(self._sse, uvicorn_protocol, server.server_state)
+
+        # What uvicorn's startup() does with a socket, with the connection's first protocol ours;
+        # its shutdown() then closes this listener and winds down every connection and task.
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(
+            accepted, sock=self._socket, ssl=config.ssl, backlog=LISTEN_BACKLOG
+        )
+        server.servers = [listener]
+        server.started = True
         self._main_loop = asyncio.create_task(self._server.main_loop(), name="admin server")
         return self._socket.getsockname()[1]
 

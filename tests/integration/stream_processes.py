@@ -27,12 +27,14 @@ class StreamProcess:
     env: dict
     log_path: pathlib.Path
     process: subprocess.Popen | None = None
+    # The checkout whose code runs (a benchmark compares two side by side).
+    cwd: pathlib.Path = REPO
 
     def start(self) -> "StreamProcess":
         """Start it and wait until it logs that it listens."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            taskgate_command("streams"), env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            taskgate_command("streams"), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         wait_until(self._ready, what=f"stream process (log: {self.log_path})")
         return self
