@@ -56,6 +56,9 @@ class Dialect:
     #: Appended to a SELECT whose rows must not be deleted or re-keyed, nor picked ``FOR UPDATE``,
     #: until its transaction ends, while plain updates of them go on.
     for_key_share = ""
+    #: An expression of ``INSERT … ON CONFLICT DO UPDATE … RETURNING``, true for a row it inserted
+    #: rather than updated; None where there is none (SQLite's one writer reads the rest cheaply).
+    inserted_by_upsert: str | None = None
     #: Appended to an ORDER BY term so text sorts by code point on both databases.
     binary_collation = ""
     #: The exception a duplicate primary or unique key raises.
@@ -109,6 +112,7 @@ class PostgresDialect(Dialect):
     for_update = " FOR UPDATE"
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
     for_key_share = " FOR KEY SHARE"
+    inserted_by_upsert = "(xmax = 0)"
     binary_collation = ' COLLATE "C"'
     false = "false"
 

@@ -74,6 +74,34 @@ async def insert_session(
     )
 
 
+def counted_session(dialect: Dialect, session: SessionRecord) -> tuple[str, tuple[object, ...]]:
+    """Return the statement that inserts a session with one task counted, or counts one more in it.
+
+    Either way the row is locked until the commit (PostgreSQL: as an UPDATE locks it). It returns
+    ``deleted_at``, ``tokens_used`` and ``token_budget``, and where the database can tell,
+    ``inserted`` (true for a row this statement inserted, which has no earlier task).
+    """
+    inserted = dialect.inserted_by_upsert
+    statement = (
+        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
+        " context_json, last_activity_at, task_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+        " ON CONFLICT (user_id, id) DO UPDATE SET task_count = sessions.task_count + 1,"
+        " updated_at = excluded.updated_at"
+        " RETURNING deleted_at, tokens_used, token_budget" + (f", {inserted} AS inserted" if inserted else "")
+    )
+    return statement, (
+        session.id,
+        session.user_id,
+        session.tenant_id,
+        session.title,
+        dialect.encode_time(session.created_at),
+        dialect.encode_time(session.updated_at),
+        session.token_budget,
+        compact_json(session.context),
+        dialect.encode_time(session.created_at),
+    )
+
+
 #: The condition a task of a session meets unless a later turn rolled it back (the column is indexed
 #: nowhere: every query that uses it reads one session's tasks, or one user's, already).
 VISIBLE_TURN = "rolled_back = :rolled_back"

@@ -40,7 +40,7 @@ from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import stored_time
 from orchestrator.store.rows import task_from_row
-from orchestrator.store.sessions import insert_session
+from orchestrator.store.sessions import counted_session
 from orchestrator.store.sessions import new_session
 from orchestrator.store.task_control import apply_transition
 from orchestrator.store.writer_transactions import run_transaction
@@ -57,9 +57,12 @@ def session_for_task(task: NewTask, now: datetime.datetime) -> SessionRecord:
 
 
 async def insert_task(
-    transaction: Transaction, dialect: Dialect, task: NewTask, now: datetime.datetime
+    transaction: Transaction, dialect: Dialect, task: NewTask, now: datetime.datetime, counted: bool = False
 ) -> TaskRecord:
-    """Insert a QUEUED task into its session (which must exist) and count it there; return its record."""
+    """Insert a QUEUED task into its session (which must exist) and count it there; return its record.
+
+    ``counted``: the session's row counts it already (``counted_session``).
+    """
     stored_now = dialect.encode_time(now)
     await transaction.execute(
         "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
@@ -80,10 +83,11 @@ async def insert_task(
             task.api_key_id,
         ),
     )
-    await transaction.execute(
-        "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE user_id = ? AND id = ?",
-        (stored_now, task.user_id, task.session_id),
-    )
+    if not counted:
+        await transaction.execute(
+            "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE user_id = ? AND id = ?",
+            (stored_now, task.user_id, task.session_id),
+        )
     return TaskRecord(
         task_id=task.task_id,
         user_id=task.user_id,
@@ -126,25 +130,24 @@ class TaskSubmissions:
         self, transaction: Transaction, task: NewTask, strategy: str, now: datetime.datetime
     ) -> SubmittedTask:
         dialect = self._db.dialect
-        # Insert the session unless it exists, then lock it: two tasks starting one session at
-        # once never both insert it, a task never joins a session being deleted, and the
-        # session's turns are stored one at a time.
-        await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
-        session_row = await transaction.fetch_one(
-            "SELECT deleted_at, tokens_used, token_budget FROM sessions"
-            f" WHERE user_id = ? AND id = ?{dialect.for_update}",
-            (task.user_id, task.session_id),
-        )
+        # Insert the session counting this turn, or count it in the session that exists: either way
+        # its row is locked until the commit, so two tasks starting one session at once never both
+        # insert it, a task never joins a session being deleted, and the session's turns are
+        # stored one at a time. One statement for what was an insert, a locking read and an update.
+        session_row = await transaction.fetch_one(*counted_session(dialect, session_for_task(task, now)))
         if session_row["deleted_at"] is not None:
             raise SessionNotFoundError()
         if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
             raise SessionBudgetExhaustedError()
-        latest = stored_time(
-            await transaction.fetch_value(
-                "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
-                (task.user_id, task.session_id),
+        latest = None
+        if dialect.inserted_by_upsert is None or not session_row["inserted"]:
+            # Read after the lock, so it sees the turns of the submissions stored before this one.
+            latest = stored_time(
+                await transaction.fetch_value(
+                    "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
+                    (task.user_id, task.session_id),
+                )
             )
-        )
         created_at = max(now, latest) if latest is not None else now
         ended: list[Event] = []
         interrupted: list[str] = []
@@ -160,7 +163,13 @@ class TaskSubmissions:
                     interrupted.append(turn.task_id)
             if active and strategy == ROLLBACK:
                 await _roll_back(transaction, task, [turn.task_id for turn in active])
-        record = await insert_task(transaction, dialect, task, created_at)
+        if created_at != now:
+            # Another replica's clock stamped the latest turn later than this one's now.
+            await transaction.execute(
+                "UPDATE sessions SET updated_at = ? WHERE user_id = ? AND id = ?",
+                (dialect.encode_time(created_at), task.user_id, task.session_id),
+            )
+        record = await insert_task(transaction, dialect, task, created_at, counted=True)
         return SubmittedTask(record, tuple(ended), tuple(interrupted))
 
 
