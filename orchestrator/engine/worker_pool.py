@@ -262,7 +262,12 @@ class WorkerPool:
             await asyncio.gather(earlier.running, return_exceptions=True)
         run = self._runs[task.task_id]
         try:
-            recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
+            if earlier is None and task.last_event_seq is not None:
+                # The claim read the last seq; no earlier run of this replica can have written since.
+                last_seq = task.last_event_seq
+                recorder = EventRecorder(self._store, self._bus, task.task_id, last_seq, task.claim)
+            else:
+                recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
             # A task with no event yet has no checkpoint either: its first run does not look for one.
             saved = await self._store.last_checkpoint(task.task_id) if recorder.last_seq else None
             if saved is not None and saved.run_seconds > task.run_seconds:

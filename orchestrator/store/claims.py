@@ -82,7 +82,10 @@ def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
         f" lease_expires_at = {dialect.seconds_from_now('lease')}"
         " WHERE task_id = (SELECT t.task_id FROM heads h JOIN tasks t ON t.task_id = h.task_id"
         f" ORDER BY h.running, t.created_at, t.{order} LIMIT 1{dialect.for_update_skip_locked_of('t')})"
-        f" AND status = {_QUEUED} RETURNING {TASK_COLUMNS}"
+        f" AND status = {_QUEUED} RETURNING {TASK_COLUMNS},"
+        # The run starts its recorder from it (an index probe, while the claim's lock is held anyway).
+        " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.workflow_id = tasks.task_id)"
+        " AS last_event_seq"
     )
 
 
@@ -116,7 +119,7 @@ class TaskClaims:
                 rows = await transaction.fetch_all(self._statement, parameters)
                 if not rows:
                     break
-                claimed.append(task_from_row(rows[0]))
+                claimed.append(task_from_row(rows[0], rows[0]["last_event_seq"]))
             return claimed
 
         return await run_transaction(self._db, claim)
