@@ -392,9 +392,10 @@ class WorkerPool:
         return True
 
     async def _run_task(self, task: TaskRecord, fresh: bool, saved: SavedCheckpoint | None) -> RunTask:
+        session = None
         if fresh:
             # A run that has started is never cut short by its session's budget (continuation.py).
-            await require_session_budget(self._store, task)
+            session = await require_session_budget(self._store, task)
         return RunTask(
             workflow_id=task.task_id,
             query=task.query,
@@ -402,7 +403,7 @@ class WorkerPool:
             model_tier=str(task.options.get("model_tier", "")),
             context=task.context,
             options=task.options,
-            history=await session_history(self._store, task),
+            history=await session_history(self._store, task, session),
             attempt=task.attempt,
             checkpoint=saved.state if saved is not None else None,
         )
