@@ -59,6 +59,9 @@ class Dialect:
     #: An expression of ``INSERT … ON CONFLICT DO UPDATE … RETURNING``, true for a row it inserted
     #: rather than updated; None where there is none (SQLite's one writer reads the rest cheaply).
     inserted_by_upsert: str | None = None
+    #: Whether a WITH clause may hold INSERT, UPDATE and DELETE (PostgreSQL): a change of several
+    #: tables can then be one statement, atomic on its own, one round trip.
+    writes_in_with = False
     #: Appended to an ORDER BY term so text sorts by code point on both databases.
     binary_collation = ""
     #: The exception a duplicate primary or unique key raises.
@@ -113,6 +116,7 @@ class PostgresDialect(Dialect):
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
     for_key_share = " FOR KEY SHARE"
     inserted_by_upsert = "(xmax = 0)"
+    writes_in_with = True
     binary_collation = ' COLLATE "C"'
     false = "false"
 
