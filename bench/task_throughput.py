@@ -13,10 +13,11 @@ it stops by itself and removes everything it started.
 Side by side: ``--trees HEAD_CHECKOUT OTHER_CHECKOUT --rounds 3`` runs each store on the code of
 each checkout in turn (``git worktree add ../before <commit>`` makes one), round after round, so
 both see the same machine; each row also gives the CPU time the orchestrator, the gateway and (on
-PostgreSQL) the database's and Redis's server processes spent per task, read from /proc, which moves far less with other load than throughput does. A
-second table then gives, per store and checkout, the medians, and each checkout's completed/s and
-CPU per task against the last checkout's, round by round (the goal: completed/s at least
-3 times the commit before, and at least 0.9 times submitted/s).
+PostgreSQL) the database's and Redis's server processes spent per task, read from /proc, which
+moves far less with other load than throughput does. A second table then gives, per store and
+checkout, the medians, and each checkout's completed/s and CPU per task against the last
+checkout's, round by round (the goal: completed/s at least 3 times the commit before, and at
+least 0.9 times submitted/s).
 """
 
 import argparse
