@@ -53,6 +53,9 @@ class Dialect:
     for_update = ""
     #: Appended to a SELECT that picks rows to claim: locks them and skips rows others hold.
     for_update_skip_locked = ""
+    #: Appended to a SELECT of rows about to be updated (no key changed): locks them, skipping rows
+    #: others hold.
+    for_no_key_update_skip_locked = ""
     #: Appended to a SELECT whose rows must not be deleted or re-keyed, nor picked ``FOR UPDATE``,
     #: until its transaction ends, while plain updates of them go on.
     for_key_share = ""
@@ -114,6 +117,7 @@ class PostgresDialect(Dialect):
     insertion_order = "position"
     for_update = " FOR UPDATE"
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_no_key_update_skip_locked = " FOR NO KEY UPDATE SKIP LOCKED"
     for_key_share = " FOR KEY SHARE"
     inserted_by_upsert = "(xmax = 0)"
     writes_in_with = True
