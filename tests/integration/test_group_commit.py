@@ -49,13 +49,13 @@ class RecordingBus(InProcessEventBus):
 def batch_sizes(monkeypatch) -> list[int]:
     """The number of items of every batch the group commit writes."""
     sizes: list[int] = []
-    write = group_commit._write
+    run = group_commit.EventWriter._run
 
-    def counted(transaction, dialect, batch):
+    def counted(writer, batch):
         sizes.append(len(batch))
-        return write(transaction, dialect, batch)
+        return run(writer, batch)
 
-    monkeypatch.setattr(group_commit, "_write", counted)
+    monkeypatch.setattr(group_commit.EventWriter, "_run", counted)
     return sizes
 
 
