@@ -105,7 +105,8 @@ class TaskClaims:
         """Take the claims' lock (PostgreSQL), then run the claim's UPDATE until ``limit`` or nothing is left.
 
         Each UPDATE sees the ones before it in the transaction, so the order and the cap are those of
-        as many claims one after the other; what a pool claims at once costs one transaction.
+        as many claims one after the other; what a pool claims at once costs one transaction, and on
+        PostgreSQL a few round trips (the statements are pipelined in rounds).
         """
         dialect = self._db.dialect
         parameters = {"now": dialect.encode_time(utc_now()), "worker": worker_id, "lease": lease_seconds}
@@ -115,11 +116,19 @@ class TaskClaims:
             if lock is not None:
                 await transaction.execute(lock, (CLAIM_LOCK,))
             claimed: list[TaskRecord] = []
+            # The claims go in rounds of 1, 2, 4, … statements, each round sent at once (PostgreSQL:
+            # pipelined, one round trip), until one of them finds nothing or ``limit`` is reached. A
+            # statement after one that found nothing may still find a task queued meanwhile: every
+            # row claimed is kept.
+            round_size = 1
             while len(claimed) < limit:
-                rows = await transaction.fetch_all(self._statement, parameters)
-                if not rows:
+                runs = await transaction.fetch_all_repeated(
+                    self._statement, parameters, min(round_size, limit - len(claimed))
+                )
+                claimed.extend(task_from_row(rows[0], rows[0]["last_event_seq"]) for rows in runs if rows)
+                if not all(runs):
                     break
-                claimed.append(task_from_row(rows[0], rows[0]["last_event_seq"]))
+                round_size *= 2
             return claimed
 
         return await run_transaction(self._db, claim)
