@@ -36,10 +36,6 @@ def event_parameters(event: Event, dialect: Dialect) -> tuple[object, ...]:
     )
 
 
-#: The columns of ``insert_events_statement``: those of ``event_parameters``, then the checkpoint's.
-EVENT_COLUMNS = "workflow_id, seq, type, agent_id, message, payload_json, timestamp, checkpoint_json"
-
-
 def insert_events_statement(
     dialect: Dialect, rows: Sequence[tuple[Event, str | None]]
 ) -> tuple[str, list[object]]:
@@ -49,7 +45,11 @@ def insert_events_statement(
         parameters.extend(event_parameters(event, dialect))
         parameters.append(checkpoint_json)
     values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-    return f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values}", parameters
+    return (
+        "INSERT INTO events (workflow_id, seq, type, agent_id, message, payload_json, timestamp,"
+        f" checkpoint_json) VALUES {values}",
+        parameters,
+    )
 
 
 async def insert_next_events(

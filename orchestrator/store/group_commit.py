@@ -43,10 +43,7 @@ from orchestrator.store.checkpoints import claims_held
 from orchestrator.store.checkpoints import held_claims_query
 from orchestrator.store.database import Database
 from orchestrator.store.database import Transaction
-from orchestrator.store.database import marks
 from orchestrator.store.dialect import Dialect
-from orchestrator.store.events import EVENT_COLUMNS
-from orchestrator.store.events import event_parameters
 from orchestrator.store.events import insert_events_statement
 from orchestrator.store.sqlite_database import SQLiteDatabase
 from orchestrator.store.writer_transactions import run_transaction
@@ -143,8 +140,6 @@ class EventWriter:
 
     async def _run(self, batch: list[_Queued]) -> list[bool]:
         """Write the batch in one transaction; return, per item, whether it was stored."""
-        if self._db.dialect.writes_in_with:
-            return await _write_in_one_statement(self._db, batch)
         return await run_transaction(
             self._db, lambda transaction: _write(transaction, self._db.dialect, batch)
         )
@@ -188,73 +183,6 @@ async def _write(transaction: Transaction, dialect: Dialect, batch: list[_Queued
             for queued, was_stored in zip(batch, stored, strict=True)
         ]
     return stored
-
-
-async def _write_in_one_statement(database: Database, batch: list[_Queued]) -> list[bool]:
-    """``_write`` as one statement (PostgreSQL): one round trip for the batch instead of five.
-
-    The same three parts as WITH clauses of one statement, atomic on its own: the claims read FOR
-    KEY SHARE (``held``), the events inserted whose step's claim is among them (``stored``), the
-    progress values of the rows nobody else holds (``progressed``). What the last two return says
-    which items were written.
-    """
-    dialect = database.dialect
-    clauses: list[str] = []
-    parameters: list[object] = []
-    claims = {(queued.event.workflow_id, queued.claim) for queued in batch if queued.event and queued.claim}
-    if claims:
-        held_query, held_parameters = held_claims_query(dialect, claims)
-        clauses.append(f"held AS ({held_query})")
-        parameters.extend(held_parameters)
-    events = [queued for queued in batch if queued.event is not None]
-    if events:
-        for queued in events:
-            assert queued.event is not None
-            parameters.extend(event_parameters(queued.event, dialect))
-            parameters.append(queued.checkpoint_json)
-            parameters.extend((queued.claim.worker_id, queued.claim.epoch) if queued.claim else (None, None))
-        values = ", ".join(
-            "(?, CAST(? AS integer), ?, ?, ?, ?, CAST(? AS timestamptz), ?, ?, CAST(? AS integer))"
-            for _ in events
-        )
-        claim_holds = (
-            " WHERE v.worker IS NULL OR EXISTS (SELECT 1 FROM held h WHERE h.task_id = v.workflow_id"
-            " AND h.claimed_by = v.worker AND h.claim_epoch = v.epoch)"
-            if claims
-            else ""
-        )
-        clauses.append(
-            f"stored AS (INSERT INTO events ({EVENT_COLUMNS})"
-            " SELECT v.workflow_id, v.seq, v.type, v.agent_id, v.message, CAST(v.payload_json AS json),"
-            " v.timestamp, CAST(v.checkpoint_json AS json)"
-            f" FROM (VALUES {values}) AS v (workflow_id, seq, type, agent_id, message, payload_json,"
-            f" timestamp, checkpoint_json, worker, epoch){claim_holds} RETURNING workflow_id, seq)"
-        )
-    progress = dict(queued.progress for queued in batch if queued.progress is not None)
-    if progress:
-        values = ", ".join("(?, CAST(? AS double precision))" for _ in progress)
-        parameters.append(dialect.encode_time(utc_now()))
-        parameters.extend(value for pair in progress.items() for value in pair)
-        parameters.extend(progress)
-        # As in ``_write``: rows others hold are passed over, never waited for.
-        clauses.append(
-            f"progressed AS (UPDATE tasks SET progress = v.value, updated_at = ?"
-            f" FROM (VALUES {values}) AS v (task_id, value) WHERE tasks.task_id = v.task_id"
-            f" AND tasks.task_id IN (SELECT task_id FROM tasks WHERE task_id IN ({marks(progress)})"
-            f"{dialect.for_no_key_update_skip_locked}) RETURNING tasks.task_id)"
-        )
-    written = [
-        *(["SELECT workflow_id AS id, seq FROM stored"] if events else []),
-        *(["SELECT task_id AS id, CAST(NULL AS integer) AS seq FROM progressed"] if progress else []),
-    ]
-    rows = await database.fetch_all(f"WITH {', '.join(clauses)} {' UNION ALL '.join(written)}", parameters)
-    stored = {(row["id"], row["seq"]) for row in rows}
-    return [
-        (queued.event.workflow_id, queued.event.seq) in stored
-        if queued.event is not None
-        else queued.progress is not None and (queued.progress[0], None) in stored
-        for queued in batch
-    ]
 
 
 def _fail(batch: list[_Queued], error: BaseException) -> None:

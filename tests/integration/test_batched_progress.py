@@ -29,13 +29,13 @@ TASKS = 12
 def batch_sizes(monkeypatch) -> list[int]:
     """The number of items of every batch the group commit writes."""
     sizes: list[int] = []
-    run = group_commit.EventWriter._run
+    write = group_commit._write
 
-    def counted(writer, batch):
+    def counted(transaction, dialect, batch):
         sizes.append(len(batch))
-        return run(writer, batch)
+        return write(transaction, dialect, batch)
 
-    monkeypatch.setattr(group_commit.EventWriter, "_run", counted)
+    monkeypatch.setattr(group_commit, "_write", counted)
     return sizes
 
 
