@@ -12,11 +12,12 @@ it stops by itself and removes everything it started.
 
 Side by side: ``--trees HEAD_CHECKOUT OTHER_CHECKOUT --rounds 3`` runs each store on the code of
 each checkout in turn (``git worktree add ../before <commit>`` makes one), round after round, so
-both see the same machine; each row also gives the CPU time the orchestrator and the gateway
-spent per task, read from /proc, which moves far less with other load than throughput does. A
-second table then gives, per store and checkout, the medians, and each checkout's completed/s and
-CPU per task against the last checkout's, round by round (the goal: completed/s at least
-3 times the commit before, and at least 0.9 times submitted/s).
+both see the same machine; each row also gives the CPU time the orchestrator, the gateway and (on
+PostgreSQL) the database's and Redis's server processes spent per task, read from /proc, which
+moves far less with other load than throughput does. A second table then gives, per store and
+checkout, the medians, and each checkout's completed/s and CPU per task against the last
+checkout's, round by round (the goal: completed/s at least 3 times the commit before, and at
+least 0.9 times submitted/s).
 """
 
 import argparse
@@ -59,6 +60,8 @@ class Result:
     latencies_ms: list[float]
     orchestrator_cpu_seconds: float = 0.0
     gateway_cpu_seconds: float = 0.0
+    # PostgreSQL's server processes and redis-server (none for SQLite: it runs in the orchestrator).
+    servers_cpu_seconds: float = 0.0
 
     @property
     def submitted_per_second(self) -> float:
@@ -79,9 +82,11 @@ class Result:
         p95 = latencies[int(len(latencies) * 0.95) - 1]
         submitted, completed = self.submitted_per_second, self.completed_per_second
         gateway_ms = self.gateway_cpu_seconds * 1000 / self.tasks
+        servers_ms = self.servers_cpu_seconds * 1000 / self.tasks
         return (
             f"| {self.label} | {self.tasks} | {submitted:,.0f} | {p50:.1f} | {p95:.1f} | {completed:,.0f} |"
             f" {completed / submitted:.2f} | {self.orchestrator_ms_per_task:.2f} | {gateway_ms:.2f} |"
+            f" {servers_ms:.2f} |"
         )
 
 
@@ -113,11 +118,14 @@ class RunningStack:
     key: str
     orchestrators: list[Orchestrator]
     gateway: Gateway
+    # The database's and Redis's server processes, for their CPU time.
+    server_pids: list[int] = dataclasses.field(default_factory=list)
 
-    def cpu_seconds(self) -> tuple[float, float]:
-        """Return the CPU time the orchestrators and the gateway (master and workers) used so far."""
+    def cpu_seconds(self) -> tuple[float, float, float]:
+        """Return the CPU time used so far by the orchestrators, the gateway (all of it), the servers."""
         orchestrators = cpu_seconds([orchestrator.process.pid for orchestrator in self.orchestrators])
-        return orchestrators, cpu_seconds(process_tree(self.gateway.process.pid))
+        servers = cpu_seconds([pid for server in self.server_pids for pid in process_tree(server)])
+        return orchestrators, cpu_seconds(process_tree(self.gateway.process.pid)), servers
 
 
 def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: float) -> Result:
@@ -130,7 +138,7 @@ def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: 
         threading.Thread(target=_submit, args=(url, key, share, latencies, errors)) for share in shares
     ]
     target = _completed(url, key) + tasks
-    orchestrator_cpu, gateway_cpu = stack.cpu_seconds()
+    orchestrator_cpu, gateway_cpu, servers_cpu = stack.cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -145,7 +153,7 @@ def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: 
             raise RuntimeError(f"{label}: tasks not completed within {timeout:g} s")
         time.sleep(POLL_SECONDS)
     finished = time.perf_counter()
-    orchestrator_after, gateway_after = stack.cpu_seconds()
+    orchestrator_after, gateway_after, servers_after = stack.cpu_seconds()
     return Result(
         label,
         tasks,
@@ -154,6 +162,7 @@ def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: 
         latencies,
         orchestrator_after - orchestrator_cpu,
         gateway_after - gateway_cpu,
+        servers_after - servers_cpu,
     )
 
 
@@ -164,11 +173,16 @@ def running_stack(
     """Start the servers and the processes (running the code of ``tree``) of one configuration."""
     with contextlib.ExitStack() as cleanup:
         overrides = {"TASKGATE_SIM_STEP_SECONDS": str(step_seconds), "TASKGATE_LOG_LEVEL": "WARNING"}
+        server_pids: list[int] = []
         if store == "postgres":
             postgres = start_postgres()
             cleanup.callback(postgres.stop)
             redis = start_redis()
             cleanup.callback(redis.stop)
+            # The postmaster's pid heads postmaster.pid; the connections' processes are its children.
+            server_pids.append(int((postgres.data_dir / "postmaster.pid").read_text().split()[0]))
+            if redis.process is not None:
+                server_pids.append(redis.process.pid)
             overrides.update(TASKGATE_DATABASE_URL=postgres.create_database(), TASKGATE_REDIS_URL=redis.url)
         env = base_env(work, **overrides)
         orchestrators: list[Orchestrator] = []
@@ -195,7 +209,7 @@ def running_stack(
         gateway.start()
         cleanup.callback(gateway.stop)
         key = create_api_key(env, "bench@example.com", cwd=tree)
-        yield RunningStack(gateway.url, key, orchestrators, gateway)
+        yield RunningStack(gateway.url, key, orchestrators, gateway, server_pids)
 
 
 def _store_label(store: str, replicas: int) -> str:
@@ -231,9 +245,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         "| store | tasks | submitted/s | submit p50 ms | submit p95 ms | completed/s (end to end)"
-        " | completed / submitted | orchestrator CPU ms/task | gateway CPU ms/task |"
+        " | completed / submitted | orchestrator CPU ms/task | gateway CPU ms/task"
+        " | PostgreSQL + Redis CPU ms/task |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     results: dict[tuple[str, pathlib.Path], list[Result]] = {}
     for _ in range(max(1, args.rounds)):
         for store in args.stores:

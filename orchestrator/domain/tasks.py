@@ -113,6 +113,9 @@ class TaskRecord:
     # because their replica died: those are what TASKGATE_MAX_ATTEMPTS caps.
     attempt: int = 1
     lost_attempts: int = 0
+    # The seq of the task's last event (0: none) as the claim that returned this record read it;
+    # None when not read with the record. A run starts its recorder from it without a read of its own.
+    last_event_seq: int | None = dataclasses.field(default=None, compare=False)
 
     @property
     def claim(self) -> "Claim":

@@ -12,6 +12,7 @@ used; the session then takes no more tasks.
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.errors import InvalidArgumentError
 from orchestrator.errors import SessionBudgetExhaustedError
@@ -42,14 +43,27 @@ def _checked(field: str, value: object) -> int:
     return value
 
 
-async def require_session_budget(store: Store, task: TaskRecord) -> None:
-    """Raise SessionBudgetExhaustedError when the task's session has spent its token budget."""
+async def require_session_budget(store: Store, task: TaskRecord) -> SessionRecord | None:
+    """Raise SessionBudgetExhaustedError when the task's session has spent its token budget.
+
+    Return the session as read (None if it is gone), for ``session_history``.
+    """
     session = await store.get_session(task.session_id, task.user_id, include_deleted=True)
     if session is not None and session.budget_exhausted:
         raise SessionBudgetExhaustedError()
+    return session
 
 
-async def session_history(store: Store, task: TaskRecord) -> tuple[SessionTurn, ...]:
-    """Return the session's completed turns submitted before this task, oldest first (the latest 10)."""
+async def session_history(
+    store: Store, task: TaskRecord, session: SessionRecord | None = None
+) -> tuple[SessionTurn, ...]:
+    """Return the session's completed turns submitted before this task, oldest first (the latest 10).
+
+    ``session``: the session read since the task was stored. A session counting one turn has
+    nothing before the task, which is that turn (a session counts every turn stored in it but
+    those rolled back, in the transaction that stores or rolls back the turn), so it is not read.
+    """
+    if session is not None and session.task_count <= 1:
+        return ()
     earlier = await store.session_history(task.session_id, task.user_id, task.created_at, HISTORY_TURNS)
     return tuple(SessionTurn(turn.query, turn.result) for turn in earlier)

@@ -262,7 +262,12 @@ class WorkerPool:
             await asyncio.gather(earlier.running, return_exceptions=True)
         run = self._runs[task.task_id]
         try:
-            recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
+            if earlier is None and task.last_event_seq is not None:
+                # The claim read the last seq; no earlier run of this replica can have written since.
+                last_seq = task.last_event_seq
+                recorder = EventRecorder(self._store, self._bus, task.task_id, last_seq, task.claim)
+            else:
+                recorder = await EventRecorder.resume(self._store, self._bus, task.task_id, task.claim)
             # A task with no event yet has no checkpoint either: its first run does not look for one.
             saved = await self._store.last_checkpoint(task.task_id) if recorder.last_seq else None
             if saved is not None and saved.run_seconds > task.run_seconds:
@@ -387,9 +392,10 @@ class WorkerPool:
         return True
 
     async def _run_task(self, task: TaskRecord, fresh: bool, saved: SavedCheckpoint | None) -> RunTask:
+        session = None
         if fresh:
             # A run that has started is never cut short by its session's budget (continuation.py).
-            await require_session_budget(self._store, task)
+            session = await require_session_budget(self._store, task)
         return RunTask(
             workflow_id=task.task_id,
             query=task.query,
@@ -397,7 +403,7 @@ class WorkerPool:
             model_tier=str(task.options.get("model_tier", "")),
             context=task.context,
             options=task.options,
-            history=await session_history(self._store, task),
+            history=await session_history(self._store, task, session),
             attempt=task.attempt,
             checkpoint=saved.state if saved is not None else None,
         )

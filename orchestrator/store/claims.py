@@ -82,7 +82,10 @@ def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
         f" lease_expires_at = {dialect.seconds_from_now('lease')}"
         " WHERE task_id = (SELECT t.task_id FROM heads h JOIN tasks t ON t.task_id = h.task_id"
         f" ORDER BY h.running, t.created_at, t.{order} LIMIT 1{dialect.for_update_skip_locked_of('t')})"
-        f" AND status = {_QUEUED} RETURNING {TASK_COLUMNS}"
+        f" AND status = {_QUEUED} RETURNING {TASK_COLUMNS},"
+        # The run starts its recorder from it (an index probe, while the claim's lock is held anyway).
+        " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.workflow_id = tasks.task_id)"
+        " AS last_event_seq"
     )
 
 
@@ -102,7 +105,8 @@ class TaskClaims:
         """Take the claims' lock (PostgreSQL), then run the claim's UPDATE until ``limit`` or nothing is left.
 
         Each UPDATE sees the ones before it in the transaction, so the order and the cap are those of
-        as many claims one after the other; what a pool claims at once costs one transaction.
+        as many claims one after the other; what a pool claims at once costs one transaction, and on
+        PostgreSQL a few round trips (the statements are pipelined in rounds).
         """
         dialect = self._db.dialect
         parameters = {"now": dialect.encode_time(utc_now()), "worker": worker_id, "lease": lease_seconds}
@@ -112,11 +116,19 @@ class TaskClaims:
             if lock is not None:
                 await transaction.execute(lock, (CLAIM_LOCK,))
             claimed: list[TaskRecord] = []
+            # The claims go in rounds of 1, 2, 4, … statements, each round sent at once (PostgreSQL:
+            # pipelined, one round trip), until one of them finds nothing or ``limit`` is reached. A
+            # statement after one that found nothing may still find a task queued meanwhile: every
+            # row claimed is kept.
+            round_size = 1
             while len(claimed) < limit:
-                rows = await transaction.fetch_all(self._statement, parameters)
-                if not rows:
+                runs = await transaction.fetch_all_repeated(
+                    self._statement, parameters, min(round_size, limit - len(claimed))
+                )
+                claimed.extend(task_from_row(rows[0], rows[0]["last_event_seq"]) for rows in runs if rows)
+                if not all(runs):
                     break
-                claimed.append(task_from_row(rows[0]))
+                round_size *= 2
             return claimed
 
         return await run_transaction(self._db, claim)

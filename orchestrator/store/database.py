@@ -47,6 +47,13 @@ class Statements(abc.ABC):
 class Transaction(Statements):
     """Statements on one connection inside one transaction: all of them commit, or none."""
 
+    async def fetch_all_repeated(self, sql: str, parameters: Parameters, times: int) -> list[list[Row]]:
+        """Run one statement ``times`` times in a row, each seeing the ones before; return each run's rows.
+
+        A driver that can sends them all at once (PostgreSQL's pipeline mode: one round trip).
+        """
+        return [await self.fetch_all(sql, parameters) for _ in range(times)]
+
 
 class Database(Statements):
     """One database: single statements (each on its own), transactions, migrations."""

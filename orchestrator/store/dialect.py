@@ -53,9 +53,18 @@ class Dialect:
     for_update = ""
     #: Appended to a SELECT that picks rows to claim: locks them and skips rows others hold.
     for_update_skip_locked = ""
+    #: Appended to a SELECT of rows about to be updated (no key changed): locks them, skipping rows
+    #: others hold.
+    for_no_key_update_skip_locked = ""
     #: Appended to a SELECT whose rows must not be deleted or re-keyed, nor picked ``FOR UPDATE``,
     #: until its transaction ends, while plain updates of them go on.
     for_key_share = ""
+    #: An expression of ``INSERT … ON CONFLICT DO UPDATE … RETURNING``, true for a row it inserted
+    #: rather than updated; None where there is none (SQLite's one writer reads the rest cheaply).
+    inserted_by_upsert: str | None = None
+    #: Whether a WITH clause may hold INSERT, UPDATE and DELETE (PostgreSQL): a change of several
+    #: tables can then be one statement, atomic on its own, one round trip.
+    writes_in_with = False
     #: Appended to an ORDER BY term so text sorts by code point on both databases.
     binary_collation = ""
     #: The exception a duplicate primary or unique key raises.
@@ -108,7 +117,10 @@ class PostgresDialect(Dialect):
     insertion_order = "position"
     for_update = " FOR UPDATE"
     for_update_skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_no_key_update_skip_locked = " FOR NO KEY UPDATE SKIP LOCKED"
     for_key_share = " FOR KEY SHARE"
+    inserted_by_upsert = "(xmax = 0)"
+    writes_in_with = True
     binary_collation = ' COLLATE "C"'
     false = "false"
 

@@ -1,6 +1,6 @@
 """Group commit: the events of every running task that arrive while a write is in flight go in the next.
 
-``append_event`` and ``record_step`` (and on SQLite ``update_task_progress``) do not write on their
+``append_event``, ``record_step`` and ``update_task_progress`` do not write on their
 own. Each call queues what it writes and waits; one flusher at a time takes everything queued (up
 to ``MAX_BATCH`` items, any number of workflows) and writes it in one transaction: the claims of
 the batch's steps read in one statement (``checkpoints.held_claims_query``, the rows ``FOR KEY
@@ -12,9 +12,14 @@ of every running task, and an idle store writes a lone event at once.
 
 On SQLite the whole transaction is one hop to the writer's thread (``writer_transactions.py``):
 every statement of ``transaction()`` waits for the event loop to come round again, and the one
-writer is held meanwhile, so progress updates join the batch there too. On PostgreSQL a progress
-update stays one statement of its own: a batch updating many task rows could deadlock with a lease
-renewal locking them in another order, while the batch's FOR KEY SHARE waits for neither.
+writer is held meanwhile.
+
+Progress values join the batch on both databases. On PostgreSQL the UPDATE locks only the task rows
+nobody else holds (``FOR NO KEY UPDATE SKIP LOCKED``) and says which it updated; a value whose row
+was held (a lease renewal locks many task rows, in an order of its own) goes in the next batch, and
+after a few batches is written as a statement of its own that waits for the row. So a batch waits
+for a lock only at its first statement (the claims' FOR KEY SHARE), before it holds any: it can
+never be part of a deadlock, which one UPDATE waiting for many rows could be.
 
 What a batch keeps of one-write-per-event:
 
@@ -46,6 +51,8 @@ from taskgate.rfc3339 import utc_now
 
 #: The most items one transaction writes (8 parameters an event: well within both databases' limits).
 MAX_BATCH = 256
+#: The batches a progress value tries before it is written on its own, waiting for its row's lock.
+_PROGRESS_BATCHES = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,15 +84,16 @@ class EventWriter:
         return await self._write(event=event, claim=claim, checkpoint_json=checkpoint_json(checkpoint))
 
     async def update_task_progress(self, task_id: str, progress: float) -> None:
-        """Record how far a running task is (clamped to 0..1): in the next batch on SQLite, else at once."""
+        """Record how far a running task is (clamped to 0..1), in the next batch that can lock its row."""
         clamped = min(max(progress, 0.0), 1.0)
-        if self._in_writer_thread:
-            await self._write(progress=(task_id, clamped))
-        else:
-            await self._db.execute(
-                "UPDATE tasks SET progress = ?, updated_at = ? WHERE task_id = ?",
-                (clamped, self._db.dialect.encode_time(utc_now()), task_id),
-            )
+        for _ in range(_PROGRESS_BATCHES):
+            if await self._write(progress=(task_id, clamped)):
+                return
+        # Its row was held by others all along (or is gone): wait for it, as a statement of its own.
+        await self._db.execute(
+            "UPDATE tasks SET progress = ?, updated_at = ? WHERE task_id = ?",
+            (clamped, self._db.dialect.encode_time(utc_now()), task_id),
+        )
 
     async def close(self) -> None:
         """Wait until everything queued is written (or has failed)."""
@@ -157,14 +165,23 @@ async def _write(transaction: Transaction, dialect: Dialect, batch: list[_Queued
         await transaction.execute(*insert_events_statement(dialect, events))
     progress = dict(queued.progress for queued in batch if queued.progress is not None)
     if progress:
-        values = ", ".join("(?, ?)" for _ in progress)
+        values = ", ".join("(?, CAST(? AS double precision))" for _ in progress)
         parameters = [value for pair in progress.items() for value in pair]
-        await transaction.execute(
+        # Rows another transaction holds (a lease renewal) are passed over, not waited for, so a
+        # batch never waits for a lock while it holds others' (no deadlock); their values go in the
+        # next batch. The lead is the task's own row, so a value of one task is never overtaken.
+        updated = await transaction.fetch_all(
             f"WITH progress (task_id, value) AS (VALUES {values}) UPDATE tasks SET"
             " progress = (SELECT value FROM progress WHERE progress.task_id = tasks.task_id), updated_at = ?"
-            " WHERE task_id IN (SELECT task_id FROM progress)",
+            " WHERE task_id IN (SELECT task_id FROM tasks WHERE task_id IN (SELECT task_id FROM progress)"
+            f"{dialect.for_no_key_update_skip_locked}) RETURNING task_id",
             [*parameters, dialect.encode_time(utc_now())],
         )
+        written = {row["task_id"] for row in updated} if len(updated) < len(progress) else progress.keys()
+        stored = [
+            was_stored if queued.progress is None else queued.progress[0] in written
+            for queued, was_stored in zip(batch, stored, strict=True)
+        ]
     return stored
 
 

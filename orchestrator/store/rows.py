@@ -88,11 +88,12 @@ def session_from_row(row: Row) -> SessionRecord:
     return record_from_row(SessionRecord, row, context=json_value(row["context_json"]))
 
 
-def task_from_row(row: Row) -> TaskRecord:
+def task_from_row(row: Row, last_event_seq: int | None = None) -> TaskRecord:
     """Return the TaskRecord of a row (``json`` columns arrive decoded)."""
     return record_from_row(
         TaskRecord,
         row,
+        last_event_seq=last_event_seq,
         status=TaskStatus(row["status"]),
         context=json_value(row["context_json"]),
         options=json_value(row["options_json"]),

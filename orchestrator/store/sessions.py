@@ -52,14 +52,19 @@ async def insert_session(
     transaction: Transaction, dialect: Dialect, session: SessionRecord, if_absent: bool = False
 ) -> None:
     """Insert a session row; with ``if_absent`` the user's existing session of that id is left as it is."""
-    statement = (
-        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
-        " context_json, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    statement, values = session_insert(dialect, session)
     if if_absent:
         statement += " ON CONFLICT (user_id, id) DO NOTHING"
-    await transaction.execute(
-        statement,
+    await transaction.execute(statement, values)
+
+
+def session_insert(
+    dialect: Dialect, session: SessionRecord, task_count: int = 0
+) -> tuple[str, tuple[object, ...]]:
+    """Return the INSERT of a new session row counting ``task_count`` turns, and its values."""
+    return (
+        "INSERT INTO sessions (id, user_id, tenant_id, title, created_at, updated_at, token_budget,"
+        " context_json, last_activity_at, task_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             session.id,
             session.user_id,
@@ -70,8 +75,26 @@ async def insert_session(
             session.token_budget,
             compact_json(session.context),
             dialect.encode_time(session.created_at),
+            task_count,
         ),
     )
+
+
+def counted_session(dialect: Dialect, session: SessionRecord) -> tuple[str, tuple[object, ...]]:
+    """Return the statement that inserts a session with one task counted, or counts one more in it.
+
+    Either way the row is locked until the commit (PostgreSQL: as an UPDATE locks it). It returns
+    ``deleted_at``, ``tokens_used`` and ``token_budget``, and where the database can tell,
+    ``inserted`` (true for a row this statement inserted, which has no earlier task).
+    """
+    inserted = dialect.inserted_by_upsert
+    statement, values = session_insert(dialect, session, task_count=1)
+    statement += (
+        " ON CONFLICT (user_id, id) DO UPDATE SET task_count = sessions.task_count + 1,"
+        " updated_at = excluded.updated_at"
+        " RETURNING deleted_at, tokens_used, token_budget" + (f", {inserted} AS inserted" if inserted else "")
+    )
+    return statement, values
 
 
 #: The condition a task of a session meets unless a later turn rolled it back (the column is indexed

@@ -40,8 +40,9 @@ from orchestrator.store.dialect import Dialect
 from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import stored_time
 from orchestrator.store.rows import task_from_row
-from orchestrator.store.sessions import insert_session
+from orchestrator.store.sessions import counted_session
 from orchestrator.store.sessions import new_session
+from orchestrator.store.sessions import session_insert
 from orchestrator.store.task_control import apply_transition
 from orchestrator.store.writer_transactions import run_transaction
 from taskgate.rfc3339 import utc_now
@@ -57,33 +58,53 @@ def session_for_task(task: NewTask, now: datetime.datetime) -> SessionRecord:
 
 
 async def insert_task(
-    transaction: Transaction, dialect: Dialect, task: NewTask, now: datetime.datetime
+    transaction: Transaction, dialect: Dialect, task: NewTask, now: datetime.datetime, counted: bool = False
 ) -> TaskRecord:
-    """Insert a QUEUED task into its session (which must exist) and count it there; return its record."""
+    """Insert a QUEUED task into its session (which must exist) and count it there; return its record.
+
+    ``counted``: the session's row counts it already (``counted_session``).
+    """
     stored_now = dialect.encode_time(now)
     await transaction.execute(
-        "INSERT INTO tasks (task_id, user_id, tenant_id, session_id, query, status, mode,"
-        " context_json, options_json, created_at, updated_at, api_key_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            task.task_id,
-            task.user_id,
-            task.tenant_id,
-            task.session_id,
-            task.query,
-            TaskStatus.QUEUED.value,
-            task.mode,
-            compact_json(task.context),
-            compact_json(task.options),
-            stored_now,
-            stored_now,
-            task.api_key_id,
-        ),
+        f"INSERT INTO tasks ({_TASK_INSERTED}) VALUES ({_TASK_VALUES})", _task_values(task, stored_now)
     )
-    await transaction.execute(
-        "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE user_id = ? AND id = ?",
-        (stored_now, task.user_id, task.session_id),
+    if not counted:
+        await transaction.execute(
+            "UPDATE sessions SET task_count = task_count + 1, updated_at = ? WHERE user_id = ? AND id = ?",
+            (stored_now, task.user_id, task.session_id),
+        )
+    return _queued_record(task, now)
+
+
+# The columns a submission gives a task, and the values of a statement inserting them.
+_TASK_INSERTED = (
+    "task_id, user_id, tenant_id, session_id, query, status, mode, context_json, options_json,"
+    " created_at, updated_at, api_key_id"
+)
+_TASK_VALUES = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+# The same where the values are not those of an INSERT (whose columns give them their types).
+_TASK_SELECTED = "?, ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS json), ?, ?, ?"
+
+
+def _task_values(task: NewTask, stored_now: object) -> tuple[object, ...]:
+    return (
+        task.task_id,
+        task.user_id,
+        task.tenant_id,
+        task.session_id,
+        task.query,
+        TaskStatus.QUEUED.value,
+        task.mode,
+        compact_json(task.context),
+        compact_json(task.options),
+        stored_now,
+        stored_now,
+        task.api_key_id,
     )
+
+
+def _queued_record(task: NewTask, now: datetime.datetime) -> TaskRecord:
+    """The record of a task just stored QUEUED at ``now``."""
     return TaskRecord(
         task_id=task.task_id,
         user_id=task.user_id,
@@ -118,33 +139,55 @@ class TaskSubmissions:
         """
         strategy = check_strategy(task.multitask_strategy)
         now = utc_now()
+        if self._db.dialect.writes_in_with:
+            started = await self._start_session(task, now)
+            if started is not None:
+                return started
         return await run_transaction(
             self._db, lambda transaction: self._submit(transaction, task, strategy, now)
         )
+
+    async def _start_session(self, task: NewTask, now: datetime.datetime) -> SubmittedTask | None:
+        """Store a task that starts its session in one statement (PostgreSQL); None if the session exists.
+
+        A session this statement inserts has no turns, no tokens used and is not deleted, so nothing
+        is checked and the strategy has nothing to act on: the session row (counting the task) and the
+        task are inserted together, one round trip instead of a transaction's five. When the session
+        exists nothing is written, and the submission is stored as a turn of it (``_submit``): a
+        continuing session's turn pays this one statement more.
+        """
+        dialect = self._db.dialect
+        session_sql, session_values = session_insert(dialect, session_for_task(task, now), task_count=1)
+        inserted = await self._db.fetch_all(
+            f"WITH started AS ({session_sql} ON CONFLICT (user_id, id) DO NOTHING RETURNING id),"
+            f" queued AS (INSERT INTO tasks ({_TASK_INSERTED}) SELECT {_TASK_SELECTED} FROM started)"
+            " SELECT id FROM started",
+            (*session_values, *_task_values(task, dialect.encode_time(now))),
+        )
+        return SubmittedTask(_queued_record(task, now), (), ()) if inserted else None
 
     async def _submit(
         self, transaction: Transaction, task: NewTask, strategy: str, now: datetime.datetime
     ) -> SubmittedTask:
         dialect = self._db.dialect
-        # Insert the session unless it exists, then lock it: two tasks starting one session at
-        # once never both insert it, a task never joins a session being deleted, and the
-        # session's turns are stored one at a time.
-        await insert_session(transaction, dialect, session_for_task(task, now), if_absent=True)
-        session_row = await transaction.fetch_one(
-            "SELECT deleted_at, tokens_used, token_budget FROM sessions"
-            f" WHERE user_id = ? AND id = ?{dialect.for_update}",
-            (task.user_id, task.session_id),
-        )
+        # Insert the session counting this turn, or count it in the session that exists: either way
+        # its row is locked until the commit, so two tasks starting one session at once never both
+        # insert it, a task never joins a session being deleted, and the session's turns are
+        # stored one at a time. One statement for what was an insert, a locking read and an update.
+        session_row = await transaction.fetch_one(*counted_session(dialect, session_for_task(task, now)))
         if session_row["deleted_at"] is not None:
             raise SessionNotFoundError()
         if token_budget_exhausted(session_row["tokens_used"], session_row["token_budget"]):
             raise SessionBudgetExhaustedError()
-        latest = stored_time(
-            await transaction.fetch_value(
-                "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
-                (task.user_id, task.session_id),
+        latest = None
+        if dialect.inserted_by_upsert is None or not session_row["inserted"]:
+            # Read after the lock, so it sees the turns of the submissions stored before this one.
+            latest = stored_time(
+                await transaction.fetch_value(
+                    "SELECT MAX(created_at) AS latest FROM tasks WHERE user_id = ? AND session_id = ?",
+                    (task.user_id, task.session_id),
+                )
             )
-        )
         created_at = max(now, latest) if latest is not None else now
         ended: list[Event] = []
         interrupted: list[str] = []
@@ -160,7 +203,13 @@ class TaskSubmissions:
                     interrupted.append(turn.task_id)
             if active and strategy == ROLLBACK:
                 await _roll_back(transaction, task, [turn.task_id for turn in active])
-        record = await insert_task(transaction, dialect, task, created_at)
+        if created_at != now:
+            # Another replica's clock stamped the latest turn later than this one's now.
+            await transaction.execute(
+                "UPDATE sessions SET updated_at = ? WHERE user_id = ? AND id = ?",
+                (dialect.encode_time(created_at), task.user_id, task.session_id),
+            )
+        record = await insert_task(transaction, dialect, task, created_at, counted=True)
         return SubmittedTask(record, tuple(ended), tuple(interrupted))
 
 

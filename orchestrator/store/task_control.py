@@ -5,11 +5,13 @@ events under the workflow's next seqs, in one transaction. On PostgreSQL the UPD
 row, so two replicas changing one task at once are serialised and the second finds the guard broken.
 """
 
+import contextlib
 import datetime
 from collections.abc import Collection
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.domain.budgets import UsageWindows
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
 from orchestrator.domain.tasks import NewEvent
@@ -17,7 +19,9 @@ from orchestrator.domain.tasks import TaskOutcome
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
 from orchestrator.domain.tasks import TaskTransition
+from orchestrator.domain.tasks import number_events
 from orchestrator.events import Event
+from orchestrator.events import compact_json
 from orchestrator.store.database import Database
 from orchestrator.store.database import Transaction
 from orchestrator.store.database import marks
@@ -27,8 +31,22 @@ from orchestrator.store.rows import TASK_COLUMNS
 from orchestrator.store.rows import control_state_from_row
 from orchestrator.store.rows import task_from_row
 from orchestrator.store.usage import UsageLedger
+from orchestrator.store.usage import has_usage
+from orchestrator.store.usage import ledger_upserts
 from orchestrator.store.writer_transactions import run_transaction
 from taskgate.rfc3339 import utc_now
+
+# A run's end, fenced by its claim: it matches a RUNNING or held PAUSED task of this worker in this epoch.
+_FENCED_END = (
+    "UPDATE tasks SET status = :status,"
+    " progress = CASE WHEN :completed THEN 1.0 ELSE progress END,"
+    " result = :result, error = :error, model_used = :model_used, provider = :provider,"
+    " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
+    " total_tokens = :total_tokens, cost_usd = :cost_usd, updated_at = :now,"
+    " completed_at = :now, lease_expires_at = NULL"
+    " WHERE task_id = :task_id AND status IN (:running, :paused)"
+    " AND claimed_by = :worker AND claim_epoch = :epoch"
+)
 
 _CONTROL_COLUMNS = (
     "task_id, pause_requested, paused_at, pause_reason, paused_by,"
@@ -56,6 +74,8 @@ class TaskControlQueries:
         writer on SQLite (``writer_transactions.py``).
         """
         now = utc_now()
+        if self._db.dialect.writes_in_with:
+            return await self._finish_in_one_statement(task_id, claim, outcome, new_events, now)
         return await run_transaction(
             self._db, lambda transaction: self._finish(transaction, task_id, claim, outcome, new_events, now)
         )
@@ -74,33 +94,8 @@ class TaskControlQueries:
         usage = outcome.usage
         # RETURNING says whether the guard held, and names the rows the usage is added to.
         ended = await transaction.fetch_all(
-            "UPDATE tasks SET status = :status,"
-            " progress = CASE WHEN :completed THEN 1.0 ELSE progress END,"
-            " result = :result, error = :error, model_used = :model_used, provider = :provider,"
-            " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
-            " total_tokens = :total_tokens, cost_usd = :cost_usd, updated_at = :now,"
-            " completed_at = :now, lease_expires_at = NULL"
-            " WHERE task_id = :task_id AND status IN (:running, :paused)"
-            " AND claimed_by = :worker AND claim_epoch = :epoch"
-            " RETURNING user_id, session_id, api_key_id",
-            {
-                "status": outcome.status.value,
-                "completed": outcome.status == TaskStatus.COMPLETED,
-                "result": outcome.result,
-                "error": outcome.error,
-                "model_used": outcome.model_used,
-                "provider": outcome.provider,
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-                "cost_usd": usage.cost_usd,
-                "now": stored_now,
-                "task_id": task_id,
-                "running": TaskStatus.RUNNING.value,
-                "paused": TaskStatus.PAUSED.value,
-                "worker": claim.worker_id,
-                "epoch": claim.epoch,
-            },
+            _FENCED_END + " RETURNING user_id, session_id, api_key_id",
+            _end_parameters(task_id, claim, outcome, stored_now),
         )
         if len(ended) != 1:
             return None
@@ -112,6 +107,72 @@ class TaskControlQueries:
         )
         await self._ledger.record(transaction, dialect, task["user_id"], task["api_key_id"], usage, now)
         return await insert_next_events(transaction, dialect, task_id, new_events, now)
+
+    async def _finish_in_one_statement(
+        self,
+        task_id: str,
+        claim: Claim,
+        outcome: TaskOutcome,
+        new_events: Sequence[NewEvent],
+        now: datetime.datetime,
+    ) -> list[Event] | None:
+        """``_finish`` as one statement (PostgreSQL): one round trip instead of a transaction's nine.
+
+        The same fenced UPDATE, then, only for the row it returns, the session's and the ledger's
+        additions and the events after the workflow's last seq; all of it commits or fails at once.
+        A user's first finish of the minute drops their old ledger rows afterwards, on their own.
+        """
+        dialect = self._db.dialect
+        stored_now = dialect.encode_time(now)
+        usage = outcome.usage
+        windows = UsageWindows.at(now)
+        values = ", ".join(
+            f"(CAST(:n{index} AS integer), :type{index}, :agent{index}, :message{index}, :payload{index})"
+            for index in range(len(new_events))
+        )
+        parameters: dict[str, object] = {
+            **_end_parameters(task_id, claim, outcome, stored_now),
+            "total_tokens": usage.total_tokens,
+            "cost_usd": usage.cost_usd,
+            "minute_start": dialect.encode_time(windows.minute_start),
+            "day_start": dialect.encode_time(windows.day_start),
+        }
+        for index, new_event in enumerate(new_events):
+            parameters |= {
+                f"n{index}": index + 1,
+                f"type{index}": new_event.type,
+                f"agent{index}": new_event.agent_id,
+                f"message{index}": new_event.message,
+                f"payload{index}": compact_json(dict(new_event.payload)),
+            }
+        added = f", {ledger_upserts('ended')}" if has_usage(usage) else ""
+        stored = (
+            ", last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE workflow_id = :task_id),"
+            " stored AS (INSERT INTO events"
+            " (workflow_id, seq, type, agent_id, message, payload_json, timestamp)"
+            " SELECT :task_id, last.seq + v.n, v.type, v.agent_id, v.message,"
+            " CAST(v.payload_json AS json), :now FROM ended, last,"
+            f" (VALUES {values}) AS v (n, type, agent_id, message, payload_json) RETURNING seq)"
+            if new_events
+            else ""
+        )
+        row = await self._db.fetch_one(
+            f"WITH ended AS ({_FENCED_END} RETURNING user_id, session_id, api_key_id),"
+            " counted AS (UPDATE sessions s SET tokens_used = s.tokens_used + :total_tokens,"
+            " cost_usd = s.cost_usd + :cost_usd, updated_at = :now"
+            f" FROM ended WHERE s.user_id = ended.user_id AND s.id = ended.session_id){added}{stored}"
+            " SELECT ended.user_id"
+            + (", (SELECT MIN(seq) FROM stored) AS first_seq" if new_events else "")
+            + " FROM ended",
+            parameters,
+        )
+        if row is None:
+            return None
+        if has_usage(usage) and self._ledger.due_for_pruning(row["user_id"], now):
+            # Only room: the task has ended whether or not this works (a later minute tries again).
+            with contextlib.suppress(Exception):
+                await self._ledger.prune(self._db, row["user_id"], now)
+        return number_events(task_id, row["first_seq"] - 1, new_events, now) if new_events else []
 
     async def transition_task(self, task_id: str, transition: TaskTransition) -> list[Event] | None:
         """Apply the transition in a transaction of its own (``apply_transition``).
@@ -239,3 +300,28 @@ def _assignments(transition: TaskTransition, now: Any, dialect: Any) -> tuple[li
         assignments.append("lost_attempts = :lost_attempts")
         parameters["lost_attempts"] = transition.lost_attempts
     return assignments, parameters
+
+
+def _end_parameters(
+    task_id: str, claim: Claim, outcome: TaskOutcome, stored_now: object
+) -> dict[str, object]:
+    """The parameters of ``_FENCED_END``."""
+    usage = outcome.usage
+    return {
+        "status": outcome.status.value,
+        "completed": outcome.status == TaskStatus.COMPLETED,
+        "result": outcome.result,
+        "error": outcome.error,
+        "model_used": outcome.model_used,
+        "provider": outcome.provider,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cost_usd": usage.cost_usd,
+        "now": stored_now,
+        "task_id": task_id,
+        "running": TaskStatus.RUNNING.value,
+        "paused": TaskStatus.PAUSED.value,
+        "worker": claim.worker_id,
+        "epoch": claim.epoch,
+    }

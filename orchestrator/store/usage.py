@@ -65,31 +65,82 @@ class UsageLedger:
         Nothing for no usage. The user's rows no budget reads any more are dropped at the first
         finish of each minute (per process), not at every one: they only take room.
         """
-        if usage.total_tokens <= 0 and usage.cost_usd <= 0:
+        if not has_usage(usage):
             return
         windows = UsageWindows.at(now)
-        prune = self._pruned.get(user_id) != windows.minute_start
-        if prune:
-            if len(self._pruned) >= _PRUNED_USERS_KEPT:
-                self._pruned.clear()
-            self._pruned[user_id] = windows.minute_start
+        prune = self.due_for_pruning(user_id, now)
         starts = {"minute_start": windows.minute_start, "day_start": windows.day_start}
         for table, column, kept in _LEDGERS:
             start = starts[column]
             if prune:
                 # Older rows first, then the current one: every finishing task of a user locks them in
                 # this order, so two at once on PostgreSQL wait for each other instead of deadlocking.
-                await transaction.execute(
-                    f"DELETE FROM {table} WHERE user_id = ? AND {column} < ?",
-                    (user_id, dialect.encode_time(start - kept)),
-                )
+                await transaction.execute(*_prune_statement(dialect, table, column, kept, user_id, start))
             await transaction.execute(
                 f"INSERT INTO {table} (user_id, api_key_id, {column}, tokens, cost_usd)"
-                " VALUES (?, ?, ?, ?, ?)"
-                f" ON CONFLICT (user_id, {column}, api_key_id) DO UPDATE SET tokens = {table}.tokens"
-                f" + excluded.tokens, cost_usd = {table}.cost_usd + excluded.cost_usd",
+                f" VALUES (?, ?, ?, ?, ?){_ADD_ON_CONFLICT[table]}",
                 (user_id, api_key_id, dialect.encode_time(start), usage.total_tokens, usage.cost_usd),
             )
+
+    def due_for_pruning(self, user_id: str, now: datetime.datetime) -> bool:
+        """Whether this is the user's first finish of the minute here; it is noted as pruned."""
+        minute_start = UsageWindows.at(now).minute_start
+        if self._pruned.get(user_id) == minute_start:
+            return False
+        if len(self._pruned) >= _PRUNED_USERS_KEPT:
+            self._pruned.clear()
+        self._pruned[user_id] = minute_start
+        return True
+
+    async def prune(self, database: Database, user_id: str, now: datetime.datetime) -> None:
+        """Drop the user's rows no budget reads any more, in a transaction of their own."""
+        windows = UsageWindows.at(now)
+        starts = {"minute_start": windows.minute_start, "day_start": windows.day_start}
+        async with database.transaction() as transaction:
+            for table, column, kept in _LEDGERS:
+                await transaction.execute(
+                    *_prune_statement(database.dialect, table, column, kept, user_id, starts[column])
+                )
+
+
+def has_usage(usage: TokenUsage) -> bool:
+    """Whether a finished task used anything the ledger adds up."""
+    return usage.total_tokens > 0 or usage.cost_usd > 0
+
+
+def ledger_upserts(rows: str) -> str:
+    """Return WITH-clause upserts (PostgreSQL) adding ``:total_tokens`` and ``:cost_usd`` to the ledger.
+
+    ``rows`` is a query of the ``user_id`` and ``api_key_id`` to add to; the windows are the
+    parameters ``:minute_start`` and ``:day_start`` (``UsageWindows``).
+    """
+    return ", ".join(
+        f"{table}_added AS (INSERT INTO {table} (user_id, api_key_id, {column}, tokens, cost_usd)"
+        f" SELECT user_id, api_key_id, :{column}, :total_tokens, :cost_usd FROM {rows}"
+        f"{_ADD_ON_CONFLICT[table]})"
+        for table, column, _ in _LEDGERS
+    )
+
+
+_ADD_ON_CONFLICT = {
+    table: f" ON CONFLICT (user_id, {column}, api_key_id) DO UPDATE SET tokens = {table}.tokens"
+    f" + excluded.tokens, cost_usd = {table}.cost_usd + excluded.cost_usd"
+    for table, column, _ in _LEDGERS
+}
+
+
+def _prune_statement(
+    dialect: Dialect,
+    table: str,
+    column: str,
+    kept: datetime.timedelta,
+    user_id: str,
+    start: datetime.datetime,
+) -> tuple[str, tuple[object, ...]]:
+    return (
+        f"DELETE FROM {table} WHERE user_id = ? AND {column} < ?",
+        (user_id, dialect.encode_time(start - kept)),
+    )
 
 
 class UsageQueries:
