@@ -130,7 +130,7 @@ class _ScriptConnection:
         """Send one command and return its reply; a reply Redis reports as an error is returned too."""
         if self._socket is None:
             self._connection.connect()
-            # redis-py keeps the socket it opened here (in every version 5 to 8 this project allows).
+            # redis-py keeps the socket it opened here (checked with redis-py 8.2, the version installed).
             self._socket = self._connection._sock
             self._reader = hiredis.Reader()
         sent = self._socket.send(command)
