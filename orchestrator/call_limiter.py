@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 
 from taskgate.rate_limits.sliding_window import ADMIT_LUA
 from taskgate.rate_limits.sliding_window import SlidingWindowLog
+from taskgate.rate_limits.sliding_window import request_member
 from taskgate.rate_limits.sliding_window import status_from_reply
 from taskgate.rate_limits.sliding_window import window_call
 from taskgate.rate_limits.windows import RateLimitStatus
@@ -91,9 +92,9 @@ class RedisCallLimiter:
         """Count the call if every window has room, in one round trip (two after a NOSCRIPT)."""
         if self._clock() < self._paused_until:
             raise CallLimiterUnavailableError("paused after a recent failure")
-        keys, args = window_call(subject)
+        call = window_call(subject)
         try:
-            reply = await self._script(keys=keys, args=args)
+            reply = await self._script(keys=call.keys, args=[request_member(), *call.arguments])
         except (redis.exceptions.RedisError, OSError, TimeoutError) as ex:
             self._paused_until = self._clock() + self._pause_seconds
             raise CallLimiterUnavailableError(type(ex).__name__) from ex

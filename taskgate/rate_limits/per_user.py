@@ -37,9 +37,11 @@ class PerUserWindows:
     def __init__(self, namer: KeyNamer, tiers: Mapping[str, TierLimits]) -> None:
         self._namer = namer
         self._tiers = tiers
-        # Keyed hashes cost a few microseconds each: worth remembering for the callers seen lately.
+        # Keyed hashes cost a few microseconds each, and a subject is the same for every request of
+        # a caller: worth remembering for the callers seen lately.
         self._user_names = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._names_of_user)
         self._key_counter = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._counter_of_key)
+        self._subjects = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._subject)
 
     def subject(
         self,
@@ -51,6 +53,17 @@ class PerUserWindows:
         key_per_hour: int = 0,
     ) -> RateLimitSubject:
         """Return what a request of this user (with this key and its overrides, if any) counts in."""
+        return self._subjects(tenant_id, user_id, tier, api_key_id, key_per_minute, key_per_hour)
+
+    def _subject(
+        self,
+        tenant_id: str,
+        user_id: str,
+        tier: str,
+        api_key_id: str = "",
+        key_per_minute: int = 0,
+        key_per_hour: int = 0,
+    ) -> RateLimitSubject:
         limits = tier_limits(self._tiers, tier)
         partition, counter = self._user_names(tenant_id, user_id)
         rules = [

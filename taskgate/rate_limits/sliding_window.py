@@ -18,6 +18,8 @@ one lock, for a process without Redis; exact within that process only.
 """
 
 import collections
+import dataclasses
+import functools
 import itertools
 import os
 import secrets
@@ -75,6 +77,7 @@ ADMIT_LUA = CHECK_WINDOWS_LUA + "return check_windows(tonumber(ARGV[2]), ARGV[1]
 
 _SWEEP_EVERY = 1000
 _LONGEST_WINDOW = max(WINDOW_SECONDS.values())
+_CACHED_SUBJECTS = 4096
 
 
 class _RequestMembers:
@@ -99,13 +102,26 @@ class _RequestMembers:
 _MEMBERS = _RequestMembers()
 
 
-def window_call(subject: RateLimitSubject) -> tuple[list[str], list[str | int | bytes]]:
-    """Return the KEYS and ARGV that check and count a subject's windows with ``check_windows``."""
-    keys = [subject.key(rule) for rule in subject.rules]
-    args: list[str | int | bytes] = [_MEMBERS.next(), len(subject.rules)]
+def request_member() -> str:
+    """Return the name of one counted request in the windows: unique across processes and calls."""
+    return _MEMBERS.next()
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowCall:
+    """How ``check_windows`` counts a subject: its windows' keys, and the arguments after the member."""
+
+    keys: tuple[str, ...]
+    arguments: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=_CACHED_SUBJECTS)
+def window_call(subject: RateLimitSubject) -> WindowCall:
+    """Return the KEYS and the ARGV after the member that check and count a subject's windows."""
+    arguments = [len(subject.rules)]
     for rule in subject.rules:
-        args += [rule.limit, rule.seconds * 1000]
-    return keys, args
+        arguments += [rule.limit, rule.seconds * 1000]
+    return WindowCall(tuple(subject.key(rule) for rule in subject.rules), tuple(arguments))
 
 
 def status_from_reply(subject: RateLimitSubject, reply: Sequence) -> RateLimitStatus:
