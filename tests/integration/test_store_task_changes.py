@@ -54,3 +54,31 @@ def test_pruning_keeps_the_newest_so_numbers_never_go_back(database_url):
         assert await store.prune_task_changes(utc_now() - datetime.timedelta(days=1)) == 0
 
     run(database_url, scenario)
+
+
+def test_a_change_committed_after_a_later_one_is_numbered_after_it_on_postgres(postgres_server):
+    """The order a reader sees is commit order: a slow transaction's change is never numbered below
+    a change already read, so a reader resuming after that number still gets it."""
+    import psycopg
+
+    url = postgres_server.create_database()
+
+    async def scenario(store):
+        # Sessions of their own: a task's change also locks its session's row.
+        await store.create_task(new_task("task-slow", session_id="session-slow"))
+        await store.create_task(new_task("task-quick", session_id="session-quick"))
+        await store.number_pending_task_changes()
+        read_up_to = await store.last_task_change_id()
+        cancel = "UPDATE tasks SET status = 'CANCELLED', updated_at = now() WHERE task_id = %s"
+        with psycopg.connect(url) as slow, psycopg.connect(url, autocommit=True) as quick:
+            slow.execute(cancel, ("task-slow",))  # Its change is inserted first, not committed yet.
+            quick.execute(cancel, ("task-quick",))
+            await store.number_pending_task_changes()
+            seen = await store.list_task_changes(read_up_to, 100)
+            assert [change.task_id for change in seen] == ["task-quick"]
+            slow.commit()
+        await store.number_pending_task_changes()
+        later = await store.list_task_changes(seen[-1].change_id, 100)
+        assert [(change.task_id, change.status) for change in later] == [("task-slow", "CANCELLED")]
+
+    run(url, scenario)
