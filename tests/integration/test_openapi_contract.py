@@ -9,7 +9,8 @@ be answered as client errors in the documented content type, never a 5xx.
 
 Left out: ``GET /api/v1/stream/sse`` and ``GET /api/v1/stream/tasks`` (event streams: their body is
 no JSON to check, and the task feed, like a live workflow's stream, stays open),
-``GET /api/v1/tasks/{task_id}/stream`` (a redirect to it) and ``GET /api/v1/stream/ws`` (a WebSocket upgrade, tested in test_stream_websocket.py).
+``GET /api/v1/tasks/{task_id}/stream`` (a redirect to it) and ``GET /api/v1/stream/ws`` (a
+WebSocket upgrade, tested in test_stream_websocket.py).
 Rate limits are set out of reach for this stack (tests/integration/processes.py), so generated
 requests are judged on the operation, not on the caller's budget.
 
