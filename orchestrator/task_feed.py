@@ -16,6 +16,7 @@ so a slow client costs its own reads, never a lost change.
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime
 import logging
 from collections.abc import AsyncIterator
@@ -35,6 +36,13 @@ PAGE_SIZE = 500
 RETENTION = datetime.timedelta(hours=25)
 PRUNE_EVERY_SECONDS = 600.0
 _RETRY_MAX_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedStart:
+    """Where a feed opened without a resume point starts: the changes after ``change_id`` follow."""
+
+    change_id: int
 
 
 class _Watcher:
@@ -91,11 +99,12 @@ class TaskFeed:
         return sum(len(watchers) for watchers in self._watchers.values())
 
     async def follow(
-        self, user_id: str, after_id: int, idle_seconds: float
-    ) -> AsyncIterator[TaskChange | None]:
+        self, user_id: str, after_id: int | None, idle_seconds: float
+    ) -> AsyncIterator[TaskChange | FeedStart | None]:
         """Yield the caller's changes numbered above ``after_id``, stored then live; None when idle.
 
-        Ends only when the consumer closes it (the client left).
+        Without ``after_id`` the feed starts now: the first item is the ``FeedStart`` position,
+        and the changes numbered after it follow. Ends only when the consumer closes it.
         """
         watcher = _Watcher(self._buffer)
         self._watchers.setdefault(user_id, set()).add(watcher)
@@ -108,6 +117,12 @@ class TaskFeed:
                         await asyncio.shield(started)
                 if not started.done():
                     yield None
+            if after_id is None:
+                # Read after registering: every change numbered later reaches this watcher live.
+                # Changes committed before now are numbered first, so none of them counts as new.
+                await self._store.number_pending_task_changes()
+                after_id = await self._store.last_task_change_id()
+                yield FeedStart(after_id)
             last_id = after_id
             while True:
                 watcher.behind = False

@@ -104,8 +104,16 @@ def error_body(exception: falcon.HTTPError) -> dict[str, Any]:
 
 
 def last_event_id(req: falcon.asgi.Request) -> int:
-    """Return the resume point: the Last-Event-ID header, else the last_event_id parameter, else 0."""
-    raw = (req.get_header("Last-Event-ID") or "").strip() or req.get_param("last_event_id") or "0"
+    """Return the resume point (``resume_point``), 0 when none was given."""
+    point = resume_point(req)
+    return 0 if point is None else point
+
+
+def resume_point(req: falcon.asgi.Request) -> int | None:
+    """Return the Last-Event-ID header, else the last_event_id parameter, else None; 400 when malformed."""
+    raw = (req.get_header("Last-Event-ID") or "").strip() or req.get_param("last_event_id")
+    if raw is None:
+        return None
     try:
         return parse_last_event_id(raw)
     except ValueError as ex:

@@ -16,9 +16,10 @@ from orchestrator.admin.sse import RETRY_FRAME
 from orchestrator.admin.stream_metrics import StreamMetrics
 from orchestrator.admin.stream_metrics import counted
 from orchestrator.admin.stream_query import authorised_caller
-from orchestrator.admin.stream_query import last_event_id
+from orchestrator.admin.stream_query import resume_point
 from orchestrator.domain.task_changes import TaskChange
 from orchestrator.events import compact_json
+from orchestrator.task_feed import FeedStart
 from orchestrator.task_feed import TaskFeed
 from taskgate.rfc3339 import format_datetime
 
@@ -47,18 +48,35 @@ def change_frame(change: TaskChange) -> bytes:
     return f"id: {change.change_id}\nevent: {change.kind}\ndata: {data}\n\n".encode()
 
 
-async def feed_body(changes: AsyncIterator[TaskChange | None]) -> AsyncIterator[bytes]:
+def start_frame(start: FeedStart) -> bytes:
+    """Return the frame of a feed's starting position: an id and nothing to dispatch.
+
+    A client's last event id becomes the position (an EventSource sets it without firing an
+    event), so a reconnection after a quiet drop resumes from where the feed started.
+    """
+    return f"id: {start.change_id}\n\n".encode()
+
+
+async def feed_body(changes: AsyncIterator[TaskChange | FeedStart | None]) -> AsyncIterator[bytes]:
     """Yield the retry hint, then a frame per change and a ping whenever the feed idles."""
     yield RETRY_FRAME
     try:
-        async for change in changes:
-            yield PING_FRAME if change is None else change_frame(change)
+        async for item in changes:
+            if item is None:
+                yield PING_FRAME
+            elif isinstance(item, FeedStart):
+                yield start_frame(item)
+            else:
+                yield change_frame(item)
     finally:
         await changes.aclose()
 
 
 class TaskFeedResource:
-    """Serve a caller's task feed: replayed after ``Last-Event-ID`` (or ``last_event_id``), then live."""
+    """Serve a caller's task feed: replayed after ``Last-Event-ID`` (or ``last_event_id``), then live.
+
+    Without a resume point it starts now (``start_frame``); ``last_event_id=0`` replays all kept.
+    """
 
     def __init__(
         self, feed: TaskFeed, service_token: str, ping_seconds: float, metrics: StreamMetrics
@@ -71,7 +89,7 @@ class TaskFeedResource:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Check the caller and the resume point, then stream."""
         caller = authorised_caller(req, self._service_token)
-        after_id = last_event_id(req)
+        after_id = resume_point(req)
         resp.status = falcon.HTTP_200
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")

@@ -77,7 +77,9 @@ def test_a_live_stream_is_served_by_a_stream_process_every_event_once_in_order(t
         assert watcher.seqs == _stored_seqs(stack, headers, task_id)
 
         # The caller's task feed is served there too, the task's whole life in it.
-        feed = read_stream(stack.url + "/api/v1/stream/tasks", headers, stop_after=2)
+        feed = read_stream(
+            stack.url + "/api/v1/stream/tasks", {**headers, "Last-Event-ID": "0"}, stop_after=2
+        )
         assert [(frame.event, frame.json()["status"]) for frame in feed] == [
             ("task.created", "QUEUED"),
             ("task.status", "RUNNING"),

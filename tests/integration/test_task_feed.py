@@ -14,6 +14,7 @@ from tests.integration.conftest import User
 from tests.integration.processes import create_api_key
 from tests.integration.processes import wait_until
 from tests.integration.sse import StreamFollower
+from tests.integration.sse import parse_frames
 from tests.integration.sse import read_stream
 
 pytestmark = pytest.mark.integration
@@ -29,8 +30,9 @@ def _new_user(stack) -> User:
     return User(email, key, httpx.Client(base_url=stack.url, headers={"X-API-Key": key}, timeout=30))
 
 
-def _follow(stack, user: User, **headers) -> StreamFollower:
-    follower = StreamFollower(stack.url + FEED, {"X-API-Key": user.api_key, **headers})
+def _follow(stack, user: User) -> StreamFollower:
+    """Follow the user's feed from its first change kept (a new user has none yet)."""
+    follower = StreamFollower(stack.url + FEED, {"X-API-Key": user.api_key, "Last-Event-ID": "0"})
     follower.start()
     return follower
 
@@ -96,7 +98,9 @@ def test_resuming_after_any_id_gives_exactly_the_rest_and_live_equals_stored(sta
             _wait_for(live, task["task_id"], "task.status", "COMPLETED")
         seen = list(live.frames)
 
-        stored = read_stream(stack.url + FEED, {"X-API-Key": dave.api_key}, stop_after=len(seen))
+        stored = read_stream(
+            stack.url + FEED, {"X-API-Key": dave.api_key}, params={"last_event_id": 0}, stop_after=len(seen)
+        )
         assert [(frame.id, frame.event, frame.data) for frame in stored] == [
             (frame.id, frame.event, frame.data) for frame in seen
         ], "what came live is what is stored, in the same order"
@@ -124,7 +128,9 @@ def test_the_feed_takes_a_query_credential_and_refuses_bad_requests(stack):
     try:
         task = erin.submit()
         erin.wait_finished(task["task_id"])
-        frames = read_stream(stack.url + FEED, {}, params={"api_key": erin.api_key}, stop_after=1)
+        frames = read_stream(
+            stack.url + FEED, {}, params={"api_key": erin.api_key, "last_event_id": 0}, stop_after=1
+        )
         assert frames[0].event == "task.created" and frames[0].json()["task_id"] == task["task_id"]
 
         anonymous = httpx.get(stack.url + FEED, timeout=30)
@@ -142,3 +148,29 @@ def test_the_feed_takes_a_query_credential_and_refuses_bad_requests(stack):
         assert narrow.json()["details"] == [{"field": "scope", "message": "tasks:read"}]
     finally:
         erin.client.close()
+
+
+def test_without_a_resume_point_the_feed_starts_now_at_a_position_a_client_resumes_from(stack):
+    frank = _new_user(stack)
+    try:
+        earlier = frank.submit()
+        frank.wait_finished(earlier["task_id"])
+        with httpx.stream(
+            "GET", stack.url + FEED, headers={"X-API-Key": frank.api_key}, timeout=60
+        ) as response:
+            assert response.status_code == 200
+            frames = parse_frames(response.iter_lines())
+            first = next(frame for frame in frames if frame.retry is None)
+            # An id and nothing else: no event, but the client's last event id is set to it.
+            assert first.event is None and first.data is None and int(first.id) > 0
+            later = frank.submit()
+            created = next(frame for frame in frames if frame.event is not None)
+            assert created.event == "task.created" and created.json()["task_id"] == later["task_id"]
+            assert int(created.id) > int(first.id)
+        frank.wait_finished(later["task_id"])
+        resumed = read_stream(
+            stack.url + FEED, {"X-API-Key": frank.api_key, "Last-Event-ID": first.id}, stop_after=1
+        )
+        assert resumed[0].id == created.id, "resuming from the starting position misses nothing"
+    finally:
+        frank.client.close()

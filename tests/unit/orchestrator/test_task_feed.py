@@ -5,6 +5,7 @@ import contextlib
 import datetime
 
 from orchestrator.domain.task_changes import TaskChange
+from orchestrator.task_feed import FeedStart
 from orchestrator.task_feed import TaskFeed
 
 AT = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
@@ -122,5 +123,19 @@ def test_the_poller_stops_when_the_last_watcher_leaves():
                 while not poller.done():
                     await asyncio.sleep(0.01)
         assert poller.done()
+
+    asyncio.run(scenario())
+
+
+def test_without_a_resume_point_the_feed_starts_at_the_newest_change_then_follows():
+    async def scenario():
+        store = ChangeList(change(1), change(2))
+        feed = TaskFeed(store, poll_seconds=0.01)
+        follow = feed.follow("u-1", None, idle_seconds=30)
+        assert await take(follow, 1) == [FeedStart(2)]
+        store.add(change(3))
+        assert ids(await take(follow, 1)) == [3]
+        await follow.aclose()
+        await feed.close()
 
     asyncio.run(scenario())
