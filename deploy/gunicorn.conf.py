@@ -75,8 +75,12 @@ def nworkers_changed(server, new_value, old_value) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Once a worker has loaded the app, keep the collector off its long-lived heap (open streams)."""
+    """Once a worker has loaded the app, keep the collector off its long-lived heap (open streams),
+    and have its open streams ended as soon as it is told to stop (gateway.worker_shutdown)."""
     settle_after_start_up()
+    from gateway.worker_shutdown import end_streams_when_stopping
+
+    end_streams_when_stopping(worker)
 
 
 def child_exit(server, worker) -> None:
