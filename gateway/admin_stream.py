@@ -102,7 +102,7 @@ class SseFrames:
 
 
 class AdminStreamClient:
-    """Opens ``GET {admin_url}/stream/sse`` for a caller, with the service token and identity headers."""
+    """Opens ``{admin_url}/stream/sse`` or ``/stream/tasks`` for a caller, with service token and caller."""
 
     def __init__(
         self,
@@ -118,12 +118,25 @@ class AdminStreamClient:
         self._host = parts.hostname
         self._port = parts.port
         self._path = parts.path.rstrip("/") + wire.ADMIN_SSE_PATH
+        self._feed_path = parts.path.rstrip("/") + wire.ADMIN_TASK_FEED_PATH
         self._service_token = service_token
         self._connect_timeout = connect_timeout_seconds
         self._read_timeout = read_timeout_seconds
 
     def open(self, request: StreamRequest, context: CallContext) -> SseFrames:
-        """Open the upstream stream; raise the client's error (503, 504, or upstream 4xx) before any byte."""
+        """Open a workflow's stream; raise the client's error (503, 504, or upstream 4xx) before any byte."""
+        return self._open(f"{self._path}?{stream_query(request)}", self._headers(request, context), context)
+
+    def open_task_feed(self, last_event_id: int | None, context: CallContext) -> SseFrames:
+        """Open the caller's task feed (``/stream/tasks``) after ``last_event_id``; errors as ``open``'s."""
+        headers = {
+            "Accept": "text/event-stream",
+            **caller_headers(self._service_token, context),
+            **resume_header(last_event_id),
+        }
+        return self._open(self._feed_path, headers, context)
+
+    def _open(self, target: str, headers: dict[str, str], context: CallContext) -> SseFrames:
         if self._https:
             connection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self._connect_timeout, context=self._ssl_context
@@ -144,7 +157,7 @@ class AdminStreamClient:
             logger.warning("admin stream server unreachable", extra={"request_id": context.request_id})
             raise orchestrator_unavailable() from None
         try:
-            connection.request("GET", self._target(request), headers=self._headers(request, context))
+            connection.request("GET", target, headers=headers)
             response = connection.getresponse()
         except TimeoutError:
             connection.close()
@@ -159,9 +172,6 @@ class AdminStreamClient:
             raise error
         connection.sock.settimeout(self._read_timeout)
         return SseFrames(connection, response)
-
-    def _target(self, request: StreamRequest) -> str:
-        return f"{self._path}?{stream_query(request)}"
 
     def _headers(self, request: StreamRequest, context: CallContext) -> dict[str, str]:
         return {"Accept": "text/event-stream", **stream_headers(self._service_token, request, context)}
@@ -189,14 +199,22 @@ def stream_query(request: StreamRequest) -> str:
 
 def stream_headers(service_token: str, request: StreamRequest, context: CallContext) -> dict[str, str]:
     """Return the headers of an admin stream request: service token, request id, caller, resume point."""
+    return {**caller_headers(service_token, context), **resume_header(request.last_event_id)}
+
+
+def caller_headers(service_token: str, context: CallContext) -> dict[str, str]:
+    """Return the service token, request id, trace context and caller's identity headers."""
     headers = {wire.SERVICE_TOKEN: service_token, wire.REQUEST_ID: context.request_id}
     if context.traceparent:
         headers[wire.TRACEPARENT] = context.traceparent
     if context.principal is not None:
         headers.update(identity_headers(context.principal))
-    if request.last_event_id is not None:
-        headers["Last-Event-ID"] = str(request.last_event_id)
     return headers
+
+
+def resume_header(last_event_id: int | None) -> dict[str, str]:
+    """Return the ``Last-Event-ID`` header of a resume point (none without one)."""
+    return {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
 
 
 def _frame_end(buffer: bytearray) -> int:

@@ -53,6 +53,7 @@ from gateway.resources.sessions import SessionsResource
 from gateway.resources.stats import StatsResource
 from gateway.resources.stream import StreamOpener
 from gateway.resources.stream import StreamResource
+from gateway.resources.stream import TaskFeedResource
 from gateway.resources.stream_websocket import StreamWebSocketResource
 from gateway.resources.task_control import TaskControlResource
 from gateway.resources.tasks import TaskResource
@@ -213,6 +214,9 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
     app.add_route("/api/v1/auth/me", CurrentUserResource(deps.orchestrator, settings.rate_limit_tiers))
     app.add_route(
         "/api/v1/stream/sse", StreamResource(deps.admin_stream, settings.stream_write_timeout_seconds)
+    )
+    app.add_route(
+        "/api/v1/stream/tasks", TaskFeedResource(deps.admin_stream, settings.stream_write_timeout_seconds)
     )
     websocket_upstream = AdminWebSocketClient(
         settings.admin_url,

@@ -62,6 +62,7 @@ from orchestrator.services.tasks import TaskServiceServicer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.settings import split_address
 from orchestrator.store.base import Store
+from orchestrator.task_feed import prune_task_changes_forever
 from orchestrator.tokens import TokenIssuer
 from taskgate import dev_bypass
 from taskgate.rate_limits.per_user import PerUserWindows
@@ -240,6 +241,8 @@ class Orchestrator:
         running.push_async_callback(self.scheduler.stop)
         approval_expiry = asyncio.create_task(self.engines.approvals.expire_forever(), name="approval-expiry")
         running.push_async_callback(_cancel_and_wait, approval_expiry)
+        feed_pruning = asyncio.create_task(prune_task_changes_forever(self.store), name="task-feed-pruning")
+        running.push_async_callback(_cancel_and_wait, feed_pruning)
 
 
 async def build_orchestrator(

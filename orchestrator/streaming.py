@@ -14,6 +14,7 @@ from orchestrator.caller import Caller
 from orchestrator.errors import TaskNotFoundError
 from orchestrator.events import Event
 from orchestrator.store.base import Store
+from orchestrator.task_feed import TaskFeed
 
 REPLAY_PAGE_SIZE = 500
 #: How long a stream waits without a live event before it looks in the store for events it missed:
@@ -154,11 +155,13 @@ class EventFollower:
 
 
 class StreamSource(Protocol):
-    """What the admin app's stream routes need: an ownership check and a follower.
+    """What the admin app's stream routes need: an ownership check, a follower, the task feed.
 
     ``WorkflowStreams`` is the one both the orchestrator (its ``TaskEngine.streams``) and a stream
     process (``orchestrator.stream_server``) pass.
     """
+
+    feed: TaskFeed
 
     async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
         """Raise TaskNotFoundError unless the workflow exists and is the caller's."""
@@ -184,6 +187,7 @@ class WorkflowStreams:
         self._store = store
         self._bus = bus
         self._buffer = buffer
+        self.feed = TaskFeed(store, buffer)
 
     async def require_workflow(self, caller: Caller, workflow_id: str) -> None:
         """Raise TaskNotFoundError unless the workflow exists and is the caller's."""

@@ -65,3 +65,4 @@ ERROR_CODES = (
 # The admin stream server's event streams, as Server-Sent Events and over WebSocket.
 ADMIN_SSE_PATH = "/stream/sse"
 ADMIN_WEBSOCKET_PATH = "/stream/ws"
+ADMIN_TASK_FEED_PATH = "/stream/tasks"

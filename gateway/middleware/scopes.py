@@ -70,6 +70,7 @@ ROUTE_SCOPES: Mapping[str, Mapping[str, Needs]] = {
     "/api/v1/auth/api-keys": {"GET": (KEYS_MANAGE,), "POST": (KEYS_MANAGE,)},
     "/api/v1/auth/api-keys/{key_id}": {"DELETE": (KEYS_MANAGE,), "PATCH": (KEYS_MANAGE,)},
     "/api/v1/stream/sse": {"GET": STREAM_NEEDS},
+    "/api/v1/stream/tasks": {"GET": STREAM_NEEDS},
     "/api/v1/stream/ws": {"GET": STREAM_NEEDS},
     # The model list describes the gateway, nothing of the caller's.
     "/v1/models": {"GET": ANY_CALLER},

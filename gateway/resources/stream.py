@@ -1,4 +1,4 @@
-"""``GET /api/v1/stream/sse``: the live event stream, reverse-proxied from the admin stream server."""
+"""``GET /api/v1/stream/sse`` and ``/api/v1/stream/tasks``: streams relayed from the admin stream server."""
 
 from typing import Protocol
 
@@ -23,6 +23,9 @@ class StreamOpener(Protocol):
     def open(self, request: StreamRequest, context: CallContext) -> SseFrames:
         """Open the upstream stream or raise the error to answer with."""
 
+    def open_task_feed(self, last_event_id: int | None, context: CallContext) -> SseFrames:
+        """Open the caller's task feed upstream or raise the error to answer with."""
+
 
 def stream_request(req: falcon.Request) -> StreamRequest:
     """Check the stream query (and Last-Event-ID header, which wins) and build the stream request."""
@@ -35,19 +38,25 @@ def stream_request(req: falcon.Request) -> StreamRequest:
         types = parse_types(req.get_param("types"))
     except ValueError as ex:
         errors.add("types", str(ex))
-    last_event_id = None
+    last_event_id = resume_point(req, errors)
+    errors.raise_if_any()
+    return StreamRequest(workflow_id=workflow_id, types=types, last_event_id=last_event_id)
+
+
+def resume_point(req: falcon.Request, errors: FieldErrors) -> int | None:
+    """Return the Last-Event-ID header, else the ``last_event_id`` parameter, else None; note a bad one."""
     header = (req.get_header("Last-Event-ID") or "").strip()
     if header:
         field, raw_last_event_id = "Last-Event-ID", header
     else:
         field, raw_last_event_id = "last_event_id", req.get_param("last_event_id")
-    if raw_last_event_id is not None:
-        try:
-            last_event_id = parse_last_event_id(raw_last_event_id)
-        except ValueError as ex:
-            errors.add(field, str(ex))
-    errors.raise_if_any()
-    return StreamRequest(workflow_id=workflow_id, types=types, last_event_id=last_event_id)
+    if raw_last_event_id is None:
+        return None
+    try:
+        return parse_last_event_id(raw_last_event_id)
+    except ValueError as ex:
+        errors.add(field, str(ex))
+        return None
 
 
 class StreamResource:
@@ -60,7 +69,30 @@ class StreamResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Open the upstream stream (its refusals become our error body) and stream its frames."""
         frames = self._admin_stream.open(stream_request(req), call_context(req))
-        resp.content_type = "text/event-stream"
-        resp.set_header("Cache-Control", "no-cache")
-        resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = CountedStream(WriteDeadline(frames, req.env, self._write_timeout_seconds))
+        relay(frames, req, resp, self._write_timeout_seconds)
+
+
+class TaskFeedResource:
+    """``GET /api/v1/stream/tasks``: relay the caller's task feed, one frame flushed per change."""
+
+    def __init__(self, admin_stream: StreamOpener, write_timeout_seconds: float) -> None:
+        self._admin_stream = admin_stream
+        self._write_timeout_seconds = write_timeout_seconds
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Open the upstream feed after the resume point (its refusals become our error body) and relay it."""
+        errors = FieldErrors()
+        last_event_id = resume_point(req, errors)
+        errors.raise_if_any()
+        frames = self._admin_stream.open_task_feed(last_event_id, call_context(req))
+        relay(frames, req, resp, self._write_timeout_seconds)
+
+
+def relay(
+    frames: SseFrames, req: falcon.Request, resp: falcon.Response, write_timeout_seconds: float
+) -> None:
+    """Make an upstream stream the response, flushed per frame and cut off when the client stops reading."""
+    resp.content_type = "text/event-stream"
+    resp.set_header("Cache-Control", "no-cache")
+    resp.set_header("X-Accel-Buffering", "no")
+    resp.stream = CountedStream(WriteDeadline(frames, req.env, write_timeout_seconds))

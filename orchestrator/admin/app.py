@@ -1,14 +1,14 @@
-"""The admin ASGI app: ``/health``, ``/metrics``, ``/stream/sse``, ``/stream/ws`` (docs/internals.md).
+"""The admin ASGI app: ``/health``, ``/metrics`` and the streams (docs/internals.md).
+
+The streams: ``/stream/sse``, ``/stream/ws`` (a workflow's events) and ``/stream/tasks`` (the task feed).
 
 The gateway reverse-proxies client streams here with the service token and the caller's user id.
 Errors are JSON ``{"error", "code"}`` sent before any stream byte.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +22,10 @@ from orchestrator.admin.sse_connection import SseStreams
 from orchestrator.admin.stream_metrics import FELL_BEHIND
 from orchestrator.admin.stream_metrics import WRITE_STALLED
 from orchestrator.admin.stream_metrics import StreamMetrics
+from orchestrator.admin.stream_metrics import counted
 from orchestrator.admin.stream_query import authorised_stream_query
 from orchestrator.admin.stream_query import error_body
+from orchestrator.admin.task_feed import TaskFeedResource
 from orchestrator.admin.websocket import WebSocketConnections
 from orchestrator.admin.websocket import WebSocketStreamResource
 from orchestrator.settings import OrchestratorSettings
@@ -76,17 +78,7 @@ class StreamResource:
         resp.set_header("X-Accel-Buffering", "no")
         follower = self._engine.follow(query.workflow_id, query.after_seq, query.types, self._ping_seconds)
         body = sse_body(follower, _disconnect_waiter(req), lambda: self._metrics.cut_off(FELL_BEHIND))
-        resp.stream = _counted(body, self._metrics, "sse")
-
-
-async def _counted(
-    body: AsyncIterator[bytes], metrics: StreamMetrics, transport: str
-) -> AsyncIterator[bytes]:
-    """Yield a stream's body while counting it as open."""
-    with metrics.stream_open(transport):
-        async with contextlib.aclosing(body):
-            async for chunk in body:
-                yield chunk
+        resp.stream = counted(body, self._metrics, "sse")
 
 
 def _disconnect_waiter(req: falcon.asgi.Request) -> Callable[[], Awaitable[None]]:
@@ -167,6 +159,9 @@ def create_admin_app(
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route(wire.ADMIN_SSE_PATH, StreamResource(engine, service_token, ping_seconds, metrics))
     app.add_route(wire.ADMIN_WEBSOCKET_PATH, WebSocketStreamResource(engine, service_token, metrics))
+    app.add_route(
+        wire.ADMIN_TASK_FEED_PATH, TaskFeedResource(engine.feed, service_token, ping_seconds, metrics)
+    )
     connections = WebSocketConnections(app, metrics, write_timeout_seconds)
     return _WatchConnection(connections, metrics, write_timeout_seconds)
 

@@ -6,6 +6,7 @@ subscription within seconds, and how often watchers are cut off for falling behi
 """
 
 import contextlib
+from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
 
@@ -21,7 +22,7 @@ WRITE_STALLED = "write_stalled"
 
 
 class StreamMetrics:
-    """Open streams by transport (``sse``, ``ws``), cut-offs by reason, and live bus subscriptions."""
+    """Open streams by transport (``sse``, ``ws``, ``feed``), cut-offs by reason, live bus subscriptions."""
 
     def __init__(self, watcher_count: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
@@ -43,7 +44,7 @@ class StreamMetrics:
             registry=self.registry,
         )
         watchers.set_function(watcher_count)
-        for transport in ("sse", "ws"):
+        for transport in ("sse", "ws", "feed"):
             self._open.labels(transport)
         for reason in (FELL_BEHIND, WRITE_STALLED):
             self._cutoffs.labels(reason)
@@ -65,3 +66,11 @@ class StreamMetrics:
     def exposition(self) -> bytes:
         """Return the Prometheus text exposition of these metrics."""
         return generate_latest(self.registry)
+
+
+async def counted(body: AsyncIterator[bytes], metrics: StreamMetrics, transport: str) -> AsyncIterator[bytes]:
+    """Yield a stream's body while counting it as open."""
+    with metrics.stream_open(transport):
+        async with contextlib.aclosing(body):
+            async for chunk in body:
+                yield chunk

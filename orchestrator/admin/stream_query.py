@@ -58,6 +58,25 @@ async def authorised_stream_query(
     lacks the stream's scope (``taskgate.scopes.STREAM_NEEDS``), 400 for bad parameters, and 404
     when the workflow is unknown or someone else's.
     """
+    caller = authorised_caller(req, service_token)
+    workflow_id = req.get_param("workflow_id") or ""
+    if not is_valid_id(workflow_id):
+        raise falcon.HTTPBadRequest(description="workflow_id is missing or malformed", code="invalid_request")
+    after_seq = last_event_id(req)
+    types = _types(req.get_param("types"))
+    try:
+        await engine.require_workflow(caller, workflow_id)
+    except TaskNotFoundError:
+        raise falcon.HTTPNotFound(description="Workflow not found", code="not_found") from None
+    return StreamQuery(workflow_id=workflow_id, after_seq=after_seq, types=types)
+
+
+def authorised_caller(req: falcon.asgi.Request, service_token: bytes) -> Caller:
+    """Return the caller a stream is for, after checking the service token and the stream's scope.
+
+    Raises 401 without the service token or the caller's identity, 403 when the caller's API key
+    lacks the scope streams need (``taskgate.scopes.STREAM_NEEDS``).
+    """
     presented = (req.get_header(wire.SERVICE_TOKEN) or "").encode("utf-8")
     if not hmac.compare_digest(presented, service_token):
         raise falcon.HTTPUnauthorized(description="Service token required", code="unauthorized")
@@ -67,17 +86,7 @@ async def authorised_stream_query(
     scope = missing_scope(parse_scopes_header(req.get_header(wire.SCOPES)), STREAM_NEEDS)
     if scope is not None:
         raise InsufficientScopeRefusal(scope)
-    workflow_id = req.get_param("workflow_id") or ""
-    if not is_valid_id(workflow_id):
-        raise falcon.HTTPBadRequest(description="workflow_id is missing or malformed", code="invalid_request")
-    after_seq = _last_event_id(req)
-    types = _types(req.get_param("types"))
-    caller = Caller(user_id=user_id, tenant_id=(req.get_header(wire.TENANT_ID) or "").strip())
-    try:
-        await engine.require_workflow(caller, workflow_id)
-    except TaskNotFoundError:
-        raise falcon.HTTPNotFound(description="Workflow not found", code="not_found") from None
-    return StreamQuery(workflow_id=workflow_id, after_seq=after_seq, types=types)
+    return Caller(user_id=user_id, tenant_id=(req.get_header(wire.TENANT_ID) or "").strip())
 
 
 def error_body(exception: falcon.HTTPError) -> dict[str, Any]:
@@ -94,7 +103,7 @@ def error_body(exception: falcon.HTTPError) -> dict[str, Any]:
     return body
 
 
-def _last_event_id(req: falcon.asgi.Request) -> int:
+def last_event_id(req: falcon.asgi.Request) -> int:
     """Return the resume point: the Last-Event-ID header, else the last_event_id parameter, else 0."""
     raw = (req.get_header("Last-Event-ID") or "").strip() or req.get_param("last_event_id") or "0"
     try:

@@ -34,6 +34,7 @@ from orchestrator.domain.sessions import SearchHit
 from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
+from orchestrator.domain.task_changes import TaskChange
 from orchestrator.domain.tasks import Checkpoint
 from orchestrator.domain.tasks import Claim
 from orchestrator.domain.tasks import ControlState
@@ -411,6 +412,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def workflow_owner(self, workflow_id: str) -> str | None:
         """Return the user id owning a workflow, None when there is no such workflow."""
+
+    # The task feed: changes of callers' tasks, numbered in commit order (store/task_changes.py).
+
+    @abc.abstractmethod
+    async def number_pending_task_changes(self) -> int:
+        """Number the committed changes not numbered yet (PostgreSQL); return how many."""
+
+    @abc.abstractmethod
+    async def list_task_changes(self, after_id: int, limit: int) -> list[TaskChange]:
+        """Return every caller's changes numbered above ``after_id``, in order."""
+
+    @abc.abstractmethod
+    async def list_user_task_changes(self, user_id: str, after_id: int, limit: int) -> list[TaskChange]:
+        """Return one caller's changes numbered above ``after_id``, in order."""
+
+    @abc.abstractmethod
+    async def last_task_change_id(self) -> int:
+        """Return the highest change number given so far (0 when none)."""
+
+    @abc.abstractmethod
+    async def prune_task_changes(self, before: datetime.datetime) -> int:
+        """Delete changes made before ``before`` (the newest numbered one stays); return how many."""
 
     # Task control: pause, resume, cancel, and recovery of tasks whose runner is gone.
 

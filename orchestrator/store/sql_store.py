@@ -23,6 +23,7 @@ from orchestrator.store.schedules import ScheduleQueries
 from orchestrator.store.search import TaskSearch
 from orchestrator.store.sessions import SessionQueries
 from orchestrator.store.submissions import TaskSubmissions
+from orchestrator.store.task_changes import TaskChangeLog
 from orchestrator.store.task_control import TaskControlQueries
 from orchestrator.store.tasks import TaskQueue
 from orchestrator.store.usage import UsageQueries
@@ -63,6 +64,7 @@ class SQLStore(Store):
         self.tasks = TaskQueue(database)
         self.control = TaskControlQueries(database)
         self.events = EventLog(database)
+        self.task_changes = TaskChangeLog(database)
         self.writer = EventWriter(database)
         self.checkpoints = CheckpointLog(database)
         self.schedules = ScheduleQueries(database)
@@ -139,6 +141,11 @@ class SQLStore(Store):
     last_event_seq = answered_by("events")
     workflow_owner = answered_by("events")
     list_workflow_events = answered_by("events")
+    number_pending_task_changes = answered_by("task_changes")
+    list_task_changes = answered_by("task_changes")
+    list_user_task_changes = answered_by("task_changes")
+    last_task_change_id = answered_by("task_changes")
+    prune_task_changes = answered_by("task_changes")
 
     # Task control.
     transition_task = answered_by("control")

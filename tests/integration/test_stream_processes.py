@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 
 from tests.integration.processes import create_api_key
 from tests.integration.processes import wait_until
+from tests.integration.sse import read_stream
 from tests.integration.stream_metrics import metric_value
 from tests.integration.stream_processes import ResumingWatcher
 from tests.integration.stream_processes import start_stream_stack
@@ -74,6 +75,14 @@ def test_a_live_stream_is_served_by_a_stream_process_every_event_once_in_order(t
         assert watcher.connections == 1
         assert watcher.seqs == list(range(1, len(watcher.seqs) + 1))
         assert watcher.seqs == _stored_seqs(stack, headers, task_id)
+
+        # The caller's task feed is served there too, the task's whole life in it.
+        feed = read_stream(stack.url + "/api/v1/stream/tasks", headers, stop_after=2)
+        assert [(frame.event, frame.json()["status"]) for frame in feed] == [
+            ("task.created", "QUEUED"),
+            ("task.status", "RUNNING"),
+        ]
+        assert {frame.json()["task_id"] for frame in feed} == {task_id}
 
         # Other users' workflows stay hidden, as on the orchestrator's admin server.
         other = {"X-API-Key": create_api_key(stack.env, "other@example.com")}

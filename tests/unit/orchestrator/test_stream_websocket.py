@@ -43,6 +43,7 @@ class FakeEngine:
         self.script = script or (lambda after_seq, types: _replay(EVENTS, after_seq, types))
         self.follows: list[tuple[str, int, list[str] | None]] = []
         self.closed = asyncio.Event()
+        self.feed = None  # The task feed's route is not exercised here.
 
     async def require_workflow(self, caller, workflow_id: str) -> None:
         if workflow_id != "wf-1" or caller.user_id != "u-1":
