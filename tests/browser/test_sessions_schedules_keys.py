@@ -134,6 +134,23 @@ def test_create_a_schedule_see_its_next_runs_and_pause_it(signed_in_page, accoun
     row = page.locator(f'tr[data-id="{schedule_id}"]')
     expect(row).to_contain_text("PAUSED")
 
+    # Triggered while paused, it runs now; its run is listed. Resumed, it is active again.
+    row.get_by_role("link", name="Morning digest").click()
+    page.get_by_role("button", name="Trigger now").click()
+    runs_table = page.get_by_role("table", name="Runs of this schedule, newest first")
+    expect(runs_table.locator("tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Resume").click()
+    expect(status).to_contain_text("ACTIVE")
+    expect(page.locator("#schedule-detail-next-runs li")).to_have_count(5)
+
+    page.get_by_role("button", name="Delete schedule").click()
+    page.get_by_role("dialog", name="Delete this schedule?").get_by_role(
+        "button", name="Delete schedule"
+    ).click()
+    expect(page).to_have_url(re.compile(r"#/schedules$"))
+    expect(page.locator(f'tr[data-id="{schedule_id}"]')).to_have_count(0)
+    assert account.key_client.get(f"/api/v1/schedules/{schedule_id}").status_code == 404
+
 
 def test_create_a_key_shown_once_then_revoke_it(signed_in_page, account, console_stack):
     page = signed_in_page
