@@ -10,7 +10,7 @@ const DEFAULT_FATAL_STATUSES = [400, 403, 404];
 
 /**
  * Open the stream at path. onEvent(name, data, id) gets each event (data parsed as JSON when it
- * is JSON, else the text); onOpen() each successful connection; onError(error, {fatal}) each
+ * is JSON, else the text); onOpen(response) each successful connection; onError(error, {fatal}) each
  * failure (a fatal one ends the stream). With endOnDone the stream ends after its `done` event.
  * Returns {close()}.
  */
@@ -60,7 +60,7 @@ export function openEventStream(
     }
     failures = 0;
     let pendingId = null;
-    onOpen?.();
+    onOpen?.(response);
     await readFrames(response.body, {
       onField: (field, value) => {
         if (field === "retry" && /^\d+$/.test(value)) retryMilliseconds = Number(value);

@@ -53,7 +53,7 @@ export default {
         signInForm({
           legend: { id: "signin-key-title", text: "With an API key" },
           fields: [{ id: "signin-key", label: "API key", attrs: { type: "password", autocomplete: "off", spellcheck: "false" } }],
-          submitLabel: "Sign in with key",
+          submitLabel: "Use API key",
           action: (key) => signInWithKey(key),
         }),
       ),

@@ -1,0 +1,187 @@
+"""The console's tasks and approvals as a person uses them, in Chromium against a real stack.
+
+Sign in (password, key, a wrong password); submit a task and watch it stream to completion; see
+the task list change a row live; approve a waiting task from the inbox and see it finish; reject
+and cancel ask first. Tasks that must wait are submitted with ``require_approval``, so nothing
+here depends on timing: every wait polls until the page shows what it should.
+"""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.accessibility import assert_accessible
+from tests.browser.accessibility import assert_no_horizontal_overflow
+from tests.integration.accounts import PASSWORD
+from tests.integration.processes import wait_until
+
+PHONE = {"width": 375, "height": 800}
+FINISHED = 60_000
+
+
+def submit_waiting_task(account, query: str) -> dict:
+    """Submit a task through the API that waits for an approval; return it once it waits."""
+    client = account.key_client
+    response = client.post("/api/v1/tasks", json={"query": query, "require_approval": True})
+    assert response.status_code == 200, response.text
+    task = response.json()
+
+    def waiting():
+        body = client.get(f"/api/v1/tasks/{task['task_id']}").json()
+        return body if body.get("pending_approval") else None
+
+    return wait_until(waiting, timeout=60, what="the task to wait for its approval")
+
+
+def task_status(account, task_id: str) -> str:
+    return account.key_client.get(f"/api/v1/tasks/{task_id}").json()["status"]
+
+
+def detail(page, name: str):
+    """The value (dd) of a field of the task page's details list."""
+    term = page.locator(".details dt", has_text=re.compile(f"^{name}$"))
+    return term.locator("xpath=following-sibling::dd[1]")
+
+
+def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, console_url, account):
+    page.goto(console_url)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert_accessible(page, "the sign-in page")
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid credentials")
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
+    # The credential lives in this tab's sessionStorage, never in a cookie or localStorage.
+    assert page.context.cookies() == []
+    assert page.evaluate("() => Object.keys(localStorage).filter((k) => k.includes('credential'))") == []
+    page.reload()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("API key").fill("sk_" + "0" * 64)
+    page.get_by_role("button", name="Use API key").click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid API key")
+    page.get_by_label("API key").fill(account.api_key)
+    page.get_by_role("button", name="Use API key").click()
+    expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_a_submitted_task_streams_to_completion_on_its_page(signed_in_page, account):
+    page = signed_in_page
+    page.get_by_label("Query", exact=True).fill("What is 2+2?")
+    page.get_by_role("button", name="Submit task").click()
+    expect(page.get_by_role("heading", name="Task", exact=True)).to_be_visible()
+    task_id = page.url.rsplit("/", 1)[-1]
+    assert task_id.startswith("task-")
+
+    events = page.get_by_role("list", name="Events")
+    expect(events.get_by_text("WORKFLOW_COMPLETED", exact=True)).to_be_visible(timeout=FINISHED)
+    expect(events.get_by_text("WORKFLOW_STARTED", exact=True)).to_be_visible()
+    expect(page.get_by_text("Stream ended: the task is finished.")).to_be_visible()
+    expect(detail(page, "Status")).to_have_text("COMPLETED")
+    result = account.key_client.get(f"/api/v1/tasks/{task_id}").json()["result"]
+    assert result
+    expect(detail(page, "Result")).to_have_text(result)
+    expect(detail(page, "Tokens")).not_to_have_text(re.compile(r"^0 "))
+    timeline = page.get_by_role("table", name="Timeline of the task's events")
+    expect(timeline).to_contain_text("WORKFLOW_COMPLETED")
+    # A finished task cannot be steered.
+    for control in ("Pause", "Resume", "Cancel"):
+        expect(page.get_by_role("button", name=control, exact=True)).to_be_disabled()
+    assert_accessible(page, "a finished task's page")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "a finished task's page at phone width")
+
+
+def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, account):
+    page = signed_in_page
+    expect(page.get_by_role("heading", name="Your tasks")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Live updates unavailable")).to_be_hidden()
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    task = submit_waiting_task(account, "Summarise the quarterly report")
+    row = page.locator(f'tr[data-id="{task["task_id"]}"]')
+    expect(row).to_contain_text("Summarise the quarterly report")
+    expect(row).to_contain_text("RUNNING")
+    expect(page.get_by_role("link", name=re.compile(r"Approvals\s+1 pending"))).to_be_visible()
+    assert_accessible(page, "the task list")
+
+    response = account.key_client.post(
+        "/api/v1/approvals/decision",
+        json={
+            "workflow_id": task["task_id"],
+            "approval_id": task["pending_approval"]["approval_id"],
+            "approved": True,
+        },
+    )
+    assert response.status_code == 200, response.text
+    expect(row).to_contain_text("COMPLETED", timeout=FINISHED)
+    expect(row.get_by_role("progressbar")).to_have_attribute("value", "1")
+    expect(page.locator("#approvals-count")).to_be_hidden()
+    assert page.evaluate("() => window.notReloaded === true")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "the task list at phone width")
+
+
+def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
+    page = signed_in_page
+    task = submit_waiting_task(account, "Deploy the staging build")
+    page.get_by_role("link", name=re.compile("^Approvals")).click()
+    card = page.locator(f'li[data-id="{task["pending_approval"]["approval_id"]}"]')
+    expect(card.get_by_role("heading")).to_have_text("Deploy the staging build")
+    expect(card).to_contain_text('"action": "run_task"')
+    assert_accessible(page, "the approvals inbox")
+
+    card.get_by_label("Feedback (optional)").fill("Go ahead")
+    card.get_by_role("button", name="Approve", exact=True).click()
+    expect(card).to_be_hidden()
+    history = page.get_by_role("table", name="Decided approvals, newest first")
+    decided = history.locator(f'tr[data-id="{task["pending_approval"]["approval_id"]}"]')
+    expect(decided).to_contain_text("approved")
+    expect(decided).to_contain_text(f"you ({account.email})")
+    expect(decided).to_contain_text("Go ahead")
+
+    decided.get_by_role("link").click()
+    expect(detail(page, "Status")).to_have_text("COMPLETED", timeout=FINISHED)
+
+
+def test_reject_and_cancel_ask_first(signed_in_page, account):
+    page = signed_in_page
+    rejected = submit_waiting_task(account, "Delete the old backups")
+    page.get_by_role("link", name=re.compile("^Approvals")).click()
+    card = page.locator(f'li[data-id="{rejected["pending_approval"]["approval_id"]}"]')
+    card.get_by_role("button", name="Reject").click()
+    dialog = page.get_by_role("dialog", name="Reject this action?")
+    expect(dialog).to_be_visible()
+    assert_accessible(page, "the reject dialog")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(card.get_by_role("button", name="Reject")).to_be_focused()
+    assert task_status(account, rejected["task_id"]) == "RUNNING"
+    card.get_by_label("Feedback (optional)").fill("Keep them a month")
+    card.get_by_role("button", name="Reject").click()
+    dialog.get_by_role("button", name="Reject").click()
+    expect(card).to_be_hidden()
+    wait_until(
+        lambda: task_status(account, rejected["task_id"]) == "FAILED", timeout=60, what="the rejection"
+    )
+
+    cancelled = submit_waiting_task(account, "Email every customer")
+    page.goto(page.url.split("#")[0] + f"#/tasks/{cancelled['task_id']}")
+    expect(page.get_by_role("heading", name="Waiting for approval")).to_be_visible()
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Cancel this task?")
+    dialog.get_by_role("button", name="Cancel", exact=True).click()
+    expect(dialog).to_be_hidden()
+    assert task_status(account, cancelled["task_id"]) == "RUNNING"
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    dialog.get_by_role("button", name="Cancel task").click()
+    expect(detail(page, "Status")).to_have_text("CANCELLED", timeout=FINISHED)
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_disabled()
