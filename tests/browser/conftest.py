@@ -72,8 +72,11 @@ def account(console_stack):
 
 @pytest.fixture(scope="package")
 def playwright():
-    """Playwright's sync API, started once for the browser tests."""
+    """Playwright's sync API, started once for the browser tests (its assertions wait as long as actions)."""
     running = start_playwright()
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
     yield running
     running.stop()
 
