@@ -174,7 +174,10 @@ def test_create_a_key_shown_once_then_revoke_it(signed_in_page, account, console
     expect(notice).to_contain_text("It is shown only once")
     value = notice.get_by_label("API key").input_value()
     assert re.fullmatch(r"sk_[0-9a-f]{64}", value), value
-    expect(notice.get_by_role("button", name="Copy key")).to_be_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    notice.get_by_role("button", name="Copy key").click()
+    expect(notice.get_by_role("status")).to_have_text("Copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == value
 
     with httpx.Client(base_url=console_stack.url, headers={"X-API-Key": value}, timeout=30) as client:
         assert client.get("/api/v1/tasks").status_code == 200
