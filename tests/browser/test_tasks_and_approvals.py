@@ -6,6 +6,7 @@ and cancel ask first. Tasks that must wait are submitted with ``require_approval
 here depends on timing: every wait polls until the page shows what it should.
 """
 
+import json
 import re
 
 from playwright.sync_api import expect
@@ -37,6 +38,14 @@ def task_status(account, task_id: str) -> str:
     return account.key_client.get(f"/api/v1/tasks/{task_id}").json()["status"]
 
 
+def stored_credential(page) -> dict:
+    return json.loads(page.evaluate("() => sessionStorage.getItem('taskgate.credential')"))
+
+
+def store_credential(page, credential: dict) -> None:
+    page.evaluate("(value) => sessionStorage.setItem('taskgate.credential', value)", json.dumps(credential))
+
+
 def detail(page, name: str):
     """The value (dd) of a field of the task page's details list."""
     term = page.locator(".details dt", has_text=re.compile(f"^{name}$"))
@@ -62,6 +71,25 @@ def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, co
     page.reload()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
+    # An access token the gateway refuses is refreshed once, and the rotated pair is kept.
+    held = stored_credential(page)
+    assert held["kind"] == "token"
+    refused = dict(held, accessToken=held["accessToken"][:-6] + "AAAAAA")
+    store_credential(page, refused)
+    page.reload()
+    expect(page.get_by_text("No tasks yet.")).to_be_visible()
+    rotated = stored_credential(page)
+    assert rotated["refreshToken"] != held["refreshToken"]
+    assert rotated["accessToken"] not in (held["accessToken"], refused["accessToken"])
+    # When refreshing fails too (a spent refresh token), the console signs out.
+    store_credential(page, refused)
+    page.reload()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('taskgate.credential')") is None
+
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("API key").fill("sk_" + "0" * 64)
@@ -126,6 +154,14 @@ def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, acco
     expect(row.get_by_role("progressbar")).to_have_attribute("value", "1")
     expect(page.locator("#approvals-count")).to_be_hidden()
     assert page.evaluate("() => window.notReloaded === true")
+
+    # The dark theme: chosen with the toggle, remembered across a reload, and as readable.
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.get_by_role("button", name="Dark theme")).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(row).to_contain_text("COMPLETED")
+    assert_accessible(page, "the task list in the dark theme")
     page.set_viewport_size(PHONE)
     assert_no_horizontal_overflow(page, "the task list at phone width")
 
