@@ -95,10 +95,14 @@ def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, co
     page.get_by_label("API key").fill("sk_" + "0" * 64)
     page.get_by_role("button", name="Use API key").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid API key")
+    # A gateway without the task feed (404): the pages still work and the header says so.
+    page.route("**/api/v1/stream/tasks", lambda route: route.fulfill(status=404, json={"error": "Not Found"}))
     page.get_by_label("API key").fill(account.api_key)
     page.get_by_role("button", name="Use API key").click()
     expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Live updates unavailable")).to_be_visible()
+    expect(page.get_by_text("No tasks yet.")).to_be_visible()
 
 
 def test_a_submitted_task_streams_to_completion_on_its_page(signed_in_page, account):
@@ -126,6 +130,51 @@ def test_a_submitted_task_streams_to_completion_on_its_page(signed_in_page, acco
     assert_accessible(page, "a finished task's page")
     page.set_viewport_size(PHONE)
     assert_no_horizontal_overflow(page, "a finished task's page at phone width")
+
+
+def first_frames(body: bytes, events: int) -> tuple[bytes, str]:
+    """Return an event stream cut after its first ``events`` events, and the last id it carries."""
+    kept, last_id = [], None
+    for frame in body.split(b"\n\n"):
+        kept.append(frame)
+        ids = [line[4:] for line in frame.split(b"\n") if line.startswith(b"id: ")]
+        if ids:
+            last_id = ids[-1].decode()
+            events -= 1
+            if events == 0:
+                break
+    return b"\n\n".join(kept) + b"\n\n", last_id
+
+
+def test_the_task_page_resumes_its_stream_after_a_drop_without_gap_or_duplicate(signed_in_page, account):
+    page = signed_in_page
+    task = account.key_client.post("/api/v1/tasks", json={"query": "What is 3+3?"}).json()
+    wait_until(lambda: task_status(account, task["task_id"]) == "COMPLETED", timeout=60, what="the task")
+    stored = account.key_client.get(f"/api/v1/tasks/{task['task_id']}/events", params={"limit": 200}).json()
+    listed = [str(e["seq"]) for e in stored["events"] if e["type"] not in ("LLM_PARTIAL", "STREAM_END")]
+
+    # The first connection ends after three events, as a dropped one would; the next is let through.
+    resume_points = []
+    cut = {}
+
+    def drop_the_first_connection(route):
+        resume_points.append(route.request.headers.get("last-event-id"))
+        if len(resume_points) > 1:
+            route.continue_()
+            return
+        cut["body"], cut["last_id"] = first_frames(route.fetch().body(), 3)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=cut["body"])
+
+    page.route("**/api/v1/stream/sse?*", drop_the_first_connection)
+    page.goto(page.url.split("#")[0] + f"#/tasks/{task['task_id']}")
+    expect(page.get_by_text("Stream ended: the task is finished.")).to_be_visible(timeout=FINISHED)
+    assert resume_points == [None, cut["last_id"]]
+    shown = (
+        page.get_by_role("list", name="Events")
+        .locator("li")
+        .evaluate_all("(items) => items.map((item) => item.dataset.seq)")
+    )
+    assert shown == listed
 
 
 def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, account):
@@ -186,6 +235,18 @@ def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
 
     decided.get_by_role("link").click()
     expect(detail(page, "Status")).to_have_text("COMPLETED", timeout=FINISHED)
+
+    # Approve with a modified action: the task answers the approver's version.
+    modified = submit_waiting_task(account, "What is 2+2?")
+    page.get_by_role("link", name=re.compile("^Approvals")).click()
+    card = page.locator(f'li[data-id="{modified["pending_approval"]["approval_id"]}"]')
+    card.get_by_text("Modify the action").click()
+    card.get_by_label("Modified action").fill("What is 5+5?")
+    card.get_by_role("button", name="Approve modified action").click()
+    expect(card).to_be_hidden()
+    decisions = account.key_client.get("/api/v1/approvals", params={"status": "decided"}).json()
+    by_id = {approval["approval_id"]: approval for approval in decisions["approvals"]}
+    assert by_id[modified["pending_approval"]["approval_id"]]["modified_action"] == "What is 5+5?"
 
 
 def test_reject_and_cancel_ask_first(signed_in_page, account):
