@@ -6,6 +6,7 @@ and cancel ask first. Tasks that must wait are submitted with ``require_approval
 here depends on timing: every wait polls until the page shows what it should.
 """
 
+import json
 import re
 
 from playwright.sync_api import expect
@@ -37,6 +38,14 @@ def task_status(account, task_id: str) -> str:
     return account.key_client.get(f"/api/v1/tasks/{task_id}").json()["status"]
 
 
+def stored_credential(page) -> dict:
+    return json.loads(page.evaluate("() => sessionStorage.getItem('taskgate.credential')"))
+
+
+def store_credential(page, credential: dict) -> None:
+    page.evaluate("(value) => sessionStorage.setItem('taskgate.credential', value)", json.dumps(credential))
+
+
 def detail(page, name: str):
     """The value (dd) of a field of the task page's details list."""
     term = page.locator(".details dt", has_text=re.compile(f"^{name}$"))
@@ -62,15 +71,38 @@ def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, co
     page.reload()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
+    # An access token the gateway refuses is refreshed once, and the rotated pair is kept.
+    held = stored_credential(page)
+    assert held["kind"] == "token"
+    refused = dict(held, accessToken=held["accessToken"][:-6] + "AAAAAA")
+    store_credential(page, refused)
+    page.reload()
+    expect(page.get_by_text("No tasks yet.")).to_be_visible()
+    rotated = stored_credential(page)
+    assert rotated["refreshToken"] != held["refreshToken"]
+    assert rotated["accessToken"] not in (held["accessToken"], refused["accessToken"])
+    # When refreshing fails too (a spent refresh token), the console signs out.
+    store_credential(page, refused)
+    page.reload()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('taskgate.credential')") is None
+
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("API key").fill("sk_" + "0" * 64)
     page.get_by_role("button", name="Use API key").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid API key")
+    # A gateway without the task feed (404): the pages still work and the header says so.
+    page.route("**/api/v1/stream/tasks", lambda route: route.fulfill(status=404, json={"error": "Not Found"}))
     page.get_by_label("API key").fill(account.api_key)
     page.get_by_role("button", name="Use API key").click()
     expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Live updates unavailable")).to_be_visible()
+    expect(page.get_by_text("No tasks yet.")).to_be_visible()
 
 
 def test_a_submitted_task_streams_to_completion_on_its_page(signed_in_page, account):
@@ -100,6 +132,51 @@ def test_a_submitted_task_streams_to_completion_on_its_page(signed_in_page, acco
     assert_no_horizontal_overflow(page, "a finished task's page at phone width")
 
 
+def first_frames(body: bytes, events: int) -> tuple[bytes, str]:
+    """Return an event stream cut after its first ``events`` events, and the last id it carries."""
+    kept, last_id = [], None
+    for frame in body.split(b"\n\n"):
+        kept.append(frame)
+        ids = [line[4:] for line in frame.split(b"\n") if line.startswith(b"id: ")]
+        if ids:
+            last_id = ids[-1].decode()
+            events -= 1
+            if events == 0:
+                break
+    return b"\n\n".join(kept) + b"\n\n", last_id
+
+
+def test_the_task_page_resumes_its_stream_after_a_drop_without_gap_or_duplicate(signed_in_page, account):
+    page = signed_in_page
+    task = account.key_client.post("/api/v1/tasks", json={"query": "What is 3+3?"}).json()
+    wait_until(lambda: task_status(account, task["task_id"]) == "COMPLETED", timeout=60, what="the task")
+    stored = account.key_client.get(f"/api/v1/tasks/{task['task_id']}/events", params={"limit": 200}).json()
+    listed = [str(e["seq"]) for e in stored["events"] if e["type"] not in ("LLM_PARTIAL", "STREAM_END")]
+
+    # The first connection ends after three events, as a dropped one would; the next is let through.
+    resume_points = []
+    cut = {}
+
+    def drop_the_first_connection(route):
+        resume_points.append(route.request.headers.get("last-event-id"))
+        if len(resume_points) > 1:
+            route.continue_()
+            return
+        cut["body"], cut["last_id"] = first_frames(route.fetch().body(), 3)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=cut["body"])
+
+    page.route("**/api/v1/stream/sse?*", drop_the_first_connection)
+    page.goto(page.url.split("#")[0] + f"#/tasks/{task['task_id']}")
+    expect(page.get_by_text("Stream ended: the task is finished.")).to_be_visible(timeout=FINISHED)
+    assert resume_points == [None, cut["last_id"]]
+    shown = (
+        page.get_by_role("list", name="Events")
+        .locator("li")
+        .evaluate_all("(items) => items.map((item) => item.dataset.seq)")
+    )
+    assert shown == listed
+
+
 def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, account):
     page = signed_in_page
     expect(page.get_by_role("heading", name="Your tasks")).to_be_visible()
@@ -126,6 +203,14 @@ def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, acco
     expect(row.get_by_role("progressbar")).to_have_attribute("value", "1")
     expect(page.locator("#approvals-count")).to_be_hidden()
     assert page.evaluate("() => window.notReloaded === true")
+
+    # The dark theme: chosen with the toggle, remembered across a reload, and as readable.
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.get_by_role("button", name="Dark theme")).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(row).to_contain_text("COMPLETED")
+    assert_accessible(page, "the task list in the dark theme")
     page.set_viewport_size(PHONE)
     assert_no_horizontal_overflow(page, "the task list at phone width")
 
@@ -150,6 +235,18 @@ def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
 
     decided.get_by_role("link").click()
     expect(detail(page, "Status")).to_have_text("COMPLETED", timeout=FINISHED)
+
+    # Approve with a modified action: the task answers the approver's version.
+    modified = submit_waiting_task(account, "What is 2+2?")
+    page.get_by_role("link", name=re.compile("^Approvals")).click()
+    card = page.locator(f'li[data-id="{modified["pending_approval"]["approval_id"]}"]')
+    card.get_by_text("Modify the action").click()
+    card.get_by_label("Modified action").fill("What is 5+5?")
+    card.get_by_role("button", name="Approve modified action").click()
+    expect(card).to_be_hidden()
+    decisions = account.key_client.get("/api/v1/approvals", params={"status": "decided"}).json()
+    by_id = {approval["approval_id"]: approval for approval in decisions["approvals"]}
+    assert by_id[modified["pending_approval"]["approval_id"]]["modified_action"] == "What is 5+5?"
 
 
 def test_reject_and_cancel_ask_first(signed_in_page, account):

@@ -1,6 +1,6 @@
 // Calling the gateway's JSON API with the signed-in caller's credential.
 
-import { authHeaders, recoverFromUnauthorized, signOut } from "./auth.js";
+import { authHeaders, currentCredential, recoverFromUnauthorized } from "./auth.js";
 
 /** An error answer of the API, from its body {error, code, request_id, details}. */
 export class ApiError extends Error {
@@ -44,8 +44,11 @@ export function withQuery(path, query) {
  */
 export async function api(method, path, { query, body, headers, anonymous = false } = {}) {
   const url = withQuery(path, query);
+  let generation = null;
   const send = async () => {
-    const sent = { Accept: "application/json", ...(anonymous ? {} : await authHeaders()), ...headers };
+    const auth = anonymous ? { headers: {}, generation: null } : await authHeaders();
+    generation = auth.generation;
+    const sent = { Accept: "application/json", ...auth.headers, ...headers };
     if (body !== undefined) sent["Content-Type"] = "application/json";
     return fetch(url, {
       method,
@@ -56,13 +59,11 @@ export async function api(method, path, { query, body, headers, anonymous = fals
     });
   };
   let response = await send();
-  if (response.status === 401 && !anonymous) {
-    if (await recoverFromUnauthorized()) response = await send();
-    if (response.status === 401) {
-      signOut();
-      location.hash = "#/signin";
-    }
+  if (response.status === 401 && !anonymous && (await recoverFromUnauthorized(generation))) {
+    response = await send();
+    if (response.status === 401) await recoverFromUnauthorized(generation, { retried: true });
   }
+  if (response.status === 401 && !anonymous && currentCredential() === null) location.hash = "#/signin";
   if (!response.ok) throw await errorFromResponse(response);
   const text = await response.text();
   return text ? JSON.parse(text) : null;

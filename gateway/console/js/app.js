@@ -106,6 +106,7 @@ function recountPendingApprovals() {
   clearTimeout(pendingCountTimer);
   pendingCountTimer = setTimeout(async () => {
     const badge = document.getElementById("approvals-count");
+    if (currentCredential() === null) return;
     try {
       const body = await api("GET", "/api/v1/approvals", { query: { status: "pending", limit: 1 } });
       const total = body.total_count;

@@ -9,6 +9,9 @@ const STORAGE_KEY = "taskgate.credential";
 const REFRESH_MARGIN_MILLISECONDS = 60_000;
 
 let credential = load();
+// Counts sign-ins and refreshes, so an answer to a request sent with an older credential never
+// signs out (or refreshes) the one held now.
+let generation = 0;
 let user = null;
 let refreshing = null;
 const listeners = new Set();
@@ -23,6 +26,7 @@ function load() {
 
 function store(next) {
   credential = next;
+  generation += 1;
   user = null;
   if (next) {
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
@@ -90,21 +94,28 @@ function headersFor(held) {
   return { Authorization: `Bearer ${held.accessToken}` };
 }
 
-/** Return the headers that authenticate a request, refreshing an access token about to expire. */
+/**
+ * Return {headers, generation}: the headers that authenticate a request (an access token about to
+ * expire is refreshed first) and which credential they carry, for recoverFromUnauthorized.
+ */
 export async function authHeaders() {
   if (credential?.kind === "token" && credential.expiresAt - Date.now() < REFRESH_MARGIN_MILLISECONDS) {
     await refreshTokens();
   }
-  return headersFor(credential);
+  return { headers: headersFor(credential), generation };
 }
 
 /**
- * After a 401: refresh the tokens once (a rotation: the new pair replaces the old) and return true,
- * or sign out and return false. Concurrent callers share one refresh, since a refresh token shown
- * twice revokes its whole family.
+ * After a 401 to a request sent with credential `sentWith` (authHeaders' generation): return true
+ * when a retry may succeed (the credential changed since, or the tokens were refreshed: a rotation,
+ * the new pair replacing the old), else sign out and return false. A second 401 to a retry is
+ * passed here with retried=true and signs out. Concurrent callers share one refresh, since a
+ * refresh token shown twice revokes its whole family.
  */
-export async function recoverFromUnauthorized() {
-  if (credential?.kind !== "token") {
+export async function recoverFromUnauthorized(sentWith, { retried = false } = {}) {
+  if (credential === null) return false;
+  if (sentWith !== generation) return !retried;
+  if (credential.kind !== "token" || retried) {
     signOut();
     return false;
   }

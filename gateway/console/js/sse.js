@@ -39,11 +39,12 @@ export function openEventStream(
 
   async function connectOnce() {
     abort = new AbortController();
-    const headers = { Accept: "text/event-stream", ...(await authHeaders()) };
+    const auth = await authHeaders();
+    const headers = { Accept: "text/event-stream", ...auth.headers };
     if (lastId !== null && lastId !== undefined) headers["Last-Event-ID"] = String(lastId);
     const response = await fetch(path, { headers, signal: abort.signal, cache: "no-store", credentials: "omit" });
     if (response.status === 401) {
-      if (!(await recoverFromUnauthorized())) {
+      if (!(await recoverFromUnauthorized(auth.generation))) {
         closed = true;
         location.hash = "#/signin";
       }

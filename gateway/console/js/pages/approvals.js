@@ -166,15 +166,17 @@ export default {
               ),
             )
           : emptyState("No decisions yet."),
-        pager({
-          offset: history.offset,
-          limit: HISTORY_PAGE_SIZE,
-          total: body.total_count,
-          onChange: (offset) => {
-            history.offset = offset;
-            loadHistory().catch((ex) => toast(ex.message, "error"));
-          },
-        }),
+        body.total_count > 0
+          ? pager({
+              offset: history.offset,
+              limit: HISTORY_PAGE_SIZE,
+              total: body.total_count,
+              onChange: (offset) => {
+                history.offset = offset;
+                loadHistory().catch((ex) => toast(ex.message, "error"));
+              },
+            })
+          : null,
       );
     }
 

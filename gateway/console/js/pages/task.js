@@ -52,6 +52,8 @@ export default {
     const approval = h("div", {});
     const details = h("dl", { class: "details" });
     const streamState = h("p", { class: "stream-state", role: "status" }, "Connecting…");
+    // One lasting live region, so a change of status is announced (the details are rebuilt).
+    const statusAnnouncement = h("p", { class: "visually-hidden", "aria-live": "polite" });
     const output = h("pre", { class: "live-output", hidden: true, "aria-label": "Streaming output" });
     const events = h("ol", { class: "event-list", "aria-label": "Events" });
     const timeline = h("div", {});
@@ -64,6 +66,7 @@ export default {
     root.append(
       heading,
       h("p", { class: "task-id" }, "Id: ", h("code", {}, id)),
+      statusAnnouncement,
       controls,
       approval,
       h("section", { class: "card", "aria-labelledby": "task-details-title" }, h("h2", { id: "task-details-title" }, "Details"), details),
@@ -103,6 +106,7 @@ export default {
     }
 
     function showTask(current, controlState) {
+      if (task?.status !== current.status) statusAnnouncement.textContent = `Status: ${current.status}`;
       task = current;
       const usage = current.usage || {};
       const finished = TERMINAL_STATUSES.has(current.status);
@@ -129,7 +133,7 @@ export default {
       );
       replaceChildren(
         details,
-        field("Status", h("span", { "aria-live": "polite" }, statusBadge(current.status))),
+        field("Status", statusBadge(current.status)),
         field("Progress", h("progress", { max: "1", value: String(current.progress ?? 0), "aria-label": "Progress" }), ` ${Math.round((current.progress ?? 0) * 100)}%`),
         field("Query", h("span", { class: "pre-wrap" }, current.query || "")),
         field("Result", current.result ? h("div", { class: "result pre-wrap" }, current.result) : "—"),

@@ -146,6 +146,10 @@ export default {
     );
 
     function showPager() {
+      if (view.total === 0) {
+        pagerArea.replaceChildren();
+        return;
+      }
       replaceChildren(
         pagerArea,
         pager({
