@@ -2,7 +2,7 @@
 // #/sessions/<id>: one session's history, with rename, export and delete.
 
 import { api, errorFromResponse } from "../api.js";
-import { authHeaders, recoverFromUnauthorized } from "../auth.js";
+import { authHeaders, currentCredential, recoverFromUnauthorized } from "../auth.js";
 import {
   confirmAction,
   emptyState,
@@ -163,9 +163,20 @@ function renderList(root) {
 
 /** Download the session's export (a JSON document) under the file name the API gives it. */
 async function downloadExport(id) {
-  const send = async () => fetch(`${sessionPath(id)}/export`, { headers: await authHeaders(), cache: "no-store", credentials: "omit" });
+  // The export is saved as the server wrote it, so this reads the body as bytes rather than through
+  // api() (which parses JSON); credentials and a 401 are handled as api() does.
+  let generation = null;
+  const send = async () => {
+    const auth = await authHeaders();
+    generation = auth.generation;
+    return fetch(`${sessionPath(id)}/export`, { headers: auth.headers, cache: "no-store", credentials: "omit" });
+  };
   let response = await send();
-  if (response.status === 401 && (await recoverFromUnauthorized())) response = await send();
+  if (response.status === 401 && (await recoverFromUnauthorized(generation))) {
+    response = await send();
+    if (response.status === 401) await recoverFromUnauthorized(generation, { retried: true });
+  }
+  if (response.status === 401 && currentCredential() === null) location.hash = "#/signin";
   if (!response.ok) throw await errorFromResponse(response);
   const blob = await response.blob();
   const disposition = response.headers.get("Content-Disposition") || "";
