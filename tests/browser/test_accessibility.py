@@ -99,3 +99,16 @@ def test_every_page_is_accessible_and_fits_a_phone(
         page.goto(console_url + route)
         expect(page.locator("html")).to_have_attribute("data-theme", theme)
         check(page, name, theme, browser_output, test_name)
+
+    # A confirmation dialog (here: revoking the account's key) passes too, closes on Escape without
+    # doing anything, and gives the focus back to the button that opened it.
+    revoke = page.get_by_role("button", name="Revoke default")
+    revoke.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Revoke the key default?")
+    expect(dialog).to_be_visible()
+    assert_accessible(page, f"the revoke dialog ({theme} theme)")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(revoke).to_be_focused()
+    assert account.key_client.get("/api/v1/auth/api-keys").json()["keys"][0]["is_active"] is True
