@@ -5,7 +5,10 @@
 import { formatCost, formatTokens, h } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 720;
+// The drawing is as wide as the space it is given (within these bounds), so its 12 px text stays
+// 12 px on a phone instead of shrinking with a fixed drawing scaled down.
+const MIN_WIDTH = 300;
+const MAX_WIDTH = 960;
 const HEIGHT = 240;
 const MARGIN = { top: 16, right: 12, bottom: 36, left: 64 };
 const DAY_MS = 86_400_000;
@@ -66,16 +69,21 @@ export const MEASURES = {
   tokens: { value: (entry) => entry.tokens, axis: (v) => axisCount.format(v) },
 };
 
-/** Return a bar chart of one measure per day (hidden from screen readers, which read the table). */
-export function dayChart(days, measure) {
+/**
+ * Return a bar chart of one measure per day, as wide as `available` pixels (hidden from screen readers,
+ * which read the table).
+ */
+export function dayChart(days, measure, available) {
+  const width = Math.round(Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, available || MAX_WIDTH)));
   const top = niceMax(Math.max(...days.map(measure.value)));
-  const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
+  const plotWidth = width - MARGIN.left - MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
   const slot = plotWidth / days.length;
-  const labelEvery = Math.ceil(days.length / 8);
+  // A day label needs about 56 px.
+  const labelEvery = Math.ceil(days.length / Math.max(2, Math.floor(plotWidth / 56)));
   const chart = svg("svg", {
     class: "usage-chart",
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    viewBox: `0 0 ${width} ${HEIGHT}`,
     width: "100%",
     "aria-hidden": "true",
     focusable: "false",
@@ -85,7 +93,7 @@ export function dayChart(days, measure) {
   for (const fraction of [0, 0.5, 1]) {
     const y = MARGIN.top + plotHeight * (1 - fraction);
     chart.append(
-      svg("line", { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y, y2: y, stroke: "currentColor", "stroke-opacity": "0.3" }),
+      svg("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y, y2: y, stroke: "currentColor", "stroke-opacity": "0.3" }),
       svg("text", { x: MARGIN.left - 6, y: y + 4, "text-anchor": "end" }, measure.axis(top * fraction)),
     );
   }
@@ -99,7 +107,8 @@ export function dayChart(days, measure) {
         svg("title", {}, `${entry.day}: ${formatCost(entry.cost)}, ${formatTokens(entry.tokens)} tokens, ${entry.tasks} tasks`),
       ),
     );
-    if (i % labelEvery === 0 || i === days.length - 1) {
+    // Counted back from today, which is always labelled.
+    if ((days.length - 1 - i) % labelEvery === 0) {
       chart.append(svg("text", { x: x + slot / 2, y: HEIGHT - MARGIN.bottom + 18, "text-anchor": "middle" }, shortDay(entry.day)));
     }
   });

@@ -251,9 +251,9 @@ function usageSection() {
       replaceChildren(
         chartArea,
         h("h3", {}, `Cost per day, last ${days} days`),
-        dayChart(perDay, MEASURES.cost),
+        dayChart(perDay, MEASURES.cost, chartArea.clientWidth),
         h("h3", {}, `Tokens per day, last ${days} days`),
-        dayChart(perDay, MEASURES.tokens),
+        dayChart(perDay, MEASURES.tokens, chartArea.clientWidth),
         usageTable(perDay),
         listed.whole ? null : h("p", { class: "hint" }, `The chart counts your latest ${listed.tasks.length} tasks only.`),
       );
