@@ -34,6 +34,7 @@ from gateway.resources.auth import CurrentUserResource
 from gateway.resources.auth import LoginResource
 from gateway.resources.auth import RefreshResource
 from gateway.resources.auth import RegisterResource
+from gateway.resources.console import ConsoleResource
 from gateway.resources.docs_page import CONTENT_SECURITY_POLICY
 from gateway.resources.docs_page import DocsPageResource
 from gateway.resources.health import HealthResource
@@ -203,6 +204,10 @@ def create_app(settings: GatewaySettings, deps: Dependencies | None = None) -> f
         app.add_route(path, readiness)
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/docs", DocsPageResource())
+    # The web console: its index page at /ui and /ui/, its files below /ui/.
+    console = ConsoleResource()
+    app.add_route("/ui", console)
+    app.add_route("/ui/{file:path}", console)
     app.add_route("/metrics", MetricsResource(settings.metrics_token))
     for path, resource_class, suffix in _ORCHESTRATOR_ROUTES:
         app.add_route(path, resource_class(deps.orchestrator), suffix=suffix)

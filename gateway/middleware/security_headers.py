@@ -15,17 +15,20 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 class SecurityHeadersMiddleware:
-    """Add the enabled headers: the fixed ones always, the CSP to HTML, HSTS over TLS.
+    """Add the enabled headers: the fixed ones always, a CSP to pages, HSTS over TLS.
 
     ``enabled`` holds switch names (``gateway.settings.SECURITY_HEADERS``); ``html_policy`` is the
-    Content-Security-Policy of the HTML the gateway serves. A request came over TLS when the server
-    itself took it over TLS, or when a trusted proxy (``TASKGATE_TRUSTED_PROXIES``) says so with
-    ``X-Forwarded-Proto: https``; anyone else's X-Forwarded-Proto is ignored.
+    Content-Security-Policy of the HTML the gateway serves. A resource with a policy of its own (a
+    ``content_security_policy`` attribute: the console's) gets that one on every response instead.
+    A request came over TLS when the server itself took it over TLS, or when a trusted proxy
+    (``TASKGATE_TRUSTED_PROXIES``) says so with ``X-Forwarded-Proto: https``; anyone else's
+    X-Forwarded-Proto is ignored.
     """
 
     def __init__(self, enabled: Collection[str], html_policy: str, trusted_proxies: TrustedProxies) -> None:
         self._headers = {name: value for switch, (name, value) in _FIXED_HEADERS.items() if switch in enabled}
-        self._html_policy = html_policy if "csp" in enabled else None
+        self._html_policy = html_policy
+        self._csp = "csp" in enabled
         self._hsts = "hsts" in enabled
         self._trusted_proxies = trusted_proxies
 
@@ -34,8 +37,12 @@ class SecurityHeadersMiddleware:
     ) -> None:
         """Set the headers; HSTS only over TLS, where browsers honour it."""
         resp.set_headers(self._headers)
-        if self._html_policy is not None and _is_html(resp.content_type):
-            resp.set_header("Content-Security-Policy", self._html_policy)
+        if self._csp:
+            policy = getattr(resource, "content_security_policy", None)
+            if policy is None and _is_html(resp.content_type):
+                policy = self._html_policy
+            if policy is not None:
+                resp.set_header("Content-Security-Policy", policy)
         if self._hsts and self._over_tls(req):
             resp.set_header("Strict-Transport-Security", HSTS)
 

@@ -1,6 +1,7 @@
 """The OpenAPI document describes exactly the routes the app serves."""
 
 import json
+import re
 
 import falcon.inspect
 
@@ -10,8 +11,9 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 
 
 def served_operations(app) -> set[tuple[str, str]]:
+    # A field's converter (``{file:path}``) is Falcon's, not part of the OpenAPI path template.
     return {
-        (route.path, method.method.lower())
+        (re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), method.method.lower())
         for route in falcon.inspect.inspect_routes(app)
         for method in route.methods
         if not method.internal

@@ -6,6 +6,7 @@ import pytest
 from gateway.app import Dependencies
 from gateway.app import create_app
 from gateway.middleware.security_headers import HSTS
+from gateway.resources.console import CONTENT_SECURITY_POLICY as CONSOLE_POLICY
 from gateway.resources.docs_page import CONTENT_SECURITY_POLICY
 from gateway.settings import GatewaySettings
 from tests.unit.gateway.fakes import API_KEY
@@ -46,6 +47,18 @@ def test_an_unauthenticated_error_carries_them_too(client) -> None:
 def test_html_gets_the_content_security_policy_and_json_does_not(client) -> None:
     assert client.simulate_get("/docs").headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert "Content-Security-Policy" not in client.simulate_get("/health").headers
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/js/app.js", "/ui/missing.js"])
+def test_the_console_gets_its_own_policy_on_every_answer(client, path) -> None:
+    response = client.simulate_get(path, headers={"X-API-Key": ""})
+    assert response.headers["Content-Security-Policy"] == CONSOLE_POLICY
+
+
+def test_switching_the_csp_off_switches_the_consoles_off_too(orchestrator, admin_stream) -> None:
+    response = client_with(orchestrator, admin_stream, "frame-options").simulate_get("/ui")
+    assert response.status_code == 200
+    assert "Content-Security-Policy" not in response.headers
 
 
 def test_hsts_only_over_https(client) -> None:
