@@ -15,8 +15,8 @@ import logging
 import socket
 import ssl
 import urllib.parse
-import weakref
 
+from gateway import open_streams
 from gateway.caller import CallContext
 from gateway.caller import identity_headers
 from gateway.errors import ApiError
@@ -70,7 +70,7 @@ class SseFrames:
         self._response = response
         self._buffer = bytearray()
         self._closed = False
-        _open_streams.add(self)
+        open_streams.opened(self)
 
     def __iter__(self) -> "SseFrames":
         """Return the iterator itself."""
@@ -103,7 +103,7 @@ class SseFrames:
         self._closed = True
         self._response.close()
         self._connection.close()
-        _open_streams.discard(self)
+        open_streams.closed(self)
 
     def end(self) -> None:
         """End the stream from outside: a read waiting on upstream returns at once, and the relay ends."""
@@ -112,23 +112,6 @@ class SseFrames:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-# The streams this process relays, so that a worker that is stopping can end them (end_open_streams).
-_open_streams: "weakref.WeakSet[SseFrames]" = weakref.WeakSet()
-
-
-def end_open_streams() -> int:
-    """End every upstream stream this process relays; return how many.
-
-    Their clients see the stream end and reconnect with Last-Event-ID (to another worker or
-    gateway), losing nothing; a stream left open would hold a stopping worker for its whole
-    graceful timeout, since an event stream has no end of its own.
-    """
-    streams = list(_open_streams)
-    for stream in streams:
-        stream.end()
-    return len(streams)
 
 
 class AdminStreamClient:

@@ -25,6 +25,7 @@ import falcon
 import gevent
 import gevent.event
 
+from gateway import open_streams
 from gateway.admin_websocket import UpstreamWebSocket
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class WebSocketRelay:
         self._upstream = upstream
         self._write_timeout = write_timeout_seconds
         self._switched = False
+        open_streams.opened(self)
 
     def __iter__(self) -> Iterator[bytes]:
         """Yield nothing (gunicorn sends the 101 head on it), then relay until the connection ends."""
@@ -64,6 +66,11 @@ class WebSocketRelay:
         self._upstream.close()
         if self._switched:
             _shutdown(self._client, socket.SHUT_RDWR)
+        open_streams.closed(self)
+
+    def end(self) -> None:
+        """End the relay from outside: the upstream's end reaches the client, then both close."""
+        _shutdown(self._upstream.sock, socket.SHUT_RDWR)
 
 
 def relay(client: socket.socket, upstream: socket.socket, pending: bytes, write_timeout: float) -> None:

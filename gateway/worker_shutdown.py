@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from gateway.admin_stream import end_open_streams
+from gateway.open_streams import end_open_streams
 
 logger = logging.getLogger(__name__)
 
