@@ -56,6 +56,8 @@ def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, co
     page.goto(console_url)
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert_accessible(page, "the sign-in page")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "the sign-in page at phone width")
     page.get_by_label("Email").fill(account.email)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in", exact=True).click()
@@ -223,6 +225,8 @@ def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
     expect(card.get_by_role("heading")).to_have_text("Deploy the staging build")
     expect(card).to_contain_text('"action": "run_task"')
     assert_accessible(page, "the approvals inbox")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "the approvals inbox at phone width")
 
     card.get_by_label("Feedback (optional)").fill("Go ahead")
     card.get_by_role("button", name="Approve", exact=True).click()
