@@ -27,11 +27,9 @@ def chromium_path() -> str:
 
 
 def start_playwright():
-    """Start Playwright's sync API; fail the test when the package is not installed."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as ex:
-        pytest.fail(MISSING_PLAYWRIGHT.format(error=ex), pytrace=False)
+    """Start Playwright's sync API (conftest.py has checked it is installed)."""
+    from playwright.sync_api import sync_playwright
+
     return sync_playwright().start()
 
 

@@ -11,15 +11,24 @@ Playwright's sync API keeps its own event loop marked as running on this thread 
 this package and stop before the integration tests (which call ``asyncio.run``) begin.
 """
 
+import importlib.util
+
 import pytest
 
 from tests.browser.artifacts import artifact_path
 from tests.browser.artifacts import output_directory
+from tests.browser.browser_launch import MISSING_PLAYWRIGHT
 from tests.browser.browser_launch import launch_chromium
 from tests.browser.browser_launch import start_playwright
 from tests.browser.page_watch import PageWatch
 from tests.integration.accounts import register
 from tests.integration.processes import start_stack
+
+# The test modules import Playwright and axe: without them, say what to install rather than let each
+# module fail to import with a bare ModuleNotFoundError.
+for _package in ("playwright", "axe_playwright_python"):
+    if importlib.util.find_spec(_package) is None:
+        raise pytest.UsageError(MISSING_PLAYWRIGHT.format(error=f"{_package} is not installed"))
 
 # Long enough for a busy two-core machine; every wait ends as soon as its condition holds.
 ACTION_TIMEOUT_MS = 30_000
@@ -72,8 +81,11 @@ def account(console_stack):
 
 @pytest.fixture(scope="package")
 def playwright():
-    """Playwright's sync API, started once for the browser tests."""
+    """Playwright's sync API, started once for the browser tests (its assertions wait as long as actions)."""
     running = start_playwright()
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
     yield running
     running.stop()
 

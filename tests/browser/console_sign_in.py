@@ -10,5 +10,5 @@ def sign_in(page, console_url: str, email: str, password: str = PASSWORD) -> Non
     page.goto(console_url)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
