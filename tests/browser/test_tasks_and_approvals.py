@@ -56,6 +56,8 @@ def test_sign_in_with_a_password_or_a_key_and_a_wrong_password_says_why(page, co
     page.goto(console_url)
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert_accessible(page, "the sign-in page")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "the sign-in page at phone width")
     page.get_by_label("Email").fill(account.email)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in", exact=True).click()
@@ -204,6 +206,15 @@ def test_the_task_list_changes_a_row_live_without_reloading(signed_in_page, acco
     expect(page.locator("#approvals-count")).to_be_hidden()
     assert page.evaluate("() => window.notReloaded === true")
 
+    # Filters: a status the task does not have empties the list; the task's own session finds it.
+    page.get_by_label("Status").select_option("RUNNING")
+    expect(page.get_by_text("No tasks match these filters.")).to_be_visible()
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Session id", exact=True).fill(task["session_id"])
+    page.get_by_role("button", name="Apply filters").click()
+    expect(row).to_contain_text("COMPLETED")
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text("1–1 of 1")
+
     # The dark theme: chosen with the toggle, remembered across a reload, and as readable.
     page.get_by_role("button", name="Dark theme").click()
     expect(page.get_by_role("button", name="Dark theme")).to_have_attribute("aria-pressed", "true")
@@ -223,6 +234,8 @@ def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
     expect(card.get_by_role("heading")).to_have_text("Deploy the staging build")
     expect(card).to_contain_text('"action": "run_task"')
     assert_accessible(page, "the approvals inbox")
+    page.set_viewport_size(PHONE)
+    assert_no_horizontal_overflow(page, "the approvals inbox at phone width")
 
     card.get_by_label("Feedback (optional)").fill("Go ahead")
     card.get_by_role("button", name="Approve", exact=True).click()
@@ -249,7 +262,7 @@ def test_approving_from_the_inbox_lets_the_task_finish(signed_in_page, account):
     assert by_id[modified["pending_approval"]["approval_id"]]["modified_action"] == "What is 5+5?"
 
 
-def test_reject_and_cancel_ask_first(signed_in_page, account):
+def test_reject_and_cancel_ask_first_and_pause_and_resume_follow_the_task(signed_in_page, account):
     page = signed_in_page
     rejected = submit_waiting_task(account, "Delete the old backups")
     page.get_by_role("link", name=re.compile("^Approvals")).click()
@@ -273,6 +286,14 @@ def test_reject_and_cancel_ask_first(signed_in_page, account):
     cancelled = submit_waiting_task(account, "Email every customer")
     page.goto(page.url.split("#")[0] + f"#/tasks/{cancelled['task_id']}")
     expect(page.get_by_role("heading", name="Waiting for approval")).to_be_visible()
+    page.get_by_role("button", name="Pause", exact=True).click()
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
+    control = account.key_client.get(f"/api/v1/tasks/{cancelled['task_id']}/control-state").json()
+    assert control["is_paused"] is True
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_disabled()
     page.get_by_role("button", name="Cancel", exact=True).click()
     dialog = page.get_by_role("dialog", name="Cancel this task?")
     dialog.get_by_role("button", name="Cancel", exact=True).click()

@@ -38,11 +38,12 @@ export function withQuery(path, query) {
 }
 
 /**
- * Send a request and return its JSON body (null when there is none). A 401 refreshes an access
- * token once and retries; a second 401, or one with an API key, signs out to #/signin. Every other
- * failure throws ApiError. `anonymous` sends no stored credential (sign-in, refresh).
+ * Send a request with the caller's credential and return the Response unread (for a body that is
+ * not JSON, such as a download). A 401 refreshes an access token once and retries; a second 401,
+ * or one with an API key, signs out to #/signin. `anonymous` sends no stored credential (sign-in,
+ * refresh).
  */
-export async function api(method, path, { query, body, headers, anonymous = false } = {}) {
+export async function apiFetch(method, path, { query, body, headers, anonymous = false } = {}) {
   const url = withQuery(path, query);
   let generation = null;
   const send = async () => {
@@ -64,6 +65,12 @@ export async function api(method, path, { query, body, headers, anonymous = fals
     if (response.status === 401) await recoverFromUnauthorized(generation, { retried: true });
   }
   if (response.status === 401 && !anonymous && currentCredential() === null) location.hash = "#/signin";
+  return response;
+}
+
+/** Send a request as apiFetch does and return its JSON body (null when empty); throws ApiError. */
+export async function api(method, path, options = {}) {
+  const response = await apiFetch(method, path, options);
   if (!response.ok) throw await errorFromResponse(response);
   const text = await response.text();
   return text ? JSON.parse(text) : null;

@@ -179,7 +179,9 @@ export default {
           rows.set(row.model.taskId, row);
           tbody.append(row.element);
         }
-        replaceChildren(listArea, body.tasks.length ? h("div", { class: "table-scroll" }, table) : emptyState("No tasks yet."));
+        const filtered = view.status || view.sessionId;
+        const empty = emptyState(filtered ? "No tasks match these filters." : "No tasks yet.");
+        replaceChildren(listArea, body.tasks.length ? h("div", { class: "table-scroll" }, table) : empty);
         showPager();
       } catch (ex) {
         if (count === loadCount) replaceChildren(listArea, h("p", { class: "form-error", role: "alert" }, ex.message));
