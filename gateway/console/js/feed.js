@@ -1,5 +1,9 @@
 // The caller's one live feed of task changes (GET /api/v1/stream/tasks): one connection for the
 // whole console however many tasks are on screen, resumed after a drop by Last-Event-ID.
+//
+// The first connection sends no Last-Event-ID, so the feed starts now: its first frame is the
+// current position alone (an id, no event), which becomes the id a reconnection resumes after.
+// The pages load their state with plain requests and apply the feed's changes on top.
 
 import { openEventStream } from "./sse.js";
 
@@ -10,8 +14,6 @@ const subscribers = new Set();
 const stateListeners = new Set();
 let stream = null;
 let state = "stopped";
-// Changes older than this (server time, ms) happened before the console opened the feed.
-let openedAt = null;
 
 function setState(next) {
   if (next === state) return;
@@ -39,20 +41,12 @@ export function onFeedState(fn) {
 export function startFeed() {
   if (stream !== null) return;
   setState("connecting");
-  openedAt = null;
   stream = openEventStream(FEED_PATH, {
     fatalStatuses: [400, 403],
-    onOpen: (response) => {
-      // The first connection replays the last day's changes before the live ones; the pages
-      // loaded their state after those, so they are skipped, by the server's clock (its Date
-      // header, to the second) against the changes' own timestamps. Reconnections resume by id.
-      if (openedAt === null) openedAt = Date.parse(response.headers.get("Date") || "") - 1000 || 0;
-      setState("live");
-    },
+    onOpen: () => setState("live"),
     onError: () => setState("unavailable"),
     onEvent: (event, data, id) => {
       if (!FEED_EVENTS.has(event) || typeof data !== "object" || data === null) return;
-      if (openedAt && Date.parse(data.timestamp) < openedAt) return;
       for (const subscriber of subscribers) subscriber({ event, data, id });
     },
   });
