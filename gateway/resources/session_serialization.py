@@ -91,4 +91,13 @@ def stats(response: sessions_pb2.GetStatsResponse) -> dict[str, Any]:
             "completion": response.usage.completion_tokens,
         },
         "cost_usd": response.usage.cost_usd,
+        "by_day": [
+            {
+                "date": day.date,
+                "tasks": day.tasks,
+                "tokens": day.usage.total_tokens,
+                "cost_usd": day.usage.cost_usd,
+            }
+            for day in response.by_day
+        ],
     }

@@ -71,9 +71,22 @@ class SearchHit:
 
 @dataclasses.dataclass(frozen=True)
 class UsageStats:
-    """What a user's tasks and sessions amounted to over a window of time."""
+    """What a user's tasks and sessions amounted to over a window of time, and on each UTC day of it.
+
+    ``by_day`` holds the days that had tasks, by the UTC date their tasks were created.
+    """
 
     tasks_by_status: dict[TaskStatus, int]
     sessions_total: int
     sessions_active: int
+    usage: TokenUsage
+    by_day: tuple["DayUsage", ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DayUsage:
+    """The tasks created on one UTC day (``date``: YYYY-MM-DD) and what they used."""
+
+    date: str
+    tasks: int
     usage: TokenUsage

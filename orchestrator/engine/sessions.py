@@ -10,11 +10,13 @@ import re
 from collections.abc import AsyncIterator
 
 from orchestrator.caller import Caller
+from orchestrator.domain.sessions import DayUsage
 from orchestrator.domain.sessions import SearchHit
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
 from orchestrator.domain.tasks import TaskRecord
 from orchestrator.domain.tasks import TaskStatus
+from orchestrator.domain.tasks import TokenUsage
 from orchestrator.engine.session_export import TASK_END
 from orchestrator.engine.session_export import ExportDocument
 from orchestrator.engine.session_export import ExportLimits
@@ -231,7 +233,21 @@ class SessionEngine:
             caller.user_id, now - datetime.timedelta(days=days), now - ACTIVE_WINDOW
         )
         by_status = {status: stats.tasks_by_status.get(status, 0) for status in TaskStatus}
-        return days, dataclasses.replace(stats, tasks_by_status=by_status)
+        return days, dataclasses.replace(
+            stats, tasks_by_status=by_status, by_day=_every_day(stats.by_day, now, days)
+        )
+
+
+def _every_day(by_day: tuple[DayUsage, ...], now: datetime.datetime, days: int) -> tuple[DayUsage, ...]:
+    """Return a day for each UTC date the window touches, oldest first; a day without tasks is zero.
+
+    The window is the last ``days`` × 24 hours, so it touches ``days + 1`` dates unless it starts at
+    midnight UTC.
+    """
+    known = {day.date: day for day in by_day}
+    first = (now - datetime.timedelta(days=days)).date()
+    dates = [(first + datetime.timedelta(days=n)).isoformat() for n in range((now.date() - first).days + 1)]
+    return tuple(known.get(date, DayUsage(date, 0, TokenUsage())) for date in dates)
 
 
 def _events_by_workflow(events: list[Event]) -> dict[str, list[Event]]:

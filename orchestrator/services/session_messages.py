@@ -84,4 +84,8 @@ def stats_to_proto(days: int, stats: UsageStats) -> sessions_pb2.GetStatsRespons
         sessions_total=stats.sessions_total,
         sessions_active=stats.sessions_active,
         usage=usage_to_proto(stats.usage),
+        by_day=[
+            sessions_pb2.DayUsage(date=day.date, tasks=day.tasks, usage=usage_to_proto(day.usage))
+            for day in stats.by_day
+        ],
     )

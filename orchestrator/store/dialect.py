@@ -109,6 +109,10 @@ class Dialect:
         """SQL for the length in UTF-8 bytes of a text (or JSON) expression."""
         return f"length(CAST(({expression}) AS BLOB))"
 
+    def utc_date(self, column: str) -> str:
+        """SQL for the UTC date (``YYYY-MM-DD`` text) of a stored time: its text's first ten characters."""
+        return f"substr({column}, 1, 10)"
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: native times, identity columns, row locks and the database's own clock."""
@@ -154,6 +158,10 @@ class PostgresDialect(Dialect):
     def email_equals(self, parameter: str) -> str:
         """SQL comparing ``email`` with a parameter, case-insensitively (as its unique index does)."""
         return f"lower(email) = lower(:{parameter})"
+
+    def utc_date(self, column: str) -> str:
+        """SQL for the UTC date (``YYYY-MM-DD`` text) of a ``timestamptz``."""
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
     def advisory_lock(self) -> str | None:
         """SQL taking a transaction-scoped advisory lock named by one text parameter."""

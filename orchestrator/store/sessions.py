@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.domain.sessions import FAILED_STATUSES
 from orchestrator.domain.sessions import SUCCESSFUL_STATUSES
+from orchestrator.domain.sessions import DayUsage
 from orchestrator.domain.sessions import SessionRecord
 from orchestrator.domain.sessions import SessionSummary
 from orchestrator.domain.sessions import UsageStats
@@ -233,13 +234,15 @@ class SessionQueries:
     async def usage_stats(
         self, user_id: str, since: datetime.datetime, active_since: datetime.datetime
     ) -> UsageStats:
-        """One query groups the tasks by status with their sums, another counts the sessions."""
+        """One query groups the tasks by status and UTC day with their sums, another counts the sessions."""
         dialect = self._db.dialect
+        day = dialect.utc_date("created_at")
         task_rows = await self._db.fetch_all(
-            "SELECT status, COUNT(*) AS tasks, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
+            f"SELECT status, {day} AS day, COUNT(*) AS tasks,"
+            " COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
             " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
             " COALESCE(SUM(cost_usd), 0) AS cost_usd"
-            " FROM tasks WHERE user_id = ? AND created_at >= ? GROUP BY status",
+            f" FROM tasks WHERE user_id = ? AND created_at >= ? GROUP BY status, {day}",
             (user_id, dialect.encode_time(since)),
         )
         session_row = await self._db.fetch_one(
@@ -253,16 +256,21 @@ class SessionQueries:
                 "since": dialect.encode_time(since),
             },
         )
-        by_status = {TaskStatus(row["status"]): row["tasks"] for row in task_rows}
-        # PostgreSQL sums bigints as numeric: the totals become int and float here, as on SQLite.
-        usage = TokenUsage(
-            prompt_tokens=int(sum(row["prompt_tokens"] for row in task_rows)),
-            completion_tokens=int(sum(row["completion_tokens"] for row in task_rows)),
-            cost_usd=float(sum(row["cost_usd"] for row in task_rows)),
+        by_status: dict[TaskStatus, int] = {}
+        for row in task_rows:
+            status = TaskStatus(row["status"])
+            by_status[status] = by_status.get(status, 0) + row["tasks"]
+        days: dict[str, list[Row]] = {}
+        for row in task_rows:
+            days.setdefault(row["day"], []).append(row)
+        by_day = tuple(
+            DayUsage(date, sum(row["tasks"] for row in rows), _summed_usage(rows))
+            for date, rows in sorted(days.items())
         )
+        usage = _summed_usage(task_rows)
         if session_row is None:
-            return UsageStats(by_status, 0, 0, usage)
-        return UsageStats(by_status, session_row["total"], int(session_row["active"]), usage)
+            return UsageStats(by_status, 0, 0, usage, by_day)
+        return UsageStats(by_status, session_row["total"], int(session_row["active"]), usage, by_day)
 
     async def session_export_size(
         self, session_id: str, user_id: str, exclude_types: Collection[str]
@@ -341,3 +349,13 @@ class SessionQueries:
             {"task_id": task_id, "after_seq": after_seq, "limit": limit, **excluded_values},
         )
         return [event_from_row(row) for row in rows]
+
+
+def _summed_usage(rows: Collection[Row]) -> TokenUsage:
+    """Return the usage of grouped task rows together."""
+    # PostgreSQL sums bigints as numeric: the totals become int and float here, as on SQLite.
+    return TokenUsage(
+        prompt_tokens=int(sum(row["prompt_tokens"] for row in rows)),
+        completion_tokens=int(sum(row["completion_tokens"] for row in rows)),
+        cost_usd=float(sum(row["cost_usd"] for row in rows)),
+    )

@@ -1,5 +1,7 @@
 """Full-text search and usage stats through the gateway, with real processes; each sees only the caller."""
 
+import datetime
+
 import httpx
 import pytest
 
@@ -137,6 +139,20 @@ def test_stats_add_up_the_callers_tasks_sessions_tokens_and_cost(carol):
         "completion": sum(task["usage"]["output_tokens"] for task in tasks),
     }
     assert stats["cost_usd"] == pytest.approx(sum(task["usage"]["estimated_cost"] for task in tasks))
+    # Per UTC day: every date of the window, consecutive, oldest first, ending today (or yesterday,
+    # should midnight UTC pass during the test); the three tasks are on the last dates.
+    by_day = stats["by_day"]
+    last = datetime.date.fromisoformat(by_day[-1]["date"])
+    assert [day["date"] for day in by_day] == [
+        (last - datetime.timedelta(days=n)).isoformat() for n in range(len(by_day) - 1, -1, -1)
+    ]
+    assert len(by_day) in (30, 31)
+    assert (datetime.datetime.now(datetime.UTC).date() - last).days in (0, 1)
+    assert sum(day["tasks"] for day in by_day[-2:]) == 3
+    assert sum(day["tokens"] for day in by_day[-2:]) == stats["tokens"]["total"]
+    assert sum(day["cost_usd"] for day in by_day) == pytest.approx(stats["cost_usd"])
+    assert all(day == {**day, "tasks": 0, "tokens": 0, "cost_usd": 0} for day in by_day[:-2])
+
     assert carol.get("/api/v1/stats", params={"days": 1}).json()["tasks"]["total"] == 3
     assert carol.get("/api/v1/stats", params={"days": 365}).json()["window_days"] == 365
 

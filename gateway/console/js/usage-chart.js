@@ -1,6 +1,6 @@
-// Usage and cost per day: the days' figures from the caller's tasks, drawn as an inline SVG bar
-// chart (built with DOM calls: the CSP allows no inline markup or style), with the same figures
-// as a table for screen readers.
+// Usage and cost per day: the days' figures from the stats route (per UTC day), drawn as an inline
+// SVG bar chart (built with DOM calls: the CSP allows no inline markup or style), with the same
+// figures as a table for screen readers.
 
 import { formatCost, formatTokens, h } from "./dom.js";
 
@@ -11,7 +11,6 @@ const MIN_WIDTH = 300;
 const MAX_WIDTH = 960;
 const HEIGHT = 240;
 const MARGIN = { top: 16, right: 12, bottom: 36, left: 64 };
-const DAY_MS = 86_400_000;
 
 function svg(tag, attrs = {}, ...children) {
   const element = document.createElementNS(SVG, tag);
@@ -20,34 +19,12 @@ function svg(tag, attrs = {}, ...children) {
   return element;
 }
 
-/** Return the reader's local calendar day of a time as YYYY-MM-DD. */
-export function localDay(date) {
-  const month = String(date.getMonth() + 1).padStart(2, "0");
-  const day = String(date.getDate()).padStart(2, "0");
-  return `${date.getFullYear()}-${month}-${day}`;
-}
-
-/** Return the last `days` local days, oldest first, each {day, tasks:0, tokens:0, cost:0}. */
-export function emptyDays(days, now = new Date()) {
-  const result = [];
-  for (let i = days - 1; i >= 0; i -= 1) {
-    result.push({ day: localDay(new Date(now.getTime() - i * DAY_MS)), tasks: 0, tokens: 0, cost: 0 });
-  }
-  return result;
-}
-
-/** Add each task's tokens and cost to the day it was created on (tasks outside the days are left out). */
-export function addTasks(days, tasks) {
-  const byDay = new Map(days.map((entry) => [entry.day, entry]));
-  for (const task of tasks) {
-    const entry = byDay.get(localDay(new Date(task.created_at)));
-    if (!entry) continue;
-    const usage = task.total_token_usage || {};
-    entry.tasks += 1;
-    entry.tokens += usage.total_tokens || 0;
-    entry.cost += usage.cost_usd || 0;
-  }
-  return days;
+/**
+ * Return the chart's days from GET /api/v1/stats's `by_day` (UTC dates, oldest first, every date of
+ * the window): the last `days` of them, each {day, tasks, tokens, cost}.
+ */
+export function statsDays(byDay, days) {
+  return byDay.slice(-days).map((entry) => ({ day: entry.date, tasks: entry.tasks, tokens: entry.tokens, cost: entry.cost_usd }));
 }
 
 /** Return a round upper bound for the axis (1, 2 or 5 times a power of ten) at least `value`. */
@@ -57,7 +34,8 @@ function niceMax(value) {
   return [1, 2, 5, 10].map((m) => m * power).find((bound) => bound >= value);
 }
 
-const shortDay = (day) => new Date(`${day}T12:00:00`).toLocaleDateString(undefined, { month: "short", day: "numeric" });
+const shortDay = (day) =>
+  new Date(`${day}T12:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
 
 // Axis labels keep two significant digits, so a day's cost of a fraction of a cent still reads.
 const axisCost = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumSignificantDigits: 2 });

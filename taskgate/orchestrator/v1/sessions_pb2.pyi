@@ -234,7 +234,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, days: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("window_days", "tasks_total", "tasks_by_status", "sessions_total", "sessions_active", "usage")
+    __slots__ = ("window_days", "tasks_total", "tasks_by_status", "sessions_total", "sessions_active", "usage", "by_day")
     class TasksByStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -248,10 +248,22 @@ class GetStatsResponse(_message.Message):
     SESSIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    BY_DAY_FIELD_NUMBER: _ClassVar[int]
     window_days: int
     tasks_total: int
     tasks_by_status: _containers.ScalarMap[str, int]
     sessions_total: int
     sessions_active: int
     usage: _common_pb2.TokenUsage
-    def __init__(self, window_days: _Optional[int] = ..., tasks_total: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., sessions_total: _Optional[int] = ..., sessions_active: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
+    by_day: _containers.RepeatedCompositeFieldContainer[DayUsage]
+    def __init__(self, window_days: _Optional[int] = ..., tasks_total: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., sessions_total: _Optional[int] = ..., sessions_active: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., by_day: _Optional[_Iterable[_Union[DayUsage, _Mapping]]] = ...) -> None: ...
+
+class DayUsage(_message.Message):
+    __slots__ = ("date", "tasks", "usage")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    tasks: int
+    usage: _common_pb2.TokenUsage
+    def __init__(self, date: _Optional[str] = ..., tasks: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ...) -> None: ...

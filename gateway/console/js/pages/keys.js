@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { confirmAction, emptyState, formatCost, formatTime, formatTokens, h, replaceChildren, toast } from "../dom.js";
 import { dataTable, errorText, loadError } from "../page-parts.js";
-import { MEASURES, addTasks, dayChart, emptyDays, usageTable } from "../usage-chart.js";
+import { MEASURES, dayChart, statsDays, usageTable } from "../usage-chart.js";
 
 const KEYS_PATH = "/api/v1/auth/api-keys";
 const SCOPES = [
@@ -19,10 +19,6 @@ const SCOPES = [
   "usage:read",
 ];
 const USAGE_WINDOWS = [7, 14, 30];
-// The chart adds up the tasks of the window from the task list, a page of 100 at a time; this
-// many pages at most (the totals above it come from the stats route and are always whole).
-const TASK_PAGE_SIZE = 100;
-const MAX_TASK_PAGES = 20;
 
 const keyPath = (id) => `${KEYS_PATH}/${encodeURIComponent(id)}`;
 
@@ -203,17 +199,6 @@ function keysSection() {
   return { section, stop: () => (active = false) };
 }
 
-async function tasksSince(since) {
-  const tasks = [];
-  for (let page = 0; page < MAX_TASK_PAGES; page += 1) {
-    const body = await api("GET", "/api/v1/tasks", { query: { limit: TASK_PAGE_SIZE, offset: page * TASK_PAGE_SIZE } });
-    tasks.push(...body.tasks);
-    const oldest = body.tasks.at(-1);
-    if (body.tasks.length < TASK_PAGE_SIZE || (oldest && new Date(oldest.created_at) < since)) return { tasks, whole: true };
-  }
-  return { tasks, whole: false };
-}
-
 function usageSection() {
   const windowSelect = h(
     "select",
@@ -230,11 +215,9 @@ function usageSection() {
     const days = Number(windowSelect.value);
     chartArea.setAttribute("aria-busy", "true");
     try {
-      const perDay = emptyDays(days);
-      const since = new Date(`${perDay[0].day}T00:00:00`);
-      const [stats, listed] = await Promise.all([api("GET", "/api/v1/stats", { query: { days } }), tasksSince(since)]);
+      const stats = await api("GET", "/api/v1/stats", { query: { days } });
       if (count !== loadCount) return;
-      addTasks(perDay, listed.tasks);
+      const perDay = statsDays(stats.by_day, days);
       replaceChildren(
         totals,
         h(
@@ -250,12 +233,11 @@ function usageSection() {
       );
       replaceChildren(
         chartArea,
-        h("h3", {}, `Cost per day, last ${days} days`),
+        h("h3", {}, `Cost per day (UTC), last ${days} days`),
         dayChart(perDay, MEASURES.cost, chartArea.clientWidth),
-        h("h3", {}, `Tokens per day, last ${days} days`),
+        h("h3", {}, `Tokens per day (UTC), last ${days} days`),
         dayChart(perDay, MEASURES.tokens, chartArea.clientWidth),
         usageTable(perDay),
-        listed.whole ? null : h("p", { class: "hint" }, `The chart counts your latest ${listed.tasks.length} tasks only.`),
       );
     } catch (ex) {
       if (count === loadCount) replaceChildren(chartArea, loadError(ex));
