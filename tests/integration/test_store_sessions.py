@@ -321,6 +321,10 @@ def test_usage_stats_count_a_window_of_tasks_and_sessions(database_url):
         assert stats.tasks_by_status == {TaskStatus.COMPLETED: 2, TaskStatus.FAILED: 1, TaskStatus.QUEUED: 1}
         assert stats.usage == TokenUsage(16, 22, 0.875)
         assert (stats.sessions_total, stats.sessions_active) == (2, 1)
+        # By the UTC date of creation: the tasks summed per day add up to the window's.
+        assert sum(day.tasks for day in stats.by_day) == 4
+        assert sum(day.usage.prompt_tokens for day in stats.by_day) == 16
+        assert [day.date for day in stats.by_day] == sorted({day.date for day in stats.by_day})
 
         everything = await store.usage_stats(ALICE.user_id, since.replace(year=2000), active_since)
         assert sum(everything.tasks_by_status.values()) == 5
@@ -328,7 +332,7 @@ def test_usage_stats_count_a_window_of_tasks_and_sessions(database_url):
         assert (everything.sessions_total, everything.sessions_active) == (3, 1)
 
         nobody = await store.usage_stats("user-nobody", since, active_since)
-        assert nobody.tasks_by_status == {} and nobody.usage == TokenUsage()
+        assert nobody.tasks_by_status == {} and nobody.usage == TokenUsage() and nobody.by_day == ()
         assert (nobody.sessions_total, nobody.sessions_active) == (0, 0)
 
     run(database_url, scenario)
