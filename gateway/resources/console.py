@@ -76,3 +76,7 @@ class ConsoleResource:
             return
         resp.content_type = console_file.content_type
         resp.data = console_file.data
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, file: str = "") -> None:
+        """Answer as ``GET`` would, headers only (the server sends no body for HEAD)."""
+        self.on_get(req, resp, file)

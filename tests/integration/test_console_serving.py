@@ -76,6 +76,9 @@ def test_a_file_has_its_type_and_is_revalidated_by_its_etag(gateway, path, conte
     assert again.content == b""
     assert again.headers["ETag"] == etag
     assert httpx.get(gateway.url + path, headers={"If-None-Match": '"stale"'}).status_code == 200
+    head = httpx.head(gateway.url + path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Type"] == content_type and head.headers["ETag"] == etag
 
 
 def test_every_shipped_file_is_served(gateway) -> None:
