@@ -350,7 +350,7 @@ def process_listens_on(pid: int, port: int) -> bool:
 def _banner(base_url: str, api_key: str) -> str:
     """Return what a developer needs to start using the running gateway."""
     return f"""
-taskgate is running: gateway {base_url}
+taskgate is running: gateway {base_url}, web console {base_url}/ui (sign in with the key below)
 
   export TASKGATE_API_KEY={api_key}
   curl -s -H "X-API-Key: $TASKGATE_API_KEY" -d '{{"query":"What is 2+2?"}}' {base_url}/api/v1/tasks
