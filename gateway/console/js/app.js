@@ -139,6 +139,8 @@ function start() {
   });
   onFeedState((state) => {
     document.getElementById("live-status").hidden = state !== "unavailable";
+    // Approvals asked or decided while the feed was not live came in no frame: count again.
+    if (state === "live") recountPendingApprovals();
   });
   subscribeFeed(({ event }) => {
     if (event === "approval.requested" || event === "approval.decided") recountPendingApprovals();

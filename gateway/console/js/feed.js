@@ -35,6 +35,21 @@ export function onFeedState(fn) {
 }
 
 /**
+ * Call fn() each time the feed becomes live after being otherwise since this call. The feed starts
+ * at the moment it connects, so changes made while it was not live (before its first connection,
+ * or during an outage too long to resume) came in no frame: a page loads its state again. Returns
+ * a function that stops.
+ */
+export function onFeedLiveAgain(fn) {
+  let wasLive = null;
+  return onFeedState((next) => {
+    const live = next === "live";
+    if (live && wasLive === false) fn();
+    wasLive = live;
+  });
+}
+
+/**
  * Open the feed (once). A gateway without the feed answers 404: that is retried with backoff like
  * a drop, and meanwhile the state is "unavailable" while pages keep working from plain requests.
  */

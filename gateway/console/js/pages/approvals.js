@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { currentUser } from "../auth.js";
 import { confirmAction, emptyState, formatTime, h, jsonText, pager, replaceChildren, toast } from "../dom.js";
-import { subscribeFeed } from "../feed.js";
+import { onFeedLiveAgain, subscribeFeed } from "../feed.js";
 
 const PENDING_LIMIT = 100;
 const HISTORY_PAGE_SIZE = 20;
@@ -203,9 +203,11 @@ export default {
       h("section", { class: "card", "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Decisions"), historyArea),
     );
     loadAll();
+    const stopWatchingFeed = onFeedLiveAgain(loadAll);
     return () => {
       closed = true;
       unsubscribe();
+      stopWatchingFeed();
       clearTimeout(reloadTimer);
     };
   },

@@ -2,7 +2,7 @@
 
 import { ApiError, api } from "../api.js";
 import { emptyState, formatCost, formatTime, formatTokens, h, pager, replaceChildren, statusBadge, toast } from "../dom.js";
-import { subscribeFeed } from "../feed.js";
+import { onFeedLiveAgain, subscribeFeed } from "../feed.js";
 
 const PAGE_SIZE = 20;
 const STATUS_CHOICES = ["QUEUED", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
@@ -255,8 +255,10 @@ export default {
       h("section", { class: "card", "aria-labelledby": "task-list-title" }, h("h2", { id: "task-list-title" }, "Your tasks"), filters, listArea, pagerArea),
     );
     load();
+    const stopWatchingFeed = onFeedLiveAgain(load);
     return () => {
       unsubscribe();
+      stopWatchingFeed();
       if (frame !== null) cancelAnimationFrame(frame);
     };
   },
