@@ -68,6 +68,7 @@ def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
     )
     cap = int(max_running_per_user)
     under_cap = f" AND COALESCE(r.tasks, 0) < {cap}" if cap > 0 else ""
+    started = dialect.later_of(":now", "tasks.created_at")
     return (
         # The users with queued tasks, one index probe each (a loose index scan), not every queued row.
         f"WITH RECURSIVE waiting (user_id) AS (SELECT MIN(user_id) FROM tasks WHERE status = {_QUEUED}"
@@ -77,7 +78,10 @@ def claim_statement(dialect: Dialect, max_running_per_user: int) -> str:
         f" heads AS MATERIALIZED (SELECT COALESCE(r.tasks, 0) AS running, ({oldest_claimable}) AS task_id"
         " FROM waiting w LEFT JOIN running r ON r.user_id = w.user_id"
         f" WHERE w.user_id IS NOT NULL{under_cap})"
-        f" UPDATE tasks SET status = {_RUNNING}, started_at = COALESCE(started_at, :now), updated_at = :now,"
+        # The claim's time is read once for all its rounds; a task queued after that (claimed by a
+        # later round of the same transaction) starts when it was created, never before.
+        f" UPDATE tasks SET status = {_RUNNING}, started_at = COALESCE(started_at, {started}),"
+        f" updated_at = {started},"
         " claimed_by = :worker, claim_epoch = claim_epoch + 1,"
         f" lease_expires_at = {dialect.seconds_from_now('lease')}"
         " WHERE task_id = (SELECT t.task_id FROM heads h JOIN tasks t ON t.task_id = h.task_id"

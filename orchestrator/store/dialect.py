@@ -113,6 +113,10 @@ class Dialect:
         """SQL for the UTC date (``YYYY-MM-DD`` text) of a stored time: its text's first ten characters."""
         return f"substr({column}, 1, 10)"
 
+    def later_of(self, first: str, second: str) -> str:
+        """SQL for the later of two times (SQLite's text times sort as times)."""
+        return f"max({first}, {second})"
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL: native times, identity columns, row locks and the database's own clock."""
@@ -158,6 +162,10 @@ class PostgresDialect(Dialect):
     def email_equals(self, parameter: str) -> str:
         """SQL comparing ``email`` with a parameter, case-insensitively (as its unique index does)."""
         return f"lower(email) = lower(:{parameter})"
+
+    def later_of(self, first: str, second: str) -> str:
+        """SQL for the later of two times."""
+        return f"greatest({first}, {second})"
 
     def utc_date(self, column: str) -> str:
         """SQL for the UTC date (``YYYY-MM-DD`` text) of a ``timestamptz``."""

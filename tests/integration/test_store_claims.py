@@ -207,3 +207,19 @@ def test_claims_at_once_each_get_a_task_while_any_is_claimable(database_url):
     # 12 claims on SQLite, the oldest 12 tasks; 36 on PostgreSQL, all 20 tasks and 16 empty-handed.
     oldest = [f"alice-{n:02d}" for n in range(min(20, 12 * replicas))]
     assert sorted(claimed) == oldest
+
+
+def test_a_task_never_starts_before_it_was_created(database_url, frozen_clock):
+    """A claim reads its time once for all its rounds; a task queued after that starts when created."""
+
+    async def scenario(store):
+        claim_time = frozen_clock.now
+        frozen_clock.advance(10)
+        await store.create_task(new_task("queued-later"))
+        created = (await store.get_task("queued-later", ALICE.user_id)).created_at
+        frozen_clock.now = claim_time
+        claimed = await store.claim_next("worker-1", 60.0)
+        assert claimed is not None and claimed.task_id == "queued-later"
+        assert claimed.started_at == created > claim_time
+
+    run(database_url, scenario)
