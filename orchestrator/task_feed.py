@@ -51,6 +51,7 @@ class _Watcher:
     def __init__(self, buffer: int) -> None:
         self.changes: collections.deque[TaskChange] = collections.deque()
         self.behind = False
+        self.ended = False
         self._buffer = buffer
         self._waiter: asyncio.Future[None] | None = None
 
@@ -68,9 +69,14 @@ class _Watcher:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    def end(self) -> None:
+        """End the watch: a pending wait returns, and the follower stops."""
+        self.ended = True
+        self.wake()
+
     async def wait(self, seconds: float) -> None:
-        """Return when a change arrives or ``seconds`` pass."""
-        if self.changes or self.behind:
+        """Return when a change arrives, the watch ends, or ``seconds`` pass."""
+        if self.changes or self.behind or self.ended:
             return
         self._waiter = asyncio.get_running_loop().create_future()
         try:
@@ -98,15 +104,19 @@ class TaskFeed:
         """How many watchers are registered."""
         return sum(len(watchers) for watchers in self._watchers.values())
 
-    async def follow(
-        self, user_id: str, after_id: int | None, idle_seconds: float
-    ) -> AsyncIterator[TaskChange | FeedStart | None]:
-        """Yield the caller's changes numbered above ``after_id``, stored then live; None when idle.
+    def follow(self, user_id: str, after_id: int | None, idle_seconds: float) -> "FeedFollower":
+        """Follow the caller's changes numbered above ``after_id`` (None: from now); see FeedFollower."""
+        return FeedFollower(self, user_id, after_id, idle_seconds)
 
-        Without ``after_id`` the feed starts now: the first item is the ``FeedStart`` position,
-        and the changes numbered after it follow. Ends only when the consumer closes it.
-        """
-        watcher = _Watcher(self._buffer)
+    def end_all(self) -> None:
+        """End every watch (the server is stopping): each stream ends at once, its client resumes later."""
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.end()
+
+    async def _follow(
+        self, watcher: _Watcher, user_id: str, after_id: int | None, idle_seconds: float
+    ) -> AsyncIterator[TaskChange | FeedStart | None]:
         self._watchers.setdefault(user_id, set()).add(watcher)
         try:
             started = self._start_poller()
@@ -115,6 +125,8 @@ class TaskFeed:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(idle_seconds):
                         await asyncio.shield(started)
+                if watcher.ended:
+                    return
                 if not started.done():
                     yield None
             if after_id is None:
@@ -124,13 +136,15 @@ class TaskFeed:
                 after_id = await self._store.last_task_change_id()
                 yield FeedStart(after_id)
             last_id = after_id
-            while True:
+            while not watcher.ended:
                 watcher.behind = False
                 async for change in self._stored(user_id, last_id):
                     last_id = change.change_id
                     yield change
                 while not watcher.behind:
                     await watcher.wait(idle_seconds)
+                    if watcher.ended:
+                        return
                     if not watcher.changes and not watcher.behind:
                         yield None
                         continue
@@ -205,6 +219,31 @@ class TaskFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+
+
+class FeedFollower:
+    """One watcher of a caller's feed: ``changes()`` yields them, ``stop()`` ends it from outside.
+
+    ``changes()`` yields the changes numbered above ``after_id``, stored then live, and None
+    whenever none came for ``idle_seconds`` (a stream's cue for a ping). Without ``after_id`` the
+    feed starts now: the first item is the ``FeedStart`` position, then the changes after it.
+    It ends when ``stop()`` is called (the client left) or the feed ends every watch.
+    """
+
+    def __init__(self, feed: TaskFeed, user_id: str, after_id: int | None, idle_seconds: float) -> None:
+        self._feed = feed
+        self._watcher = _Watcher(feed._buffer)
+        self._user_id = user_id
+        self._after_id = after_id
+        self._idle_seconds = idle_seconds
+
+    def stop(self) -> None:
+        """End the follow at once, even while it waits for the next change."""
+        self._watcher.end()
+
+    def changes(self) -> AsyncIterator[TaskChange | FeedStart | None]:
+        """Return the changes; see the class docstring."""
+        return self._feed._follow(self._watcher, self._user_id, self._after_id, self._idle_seconds)
 
 
 async def prune_task_changes_forever(store: Store, every_seconds: float = PRUNE_EVERY_SECONDS) -> None:

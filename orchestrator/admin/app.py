@@ -16,6 +16,8 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from orchestrator.admin.disconnect import RECEIVE_SCOPE_KEY
+from orchestrator.admin.disconnect import disconnect_waiter
 from orchestrator.admin.server import AdminServer
 from orchestrator.admin.sse import sse_body
 from orchestrator.admin.sse_connection import SseStreams
@@ -33,9 +35,6 @@ from orchestrator.streaming import StreamSource
 from taskgate import wire
 
 logger = logging.getLogger(__name__)
-
-# The ASGI scope key under which the app finds the connection's ``receive`` callable.
-RECEIVE_SCOPE_KEY = "taskgate.receive"
 
 
 class HealthResource:
@@ -77,22 +76,8 @@ class StreamResource:
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
         follower = self._engine.follow(query.workflow_id, query.after_seq, query.types, self._ping_seconds)
-        body = sse_body(follower, _disconnect_waiter(req), lambda: self._metrics.cut_off(FELL_BEHIND))
+        body = sse_body(follower, disconnect_waiter(req), lambda: self._metrics.cut_off(FELL_BEHIND))
         resp.stream = counted(body, self._metrics, "sse")
-
-
-def _disconnect_waiter(req: falcon.asgi.Request) -> Callable[[], Awaitable[None]]:
-    """Return a coroutine function that returns once the client has gone away."""
-    receive = req.scope.get(RECEIVE_SCOPE_KEY)
-
-    async def wait_for_disconnect() -> None:
-        if receive is None:
-            # Served without the wrapper: a disconnect is noticed only when a write fails.
-            await asyncio.Event().wait()
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    return wait_for_disconnect
 
 
 def _serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
@@ -203,4 +188,5 @@ def admin_server(
         ssl_context=settings.tls.ssl_context() if settings.tls else None,
         reuse_port=reuse_port,
         sse=sse,
+        end_streams=streams.feed.end_all,
     )

@@ -60,6 +60,8 @@ class AdminServer:
     """The admin HTTP listener: uvicorn serving one ASGI app, started and stopped by the orchestrator.
 
     With ``sse``, ``GET /stream/sse`` is served on the lean path of ``admin.sse_connection``.
+    ``end_streams`` is called first when it stops: streams that never end on their own (the task
+    feed) end then, and their clients resume elsewhere, instead of being cut after the grace.
     """
 
     def __init__(
@@ -71,9 +73,11 @@ class AdminServer:
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         sse: SseStreams | None = None,
+        end_streams: Callable[[], None] | None = None,
     ) -> None:
         self._app = app
         self._sse = sse
+        self._end_streams = end_streams
         self._reuse_port = reuse_port
         # With a context, the listener speaks only TLS (taskgate.tls).
         self._ssl_context = ssl_context
@@ -138,6 +142,8 @@ class AdminServer:
         """Stop accepting, let open responses end within the grace period, then cut them."""
         if self._server is None:
             return
+        if self._end_streams is not None:
+            self._end_streams()
         self._server.should_exit = True
         if self._main_loop is not None:
             await self._main_loop

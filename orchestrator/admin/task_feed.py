@@ -6,11 +6,15 @@ Each change is one frame: ``id:`` its change number (what a client resumes after
 streams: the service token, the caller's identity, the ``tasks:read`` scope.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 import falcon
 import falcon.asgi
 
+from orchestrator.admin.disconnect import disconnect_waiter
 from orchestrator.admin.sse import PING_FRAME
 from orchestrator.admin.sse import RETRY_FRAME
 from orchestrator.admin.stream_metrics import StreamMetrics
@@ -19,6 +23,7 @@ from orchestrator.admin.stream_query import authorised_caller
 from orchestrator.admin.stream_query import resume_point
 from orchestrator.domain.task_changes import TaskChange
 from orchestrator.events import compact_json
+from orchestrator.task_feed import FeedFollower
 from orchestrator.task_feed import FeedStart
 from orchestrator.task_feed import TaskFeed
 from taskgate.rfc3339 import format_datetime
@@ -57,9 +62,18 @@ def start_frame(start: FeedStart) -> bytes:
     return f"id: {start.change_id}\n\n".encode()
 
 
-async def feed_body(changes: AsyncIterator[TaskChange | FeedStart | None]) -> AsyncIterator[bytes]:
-    """Yield the retry hint, then a frame per change and a ping whenever the feed idles."""
+async def feed_body(
+    follower: FeedFollower, wait_for_disconnect: Callable[[], Awaitable[None]]
+) -> AsyncIterator[bytes]:
+    """Yield the retry hint, then a frame per change and a ping whenever the feed idles.
+
+    A task per stream waits for the client to leave and stops the follower, so the watch ends at
+    once rather than at the next ping's failed write.
+    """
     yield RETRY_FRAME
+    watcher = asyncio.ensure_future(wait_for_disconnect())
+    watcher.add_done_callback(lambda _: follower.stop())
+    changes = follower.changes()
     try:
         async for item in changes:
             if item is None:
@@ -69,6 +83,7 @@ async def feed_body(changes: AsyncIterator[TaskChange | FeedStart | None]) -> As
             else:
                 yield change_frame(item)
     finally:
+        watcher.cancel()
         await changes.aclose()
 
 
@@ -94,5 +109,5 @@ class TaskFeedResource:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        changes = self._feed.follow(caller.user_id, after_id, self._ping_seconds)
-        resp.stream = counted(feed_body(changes), self._metrics, "feed")
+        follower = self._feed.follow(caller.user_id, after_id, self._ping_seconds)
+        resp.stream = counted(feed_body(follower, disconnect_waiter(req)), self._metrics, "feed")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.conftest import User
 from tests.integration.processes import create_api_key
+from tests.integration.processes import start_stack
 from tests.integration.processes import wait_until
 from tests.integration.sse import StreamFollower
 from tests.integration.sse import parse_frames
@@ -174,3 +175,26 @@ def test_without_a_resume_point_the_feed_starts_now_at_a_position_a_client_resum
         assert resumed[0].id == created.id, "resuming from the starting position misses nothing"
     finally:
         frank.client.close()
+
+
+def test_an_orchestrator_stopping_ends_its_open_feeds_cleanly(tmp_path):
+    stack = start_stack(tmp_path)
+    try:
+        key = create_api_key(stack.env, "stopping@example.com")
+        feed = StreamFollower(stack.url + FEED, {"X-API-Key": key, "Last-Event-ID": "0"})
+        feed.start()
+        task = httpx.post(
+            stack.url + "/api/v1/tasks", headers={"X-API-Key": key}, json={"query": "Hi"}, timeout=30
+        )
+        assert task.status_code == 200, task.text
+        feed.first_frame.wait(60)
+        # One more feed whose client left without a word: its watch ends at once, not at a ping.
+        with httpx.stream("GET", stack.url + FEED, headers={"X-API-Key": key}, timeout=30) as dropped:
+            next(dropped.iter_lines())
+
+        assert stack.orchestrator.stop() == 0
+        wait_until(feed.ended.is_set, timeout=30, what="the open feed to end")
+        log = stack.orchestrator.log_path.read_text()
+        assert "Exception in ASGI application" not in log and "Traceback" not in log, log
+    finally:
+        stack.stop()

@@ -67,7 +67,7 @@ def test_stored_changes_then_live_ones_each_once_in_order_and_only_the_callers()
     async def scenario():
         store = ChangeList(change(1), change(2, "u-2"), change(3))
         feed = TaskFeed(store, poll_seconds=0.01)
-        follow = feed.follow("u-1", 1, idle_seconds=30)
+        follow = feed.follow("u-1", 1, idle_seconds=30).changes()
         first = await take(follow, 1)
         store.add(change(4), change(5, "u-2"), change(6))
         rest = await take(follow, 2)
@@ -82,7 +82,7 @@ def test_a_watcher_that_falls_behind_catches_up_from_the_store_without_losing_an
     async def scenario():
         store = ChangeList()
         feed = TaskFeed(store, buffer=2, poll_seconds=0.01)
-        follow = feed.follow("u-1", 0, idle_seconds=0.05)
+        follow = feed.follow("u-1", 0, idle_seconds=0.05).changes()
         assert await take(follow, 1) == [None]  # Registered, nothing yet: a ping.
         store.add(*(change(n) for n in range(1, 11)))
         await asyncio.sleep(0.2)  # The poller hands out ten changes to a buffer of two.
@@ -99,7 +99,7 @@ def test_while_the_store_is_away_the_feed_pings_then_delivers_once_it_is_back():
         store = ChangeList(change(1))
         store.away = True
         feed = TaskFeed(store, poll_seconds=0.01)
-        follow = feed.follow("u-1", 0, idle_seconds=0.05)
+        follow = feed.follow("u-1", 0, idle_seconds=0.05).changes()
         assert await take(follow, 2) == [None, None]
         store.away = False
         got = [item for item in await take(follow, 3) if item is not None]
@@ -113,7 +113,7 @@ def test_while_the_store_is_away_the_feed_pings_then_delivers_once_it_is_back():
 def test_the_poller_stops_when_the_last_watcher_leaves():
     async def scenario():
         feed = TaskFeed(ChangeList(change(1)), poll_seconds=0.01)
-        follow = feed.follow("u-1", 0, idle_seconds=30)
+        follow = feed.follow("u-1", 0, idle_seconds=30).changes()
         assert ids(await take(follow, 1)) == [1]
         await follow.aclose()
         assert feed.watcher_count == 0
@@ -131,11 +131,28 @@ def test_without_a_resume_point_the_feed_starts_at_the_newest_change_then_follow
     async def scenario():
         store = ChangeList(change(1), change(2))
         feed = TaskFeed(store, poll_seconds=0.01)
-        follow = feed.follow("u-1", None, idle_seconds=30)
+        follow = feed.follow("u-1", None, idle_seconds=30).changes()
         assert await take(follow, 1) == [FeedStart(2)]
         store.add(change(3))
         assert ids(await take(follow, 1)) == [3]
         await follow.aclose()
+        await feed.close()
+
+    asyncio.run(scenario())
+
+
+def test_stop_and_end_all_end_a_follow_at_once_even_while_it_waits():
+    async def scenario():
+        feed = TaskFeed(ChangeList(change(1)), poll_seconds=0.01)
+        stopped, ended = feed.follow("u-1", 0, idle_seconds=3600), feed.follow("u-2", 0, idle_seconds=3600)
+        first, second = stopped.changes(), ended.changes()
+        assert ids(await take(first, 1)) == [1]
+        waiting = [asyncio.ensure_future(take(changes, 1)) for changes in (first, second)]
+        await asyncio.sleep(0.05)
+        stopped.stop()
+        feed.end_all()
+        assert await asyncio.gather(*waiting) == [[], []]  # Both ended with nothing more.
+        assert feed.watcher_count == 0
         await feed.close()
 
     asyncio.run(scenario())
