@@ -29,6 +29,7 @@ import time
 
 import httpx
 
+from bench.task_throughput import completed_count
 from tests.browser.browser_launch import chromium_path
 from tests.integration.processes import create_api_key
 from tests.integration.processes import start_stack
@@ -108,16 +109,6 @@ def submit_all(url: str, key: str, bodies: list[dict]) -> list[str]:
             return list(pool.map(submit, bodies))
 
 
-def finished_count(url: str, key: str) -> int:
-    response = httpx.get(
-        url + "/api/v1/tasks",
-        headers={"X-API-Key": key},
-        params={"status": "COMPLETED", "limit": 1},
-        timeout=60,
-    )
-    return response.json()["total_count"]
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -130,7 +121,9 @@ def measure(finished: int, live: int, step_seconds: float, work: pathlib.Path) -
     try:
         key = create_api_key(stack.env, "console-bench@example.com")
         submit_all(stack.url, key, [{"query": f"Finished task {n}"} for n in range(finished)])
-        wait_until(lambda: finished_count(stack.url, key) >= finished, timeout=600, what="the finished tasks")
+        wait_until(
+            lambda: completed_count(stack.url, key) >= finished, timeout=600, what="the finished tasks"
+        )
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
@@ -153,7 +146,7 @@ def measure(finished: int, live: int, step_seconds: float, work: pathlib.Path) -
                 stack.url, key, [{"query": f"Live task {n}", "context": simulation} for n in range(live)]
             )
             wait_until(
-                lambda: finished_count(stack.url, key) >= finished + live,
+                lambda: completed_count(stack.url, key) >= finished + live,
                 timeout=900,
                 what="the live tasks to finish",
             )

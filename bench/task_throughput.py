@@ -100,7 +100,8 @@ def _submit(url: str, key: str, count: int, latencies: list[float], errors: list
                 errors.append(f"{response.status_code} {response.text[:200]}")
 
 
-def _completed(url: str, key: str) -> int:
+def completed_count(url: str, key: str) -> int:
+    """Return how many of the key's user's tasks are COMPLETED."""
     response = httpx.get(
         url + "/api/v1/tasks",
         headers={"X-API-Key": key},
@@ -137,7 +138,7 @@ def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: 
     threads = [
         threading.Thread(target=_submit, args=(url, key, share, latencies, errors)) for share in shares
     ]
-    target = _completed(url, key) + tasks
+    target = completed_count(url, key) + tasks
     orchestrator_cpu, gateway_cpu, servers_cpu = stack.cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
@@ -148,7 +149,7 @@ def measure(label: str, stack: RunningStack, tasks: int, clients: int, timeout: 
     if errors:
         raise RuntimeError(f"{len(errors)} submissions failed, e.g. {errors[0]}")
     deadline = started + timeout
-    while _completed(url, key) < target:
+    while completed_count(url, key) < target:
         if time.perf_counter() > deadline:
             raise RuntimeError(f"{label}: tasks not completed within {timeout:g} s")
         time.sleep(POLL_SECONDS)

@@ -38,9 +38,7 @@ class PerUserWindows:
         self._namer = namer
         self._tiers = tiers
         # Keyed hashes cost a few microseconds each, and a subject is the same for every request of
-        # a caller: worth remembering for the callers seen lately.
-        self._user_names = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._names_of_user)
-        self._key_counter = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._counter_of_key)
+        # a caller: worth remembering for the callers seen lately (the subject holds the hashes).
         self._subjects = functools.lru_cache(maxsize=_CACHED_CALLERS)(self._subject)
 
     def subject(
@@ -65,7 +63,7 @@ class PerUserWindows:
         key_per_hour: int = 0,
     ) -> RateLimitSubject:
         limits = tier_limits(self._tiers, tier)
-        partition, counter = self._user_names(tenant_id, user_id)
+        partition, counter = self._names_of_user(tenant_id, user_id)
         rules = [
             WindowRule("minute", limits.per_minute, counted_per=PER_USER),
             WindowRule("hour", limits.per_hour, counted_per=PER_USER),
@@ -77,7 +75,9 @@ class PerUserWindows:
             ):
                 if key_sub_limit(own, users):
                     rules.append(
-                        WindowRule(name, own, counted_per=PER_API_KEY, counter=self._key_counter(api_key_id))
+                        WindowRule(
+                            name, own, counted_per=PER_API_KEY, counter=self._counter_of_key(api_key_id)
+                        )
                     )
         return RateLimitSubject(partition=partition, counter=counter, rules=tuple(rules))
 

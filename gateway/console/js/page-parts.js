@@ -1,4 +1,4 @@
-// Parts the sessions, schedules and keys pages build alike: an API error as a readable line, and a
+// Parts the pages build alike: an API error as a readable line, a form's submit handling, and a
 // data table that scrolls on its own at phone width rather than widen the page.
 
 import { ApiError } from "./api.js";
@@ -15,6 +15,26 @@ export function errorText(ex) {
 /** Return a paragraph announcing an error that keeps a view from showing. */
 export function loadError(ex) {
   return h("p", { class: "form-error", role: "alert" }, errorText(ex));
+}
+
+/**
+ * Run action() when the form is submitted: its button disabled meanwhile, a failure shown (and
+ * announced) in the form's error element.
+ */
+export function onSubmit(form, submit, error, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    submit.disabled = true;
+    try {
+      await action();
+    } catch (ex) {
+      error.textContent = errorText(ex);
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
 }
 
 /** Return a table (caption read by screen readers, column headers, body) in a scrolling box. */

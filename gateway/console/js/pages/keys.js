@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { confirmAction, emptyState, formatCost, formatTime, formatTokens, h, replaceChildren, toast } from "../dom.js";
-import { dataTable, errorText, loadError } from "../page-parts.js";
+import { dataTable, errorText, loadError, onSubmit } from "../page-parts.js";
 import { MEASURES, dayChart, statsDays, usageTable } from "../usage-chart.js";
 
 const KEYS_PATH = "/api/v1/auth/api-keys";
@@ -93,24 +93,14 @@ function createForm(onCreated) {
     error,
     submit,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      const body = { name: name.value.trim() };
-      const chosen = [...scopes.selectedOptions].map((option) => option.value);
-      if (chosen.length) body.scopes = chosen;
-      if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;
-      const created = await api("POST", KEYS_PATH, { body });
-      form.reset();
-      onCreated(created);
-    } catch (ex) {
-      error.textContent = errorText(ex);
-      error.hidden = false;
-    } finally {
-      submit.disabled = false;
-    }
+  onSubmit(form, submit, error, async () => {
+    const body = { name: name.value.trim() };
+    const chosen = [...scopes.selectedOptions].map((option) => option.value);
+    if (chosen.length) body.scopes = chosen;
+    if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;
+    const created = await api("POST", KEYS_PATH, { body });
+    form.reset();
+    onCreated(created);
   });
   return form;
 }

@@ -16,7 +16,7 @@ import {
   statusBadge,
   toast,
 } from "../dom.js";
-import { dataTable, errorText, loadError } from "../page-parts.js";
+import { dataTable, errorText, loadError, onSubmit } from "../page-parts.js";
 
 const PAGE_SIZE = 20;
 const PREVIEW_RUNS = 5;
@@ -135,22 +135,12 @@ function createForm() {
     error,
     submit,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      const body = await api("POST", "/api/v1/schedules", {
-        body: { name: name.value.trim(), task_query: query.value, cron_expression: cron.value.trim(), timezone: zone.value },
-      });
-      toast("Schedule created.", "success");
-      location.hash = scheduleLink(body.schedule_id);
-    } catch (ex) {
-      error.textContent = errorText(ex);
-      error.hidden = false;
-    } finally {
-      submit.disabled = false;
-    }
+  onSubmit(form, submit, error, async () => {
+    const body = await api("POST", "/api/v1/schedules", {
+      body: { name: name.value.trim(), task_query: query.value, cron_expression: cron.value.trim(), timezone: zone.value },
+    });
+    toast("Schedule created.", "success");
+    location.hash = scheduleLink(body.schedule_id);
   });
   refresh();
   return form;

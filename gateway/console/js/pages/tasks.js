@@ -1,8 +1,9 @@
 // #/tasks: the caller's tasks, newest first, kept current by the live feed; and a form to submit one.
 
-import { ApiError, api } from "../api.js";
+import { api } from "../api.js";
 import { emptyState, formatCost, formatTime, formatTokens, h, pager, replaceChildren, statusBadge, toast } from "../dom.js";
 import { onFeedLiveAgain, subscribeFeed } from "../feed.js";
+import { onSubmit } from "../page-parts.js";
 
 const PAGE_SIZE = 20;
 const STATUS_CHOICES = ["QUEUED", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
@@ -78,23 +79,12 @@ function submitForm() {
     error,
     submit,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      const body = { query: query.value };
-      if (session.value.trim()) body.session_id = session.value.trim();
-      const task = await api("POST", "/api/v1/tasks", { body });
-      toast("Task submitted.", "success");
-      location.hash = `#/tasks/${encodeURIComponent(task.task_id)}`;
-    } catch (ex) {
-      const field = ex instanceof ApiError && ex.details.length ? ` (${ex.details.map((d) => `${d.field}: ${d.message}`).join("; ")})` : "";
-      error.textContent = `${ex.message}${field}`;
-      error.hidden = false;
-    } finally {
-      submit.disabled = false;
-    }
+  onSubmit(form, submit, error, async () => {
+    const body = { query: query.value };
+    if (session.value.trim()) body.session_id = session.value.trim();
+    const task = await api("POST", "/api/v1/tasks", { body });
+    toast("Task submitted.", "success");
+    location.hash = `#/tasks/${encodeURIComponent(task.task_id)}`;
   });
   return form;
 }
